@@ -1,0 +1,120 @@
+//! The echo loop of one WebSocket: the seed's `Echo` handler, plus the parts of RFC 6455 the
+//! seed left to chance: a protocol error gets a Close frame with its code instead of a dropped
+//! socket, and the loop keeps reading after the client's Close so the handshake completes.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tracing::{debug, info};
+
+/// How long to wait for the client's Close after sending ours because of an error.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// What one connection did, for its closing log line.
+#[derive(Debug, Default)]
+struct Tally {
+    messages: u64,
+    bytes: u64,
+    close_code: Option<CloseCode>,
+}
+
+/// Echoes messages on `socket` until it closes: text as `prefix + text`, binary unchanged.
+///
+/// Generic over the socket so that any `Stream` + `Sink` of messages can be driven, be it a
+/// tokio-tungstenite socket over TCP or TLS.
+pub async fn run<S>(mut socket: S, peer: SocketAddr, prefix: &str)
+where
+    S: Stream<Item = Result<Message, Error>> + Sink<Message, Error = Error> + Unpin,
+{
+    let started = Instant::now();
+    info!(%peer, "connection opened");
+    let mut tally = Tally::default();
+    while let Some(received) = socket.next().await {
+        let reply = match received {
+            Ok(Message::Text(text)) => {
+                debug!(%peer, "Received back from client: {text}");
+                tally.count(text.len());
+                let reply = if prefix.is_empty() {
+                    text
+                } else {
+                    Utf8Bytes::from(format!("{prefix}{text}"))
+                };
+                debug!(%peer, "Sending to client: {reply}");
+                Message::Text(reply)
+            }
+            Ok(Message::Binary(data)) => {
+                debug!(%peer, bytes = data.len(), "binary message");
+                tally.count(data.len());
+                Message::Binary(data)
+            }
+            // tungstenite answers the Close with the same code and ends the stream once the
+            // answer is written: reading on is what completes the close handshake.
+            Ok(Message::Close(frame)) => {
+                tally.close_code = frame.map(|frame| frame.code);
+                continue;
+            }
+            // Pings are answered by tungstenite on the next read or write.
+            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
+            Err(error) => {
+                debug!(%peer, %error, "read failed");
+                if let Some(frame) = close_frame_for(&error) {
+                    tally.close_code = Some(frame.code);
+                    fail(&mut socket, frame).await;
+                }
+                break;
+            }
+        };
+        if let Err(error) = socket.send(reply).await {
+            debug!(%peer, %error, "write failed");
+            break;
+        }
+    }
+    info!(
+        %peer,
+        duration_ms = started.elapsed().as_millis() as u64,
+        messages = tally.messages,
+        bytes = tally.bytes,
+        close_code = tally.close_code.map(u16::from),
+        "connection closed"
+    );
+}
+
+impl Tally {
+    fn count(&mut self, bytes: usize) {
+        self.messages += 1;
+        self.bytes += bytes as u64;
+    }
+}
+
+/// The Close frame that reports a read error to the client, if the error is the client's fault.
+fn close_frame_for(error: &Error) -> Option<CloseFrame> {
+    let (code, reason) = match error {
+        Error::Protocol(_) => (CloseCode::Protocol, "protocol error"),
+        Error::Utf8(_) => (CloseCode::Invalid, "invalid UTF-8 in a text message"),
+        Error::Capacity(CapacityError::MessageTooLong { .. }) => {
+            (CloseCode::Size, "message too big")
+        }
+        _ => return None,
+    };
+    Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    })
+}
+
+/// Fails the connection: sends `frame`, then reads until the client answers or a short time
+/// passes, so the Close is not lost to a TCP reset from unread data.
+async fn fail<S>(socket: &mut S, frame: CloseFrame)
+where
+    S: Stream<Item = Result<Message, Error>> + Sink<Message, Error = Error> + Unpin,
+{
+    if socket.send(Message::Close(Some(frame))).await.is_ok() {
+        let drain = async { while let Some(Ok(_)) = socket.next().await {} };
+        let _ = tokio::time::timeout(CLOSE_WAIT, drain).await;
+    }
+}

@@ -1,0 +1,211 @@
+//! The opening handshake (RFC 6455 section 4.2), checked header by header so that each fault
+//! gets the HTTP status that names it instead of a dropped connection.
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::header::{
+    CONNECTION, HeaderMap, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+use crate::HttpResponse;
+
+/// The only WebSocket path, as in the seed.
+pub const PATH: &str = "/";
+
+/// Whether the request tries to open a WebSocket, well or badly. Such a request is never
+/// answered with a file: a malformed handshake gets an error status.
+pub fn is_upgrade_attempt<B>(request: &Request<B>) -> bool {
+    let headers = request.headers();
+    headers.contains_key(UPGRADE) || headers.contains_key(SEC_WEBSOCKET_KEY)
+}
+
+/// Checks a WebSocket upgrade request and returns the `101` answer, or the error answer that
+/// tells the client what is wrong with it.
+///
+/// `protocols` are the server's subprotocols in order of preference; the first of them the
+/// client offers is selected.
+pub fn accept<B>(request: &Request<B>, protocols: &[String]) -> Result<HttpResponse, HttpResponse> {
+    let headers = request.headers();
+    if request.method() != Method::GET {
+        let mut response = plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "a WebSocket handshake must use GET\n",
+        );
+        response
+            .headers_mut()
+            .insert(hyper::header::ALLOW, HeaderValue::from_static("GET"));
+        return Err(response);
+    }
+    if request.uri().path() != PATH {
+        return Err(plain(
+            StatusCode::NOT_FOUND,
+            "no WebSocket at this path; it is at /\n",
+        ));
+    }
+    if !has_token(headers, UPGRADE, "websocket") {
+        return Err(plain(
+            StatusCode::BAD_REQUEST,
+            "the Upgrade header must be \"websocket\"\n",
+        ));
+    }
+    if !has_token(headers, CONNECTION, "upgrade") {
+        return Err(plain(
+            StatusCode::BAD_REQUEST,
+            "the Connection header must contain \"Upgrade\"\n",
+        ));
+    }
+    if headers
+        .get(SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        let mut response = plain(
+            StatusCode::UPGRADE_REQUIRED,
+            "only WebSocket version 13 is supported\n",
+        );
+        response
+            .headers_mut()
+            .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        return Err(response);
+    }
+    let key = match headers
+        .get_all(SEC_WEBSOCKET_KEY)
+        .iter()
+        .collect::<Vec<_>>()[..]
+    {
+        [key] if is_valid_key(key.as_bytes()) => key,
+        _ => {
+            return Err(plain(
+                StatusCode::BAD_REQUEST,
+                "Sec-WebSocket-Key must be one base64-encoded 16-byte value\n",
+            ));
+        }
+    };
+
+    let mut response = Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(UPGRADE, "websocket")
+        .header(CONNECTION, "Upgrade")
+        .header(SEC_WEBSOCKET_ACCEPT, derive_accept_key(key.as_bytes()))
+        .body(Full::default())
+        .expect("static headers are valid");
+    if let Some(protocol) = select_protocol(headers, protocols) {
+        let value = HeaderValue::from_str(protocol).expect("configured protocols are tokens");
+        response.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, value);
+    }
+    Ok(response)
+}
+
+/// The first of the server's protocols that the client offers.
+fn select_protocol<'a>(headers: &HeaderMap, protocols: &'a [String]) -> Option<&'a str> {
+    let offered: Vec<&str> = headers
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect();
+    protocols
+        .iter()
+        .map(String::as_str)
+        .find(|protocol| offered.contains(protocol))
+}
+
+/// Whether a comma-separated header contains `token`, case-insensitively.
+fn has_token(headers: &HeaderMap, name: hyper::header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|item| item.trim().eq_ignore_ascii_case(token))
+}
+
+/// A key is 16 bytes in base64: 22 characters of the alphabet and `==`.
+fn is_valid_key(key: &[u8]) -> bool {
+    let alphabet = |c: &u8| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/';
+    key.len() == 24 && key[..22].iter().all(alphabet) && &key[22..] == b"=="
+}
+
+/// A short plain-text answer.
+pub fn plain(status: StatusCode, body: &'static str) -> HttpResponse {
+    Response::builder()
+        .status(status)
+        .header(hyper::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .expect("static headers are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(pairs: &[(&str, &str)]) -> Request<()> {
+        let mut builder = Request::get("/");
+        for (name, value) in pairs {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap()
+    }
+
+    const GOOD: [(&str, &str); 4] = [
+        ("Upgrade", "websocket"),
+        ("Connection", "keep-alive, Upgrade"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+
+    #[test]
+    fn accepts_the_rfc_example_with_its_accept_key() {
+        let response = accept(&request(&GOOD), &[]).unwrap();
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        assert_eq!(
+            response.headers()[SEC_WEBSOCKET_ACCEPT],
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        assert!(!response.headers().contains_key(SEC_WEBSOCKET_PROTOCOL));
+    }
+
+    #[test]
+    fn each_fault_gets_its_status() {
+        let without = |name: &str| -> Vec<(&str, &str)> {
+            GOOD.iter().copied().filter(|(n, _)| *n != name).collect()
+        };
+        let status = |pairs: &[(&str, &str)]| accept(&request(pairs), &[]).unwrap_err().status();
+        assert_eq!(
+            status(&without("Sec-WebSocket-Key")),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(status(&without("Upgrade")), StatusCode::BAD_REQUEST);
+        assert_eq!(status(&without("Connection")), StatusCode::BAD_REQUEST);
+        let mut old = without("Sec-WebSocket-Version");
+        old.push(("Sec-WebSocket-Version", "8"));
+        let rejection = accept(&request(&old), &[]).unwrap_err();
+        assert_eq!(rejection.status(), StatusCode::UPGRADE_REQUIRED);
+        assert_eq!(rejection.headers()[SEC_WEBSOCKET_VERSION], "13");
+        let mut short = without("Sec-WebSocket-Key");
+        short.push(("Sec-WebSocket-Key", "c2hvcnQ="));
+        assert_eq!(status(&short), StatusCode::BAD_REQUEST);
+
+        let mut post = Request::post("/");
+        for (name, value) in GOOD {
+            post = post.header(name, value);
+        }
+        let rejection = accept(&post.body(()).unwrap(), &[]).unwrap_err();
+        assert_eq!(rejection.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    #[test]
+    fn selects_the_servers_first_protocol_the_client_offers() {
+        let mut pairs = GOOD.to_vec();
+        pairs.push(("Sec-WebSocket-Protocol", "chat, echo"));
+        let ours = ["echo".to_owned(), "chat".to_owned()];
+        let response = accept(&request(&pairs), &ours).unwrap();
+        assert_eq!(response.headers()[SEC_WEBSOCKET_PROTOCOL], "echo");
+        let none = accept(&request(&pairs), &["other".to_owned()]).unwrap();
+        assert!(!none.headers().contains_key(SEC_WEBSOCKET_PROTOCOL));
+    }
+}

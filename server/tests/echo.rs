@@ -1,0 +1,109 @@
+//! The echo behaviour, over real sockets against the real binary.
+
+mod support;
+
+use futures_util::{SinkExt, StreamExt};
+use support::Server;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+#[tokio::test]
+async fn text_gets_the_seed_reply() {
+    let server = Server::start(&[]);
+    let mut socket = server.connect().await;
+    socket.send(Message::text("Hello, world!")).await.unwrap();
+    let reply = socket.next().await.unwrap().unwrap();
+    assert_eq!(reply, Message::text("Received:  Hello, world!"));
+}
+
+#[tokio::test]
+async fn empty_prefix_is_a_pure_echo() {
+    let server = Server::start(&["--prefix", ""]);
+    let mut socket = server.connect().await;
+    socket.send(Message::text("ñandú 🦀")).await.unwrap();
+    assert_eq!(
+        socket.next().await.unwrap().unwrap(),
+        Message::text("ñandú 🦀")
+    );
+}
+
+#[tokio::test]
+async fn binary_is_echoed_unchanged() {
+    let server = Server::start(&[]);
+    let mut socket = server.connect().await;
+    let data: Vec<u8> = (0..=255).cycle().take(70_000).collect();
+    socket.send(Message::binary(data.clone())).await.unwrap();
+    assert_eq!(socket.next().await.unwrap().unwrap(), Message::binary(data));
+}
+
+#[tokio::test]
+async fn ping_gets_pong_with_its_payload() {
+    let server = Server::start(&[]);
+    let mut socket = server.connect().await;
+    socket
+        .send(Message::Ping("are you there".into()))
+        .await
+        .unwrap();
+    let answer = socket.next().await.unwrap().unwrap();
+    assert_eq!(answer, Message::Pong("are you there".into()));
+}
+
+#[tokio::test]
+async fn close_is_answered_with_the_clients_code() {
+    let server = Server::start(&[]);
+    let mut socket = server.connect().await;
+    let frame = CloseFrame {
+        code: CloseCode::Library(4321),
+        reason: "done".into(),
+    };
+    socket.close(Some(frame)).await.unwrap();
+    let answer = socket.next().await.unwrap().unwrap();
+    let Message::Close(Some(frame)) = answer else {
+        panic!("expected a Close frame, got {answer:?}");
+    };
+    assert_eq!(frame.code, CloseCode::Library(4321));
+    // The server then ends the connection: the handshake is complete.
+    assert!(socket.next().await.is_none());
+}
+
+#[tokio::test]
+async fn hundred_concurrent_clients_each_get_only_their_own_replies() {
+    let server = Server::start(&[]);
+    let clients = (0..100).map(|client| {
+        let url = server.url();
+        tokio::spawn(async move {
+            let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+            for n in 0..20 {
+                let text = format!("client {client} message {n}");
+                socket.send(Message::text(text.clone())).await.unwrap();
+                let reply = socket.next().await.unwrap().unwrap();
+                assert_eq!(reply, Message::text(format!("Received:  {text}")));
+            }
+            socket.close(None).await.unwrap();
+        })
+    });
+    for client in futures_util::future::join_all(clients).await {
+        client.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn invalid_utf8_gets_close_1007() {
+    let server = Server::start(&[]);
+    let mut socket = server.connect().await;
+    // A text frame whose payload is not UTF-8; tungstenite sends it as given.
+    let frame = tokio_tungstenite::tungstenite::protocol::frame::Frame::message(
+        vec![0xff, 0xfe],
+        tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode::Data(
+            tokio_tungstenite::tungstenite::protocol::frame::coding::Data::Text,
+        ),
+        true,
+    );
+    socket.send(Message::Frame(frame)).await.unwrap();
+    let answer = socket.next().await.unwrap().unwrap();
+    let Message::Close(Some(frame)) = answer else {
+        panic!("expected a Close frame, got {answer:?}");
+    };
+    assert_eq!(frame.code, CloseCode::Invalid);
+}
