@@ -1,7 +1,8 @@
 //! A real server process on port 0 for each test, and raw HTTP for the cases a WebSocket
+//! client library refuses to send.
+
 // Each test file uses a different part of this module.
 #![allow(dead_code)]
-//! client library refuses to send.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -1,0 +1,224 @@
+//! The echo page of `www/index.html`: the seed chapter's page, driven from Rust through the
+//! public API of this crate and nothing else.
+//!
+//! It logs the seed's lines (`connected to …`, `message received: …`,
+//! `connection closed (code)`) both on the page, with times, and to the console.
+
+use std::cell::RefCell;
+
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use web_sys::{Document, Element, HtmlButtonElement, HtmlInputElement};
+
+use crate::{Callbacks, Message, State, WebSocket};
+
+/// The page's elements, looked up once.
+#[derive(Clone)]
+struct Page {
+    document: Document,
+    status: Element,
+    log: Element,
+    message: HtmlInputElement,
+    send: HtmlButtonElement,
+    connect: HtmlButtonElement,
+}
+
+/// The page's state: the socket, if any, and the listeners that must live as long as the page.
+struct Demo {
+    page: Page,
+    url: String,
+    socket: Option<WebSocket>,
+    _listeners: Vec<Closure<dyn FnMut(web_sys::Event)>>,
+}
+
+thread_local! {
+    static DEMO: RefCell<Option<Demo>> = const { RefCell::new(None) };
+}
+
+/// Starts the page: wires the form and the Connect button, and connects to the server that
+/// served the page, or to the `?url=` parameter when given.
+#[wasm_bindgen]
+pub fn start_demo() -> Result<(), JsValue> {
+    console_error_panic_hook::set_once();
+    let window = web_sys::window().ok_or("no window")?;
+    let document = window.document().ok_or("no document")?;
+    let find = |id: &str| {
+        document
+            .get_element_by_id(id)
+            .ok_or_else(|| JsValue::from(format!("the page has no #{id}")))
+    };
+    let page = Page {
+        status: find("status")?,
+        log: find("log")?,
+        message: find("message")?.dyn_into()?,
+        send: find("send")?.dyn_into()?,
+        connect: find("connect")?.dyn_into()?,
+        document: document.clone(),
+    };
+    let url = server_url(&window.location())?;
+    find("url")?.set_text_content(Some(&url));
+
+    let submit = Closure::<dyn FnMut(_)>::new(|event: web_sys::Event| {
+        event.prevent_default();
+        with_demo(Demo::send);
+    });
+    find("form")?.add_event_listener_with_callback("submit", submit.as_ref().unchecked_ref())?;
+    let toggle = Closure::<dyn FnMut(_)>::new(|_: web_sys::Event| with_demo(Demo::toggle));
+    page.connect
+        .add_event_listener_with_callback("click", toggle.as_ref().unchecked_ref())?;
+
+    DEMO.with(|demo| {
+        *demo.borrow_mut() = Some(Demo {
+            page,
+            url,
+            socket: None,
+            _listeners: vec![submit, toggle],
+        });
+    });
+    with_demo(Demo::connect);
+    Ok(())
+}
+
+fn with_demo(action: impl FnOnce(&mut Demo)) {
+    DEMO.with(|demo| {
+        if let Some(demo) = demo.borrow_mut().as_mut() {
+            action(demo);
+        }
+    });
+}
+
+/// `?url=` if given; otherwise the WebSocket at `/` of the server that served the page.
+fn server_url(location: &web_sys::Location) -> Result<String, JsValue> {
+    let query = web_sys::UrlSearchParams::new_with_str(&location.search()?)?;
+    if let Some(url) = query.get("url") {
+        return Ok(url);
+    }
+    let scheme = if location.protocol()? == "https:" {
+        "wss"
+    } else {
+        "ws"
+    };
+    let host = location.host()?;
+    if host.is_empty() {
+        // Opened from a file: the seed's address.
+        return Ok("ws://127.0.0.1:1234/".to_owned());
+    }
+    Ok(format!("{scheme}://{host}/"))
+}
+
+impl Demo {
+    fn connect(&mut self) {
+        self.page.log("", &format!("connecting to {}", self.url));
+        let page = self.page.clone();
+        let on_open = move || {
+            let url = current(|socket| socket.url()).unwrap_or_default();
+            page.log("", &format!("connected to {url}"));
+            page.show(State::Open);
+        };
+        let page = self.page.clone();
+        let on_message = move |message| match message {
+            Message::Text(text) => page.log("", &format!("message received: {text}")),
+            Message::Binary(data) => page.log(
+                "",
+                &format!("message received: {} bytes of binary", data.len()),
+            ),
+        };
+        let page = self.page.clone();
+        let on_error = move || page.log("error", "connection error");
+        let page = self.page.clone();
+        let on_close = move |event: crate::CloseEvent| {
+            let mut line = format!("connection closed ({})", event.code);
+            if !event.reason.is_empty() {
+                line = format!("{line}: {}", event.reason);
+            }
+            page.log(if event.was_clean { "" } else { "error" }, &line);
+            page.show(State::Closed);
+        };
+        let callbacks = Callbacks::new()
+            .on_open(on_open)
+            .on_message(on_message)
+            .on_error(on_error)
+            .on_close(on_close);
+        match WebSocket::connect(&self.url, callbacks) {
+            Ok(socket) => {
+                self.socket = Some(socket);
+                self.page.show(State::Connecting);
+            }
+            Err(error) => {
+                self.page.log("error", &error.to_string());
+                self.page.show(State::Closed);
+            }
+        }
+    }
+
+    fn toggle(&mut self) {
+        match self.socket.as_ref().map(WebSocket::state) {
+            Some(State::Connecting | State::Open) => {
+                let socket = self.socket.as_ref().expect("matched Some");
+                if let Err(error) = socket.close() {
+                    self.page.log("error", &error.to_string());
+                }
+                self.page.show(socket.state());
+            }
+            _ => self.connect(),
+        }
+    }
+
+    fn send(&mut self) {
+        let text = self.page.message.value();
+        let result = match &self.socket {
+            Some(socket) => socket.send_text(&text),
+            None => Err(crate::Error::NotOpen(State::Closed)),
+        };
+        match result {
+            Ok(()) => self.page.log("sent", &format!("sent: {text}")),
+            Err(error) => self.page.log("error", &error.to_string()),
+        }
+    }
+}
+
+/// Reads the current socket from inside a socket callback.
+fn current<T>(read: impl FnOnce(&WebSocket) -> T) -> Option<T> {
+    DEMO.with(|demo| {
+        let demo = demo.try_borrow().ok()?;
+        demo.as_ref()?.socket.as_ref().map(read)
+    })
+}
+
+impl Page {
+    /// Adds a line to the page's log, with the time, and to the console.
+    fn log(&self, class: &str, text: &str) {
+        web_sys::console::log_1(&text.into());
+        let Ok(line) = self.document.create_element("li") else {
+            return;
+        };
+        if !class.is_empty() {
+            line.set_class_name(class);
+        }
+        if let Ok(time) = self.document.create_element("time") {
+            let now = js_sys::Date::new_0();
+            let stamp = format!(
+                "{:02}:{:02}:{:02}.{:03}",
+                now.get_hours(),
+                now.get_minutes(),
+                now.get_seconds(),
+                now.get_milliseconds()
+            );
+            time.set_text_content(Some(&stamp));
+            let _ = line.append_child(&time);
+        }
+        let _ = line.append_child(&self.document.create_text_node(text));
+        let _ = self.log.append_child(&line);
+    }
+
+    /// Shows the connection state: the status badge, and which controls can be used.
+    fn show(&self, state: State) {
+        self.status.set_text_content(Some(&state.to_string()));
+        let _ = self.status.set_attribute("data-state", &state.to_string());
+        self.send.set_disabled(state != State::Open);
+        let active = matches!(state, State::Connecting | State::Open);
+        self.connect
+            .set_text_content(Some(if active { "Disconnect" } else { "Connect" }));
+        self.connect.set_disabled(state == State::Closing);
+    }
+}

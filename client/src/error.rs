@@ -1,0 +1,47 @@
+//! The crate's one error type.
+
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::{MAX_CLOSE_REASON, State};
+
+/// What can go wrong, with a message that says what to do about it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The browser refused the URL: it must be absolute, `ws://` or `wss://` (or `http(s)://`,
+    /// which browsers map to them), without a fragment.
+    #[error("invalid WebSocket URL {url:?}: {message}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// The browser's explanation.
+        message: String,
+    },
+    /// A message was sent while the socket was not open; wait for the open callback, or
+    /// reconnect after a close.
+    #[error("cannot send while the socket is {0}; send after it opens")]
+    NotOpen(State),
+    /// Browsers allow only 1000 and 3000 to 4999 in `close()`; the others are reserved for the
+    /// protocol itself.
+    #[error("close code {0} is not allowed: use 1000, or 3000 to 4999 for the application")]
+    InvalidCloseCode(u16),
+    /// The close reason is longer than the protocol allows.
+    #[error("close reason is {0} bytes of UTF-8; at most {MAX_CLOSE_REASON} are allowed")]
+    ReasonTooLong(usize),
+    /// The browser threw an exception this crate did not foresee.
+    #[error("the browser raised an exception: {0}")]
+    Js(String),
+}
+
+impl Error {
+    pub(crate) fn from_js(value: JsValue) -> Error {
+        Error::Js(describe(&value))
+    }
+}
+
+/// The text of a JavaScript exception: its `name: message` for an `Error`.
+pub(crate) fn describe(value: &JsValue) -> String {
+    match value.dyn_ref::<js_sys::Error>() {
+        Some(error) => format!("{}: {}", error.name(), error.message()),
+        None => format!("{value:?}"),
+    }
+}
