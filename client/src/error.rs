@@ -7,8 +7,8 @@ use crate::{MAX_CLOSE_REASON, State};
 /// What can go wrong, with a message that says what to do about it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
-    /// The browser refused the URL: it must be absolute, `ws://` or `wss://` (or `http(s)://`,
-    /// which browsers map to them), without a fragment.
+    /// The browser refused the URL: its scheme must be `ws`, `wss`, `http` or `https` (a
+    /// relative URL is resolved against the page), and it must not have a fragment.
     #[error("invalid WebSocket URL {url:?}: {message}")]
     InvalidUrl {
         /// The URL as given.

@@ -1,1 +1,134 @@
+//! What the end-to-end tests share: the echo server started in this process on port 0, and
+//! headless Chromium driven over WebDriver by a chromedriver started for each test.
+//!
+//! The page needs the built client in `www/pkg/`; `cargo xtask test` builds it first.
 
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use echo_server::Config;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+
+/// The workspace's `www/` directory.
+pub fn www() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../www")
+}
+
+/// Starts the real server in this process on `127.0.0.1:0`, serving `www/`, and returns the
+/// address it is bound to. It runs until the test's runtime stops.
+pub async fn start_server(config: Config) -> Result<SocketAddr> {
+    let wasm = www().join("pkg/wasm_websocket_bg.wasm");
+    if !wasm.exists() {
+        bail!(
+            "{} is missing: run `cargo xtask test`, which builds it",
+            wasm.display()
+        );
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let config = Config {
+        www: Some(www()),
+        ..config
+    };
+    tokio::spawn(echo_server::serve(listener, config, std::future::pending()));
+    Ok(addr)
+}
+
+/// Headless Chromium and the chromedriver that drives it; both end when this is dropped.
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+}
+
+impl Browser {
+    /// Starts chromedriver on a free port and a headless Chromium session through it.
+    pub async fn start() -> Result<Browser> {
+        let mut driver = Command::new("/usr/bin/chromedriver")
+            .arg("--port=0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start /usr/bin/chromedriver: `cargo xtask test` installs it")?;
+        let port = driver_port(&mut driver)?;
+        let profile =
+            std::env::temp_dir().join(format!("e2e-chromium-{}-{port}", std::process::id()));
+        let capabilities = serde_json::json!({
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=900,700",
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else {
+            unreachable!("a JSON object literal")
+        };
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await;
+        let client = match client {
+            Ok(client) => client,
+            Err(error) => {
+                let _ = driver.kill();
+                return Err(error).context("chromedriver could not start Chromium");
+            }
+        };
+        Ok(Browser { client, driver })
+    }
+
+    /// The text of the page's log, one line per entry.
+    pub async fn log(&self) -> Result<String> {
+        Ok(self.client.find(Locator::Id("log")).await?.text().await?)
+    }
+
+    /// Waits until a line of the page's log ends with `text`, or fails after 10 seconds
+    /// with the whole log in the message.
+    pub async fn wait_for_line(&self, text: &str) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log().await?;
+            if log.lines().any(|line| line.ends_with(text)) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("no log line ending with {text:?} within 10 s; the log:\n{log}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Ends the session and the driver.
+    pub async fn close(mut self) -> Result<()> {
+        let result = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        Ok(result?)
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}
+
+/// Reads the port from chromedriver's "started successfully on port N." line.
+fn driver_port(driver: &mut Child) -> Result<u16> {
+    let stdout = driver.stdout.take().context("chromedriver stdout")?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if let Some(rest) = line.split("started successfully on port ").nth(1) {
+            return Ok(rest.trim_end_matches('.').parse()?);
+        }
+    }
+    bail!("chromedriver exited without saying which port it listens on")
+}
