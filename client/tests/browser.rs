@@ -14,9 +14,10 @@ use wasm_websocket::{Callbacks, CloseEvent, Error, Message, State, WebSocket};
 wasm_bindgen_test_configure!(run_in_browser);
 
 fn server_url() -> &'static str {
-    option_env!("ECHO_SERVER_URL").expect(
-        "ECHO_SERVER_URL names the live echo server; run these tests with `cargo xtask test`",
-    )
+    match option_env!("ECHO_SERVER_URL") {
+        Some(url) => url,
+        None => panic!("ECHO_SERVER_URL names the live echo server; run `cargo xtask test`"),
+    }
 }
 
 /// Every event a socket delivers, in order.

@@ -22,54 +22,88 @@ pub fn is_upgrade_attempt<B>(request: &Request<B>) -> bool {
     headers.contains_key(UPGRADE) || headers.contains_key(SEC_WEBSOCKET_KEY)
 }
 
-/// Checks a WebSocket upgrade request and returns the `101` answer, or the error answer that
-/// tells the client what is wrong with it.
+/// Why a handshake was refused; each reason has its HTTP status and a short message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// Not a `GET`: 405.
+    NotGet,
+    /// Not at [`PATH`]: 404.
+    WrongPath,
+    /// `Upgrade` is not `websocket`: 400.
+    NotWebSocket,
+    /// `Connection` lacks `Upgrade`: 400.
+    NoConnectionUpgrade,
+    /// `Sec-WebSocket-Version` is not 13: 426, naming the version we speak.
+    UnsupportedVersion,
+    /// `Sec-WebSocket-Key` is missing, repeated, or not 16 bytes of base64: 400.
+    BadKey,
+}
+
+impl Rejection {
+    /// The HTTP status that names the fault.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Rejection::NotGet => StatusCode::METHOD_NOT_ALLOWED,
+            Rejection::WrongPath => StatusCode::NOT_FOUND,
+            Rejection::NotWebSocket | Rejection::NoConnectionUpgrade | Rejection::BadKey => {
+                StatusCode::BAD_REQUEST
+            }
+            Rejection::UnsupportedVersion => StatusCode::UPGRADE_REQUIRED,
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Rejection::NotGet => "a WebSocket handshake must use GET\n",
+            Rejection::WrongPath => "no WebSocket at this path; it is at /\n",
+            Rejection::NotWebSocket => "the Upgrade header must be \"websocket\"\n",
+            Rejection::NoConnectionUpgrade => "the Connection header must contain \"Upgrade\"\n",
+            Rejection::UnsupportedVersion => "only WebSocket version 13 is supported\n",
+            Rejection::BadKey => "Sec-WebSocket-Key must be one base64-encoded 16-byte value\n",
+        }
+    }
+
+    /// The plain-text answer, with the header the status calls for.
+    pub fn into_response(self) -> HttpResponse {
+        let mut response = plain(self.status(), self.message());
+        let headers = response.headers_mut();
+        match self {
+            Rejection::NotGet => {
+                headers.insert(hyper::header::ALLOW, HeaderValue::from_static("GET"));
+            }
+            Rejection::UnsupportedVersion => {
+                headers.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// Checks a WebSocket upgrade request and returns the `101` answer, or why it was refused.
 ///
 /// `protocols` are the server's subprotocols in order of preference; the first of them the
 /// client offers is selected.
-pub fn accept<B>(request: &Request<B>, protocols: &[String]) -> Result<HttpResponse, HttpResponse> {
+pub fn accept<B>(request: &Request<B>, protocols: &[String]) -> Result<HttpResponse, Rejection> {
     let headers = request.headers();
     if request.method() != Method::GET {
-        let mut response = plain(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "a WebSocket handshake must use GET\n",
-        );
-        response
-            .headers_mut()
-            .insert(hyper::header::ALLOW, HeaderValue::from_static("GET"));
-        return Err(response);
+        return Err(Rejection::NotGet);
     }
     if request.uri().path() != PATH {
-        return Err(plain(
-            StatusCode::NOT_FOUND,
-            "no WebSocket at this path; it is at /\n",
-        ));
+        return Err(Rejection::WrongPath);
     }
     if !has_token(headers, UPGRADE, "websocket") {
-        return Err(plain(
-            StatusCode::BAD_REQUEST,
-            "the Upgrade header must be \"websocket\"\n",
-        ));
+        return Err(Rejection::NotWebSocket);
     }
     if !has_token(headers, CONNECTION, "upgrade") {
-        return Err(plain(
-            StatusCode::BAD_REQUEST,
-            "the Connection header must contain \"Upgrade\"\n",
-        ));
+        return Err(Rejection::NoConnectionUpgrade);
     }
     if headers
         .get(SEC_WEBSOCKET_VERSION)
         .map(HeaderValue::as_bytes)
         != Some(b"13")
     {
-        let mut response = plain(
-            StatusCode::UPGRADE_REQUIRED,
-            "only WebSocket version 13 is supported\n",
-        );
-        response
-            .headers_mut()
-            .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-        return Err(response);
+        return Err(Rejection::UnsupportedVersion);
     }
     let key = match headers
         .get_all(SEC_WEBSOCKET_KEY)
@@ -77,12 +111,7 @@ pub fn accept<B>(request: &Request<B>, protocols: &[String]) -> Result<HttpRespo
         .collect::<Vec<_>>()[..]
     {
         [key] if is_valid_key(key.as_bytes()) => key,
-        _ => {
-            return Err(plain(
-                StatusCode::BAD_REQUEST,
-                "Sec-WebSocket-Key must be one base64-encoded 16-byte value\n",
-            ));
-        }
+        _ => return Err(Rejection::BadKey),
     };
 
     let mut response = Response::builder()
@@ -170,32 +199,45 @@ mod tests {
     }
 
     #[test]
-    fn each_fault_gets_its_status() {
+    fn each_fault_gets_its_rejection() {
         let without = |name: &str| -> Vec<(&str, &str)> {
             GOOD.iter().copied().filter(|(n, _)| *n != name).collect()
         };
-        let status = |pairs: &[(&str, &str)]| accept(&request(pairs), &[]).unwrap_err().status();
+        let verdict = |pairs: &[(&str, &str)]| accept(&request(pairs), &[]).unwrap_err();
+        assert_eq!(verdict(&without("Sec-WebSocket-Key")), Rejection::BadKey);
+        assert_eq!(verdict(&without("Upgrade")), Rejection::NotWebSocket);
         assert_eq!(
-            status(&without("Sec-WebSocket-Key")),
-            StatusCode::BAD_REQUEST
+            verdict(&without("Connection")),
+            Rejection::NoConnectionUpgrade
         );
-        assert_eq!(status(&without("Upgrade")), StatusCode::BAD_REQUEST);
-        assert_eq!(status(&without("Connection")), StatusCode::BAD_REQUEST);
         let mut old = without("Sec-WebSocket-Version");
         old.push(("Sec-WebSocket-Version", "8"));
-        let rejection = accept(&request(&old), &[]).unwrap_err();
-        assert_eq!(rejection.status(), StatusCode::UPGRADE_REQUIRED);
-        assert_eq!(rejection.headers()[SEC_WEBSOCKET_VERSION], "13");
+        assert_eq!(verdict(&old), Rejection::UnsupportedVersion);
         let mut short = without("Sec-WebSocket-Key");
         short.push(("Sec-WebSocket-Key", "c2hvcnQ="));
-        assert_eq!(status(&short), StatusCode::BAD_REQUEST);
+        assert_eq!(verdict(&short), Rejection::BadKey);
+        let mut twice = GOOD.to_vec();
+        twice.push(("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="));
+        assert_eq!(verdict(&twice), Rejection::BadKey);
 
         let mut post = Request::post("/");
         for (name, value) in GOOD {
             post = post.header(name, value);
         }
-        let rejection = accept(&post.body(()).unwrap(), &[]).unwrap_err();
-        assert_eq!(rejection.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            accept(&post.body(()).unwrap(), &[]).unwrap_err(),
+            Rejection::NotGet
+        );
+    }
+
+    #[test]
+    fn rejections_carry_the_headers_their_status_needs() {
+        let response = Rejection::UnsupportedVersion.into_response();
+        assert_eq!(response.status(), StatusCode::UPGRADE_REQUIRED);
+        assert_eq!(response.headers()[SEC_WEBSOCKET_VERSION], "13");
+        let response = Rejection::NotGet.into_response();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[hyper::header::ALLOW], "GET");
     }
 
     #[test]

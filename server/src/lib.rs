@@ -135,8 +135,8 @@ where
     let accepted = match handshake::accept(&request, &config.protocols) {
         Ok(accepted) => accepted,
         Err(rejection) => {
-            info!(%peer, status = %rejection.status(), "handshake rejected");
-            return rejection;
+            info!(%peer, ?rejection, status = %rejection.status(), "handshake rejected");
+            return rejection.into_response();
         }
     };
     tokio::spawn(async move {

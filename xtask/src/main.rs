@@ -1,1 +1,385 @@
-fn main() {}
+//! Project automation, run as `cargo xtask COMMAND` (an alias in `.cargo/config.toml`).
+//!
+//! - `serve [--addr HOST:PORT]`: installs what the build needs, builds the wasm client into
+//!   `www/pkg/`, and runs the echo server (default `127.0.0.1:1234`), which serves the page.
+//! - `build`: only the first two steps.
+//! - `test`: everything CI checks, in order: formatting, clippy (native and wasm32), docs, the
+//!   native tests, the wasm-bindgen tests in headless Chromium against a live server, the
+//!   `wasm-pack` build, and the end-to-end page test.
+//!
+//! Every install step checks first, so a second run installs nothing.
+
+use std::borrow::BorrowMut;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+const CLIENT: &str = "wasm-websocket";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["serve"] => serve("127.0.0.1:1234"),
+        ["serve", "--addr", addr] => serve(addr),
+        ["build"] => build_client(),
+        ["test"] => test(),
+        _ => {
+            eprintln!("usage: cargo xtask serve [--addr HOST:PORT] | build | test");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// The workspace root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// A command run from the workspace root.
+fn cmd(program: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(program);
+    command.args(args).current_dir(root());
+    command
+}
+
+/// Runs a command, echoing it first, and fails if it fails.
+fn run(mut command: impl BorrowMut<Command>) -> Result<()> {
+    let command = command.borrow_mut();
+    eprintln!("$ {}", describe(command));
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run {}", describe(command)))?;
+    if !status.success() {
+        bail!("`{}` failed ({status})", describe(command));
+    }
+    Ok(())
+}
+
+/// Runs a test command like [`run`], passing its output through, and adds up the passed and
+/// failed counts of every `test result:` line it prints.
+fn run_tests(mut command: impl BorrowMut<Command>, tally: &mut Tally) -> Result<()> {
+    let command = command.borrow_mut();
+    eprintln!("$ {}", describe(command));
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {}", describe(command)))?;
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
+        let line = line?;
+        println!("{line}");
+        tally.add(&line);
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("`{}` failed ({status})", describe(command));
+    }
+    Ok(())
+}
+
+/// Test counts over all the test runs of `cargo xtask test`.
+#[derive(Debug, Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+}
+
+impl Tally {
+    /// Counts a libtest summary: `test result: ok. 7 passed; 0 failed; ...`.
+    fn add(&mut self, line: &str) {
+        let Some(counts) = line.strip_prefix("test result: ") else {
+            return;
+        };
+        for part in counts.split([';', '.']) {
+            let mut words = part.split_whitespace();
+            match (words.next().map(str::parse::<u64>), words.next()) {
+                (Some(Ok(n)), Some("passed")) => self.passed += n,
+                (Some(Ok(n)), Some("failed")) => self.failed += n,
+                _ => {}
+            }
+        }
+    }
+}
+
+fn describe(command: &Command) -> String {
+    let mut line = command.get_program().to_string_lossy().into_owned();
+    for arg in command.get_args() {
+        line.push(' ');
+        line.push_str(&arg.to_string_lossy());
+    }
+    line
+}
+
+/// The output of a command, or `None` when it cannot run or fails.
+fn output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The wasm32 target and the wasm-bindgen CLI of exactly the version in Cargo.lock.
+fn ensure_wasm_tools() -> Result<()> {
+    let installed = output("rustup", &["target", "list", "--installed"]).unwrap_or_default();
+    if !installed.lines().any(|line| line.trim() == WASM_TARGET) {
+        run(cmd("rustup", &["target", "add", WASM_TARGET]))?;
+    }
+    let version = locked_version("wasm-bindgen")?;
+    let have = output("wasm-bindgen", &["--version"]).unwrap_or_default();
+    if have.split_whitespace().nth(1) != Some(version.as_str()) {
+        let args = [
+            "install",
+            "--locked",
+            "wasm-bindgen-cli",
+            "--version",
+            &version,
+        ];
+        run(cmd("cargo", &args))?;
+    }
+    Ok(())
+}
+
+/// wasm-pack, which the test command uses to check the README's wasm-pack build.
+fn ensure_wasm_pack() -> Result<()> {
+    if output("wasm-pack", &["--version"]).is_none() {
+        run(cmd("cargo", &["install", "--locked", "wasm-pack"]))?;
+    }
+    Ok(())
+}
+
+/// Debian's Chromium and its driver, for the browser tests.
+fn ensure_browser() -> Result<()> {
+    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
+        return Ok(());
+    }
+    if output("id", &["-u"]).as_deref().map(str::trim) != Some("0") {
+        bail!("Chromium is missing: run `apt-get install chromium chromium-driver` as root");
+    }
+    run(cmd("apt-get", &["update", "-qq"]))?;
+    let args = ["install", "-y", "-qq", "chromium", "chromium-driver"];
+    run(cmd("apt-get", &args).env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+/// The version of `package` that Cargo.lock resolved.
+fn locked_version(package: &str) -> Result<String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).context("reading Cargo.lock")?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == format!("name = \"{package}\"") {
+            let version = lines.next().unwrap_or_default();
+            if let Some(version) = version.strip_prefix("version = \"") {
+                return Ok(version.trim_end_matches('"').to_owned());
+            }
+        }
+    }
+    bail!("{package} is not in Cargo.lock")
+}
+
+/// Builds the wasm client for release and generates its JavaScript glue into `www/pkg/`,
+/// the same files `wasm-pack build client --target web --out-dir ../www/pkg` makes.
+fn build_client() -> Result<()> {
+    ensure_wasm_tools()?;
+    let args = [
+        "build",
+        "--release",
+        "--lib",
+        "-p",
+        CLIENT,
+        "--target",
+        WASM_TARGET,
+    ];
+    run(cmd("cargo", &args))?;
+    let wasm = target_dir().join(format!("{WASM_TARGET}/release/wasm_websocket.wasm"));
+    let out = root().join("www/pkg");
+    let mut bindgen = cmd("wasm-bindgen", &["--target", "web", "--out-dir"]);
+    bindgen.arg(&out).arg(&wasm);
+    run(&mut bindgen)?;
+    let size = std::fs::metadata(out.join("wasm_websocket_bg.wasm"))?.len();
+    eprintln!("built {} ({size} bytes of wasm)", out.display());
+    Ok(())
+}
+
+fn serve(addr: &str) -> Result<()> {
+    build_client()?;
+    run(cmd("cargo", &["build", "--release", "-p", "echo-server"]))?;
+    let server = EchoServer::start("release", &["--addr", addr])?;
+    let url = server.url.replacen("ws://", "http://", 1);
+    eprintln!("\nopen {url} in a browser; Ctrl-C stops the server\n");
+    server.wait()
+}
+
+fn test() -> Result<()> {
+    let started = Instant::now();
+    let mut timings = Vec::new();
+    let mut step = |name: &str, action: &mut dyn FnMut() -> Result<()>| -> Result<()> {
+        eprintln!("\n== {name}");
+        let begun = Instant::now();
+        action().with_context(|| format!("step `{name}` failed"))?;
+        timings.push((name.to_owned(), begun.elapsed()));
+        Ok(())
+    };
+    let cargo = |args: &[&str]| run(cmd("cargo", args));
+    let wasm = ["--target", WASM_TARGET];
+    let deny_doc_warnings =
+        |args: &[&str]| run(cmd("cargo", args).env("RUSTDOCFLAGS", "-D warnings"));
+
+    step("install tools", &mut || {
+        ensure_wasm_tools()?;
+        ensure_wasm_pack()?;
+        ensure_browser()
+    })?;
+    step("format", &mut || cargo(&["fmt", "--all", "--check"]))?;
+    step("clippy (native)", &mut || {
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+    })?;
+    step("clippy (wasm32)", &mut || {
+        cargo(
+            &[
+                &["clippy", "-p", CLIENT, "--all-targets"],
+                &wasm[..],
+                &["--", "-D", "warnings"],
+            ]
+            .concat(),
+        )
+    })?;
+    step("docs", &mut || {
+        deny_doc_warnings(&["doc", "--workspace", "--no-deps"])?;
+        deny_doc_warnings(&[&["doc", "-p", CLIENT, "--no-deps"], &wasm[..]].concat())
+    })?;
+    let mut tally = Tally::default();
+    step("native tests", &mut || {
+        let args = ["test", "--workspace", "--exclude", "e2e"];
+        run_tests(cmd("cargo", &args), &mut tally)
+    })?;
+    step("build the client", &mut build_client)?;
+    step("wasm tests in headless Chromium", &mut || {
+        let server = EchoServer::start("debug", &["--addr", "127.0.0.1:0"])?;
+        let mut test = cmd("cargo", &[&["test", "-p", CLIENT], &wasm[..]].concat());
+        test.env("ECHO_SERVER_URL", &server.url)
+            .env(
+                "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+                "wasm-bindgen-test-runner",
+            )
+            .env("CHROMEDRIVER", CHROMEDRIVER);
+        run_tests(test, &mut tally)
+    })?;
+    step("wasm-pack build", &mut || {
+        let out = target_dir().join("wasm-pack-pkg");
+        let mut build = cmd("wasm-pack", &["build", "client", "--target", "web"]);
+        run(build.arg("--out-dir").arg(&out))?;
+        let files = [
+            "wasm_websocket.js",
+            "wasm_websocket_bg.wasm",
+            "package.json",
+        ];
+        match files.iter().find(|file| !out.join(file).exists()) {
+            Some(file) => bail!("wasm-pack did not write {file}"),
+            None => Ok(()),
+        }
+    })?;
+    step("end-to-end page test", &mut || {
+        run_tests(cmd("cargo", &["test", "-p", "e2e"]), &mut tally)
+    })?;
+
+    eprintln!();
+    for (name, took) in &timings {
+        eprintln!("{:>7.1} s  {name}", took.as_secs_f64());
+    }
+    eprintln!("{:>7.1} s  in all", started.elapsed().as_secs_f64());
+    // The closing line CI reads: the tests of every runner above, added up.
+    println!("tests: {} passed, {} failed", tally.passed, tally.failed);
+    Ok(())
+}
+
+/// The echo server binary of one build profile, killed when dropped.
+struct EchoServer {
+    child: Child,
+    url: String,
+}
+
+impl EchoServer {
+    /// Starts the already built server with `args` and reads the URL it listens on from the
+    /// one line it prints.
+    fn start(profile: &str, args: &[&str]) -> Result<EchoServer> {
+        if profile == "debug" {
+            run(cmd("cargo", &["build", "-p", "echo-server"]))?;
+        }
+        let binary = target_dir().join(profile).join("echo-server");
+        let mut child = Command::new(&binary)
+            .args(args)
+            .arg("--www")
+            .arg(root().join("www"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+        let Some(url) = line.trim().strip_prefix("listening on ") else {
+            let _ = child.kill();
+            bail!("the server did not start: {line:?}");
+        };
+        eprintln!("{}", line.trim());
+        Ok(EchoServer {
+            url: url.to_owned(),
+            child,
+        })
+    }
+
+    fn wait(mut self) -> Result<()> {
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!("the server exited with {status}");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tally_adds_libtest_and_wasm_bindgen_summaries() {
+        let mut tally = Tally::default();
+        tally.add("test result: ok. 7 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out");
+        tally.add("test result: FAILED. 5 passed; 1 failed; 0 ignored; 0 filtered out");
+        tally.add("test something ... ok");
+        assert_eq!((tally.passed, tally.failed), (12, 1));
+    }
+
+    #[test]
+    fn the_pinned_wasm_bindgen_is_in_the_lock_file() {
+        let version = locked_version("wasm-bindgen").unwrap();
+        let manifest = std::fs::read_to_string(root().join("client/Cargo.toml")).unwrap();
+        assert!(manifest.contains(&format!("wasm-bindgen = \"={version}\"")));
+    }
+}
