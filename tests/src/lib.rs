@@ -22,6 +22,11 @@ pub fn www() -> PathBuf {
 /// Starts the real server in this process on `127.0.0.1:0`, serving `www/`, and returns the
 /// address it is bound to. It runs until the test's runtime stops.
 pub async fn start_server(config: Config) -> Result<SocketAddr> {
+    start_server_at("127.0.0.1:0", config).await
+}
+
+/// Like [`start_server`], on a given address.
+pub async fn start_server_at(addr: &str, config: Config) -> Result<SocketAddr> {
     let wasm = www().join("pkg/wasm_websocket_bg.wasm");
     if !wasm.exists() {
         bail!(
@@ -29,7 +34,9 @@ pub async fn start_server(config: Config) -> Result<SocketAddr> {
             wasm.display()
         );
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
     let addr = listener.local_addr()?;
     let config = Config {
         www: Some(www()),
@@ -58,6 +65,7 @@ impl Browser {
         let profile =
             std::env::temp_dir().join(format!("e2e-chromium-{}-{port}", std::process::id()));
         let capabilities = serde_json::json!({
+            "goog:loggingPrefs": { "browser": "ALL" },
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
                 "args": [
@@ -106,6 +114,38 @@ impl Browser {
         }
     }
 
+    /// The console messages logged since the last call, as Chromium reports them: the source,
+    /// then the logged value (strings in quotes).
+    pub async fn console(&self) -> Result<Vec<String>> {
+        let entries = self.client.issue_cmd(BrowserLog).await?;
+        let entries = entries.as_array().context("the browser log is a list")?;
+        Ok(entries
+            .iter()
+            .filter_map(|entry| entry["message"].as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// Waits until the console has logged a string ending with `text`, or fails after
+    /// 10 seconds with everything it logged in the message.
+    pub async fn wait_for_console(&self, text: &str) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let quoted = format!("{text}\"");
+        let mut seen = Vec::new();
+        loop {
+            seen.extend(self.console().await?);
+            if seen.iter().any(|message| message.ends_with(&quoted)) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the console never logged {text:?}; it logged:\n{}",
+                    seen.join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Ends the session and the driver.
     pub async fn close(mut self) -> Result<()> {
         let result = self.client.clone().close().await;
@@ -131,4 +171,26 @@ fn driver_port(driver: &mut Child) -> Result<u16> {
         }
     }
     bail!("chromedriver exited without saying which port it listens on")
+}
+
+/// chromedriver's command for the browser's console log (`goog:loggingPrefs`), which WebDriver
+/// itself does not define.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
+    }
 }

@@ -1,7 +1,7 @@
 //! The seed chapter's acceptance test, as a person would do it: open the page, press
 //! "Send Message", read the reply, disconnect.
 
-use e2e::{Browser, start_server};
+use e2e::{Browser, start_server, start_server_at};
 use echo_server::Config;
 use fantoccini::Locator;
 use fantoccini::key::Key;
@@ -86,6 +86,32 @@ async fn the_url_parameter_picks_another_server() -> anyhow::Result<()> {
         .await?;
     browser
         .wait_for_line("message received: Hello, world!")
+        .await?;
+    browser.close().await
+}
+
+/// The chapter's own page, byte for byte (`tests/seed/index.html`), opened from a file as the
+/// chapter does. It hard-codes `ws://127.0.0.1:1234`, so this test needs that port free.
+#[tokio::test]
+async fn the_seed_page_works_unmodified() -> anyhow::Result<()> {
+    start_server_at("127.0.0.1:1234", Config::default()).await?;
+    let browser = Browser::start().await?;
+    let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("seed/index.html");
+    browser
+        .client
+        .goto(&format!("file://{}", seed.display()))
+        .await?;
+    browser
+        .wait_for_console("connected to ws://127.0.0.1:1234")
+        .await?;
+    browser
+        .client
+        .find(Locator::Css("button"))
+        .await?
+        .click()
+        .await?;
+    browser
+        .wait_for_console("message received: Received:  Hello, world!")
         .await?;
     browser.close().await
 }
