@@ -6,11 +6,15 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tracing::{debug, info};
+
+use crate::Server;
+use crate::controls::{self, Command};
 
 /// How long to wait for the client's Close after sending ours because of an error.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -23,19 +27,45 @@ struct Tally {
     close_code: Option<CloseCode>,
 }
 
-/// Echoes messages on `socket` until it closes: text as `prefix + text`, binary unchanged.
+/// Echoes messages on `socket` until it closes: text as `prefix + text`, binary unchanged;
+/// with test controls on, text starting with `!` may be a [`controls`] command.
 ///
 /// Generic over the socket so that any `Stream` + `Sink` of messages can be driven, be it a
 /// tokio-tungstenite socket over TCP or TLS.
-pub async fn run<S>(mut socket: S, peer: SocketAddr, prefix: &str)
-where
+///
+/// `drop_all`, when given, ends the connection abruptly when it hears (the outage control); it
+/// is subscribed before the handshake is answered, so that no connection can miss it.
+pub async fn run<S>(
+    mut socket: S,
+    peer: SocketAddr,
+    server: &Server,
+    mut drop_all: Option<broadcast::Receiver<()>>,
+) where
     S: Stream<Item = Result<Message, Error>> + Sink<Message, Error = Error> + Unpin,
 {
     let started = Instant::now();
     info!(%peer, "connection opened");
+    let prefix = server.config.prefix.as_str();
+    let controls = server.config.test_controls;
     let mut tally = Tally::default();
-    while let Some(received) = socket.next().await {
+    loop {
+        let received = tokio::select! {
+            received = socket.next() => received,
+            _ = async { drop_all.as_mut()?.recv().await.ok() }, if drop_all.is_some() => break,
+        };
+        let Some(received) = received else { break };
         let reply = match received {
+            Ok(Message::Text(text)) if controls && text.starts_with('!') => {
+                match controls::parse(&text) {
+                    Some(Command::Close(frame)) => Message::Close(Some(frame)),
+                    Some(Command::Drop) => break,
+                    Some(Command::Outage(duration)) => {
+                        server.controls.start_outage(duration);
+                        break;
+                    }
+                    None => Message::Text(text),
+                }
+            }
             Ok(Message::Text(text)) => {
                 debug!(%peer, "Received back from client: {text}");
                 tally.count(text.len());

@@ -15,6 +15,7 @@
 //!
 //! The binary (`src/main.rs`) only parses arguments, binds the listener and calls [`serve`].
 
+pub mod controls;
 pub mod echo;
 pub mod files;
 pub mod handshake;
@@ -56,6 +57,8 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// tungstenite's limits and buffer sizes for each WebSocket.
     pub websocket: WebSocketConfig,
+    /// Whether the test-only [`controls`] are on.
+    pub test_controls: bool,
 }
 
 impl Default for Config {
@@ -66,8 +69,16 @@ impl Default for Config {
             protocols: Vec::new(),
             handshake_timeout: Duration::from_secs(10),
             websocket: WebSocketConfig::default(),
+            test_controls: false,
         }
     }
+}
+
+/// What every connection of a running server shares.
+#[derive(Debug, Default)]
+pub struct Server {
+    pub config: Config,
+    pub controls: controls::Controls,
 }
 
 /// The response type of every HTTP answer the server gives.
@@ -79,7 +90,10 @@ pub async fn serve(
     config: Config,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let config = Arc::new(config);
+    let server = Arc::new(Server {
+        config,
+        controls: controls::Controls::default(),
+    });
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -97,25 +111,23 @@ pub async fn serve(
         };
         // Echo replies are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(stream, peer, config.clone()));
+        tokio::spawn(connection(stream, peer, server.clone()));
     }
 }
 
 /// Serves one TCP (or TLS) connection: HTTP requests until one of them upgrades.
-async fn connection<I>(io: I, peer: SocketAddr, config: Arc<Config>)
+async fn connection<I>(io: I, peer: SocketAddr, server: Arc<Server>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = {
-        let config = config.clone();
-        service_fn(move |request| {
-            let config = config.clone();
-            async move { Ok::<_, Infallible>(route::<I>(request, peer, config).await) }
-        })
-    };
+    let timeout = server.config.handshake_timeout;
+    let service = service_fn(move |request| {
+        let server = server.clone();
+        async move { Ok::<_, Infallible>(route::<I>(request, peer, server).await) }
+    });
     let result = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.handshake_timeout)
+        .header_read_timeout(timeout)
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades()
         .await;
@@ -125,12 +137,17 @@ where
 }
 
 /// Answers one HTTP request: a WebSocket upgrade, or a file.
-async fn route<I>(request: Request<Incoming>, peer: SocketAddr, config: Arc<Config>) -> HttpResponse
+async fn route<I>(request: Request<Incoming>, peer: SocketAddr, server: Arc<Server>) -> HttpResponse
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let config = &server.config;
     if !handshake::is_upgrade_attempt(&request) {
         return files::respond(config.www.as_deref(), &request).await;
+    }
+    if config.test_controls && server.controls.in_outage() {
+        let body = "down for a test outage\n";
+        return handshake::plain(hyper::StatusCode::SERVICE_UNAVAILABLE, body);
     }
     let accepted = match handshake::accept(&request, &config.protocols) {
         Ok(accepted) => accepted,
@@ -139,6 +156,7 @@ where
             return rejection.into_response();
         }
     };
+    let drop_all = config.test_controls.then(|| server.controls.subscribe());
     tokio::spawn(async move {
         let upgraded = match hyper::upgrade::on(request).await {
             Ok(upgraded) => upgraded,
@@ -154,10 +172,10 @@ where
             parts.io.into_inner(),
             parts.read_buf.to_vec(),
             Role::Server,
-            Some(config.websocket),
+            Some(server.config.websocket),
         )
         .await;
-        echo::run(socket, peer, &config.prefix).await;
+        echo::run(socket, peer, &server, drop_all).await;
     });
     accepted
 }

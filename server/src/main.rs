@@ -26,6 +26,10 @@ struct Args {
     /// A subprotocol to accept, in order of preference; may be repeated.
     #[arg(long = "protocol")]
     protocols: Vec<String>,
+    /// Obey the test-only commands (`!close CODE REASON`, `!drop`, `!outage MILLIS`) sent as
+    /// text messages. Never on a public server.
+    #[arg(long)]
+    test_controls: bool,
 }
 
 #[tokio::main]
@@ -51,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
         prefix: args.prefix,
         www: Some(args.www),
         protocols: args.protocols,
+        test_controls: args.test_controls,
         ..Config::default()
     };
     echo_server::serve(listener, config, async {

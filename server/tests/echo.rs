@@ -107,3 +107,58 @@ async fn invalid_utf8_gets_close_1007() {
     };
     assert_eq!(frame.code, CloseCode::Invalid);
 }
+
+#[tokio::test]
+async fn controls_are_plain_text_unless_switched_on() {
+    let server = Server::start(&[]);
+    let mut socket = server.connect().await;
+    socket.send(Message::text("!close 4001 bye")).await.unwrap();
+    let reply = socket.next().await.unwrap().unwrap();
+    assert_eq!(reply, Message::text("Received:  !close 4001 bye"));
+}
+
+#[tokio::test]
+async fn close_control_closes_with_the_code_and_reason() {
+    let server = Server::start(&["--test-controls"]);
+    let mut socket = server.connect().await;
+    socket
+        .send(Message::text("!close 4001 logged out"))
+        .await
+        .unwrap();
+    let answer = socket.next().await.unwrap().unwrap();
+    let Message::Close(Some(frame)) = answer else {
+        panic!("expected a Close frame, got {answer:?}");
+    };
+    assert_eq!(frame.code, CloseCode::Library(4001));
+    assert_eq!(frame.reason.as_str(), "logged out");
+}
+
+#[tokio::test]
+async fn outage_control_drops_everyone_and_refuses_handshakes_for_a_while() {
+    let server = Server::start(&["--test-controls"]);
+    let mut bystander = server.connect().await;
+    let mut socket = server.connect().await;
+    socket.send(Message::text("!outage 500")).await.unwrap();
+    // Both connections end without a Close frame.
+    for connection in [&mut socket, &mut bystander] {
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(5), connection.next());
+        match ended.await.expect("the connection is dropped at once") {
+            None | Some(Err(_)) => {}
+            Some(Ok(message)) => panic!("expected the connection to drop, got {message:?}"),
+        }
+    }
+    let refused = tokio_tungstenite::connect_async(server.url())
+        .await
+        .unwrap_err();
+    let tokio_tungstenite::tungstenite::Error::Http(response) = refused else {
+        panic!("expected an HTTP error, got {refused:?}");
+    };
+    assert_eq!(response.status(), 503);
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let mut socket = server.connect().await;
+    socket.send(Message::text("back")).await.unwrap();
+    assert_eq!(
+        socket.next().await.unwrap().unwrap(),
+        Message::text("Received:  back")
+    );
+}

@@ -1,0 +1,101 @@
+//! Test-only controls, off unless `--test-controls` is given: text messages starting with `!`
+//! that make the server misbehave on purpose, so that client tests can see how a client copes
+//! with a server that closes, vanishes or goes down.
+//!
+//! - `!close CODE REASON`: the server closes the connection with that code and reason.
+//! - `!drop`: the server drops the TCP connection without a Close frame (the browser says 1006).
+//! - `!outage MILLIS`: the server drops every connection and refuses handshakes with 503 for
+//!   that long, as if it had stopped and started again.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// A control command.
+#[derive(Debug, PartialEq)]
+pub enum Command {
+    Close(CloseFrame),
+    Drop,
+    Outage(Duration),
+}
+
+/// Parses a control command; `None` for any other text, which is echoed as usual.
+pub fn parse(text: &str) -> Option<Command> {
+    let (verb, rest) = text
+        .strip_prefix('!')?
+        .split_once(' ')
+        .unwrap_or((&text[1..], ""));
+    match verb {
+        "close" => {
+            let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+            Some(Command::Close(CloseFrame {
+                code: CloseCode::from(code.parse::<u16>().ok()?),
+                reason: reason.to_owned().into(),
+            }))
+        }
+        "drop" => Some(Command::Drop),
+        "outage" => Some(Command::Outage(Duration::from_millis(rest.parse().ok()?))),
+        _ => None,
+    }
+}
+
+/// The state the controls share across connections.
+#[derive(Debug)]
+pub struct Controls {
+    outage_until: Mutex<Option<Instant>>,
+    drop_all: broadcast::Sender<()>,
+}
+
+impl Default for Controls {
+    fn default() -> Self {
+        Controls {
+            outage_until: Mutex::new(None),
+            drop_all: broadcast::channel(1).0,
+        }
+    }
+}
+
+impl Controls {
+    /// Whether handshakes are being refused.
+    pub fn in_outage(&self) -> bool {
+        let until = *self.outage_until.lock().expect("never poisoned");
+        until.is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Drops every connection and refuses handshakes for `duration`.
+    pub fn start_outage(&self, duration: Duration) {
+        *self.outage_until.lock().expect("never poisoned") = Some(Instant::now() + duration);
+        let _ = self.drop_all.send(());
+    }
+
+    /// A receiver that hears when every connection must be dropped.
+    pub fn subscribe(&self) -> broadcast::Receiver<()> {
+        self.drop_all.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_commands_and_leaves_other_text_alone() {
+        let close = parse("!close 4001 logged out").unwrap();
+        let Command::Close(frame) = close else {
+            panic!("{close:?}")
+        };
+        assert_eq!(u16::from(frame.code), 4001);
+        assert_eq!(frame.reason.as_str(), "logged out");
+        assert_eq!(parse("!drop"), Some(Command::Drop));
+        assert_eq!(
+            parse("!outage 500"),
+            Some(Command::Outage(Duration::from_millis(500)))
+        );
+        for text in ["Hello, world!", "!", "!close x", "!unknown", "close 4000"] {
+            assert_eq!(parse(text), None, "{text}");
+        }
+    }
+}
