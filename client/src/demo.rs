@@ -10,7 +10,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{Document, Element, HtmlButtonElement, HtmlInputElement};
 
-use crate::{Callbacks, Message, State, WebSocket};
+use crate::{CloseEvent, Message, Reconnect, Reconnecting, State, WebSocket};
 
 /// The page's elements, looked up once.
 #[derive(Clone)]
@@ -126,7 +126,7 @@ impl Demo {
         let page = self.page.clone();
         let on_error = move || page.log("error", "connection error");
         let page = self.page.clone();
-        let on_close = move |event: crate::CloseEvent| {
+        let on_close = move |event: CloseEvent| {
             let mut line = format!("connection closed ({})", event.code);
             if !event.reason.is_empty() {
                 line = format!("{line}: {}", event.reason);
@@ -134,12 +134,24 @@ impl Demo {
             page.log(if event.was_clean { "" } else { "error" }, &line);
             page.show(State::Closed);
         };
-        let callbacks = Callbacks::new()
+        let page = self.page.clone();
+        let on_reconnect = move |next: Reconnecting| {
+            let millis = next.delay.as_millis();
+            page.log(
+                "",
+                &format!("reconnecting (attempt {}) in {millis} ms", next.attempt),
+            );
+            page.show(State::Reconnecting);
+        };
+        let connecting = WebSocket::builder(&self.url)
+            .reconnect(Reconnect::new().max_attempts(5))
             .on_open(on_open)
             .on_message(on_message)
             .on_error(on_error)
-            .on_close(on_close);
-        match WebSocket::connect(&self.url, callbacks) {
+            .on_close(on_close)
+            .on_reconnect(on_reconnect)
+            .connect();
+        match connecting {
             Ok(socket) => {
                 self.socket = Some(socket);
                 self.page.show(State::Connecting);
@@ -153,7 +165,7 @@ impl Demo {
 
     fn toggle(&mut self) {
         match self.socket.as_ref().map(WebSocket::state) {
-            Some(State::Connecting | State::Open) => {
+            Some(State::Connecting | State::Open | State::Reconnecting) => {
                 let socket = self.socket.as_ref().expect("matched Some");
                 if let Err(error) = socket.close() {
                     self.page.log("error", &error.to_string());
@@ -216,7 +228,7 @@ impl Page {
         self.status.set_text_content(Some(&state.to_string()));
         let _ = self.status.set_attribute("data-state", &state.to_string());
         self.send.set_disabled(state != State::Open);
-        let active = matches!(state, State::Connecting | State::Open);
+        let active = matches!(state, State::Connecting | State::Open | State::Reconnecting);
         self.connect
             .set_text_content(Some(if active { "Disconnect" } else { "Connect" }));
         self.connect.set_disabled(state == State::Closing);

@@ -18,7 +18,7 @@ pub enum Error {
     },
     /// A message was sent while the socket was not open; wait for the open callback, or
     /// reconnect after a close.
-    #[error("cannot send while the socket is {0}; send after it opens")]
+    #[error("cannot send while the socket is {0}; send after it opens, or use send_async")]
     NotOpen(State),
     /// Browsers allow only 1000 and 3000 to 4999 in `close()`; the others are reserved for the
     /// protocol itself.
@@ -27,6 +27,17 @@ pub enum Error {
     /// The close reason is longer than the protocol allows.
     #[error("close reason is {0} bytes of UTF-8; at most {MAX_CLOSE_REASON} are allowed")]
     ReasonTooLong(usize),
+    /// With reconnection on, the queue of messages waiting for the next connection is full
+    /// and its overflow policy is [`Overflow::Error`](crate::Overflow::Error).
+    #[error("the queue of {capacity} messages waiting for reconnection is full")]
+    QueueFull {
+        /// The queue's capacity.
+        capacity: usize,
+    },
+    /// A subprotocol that the browser would refuse: it must be a non-empty HTTP token (no
+    /// spaces, commas or other separators) and offered only once.
+    #[error("invalid subprotocol {0:?}: use a distinct, non-empty token without separators")]
+    InvalidProtocol(String),
     /// The browser threw an exception this crate did not foresee.
     #[error("the browser raised an exception: {0}")]
     Js(String),

@@ -275,7 +275,14 @@ fn test() -> Result<()> {
     })?;
     step("build the client", &mut build_client)?;
     step("wasm tests in headless Chromium", &mut || {
-        let server = EchoServer::start("debug", &["--addr", "127.0.0.1:0"])?;
+        let args = [
+            "--addr",
+            "127.0.0.1:0",
+            "--test-controls",
+            "--protocol",
+            "echo.v1",
+        ];
+        let server = EchoServer::start("debug", &args)?;
         let mut test = cmd("cargo", &[&["test", "-p", CLIENT], &wasm[..]].concat());
         test.env("ECHO_SERVER_URL", &server.url)
             .env(

@@ -1,0 +1,151 @@
+//! When and how to reconnect: the policy, and the queue that holds messages meanwhile.
+
+use std::time::Duration;
+
+/// What to do with a message sent while the queue of messages waiting for the next
+/// connection is full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Overflow {
+    /// Refuse the new message with [`Error::QueueFull`](crate::Error::QueueFull).
+    #[default]
+    Error,
+    /// Drop the oldest queued message to make room for the new one.
+    DropOldest,
+}
+
+/// Opt-in reconnection: exponential backoff with jitter, bounded in delay and attempts.
+///
+/// A closed connection is reopened unless the application closed it with
+/// [`WebSocket::close`](crate::WebSocket::close), its close code was marked final with
+/// [`final_code`](Self::final_code), or the attempts are used up. The attempt count goes back to
+/// zero once a connection has stayed open for [`reset_after`](Self::reset_after).
+///
+/// While the socket is not open, sent messages wait in a queue of
+/// [`queue_capacity`](Self::queue_capacity) messages and are sent, in order, as soon as the next
+/// connection opens.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reconnect {
+    pub(crate) initial_delay: Duration,
+    pub(crate) max_delay: Duration,
+    pub(crate) max_attempts: Option<u32>,
+    pub(crate) reset_after: Duration,
+    pub(crate) final_codes: Vec<u16>,
+    pub(crate) queue_capacity: usize,
+    pub(crate) overflow: Overflow,
+}
+
+impl Default for Reconnect {
+    /// 250 ms doubling up to 30 s, attempts without end, reset after 5 s up, a queue of 64
+    /// messages that refuses more.
+    fn default() -> Self {
+        Reconnect {
+            initial_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(30),
+            max_attempts: None,
+            reset_after: Duration::from_secs(5),
+            final_codes: Vec::new(),
+            queue_capacity: 64,
+            overflow: Overflow::Error,
+        }
+    }
+}
+
+impl Reconnect {
+    /// The default policy; see [`Default`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The delay before the first attempt; each further attempt doubles it.
+    pub fn initial_delay(mut self, delay: Duration) -> Self {
+        self.initial_delay = delay;
+        self
+    }
+
+    /// The longest delay between attempts.
+    pub fn max_delay(mut self, delay: Duration) -> Self {
+        self.max_delay = delay;
+        self
+    }
+
+    /// Gives up after this many attempts in a row.
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = Some(attempts);
+        self
+    }
+
+    /// How long a connection must stay open for the attempt count to start again from zero.
+    pub fn reset_after(mut self, duration: Duration) -> Self {
+        self.reset_after = duration;
+        self
+    }
+
+    /// A close code after which the server does not want the client back (for example 4001
+    /// for "logged out"): a connection closed with it is not reopened. May be repeated.
+    pub fn final_code(mut self, code: u16) -> Self {
+        self.final_codes.push(code);
+        self
+    }
+
+    /// How many messages may wait for the next connection.
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity;
+        self
+    }
+
+    /// What a send does when the queue is full.
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.overflow = overflow;
+        self
+    }
+
+    /// The delay before attempt `attempt` (1 for the first): the initial delay doubled for
+    /// each earlier attempt, capped at the maximum, then scaled by `0.5 + random / 2` so that
+    /// many clients dropped at once do not all come back at once. `random` is in `[0, 1)`.
+    pub fn delay(&self, attempt: u32, random: f64) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(31);
+        let backoff = self
+            .initial_delay
+            .saturating_mul(1 << doublings)
+            .min(self.max_delay);
+        backoff.mul_f64(0.5 + random.clamp(0.0, 1.0) / 2.0)
+    }
+
+    /// Whether attempt `attempt` is allowed.
+    pub(crate) fn allows(&self, attempt: u32) -> bool {
+        self.max_attempts.is_none_or(|max| attempt <= max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum() {
+        let policy = Reconnect::new()
+            .initial_delay(Duration::from_millis(100))
+            .max_delay(Duration::from_secs(1));
+        let full = |attempt| policy.delay(attempt, 1.0);
+        assert_eq!(full(1), Duration::from_millis(100));
+        assert_eq!(full(2), Duration::from_millis(200));
+        assert_eq!(full(4), Duration::from_millis(800));
+        assert_eq!(full(5), Duration::from_secs(1));
+        assert_eq!(full(1_000), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn jitter_keeps_at_least_half_the_backoff() {
+        let policy = Reconnect::new().initial_delay(Duration::from_millis(100));
+        assert_eq!(policy.delay(1, 0.0), Duration::from_millis(50));
+        assert_eq!(policy.delay(2, 0.5), Duration::from_millis(150));
+    }
+
+    #[test]
+    fn attempts_are_bounded_when_asked() {
+        assert!(Reconnect::new().allows(u32::MAX));
+        let policy = Reconnect::new().max_attempts(3);
+        assert!(policy.allows(3));
+        assert!(!policy.allows(4));
+    }
+}
