@@ -5,7 +5,8 @@
 //! - `build`: only the first two steps.
 //! - `test`: everything CI checks, in order: formatting, clippy (native and wasm32), docs, the
 //!   native tests, the wasm-bindgen tests in headless Chromium against a live server, the
-//!   `wasm-pack` build, and the end-to-end page test.
+//!   Autobahn client cases run by the wasm client in Chromium, the `wasm-pack` build, and the
+//!   end-to-end page test.
 //!
 //! Every install step checks first, so a second run installs nothing.
 
@@ -16,6 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+
+mod autobahn;
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const CLIENT: &str = "wasm-websocket";
@@ -241,6 +244,7 @@ fn test() -> Result<()> {
     step("install tools", &mut || {
         ensure_wasm_tools()?;
         ensure_wasm_pack()?;
+        autobahn::ensure_kosoku()?;
         ensure_browser()
     })?;
     step("format", &mut || cargo(&["fmt", "--all", "--check"]))?;
@@ -283,14 +287,31 @@ fn test() -> Result<()> {
             "echo.v1",
         ];
         let server = EchoServer::start("debug", &args)?;
-        let mut test = cmd("cargo", &[&["test", "-p", CLIENT], &wasm[..]].concat());
-        test.env("ECHO_SERVER_URL", &server.url)
-            .env(
-                "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
-                "wasm-bindgen-test-runner",
-            )
-            .env("CHROMEDRIVER", CHROMEDRIVER);
-        run_tests(test, &mut tally)
+        run_tests(
+            wasm_test("browser").env("ECHO_SERVER_URL", &server.url),
+            &mut tally,
+        )
+    })?;
+    step("Autobahn client cases in headless Chromium", &mut || {
+        let reports = target_dir().join("autobahn/client");
+        let fuzzing = autobahn::FuzzingServer::start(&reports, &autobahn::client_cases())?;
+        let mut test = wasm_test("autobahn");
+        // One test runs every case in turn: give it minutes, not the default 20 s.
+        test.env("AUTOBAHN_URL", &fuzzing.url)
+            .env("WASM_BINDGEN_TEST_TIMEOUT", "900");
+        run_tests(test, &mut tally)?;
+        let report = autobahn::Report::read(&reports, "wasm-websocket")?;
+        eprintln!("Autobahn, wasm client in Chromium: {}", report.summary());
+        let ours: Vec<&String> = (report.failed.iter())
+            .filter(|case| !autobahn::DECIDED_BY_CHROMIUM.contains(&case.as_str()))
+            .collect();
+        if !ours.is_empty() {
+            bail!(
+                "Autobahn cases FAILED by the client: {ours:?} (see {})",
+                reports.display()
+            );
+        }
+        Ok(())
     })?;
     step("wasm-pack build", &mut || {
         let out = target_dir().join("wasm-pack-pkg");
@@ -318,6 +339,28 @@ fn test() -> Result<()> {
     // The closing line CI reads: the tests of every runner above, added up.
     println!("tests: {} passed, {} failed", tally.passed, tally.failed);
     Ok(())
+}
+
+/// `cargo test` of one test target of the client, in headless Chromium.
+fn wasm_test(target: &str) -> Command {
+    let mut test = cmd(
+        "cargo",
+        &[
+            "test",
+            "-p",
+            CLIENT,
+            "--target",
+            WASM_TARGET,
+            "--test",
+            target,
+        ],
+    );
+    test.env(
+        "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+        "wasm-bindgen-test-runner",
+    )
+    .env("CHROMEDRIVER", CHROMEDRIVER);
+    test
 }
 
 /// The echo server binary of one build profile, killed when dropped.

@@ -1,0 +1,160 @@
+//! The Autobahn TestSuite through kosoku: its fuzzing server for the wasm client in Chromium,
+//! and the report's counts.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{output, run};
+
+/// Cases that Chromium decides before any script sees them: the server sends a Close with an
+/// invalid code (7.9.x), and Chromium fails the connection itself. A plain JavaScript client
+/// fails exactly these too, so they are the browser's, not this crate's.
+pub const DECIDED_BY_CHROMIUM: [&str; 7] = [
+    "7.9.1", "7.9.2", "7.9.3", "7.9.6", "7.9.7", "7.9.8", "7.9.9",
+];
+
+/// Cases 1 to 10, and a sample of the permessage-deflate cases (12.x, 13.x): Chromium
+/// negotiates compression, but all 216 of those take about ten minutes through a browser.
+pub fn client_cases() -> Vec<String> {
+    // The suite's other sections; it has no 8 or 11.
+    let sections = [1, 2, 3, 4, 5, 6, 7, 9, 10];
+    let mut cases: Vec<String> = sections.iter().map(|n| format!("{n}.*")).collect();
+    let sample = ["12.1.1", "12.1.2", "12.2.1", "12.3.1", "12.4.1", "12.5.1"];
+    let sample = sample
+        .into_iter()
+        .chain(["13.1.1", "13.1.2", "13.3.1", "13.4.1", "13.7.1"]);
+    cases.extend(sample.map(str::to_owned));
+    cases
+}
+
+/// Installs kosoku from PyPI unless it is there.
+pub fn ensure_kosoku() -> Result<()> {
+    if output(&kosoku()?, &["--help"]).is_none() {
+        let args = ["-m", "pip", "install", "--quiet", "kosoku"];
+        run(Command::new("python3").args(args))?;
+    }
+    Ok(())
+}
+
+/// The `kosoku` script of `python3`'s scripts directory, which need not be on PATH (pyenv's
+/// shims, for one, only learn of new scripts on a rehash).
+fn kosoku() -> Result<String> {
+    let code = "import sysconfig; print(sysconfig.get_path('scripts'))";
+    let scripts = output("python3", &["-c", code]).context("python3 is needed for kosoku")?;
+    Ok(format!("{}/kosoku", scripts.trim()))
+}
+
+/// kosoku's fuzzing server, killed when dropped.
+pub struct FuzzingServer {
+    child: Child,
+    pub url: String,
+}
+
+impl FuzzingServer {
+    /// Starts the fuzzing server on a free loopback port, writing its report to `reports`.
+    pub fn start(reports: &Path, cases: &[String]) -> Result<FuzzingServer> {
+        let _ = std::fs::remove_dir_all(reports);
+        let mut command = Command::new(kosoku()?);
+        command
+            .args(["-m", "fuzzingserver", "127.0.0.1:0", "-o"])
+            .arg(reports);
+        for case in cases {
+            command.args(["-i", case]);
+        }
+        // kosoku says where it listens on stderr; the rest of its stderr is passed on.
+        let mut child = command
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot start kosoku")?;
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
+        let mut line = String::new();
+        stderr.read_line(&mut line)?;
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::stderr()));
+        let Some(url) = line.trim().strip_prefix("fuzzingserver listening on ") else {
+            let _ = child.kill();
+            bail!("kosoku did not start: {line:?}");
+        };
+        Ok(FuzzingServer {
+            url: url.to_owned(),
+            child,
+        })
+    }
+}
+
+impl Drop for FuzzingServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The behaviour counts of one agent's report, and its FAILED cases.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub counts: BTreeMap<String, usize>,
+    pub failed: Vec<String>,
+}
+
+impl Report {
+    /// Reads `index.json` of a kosoku report directory.
+    pub fn read(reports: &Path, agent: &str) -> Result<Report> {
+        let path = reports.join("index.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("no report at {}", path.display()))?;
+        Report::parse(&text, agent)
+    }
+
+    fn parse(text: &str, agent: &str) -> Result<Report> {
+        let index: serde_json::Value = serde_json::from_str(text)?;
+        let cases = index[agent]
+            .as_object()
+            .with_context(|| format!("the report has no agent {agent:?}"))?;
+        let mut report = Report::default();
+        for (case, result) in cases {
+            let behavior = result["behavior"].as_str().unwrap_or("MISSING").to_owned();
+            if behavior == "FAILED" {
+                report.failed.push(case.clone());
+            }
+            *report.counts.entry(behavior).or_default() += 1;
+        }
+        report.failed.sort();
+        Ok(report)
+    }
+
+    /// One line: every behaviour and its count.
+    pub fn summary(&self) -> String {
+        let counts: Vec<String> = self
+            .counts
+            .iter()
+            .map(|(b, n)| format!("{n} {b}"))
+            .collect();
+        format!(
+            "{} cases: {}",
+            self.counts.values().sum::<usize>(),
+            counts.join(", ")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_behaviours_and_lists_failures() {
+        let text = r#"{"agent": {
+            "1.1.1": {"behavior": "OK"}, "3.2": {"behavior": "NON-STRICT"},
+            "7.9.2": {"behavior": "FAILED"}, "7.9.1": {"behavior": "FAILED"},
+            "1.1.2": {"behavior": "OK"}}}"#;
+        let report = Report::parse(text, "agent").unwrap();
+        assert_eq!(report.counts["OK"], 2);
+        assert_eq!(report.counts["NON-STRICT"], 1);
+        assert_eq!(report.failed, ["7.9.1", "7.9.2"]);
+        assert_eq!(report.summary(), "5 cases: 2 FAILED, 1 NON-STRICT, 2 OK");
+        assert!(Report::parse(text, "other").is_err());
+    }
+}
