@@ -3,10 +3,12 @@
 //! socket, and the loop keeps reading after the client's Close so the handshake completes.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::task::Poll;
+use std::time::Duration;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::broadcast;
+use tokio::time::{Instant, MissedTickBehavior, interval_at};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -30,9 +32,9 @@ struct Tally {
 /// Echoes messages on `socket` until it closes: text as `prefix + text`, binary unchanged;
 /// with test controls on, text starting with `!` may be a [`controls`] command.
 ///
-/// Generic over the socket so that any `Stream` + `Sink` of messages can be driven, be it a
-/// tokio-tungstenite socket over TCP or TLS.
-///
+/// Besides messages it watches three clocks and a signal: a connection silent for the ping
+/// interval is pinged, and closed (1001) once silent for the idle timeout; a reply that a peer
+/// does not read within the send timeout drops the connection; server shutdown sends Close 1001.
 /// `drop_all`, when given, ends the connection abruptly when it hears (the outage control); it
 /// is subscribed before the handshake is answered, so that no connection can miss it.
 pub async fn run<S>(
@@ -45,17 +47,52 @@ pub async fn run<S>(
 {
     let started = Instant::now();
     info!(%peer, "connection opened");
-    let prefix = server.config.prefix.as_str();
-    let controls = server.config.test_controls;
+    let config = &server.config;
+    let prefix = config.prefix.as_str();
+    let mut shutdown = server.shutdown.clone();
+    let mut keepalive = interval_at(started + config.ping_interval, config.ping_interval);
+    keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_heard = started;
+    let mut closing = false;
     let mut tally = Tally::default();
     loop {
         let received = tokio::select! {
             received = socket.next() => received,
+            _ = keepalive.tick() => {
+                let silent = last_heard.elapsed();
+                let control = if closing {
+                    // Our Close went unanswered for a whole interval: give up.
+                    break;
+                } else if silent >= config.idle_timeout {
+                    closing = true;
+                    tally.close_code = Some(CloseCode::Away);
+                    Message::Close(Some(CloseFrame { code: CloseCode::Away, reason: "idle".into() }))
+                } else if silent >= config.ping_interval {
+                    Message::Ping(Default::default())
+                } else {
+                    continue;
+                };
+                if send(&mut socket, control, config.send_timeout).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            _ = shutdown.changed(), if !closing => {
+                closing = true;
+                tally.close_code = Some(CloseCode::Away);
+                let reason = "server shutting down".into();
+                let frame = CloseFrame { code: CloseCode::Away, reason };
+                if send(&mut socket, Message::Close(Some(frame)), config.send_timeout).await.is_err() {
+                    break;
+                }
+                continue;
+            }
             _ = async { drop_all.as_mut()?.recv().await.ok() }, if drop_all.is_some() => break,
         };
         let Some(received) = received else { break };
+        last_heard = Instant::now();
         let reply = match received {
-            Ok(Message::Text(text)) if controls && text.starts_with('!') => {
+            Ok(Message::Text(text)) if config.test_controls && text.starts_with('!') => {
                 match controls::parse(&text) {
                     Some(Command::Close(frame)) => Message::Close(Some(frame)),
                     Some(Command::Drop) => break,
@@ -85,7 +122,9 @@ pub async fn run<S>(
             // tungstenite answers the Close with the same code and ends the stream once the
             // answer is written: reading on is what completes the close handshake.
             Ok(Message::Close(frame)) => {
-                tally.close_code = frame.map(|frame| frame.code);
+                if !closing {
+                    tally.close_code = frame.map(|frame| frame.code);
+                }
                 continue;
             }
             // Pings are answered by tungstenite on the next read or write.
@@ -99,7 +138,7 @@ pub async fn run<S>(
                 break;
             }
         };
-        if let Err(error) = socket.send(reply).await {
+        if let Err(error) = send(&mut socket, reply, config.send_timeout).await {
             debug!(%peer, %error, "write failed");
             break;
         }
@@ -112,6 +151,22 @@ pub async fn run<S>(
         close_code = tally.close_code.map(u16::from),
         "connection closed"
     );
+}
+
+/// Sends a message, giving a peer that does not read `limit` to make room for it. The timer
+/// is set only when the send cannot complete at once, so the common case costs no timer.
+async fn send<S>(socket: &mut S, message: Message, limit: Duration) -> Result<(), Error>
+where
+    S: Sink<Message, Error = Error> + Unpin,
+{
+    let mut sending = socket.send(message);
+    match futures_util::poll!(&mut sending) {
+        Poll::Ready(result) => result,
+        Poll::Pending => match tokio::time::timeout(limit, sending).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Io(std::io::ErrorKind::TimedOut.into())),
+        },
+    }
 }
 
 impl Tally {

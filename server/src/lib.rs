@@ -9,9 +9,14 @@
 //! - [`handshake`] decides what a request is: a valid WebSocket upgrade at `/` gets
 //!   `101 Switching Protocols`; a broken one gets the HTTP status that names its fault; anything
 //!   else is a plain request for a file, answered by [`files`].
+//! - [`origin`] decides which pages may open a WebSocket (cross-site WebSocket hijacking).
 //! - After the `101`, the upgraded connection is unwrapped back to the plain socket and handed to
 //!   tokio-tungstenite, and [`echo`] runs the echo loop on it until the close handshake is done.
 //!   From then on hyper is out of the way: the echo path costs the same as tokio-tungstenite alone.
+//!
+//! Every limit is in [`Config`], with a safe default: message size, connection count, handshake
+//! time, header size, keepalive, and how long a peer that does not read may hold a reply.
+//! Shutdown sends every client Close 1001 and waits, for a bounded time, for the handshakes.
 //!
 //! The binary (`src/main.rs`) only parses arguments, binds the listener and calls [`serve`].
 
@@ -19,6 +24,7 @@ pub mod controls;
 pub mod echo;
 pub mod files;
 pub mod handshake;
+pub mod origin;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -28,12 +34,14 @@ use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
+use hyper::header::{HOST, ORIGIN};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::{debug, info, warn};
@@ -53,10 +61,22 @@ pub struct Config {
     pub www: Option<PathBuf>,
     /// Subprotocols the server speaks, in order of preference.
     pub protocols: Vec<String>,
+    /// Origins accepted besides the defaults of [`origin`]; `*` accepts all.
+    pub allowed_origins: Vec<String>,
+    /// The largest message, and frame, accepted; larger gets Close 1009.
+    pub max_message_size: usize,
+    /// WebSocket connections at once; past it, handshakes get 503.
+    pub max_connections: usize,
     /// How long a client may take to send its request headers.
     pub handshake_timeout: Duration,
-    /// tungstenite's limits and buffer sizes for each WebSocket.
-    pub websocket: WebSocketConfig,
+    /// A connection silent for this long is pinged.
+    pub ping_interval: Duration,
+    /// A connection silent for this long is closed.
+    pub idle_timeout: Duration,
+    /// How long a reply may wait for a peer that does not read before it is dropped.
+    pub send_timeout: Duration,
+    /// How long shutdown waits for the close handshakes.
+    pub shutdown_timeout: Duration,
     /// Whether the test-only [`controls`] are on.
     pub test_controls: bool,
 }
@@ -67,33 +87,68 @@ impl Default for Config {
             prefix: DEFAULT_PREFIX.to_owned(),
             www: None,
             protocols: Vec::new(),
+            allowed_origins: Vec::new(),
+            max_message_size: 1 << 20,
+            max_connections: 10_000,
             handshake_timeout: Duration::from_secs(10),
-            websocket: WebSocketConfig::default(),
+            ping_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(120),
+            send_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(5),
             test_controls: false,
         }
     }
 }
 
+impl Config {
+    /// tungstenite's settings: the size limits, and buffers sized for an idle connection
+    /// rather than for the largest message (they grow while a large message passes).
+    pub fn websocket(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .read_buffer_size(4 * 1024)
+            .write_buffer_size(0)
+            .max_write_buffer_size(self.max_message_size + (64 << 10))
+            .max_message_size(Some(self.max_message_size))
+            .max_frame_size(Some(self.max_message_size))
+    }
+}
+
 /// What every connection of a running server shares.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Server {
     pub config: Config,
     pub controls: controls::Controls,
+    /// Whether the listener is bound to a loopback address (see [`origin`]).
+    pub loopback: bool,
+    /// One permit for each WebSocket connection.
+    connections: Arc<Semaphore>,
+    /// Becomes `true` when the server shuts down.
+    shutdown: watch::Receiver<bool>,
 }
 
 /// The response type of every HTTP answer the server gives.
 pub type HttpResponse = Response<Full<Bytes>>;
 
-/// Accepts connections on `listener` until `shutdown` completes.
+/// Accepts connections on `listener` until `shutdown` completes; then sends every WebSocket
+/// Close 1001 and returns once they have all closed, or `shutdown_timeout` has passed.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let (stop, stopped) = watch::channel(false);
+    let loopback = listener
+        .local_addr()
+        .is_ok_and(|addr| addr.ip().is_loopback());
     let server = Arc::new(Server {
-        config,
+        connections: Arc::new(Semaphore::new(config.max_connections)),
         controls: controls::Controls::default(),
+        loopback,
+        config,
+        shutdown: stopped,
     });
+    // Every connection task holds a clone of `alive`; `all_closed` ends when the last is gone.
+    let (alive, mut all_closed) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -107,47 +162,77 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => return,
+            () = &mut shutdown => break,
         };
         // Echo replies are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(stream, peer, server.clone()));
+        let alive = alive.clone();
+        tokio::spawn(connection(stream, peer, server.clone(), alive));
+    }
+    drop(listener);
+    info!("shutting down: closing every connection with 1001");
+    let _ = stop.send(true);
+    drop(alive);
+    let deadline = server.config.shutdown_timeout;
+    if tokio::time::timeout(deadline, all_closed.recv())
+        .await
+        .is_err()
+    {
+        warn!("shutdown: some connections did not close within {deadline:?}");
     }
 }
 
 /// Serves one TCP (or TLS) connection: HTTP requests until one of them upgrades.
-async fn connection<I>(io: I, peer: SocketAddr, server: Arc<Server>)
+async fn connection<I>(io: I, peer: SocketAddr, server: Arc<Server>, alive: mpsc::Sender<()>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let timeout = server.config.handshake_timeout;
+    let mut shutdown = server.shutdown.clone();
     let service = service_fn(move |request| {
         let server = server.clone();
-        async move { Ok::<_, Infallible>(route::<I>(request, peer, server).await) }
+        let alive = alive.clone();
+        async move { Ok::<_, Infallible>(route::<I>(request, peer, server, alive).await) }
     });
-    let result = http1::Builder::new()
+    let http = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(timeout)
+        .max_buf_size(16 * 1024)
         .serve_connection(TokioIo::new(io), service)
-        .with_upgrades()
-        .await;
+        .with_upgrades();
+    tokio::pin!(http);
+    let result = tokio::select! {
+        result = &mut http => result,
+        _ = shutdown.changed() => {
+            http.as_mut().graceful_shutdown();
+            http.await
+        }
+    };
     if let Err(error) = result {
         debug!(%peer, %error, "HTTP connection ended with an error");
     }
 }
 
 /// Answers one HTTP request: a WebSocket upgrade, or a file.
-async fn route<I>(request: Request<Incoming>, peer: SocketAddr, server: Arc<Server>) -> HttpResponse
+async fn route<I>(
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    server: Arc<Server>,
+    alive: mpsc::Sender<()>,
+) -> HttpResponse
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let config = &server.config;
     if !handshake::is_upgrade_attempt(&request) {
+        if request.uri().path() == "/healthz" {
+            return handshake::plain(StatusCode::OK, "ok\n");
+        }
         return files::respond(config.www.as_deref(), &request).await;
     }
     if config.test_controls && server.controls.in_outage() {
         let body = "down for a test outage\n";
-        return handshake::plain(hyper::StatusCode::SERVICE_UNAVAILABLE, body);
+        return handshake::plain(StatusCode::SERVICE_UNAVAILABLE, body);
     }
     let accepted = match handshake::accept(&request, &config.protocols) {
         Ok(accepted) => accepted,
@@ -156,8 +241,26 @@ where
             return rejection.into_response();
         }
     };
+    // A header that is not visible ASCII reads as "" (never allowed), not as absent.
+    let header = |name| (request.headers().get(name)).map(|v| v.to_str().unwrap_or_default());
+    if !origin::allowed(
+        header(ORIGIN),
+        header(HOST),
+        &config.allowed_origins,
+        server.loopback,
+    ) {
+        info!(%peer, origin = header(ORIGIN), "handshake rejected: origin not allowed");
+        return handshake::plain(StatusCode::FORBIDDEN, "this origin may not connect\n");
+    }
+    let Ok(permit) = server.connections.clone().try_acquire_owned() else {
+        warn!(%peer, limit = config.max_connections, "handshake rejected: too many connections");
+        return handshake::plain(StatusCode::SERVICE_UNAVAILABLE, "too many connections\n");
+    };
+    // Subscribed before the 101 is sent, so that no connection misses an outage.
     let drop_all = config.test_controls.then(|| server.controls.subscribe());
     tokio::spawn(async move {
+        let _permit = permit;
+        let _alive = alive;
         let upgraded = match hyper::upgrade::on(request).await {
             Ok(upgraded) => upgraded,
             Err(error) => return debug!(%peer, %error, "upgrade failed"),
@@ -172,7 +275,7 @@ where
             parts.io.into_inner(),
             parts.read_buf.to_vec(),
             Role::Server,
-            Some(server.config.websocket),
+            Some(server.config.websocket()),
         )
         .await;
         echo::run(socket, peer, &server, drop_all).await;

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -26,10 +27,39 @@ struct Args {
     /// A subprotocol to accept, in order of preference; may be repeated.
     #[arg(long = "protocol")]
     protocols: Vec<String>,
+    /// An origin allowed to connect besides this host (and loopback origins while bound to
+    /// loopback), matched exactly, e.g. https://app.example.com; '*' allows all. Repeatable.
+    #[arg(long = "allow-origin")]
+    allowed_origins: Vec<String>,
+    /// Largest message (and frame) in bytes; larger is closed with 1009.
+    #[arg(long, default_value_t = Config::default().max_message_size)]
+    max_message_size: usize,
+    /// WebSocket connections at once; past it, handshakes get 503.
+    #[arg(long, default_value_t = Config::default().max_connections)]
+    max_connections: usize,
+    /// Seconds a client may take to send its handshake.
+    #[arg(long, default_value_t = secs(Config::default().handshake_timeout))]
+    handshake_timeout: u64,
+    /// Seconds of silence before the server pings a connection.
+    #[arg(long, default_value_t = secs(Config::default().ping_interval))]
+    ping_interval: u64,
+    /// Seconds of silence before the server closes a connection (1001).
+    #[arg(long, default_value_t = secs(Config::default().idle_timeout))]
+    idle_timeout: u64,
+    /// Seconds a reply may wait for a peer that does not read before the connection is dropped.
+    #[arg(long, default_value_t = secs(Config::default().send_timeout))]
+    send_timeout: u64,
+    /// Seconds shutdown waits for close handshakes (on SIGINT or SIGTERM).
+    #[arg(long, default_value_t = secs(Config::default().shutdown_timeout))]
+    shutdown_timeout: u64,
     /// Obey the test-only commands (`!close CODE REASON`, `!drop`, `!outage MILLIS`) sent as
     /// text messages. Never on a public server.
     #[arg(long)]
     test_controls: bool,
+}
+
+fn secs(duration: Duration) -> u64 {
+    duration.as_secs()
 }
 
 #[tokio::main]
@@ -55,12 +85,27 @@ async fn main() -> anyhow::Result<()> {
         prefix: args.prefix,
         www: Some(args.www),
         protocols: args.protocols,
+        allowed_origins: args.allowed_origins,
+        max_message_size: args.max_message_size,
+        max_connections: args.max_connections,
+        handshake_timeout: Duration::from_secs(args.handshake_timeout),
+        ping_interval: Duration::from_secs(args.ping_interval),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+        send_timeout: Duration::from_secs(args.send_timeout),
+        shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
         test_controls: args.test_controls,
-        ..Config::default()
     };
-    echo_server::serve(listener, config, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await;
+    echo_server::serve(listener, config, stop_signal()).await;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM (what service managers and container runtimes send).
+async fn stop_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("can listen for SIGTERM");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
 }
