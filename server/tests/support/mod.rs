@@ -20,11 +20,14 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `echo-server --addr 127.0.0.1:0 ARGS` and reads the bound address from the one
+    /// Starts `echo-server --addr 127.0.0.1:0 ARGS` (or the `--addr` of ARGS) and reads the bound address from the one
     /// line it prints.
     pub fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_echo-server"))
-            .args(["--addr", "127.0.0.1:0"])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_echo-server"));
+        if !args.contains(&"--addr") {
+            command.args(["--addr", "127.0.0.1:0"]);
+        }
+        let mut child = command
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -49,6 +52,38 @@ impl Server {
         Server::start(&["--www", www.to_str().unwrap()])
     }
 
+    /// The server's resident memory now, and at its peak, in KiB (`/proc/PID/status`).
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let field = |name: &str| -> u64 {
+            let line = status.lines().find(|line| line.starts_with(name)).unwrap();
+            line.split_whitespace().nth(1).unwrap().parse().unwrap()
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Asserts that the server still answers a normal client, and that its memory stayed
+    /// under `limit_mib` at its peak.
+    pub async fn assert_healthy(&self, limit_mib: u64) {
+        use futures_util::{SinkExt, StreamExt};
+        let mut socket = self.connect().await;
+        socket.send("still there?".into()).await.unwrap();
+        let reply = socket.next().await.unwrap().unwrap();
+        assert_eq!(
+            reply.into_text().unwrap().as_str(),
+            "Received:  still there?"
+        );
+        let (_, peak) = self.memory_kib();
+        assert!(peak < limit_mib * 1024, "peak RSS {peak} KiB");
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+
     pub fn url(&self) -> String {
         format!("ws://{}/", self.addr)
     }
@@ -60,11 +95,17 @@ impl Server {
     /// Sends raw bytes and returns everything the server answers until it closes or
     /// a second passes.
     pub async fn raw(&self, request: &[u8]) -> Vec<u8> {
+        self.raw_for(request, std::time::Duration::from_secs(1))
+            .await
+    }
+
+    /// Like [`raw`](Self::raw), reading for up to `time`.
+    pub async fn raw_for(&self, request: &[u8], time: std::time::Duration) -> Vec<u8> {
         let mut stream = TcpStream::connect(self.addr).await.unwrap();
-        stream.write_all(request).await.unwrap();
+        let _ = stream.write_all(request).await;
         let mut answer = Vec::new();
         let read = stream.read_to_end(&mut answer);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), read).await;
+        let _ = tokio::time::timeout(time, read).await;
         answer
     }
 }
@@ -74,6 +115,48 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A valid handshake request, with `extra` header lines (each ending in CRLF).
+pub fn handshake_with(extra: &str) -> Vec<u8> {
+    format!(
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+    )
+    .into_bytes()
+}
+
+/// A masked client frame (mask 0, so the payload goes as is) with a given first byte.
+pub fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![first];
+    match payload.len() {
+        len @ 0..=125 => frame.push(0x80 | len as u8),
+        len @ 126..=65535 => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// The code of the first Close frame the server sent after its `101` answer.
+pub fn close_code_after_handshake(answer: &[u8]) -> Option<u16> {
+    let mut rest = &answer[answer.windows(4).position(|w| w == b"\r\n\r\n")? + 4..];
+    // Skip the server's unmasked frames (short ones only: pings and the like) up to the Close.
+    while rest.len() >= 2 {
+        let len = (rest[1] & 0x7f) as usize;
+        if rest[0] & 0x0f == 0x8 {
+            return (len >= 2).then(|| u16::from_be_bytes([rest[2], rest[3]]));
+        }
+        rest = rest.get(2 + len..)?;
+    }
+    None
 }
 
 /// The status line of a raw HTTP answer.

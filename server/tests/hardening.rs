@@ -1,0 +1,375 @@
+//! Attacks on the real server, each checking the answer, that the server stays up and serves
+//! a normal client afterwards, and that its memory stays bounded. Named after the
+//! vulnerabilities of other WebSocket servers they reproduce.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use support::{Server, client_frame, close_code_after_handshake, handshake_with, status_line};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
+
+/// Peak server memory allowed through any of these attacks.
+const MEMORY_LIMIT_MIB: u64 = 64;
+
+/// Reads until the server closes the connection, or fails after `limit`.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Vec<u8> {
+    let mut seen = Vec::new();
+    let read = stream.read_to_end(&mut seen);
+    match tokio::time::timeout(limit, read).await {
+        Ok(_) => seen,
+        Err(_) => panic!("the server kept the connection open for {limit:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_message_over_the_limit_gets_1009() {
+    let server = Server::start(&["--max-message-size", "1024"]);
+    let mut socket = server.connect().await;
+    socket.send(Message::binary(vec![0; 1024])).await.unwrap();
+    assert_eq!(socket.next().await.unwrap().unwrap().len(), 1024);
+    socket.send(Message::binary(vec![0; 1025])).await.unwrap();
+    let answer = socket.next().await.unwrap().unwrap();
+    let Message::Close(Some(frame)) = answer else {
+        panic!("expected Close, got {answer:?}")
+    };
+    assert_eq!(frame.code, CloseCode::Size);
+    server.assert_healthy(MEMORY_LIMIT_MIB).await;
+}
+
+#[tokio::test]
+async fn an_endless_flood_of_tiny_fragments_gets_1009_at_the_limit() {
+    let server = Server::start(&["--max-message-size", "65536"]);
+    let mut socket = server.connect().await;
+    let first = Frame::message(vec![b'a'; 16], OpCode::Data(Data::Text), false);
+    socket.send(Message::Frame(first)).await.unwrap();
+    let mut sent = 0;
+    let answer = loop {
+        let fragment = Frame::message(vec![b'a'; 16], OpCode::Data(Data::Continue), false);
+        if socket.send(Message::Frame(fragment)).await.is_err() {
+            break socket.next().await;
+        }
+        sent += 1;
+        assert!(sent < 100_000, "the server accepted {sent} fragments");
+        if sent % 1000 == 0 {
+            // See whether the server has spoken yet.
+            if let Ok(answer) = tokio::time::timeout(Duration::from_millis(1), socket.next()).await
+            {
+                break answer;
+            }
+        }
+    };
+    let Some(Ok(Message::Close(Some(frame)))) = answer else {
+        panic!("expected Close, got {answer:?}")
+    };
+    assert_eq!(frame.code, CloseCode::Size);
+    server.assert_healthy(MEMORY_LIMIT_MIB).await;
+}
+
+/// CVE-2020-27813, CVE-2022-35922: a frame header claiming close to 2^63 bytes must not make
+/// the server allocate, and is answered with 1009.
+#[tokio::test]
+async fn a_64_bit_frame_length_near_2_63_gets_1009_without_allocating() {
+    let server = Server::start(&[]);
+    let mut request = handshake_with("");
+    request.extend_from_slice(&[0x82, 0x80 | 127]);
+    request.extend_from_slice(&(i64::MAX as u64 - 7).to_be_bytes());
+    request.extend_from_slice(&[0, 0, 0, 0, 1, 2, 3]);
+    let answer = server.raw(&request).await;
+    assert_eq!(close_code_after_handshake(&answer), Some(1009));
+    server.assert_healthy(MEMORY_LIMIT_MIB).await;
+}
+
+#[tokio::test]
+async fn protocol_violations_get_1002_and_bad_utf8_1007() {
+    let server = Server::start(&[]);
+    let cases: [(&str, Vec<u8>, u16); 7] = [
+        ("reserved bit", client_frame(0x81 | 0x40, b"x"), 1002),
+        ("unknown opcode", client_frame(0x83, b"x"), 1002),
+        ("fragmented ping", client_frame(0x09, b"x"), 1002),
+        ("long ping", client_frame(0x89, &[0; 126]), 1002),
+        ("continuation of nothing", client_frame(0x80, b"x"), 1002),
+        ("unmasked", vec![0x81, 0x01, b'x'], 1002),
+        (
+            "invalid UTF-8",
+            client_frame(0x81, &[0xce, 0xba, 0xff]),
+            1007,
+        ),
+    ];
+    for (name, frame, code) in cases {
+        let mut request = handshake_with("");
+        request.extend_from_slice(&frame);
+        let answer = server.raw(&request).await;
+        assert_eq!(close_code_after_handshake(&answer), Some(code), "{name}");
+    }
+    server.assert_healthy(MEMORY_LIMIT_MIB).await;
+}
+
+#[tokio::test]
+async fn past_the_connection_limit_handshakes_get_503_and_nothing_hangs() {
+    let server = Server::start(&["--max-connections", "2"]);
+    let first = server.connect().await;
+    let _second = server.connect().await;
+    let answer = server.raw(&handshake_with("")).await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 503 Service Unavailable");
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = server.connect().await;
+    third.send("in".into()).await.unwrap();
+    assert!(third.next().await.unwrap().is_ok());
+}
+
+/// CVE-2023-43669 and the slowloris attack: headers that never end, sent a byte at a time,
+/// are cut off at the handshake timeout.
+#[tokio::test]
+async fn a_slow_endless_handshake_is_dropped_at_the_timeout() {
+    let server = Server::start(&["--handshake-timeout", "1"]);
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Endless: ")
+        .await
+        .unwrap();
+    let trickle = async {
+        loop {
+            if stream.write_all(b"a").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let ended = tokio::time::timeout(Duration::from_secs(5), trickle).await;
+    assert!(ended.is_ok(), "the server kept reading a slow handshake");
+    assert!(started.elapsed() < Duration::from_secs(4));
+
+    // A connection that never sends anything is dropped too.
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    closed_within(&mut silent, Duration::from_secs(4)).await;
+    server.assert_healthy(MEMORY_LIMIT_MIB).await;
+}
+
+/// CVE-2024-37890: thousands of headers. And one huge header. Both get 431.
+#[tokio::test]
+async fn too_many_or_too_large_headers_get_431() {
+    let server = Server::start(&[]);
+    let many: String = (0..5_000)
+        .map(|n| format!("X-Header-{n}: {n}\r\n"))
+        .collect();
+    let answer = server.raw(&handshake_with(&many)).await;
+    assert_eq!(
+        status_line(&answer),
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+    let huge = format!("X-Huge: {}\r\n", "a".repeat(100_000));
+    let answer = server.raw(&handshake_with(&huge)).await;
+    assert_eq!(
+        status_line(&answer),
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+    server.assert_healthy(MEMORY_LIMIT_MIB).await;
+}
+
+/// CVE-2021-32640 (a protocol header of 32,000 spaces, slow to parse with a regex) and
+/// CVE-2020-7662 (an extensions header with an unclosed quote): answered at once, and the
+/// connection works, since the server negotiates neither.
+#[tokio::test]
+async fn hostile_protocol_and_extension_headers_are_answered_at_once() {
+    let server = Server::start(&["--protocol", "echo"]);
+    let spaces = format!("Sec-WebSocket-Protocol: {}x\r\n", " ".repeat(32_000));
+    let started = Instant::now();
+    let answer = server.raw(&handshake_with(&spaces)).await;
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // Over the 16 KiB header budget.
+    assert_eq!(
+        status_line(&answer),
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+    let spaces = format!("Sec-WebSocket-Protocol: {}echo\r\n", " ".repeat(8_000));
+    let answer = server.raw(&handshake_with(&spaces)).await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 101 Switching Protocols");
+
+    let quote = "Sec-WebSocket-Extensions: permessage-deflate; x=\"unclosed\r\n";
+    let mut request = handshake_with(quote);
+    request.extend_from_slice(&client_frame(0x81, b"hi"));
+    let answer = server.raw(&request).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    assert!(
+        !text.to_lowercase().contains("sec-websocket-extensions"),
+        "{text}"
+    );
+    assert!(text.ends_with("Received:  hi"), "{text}");
+    server.assert_healthy(MEMORY_LIMIT_MIB).await;
+}
+
+#[tokio::test]
+async fn non_ascii_header_values_get_an_answer_not_a_panic() {
+    let server = Server::start(&[]);
+    let request = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZ\u{e9}==\r\n\r\n";
+    let answer = server.raw(request.as_bytes()).await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 400 Bad Request");
+    let origin = "Origin: http://\u{e9}vil.example\r\n";
+    let answer = server.raw(&handshake_with(origin)).await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 403 Forbidden");
+    let answer = server
+        .raw(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n")
+        .await;
+    assert!(!status_line(&answer).starts_with("HTTP/1.1 101"));
+    server.assert_healthy(MEMORY_LIMIT_MIB).await;
+}
+
+#[tokio::test]
+async fn origins_of_other_sites_get_403() {
+    let server = Server::start(&[]);
+    let refused = server
+        .raw(&handshake_with("Origin: https://evil.example\r\n"))
+        .await;
+    assert_eq!(status_line(&refused), "HTTP/1.1 403 Forbidden");
+    for origin in ["http://127.0.0.1", "http://localhost:8080", "null"] {
+        let answer = server
+            .raw(&handshake_with(&format!("Origin: {origin}\r\n")))
+            .await;
+        assert_eq!(
+            status_line(&answer),
+            "HTTP/1.1 101 Switching Protocols",
+            "{origin}"
+        );
+    }
+
+    // Bound to every address, loopback origins are other sites too; listed ones are not.
+    let open = Server::start(&[
+        "--addr",
+        "0.0.0.0:0",
+        "--allow-origin",
+        "https://app.example",
+    ]);
+    let ask = |origin: &str| format!("Origin: {origin}\r\n");
+    let answer = open
+        .raw(&handshake_with(&ask("http://localhost:8080")))
+        .await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 403 Forbidden");
+    let answer = open.raw(&handshake_with(&ask("https://app.example"))).await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 101 Switching Protocols");
+}
+
+/// CVE-2020-35896: a peer that sends but never reads must not make the server buffer
+/// without end; it is dropped once a reply has waited the send timeout.
+#[tokio::test]
+async fn a_peer_that_never_reads_is_dropped_with_memory_bounded() {
+    let server = Server::start(&["--send-timeout", "1"]);
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(&handshake_with("")).await.unwrap();
+    let message = client_frame(0x82, &vec![7; 60_000]);
+    let started = Instant::now();
+    // 200 MB of requests, never reading a reply: the server must stop us long before.
+    let mut written = 0usize;
+    while written < 200_000_000 {
+        match tokio::time::timeout(Duration::from_secs(5), stream.write_all(&message)).await {
+            Ok(Ok(())) => written += message.len(),
+            Ok(Err(_)) => break,
+            Err(_) => panic!("writes stalled for 5 s without the server dropping us"),
+        }
+    }
+    assert!(
+        written < 200_000_000,
+        "the server kept reading without us reading"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    server.assert_healthy(MEMORY_LIMIT_MIB).await;
+}
+
+#[tokio::test]
+async fn two_thousand_connections_at_once_are_all_served() {
+    let server = Server::start(&[]);
+    let url = server.url();
+    let clients = (0..2_000).map(|n| {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+            socket.send(Message::text(format!("{n}"))).await.unwrap();
+            let reply = socket.next().await.unwrap().unwrap();
+            assert_eq!(reply, Message::text(format!("Received:  {n}")));
+            socket
+        })
+    });
+    let sockets = futures_util::future::join_all(clients).await;
+    assert!(sockets.iter().all(Result::is_ok));
+    let (rss, _) = server.memory_kib();
+    eprintln!("2,000 open connections: server RSS {rss} KiB");
+    drop(sockets);
+    server.assert_healthy(MEMORY_LIMIT_MIB).await;
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_pinged_then_closed_with_1001() {
+    let server = Server::start(&["--ping-interval", "1", "--idle-timeout", "2"]);
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(&handshake_with("")).await.unwrap();
+    let seen = closed_within(&mut stream, Duration::from_secs(6)).await;
+    let after_handshake = &seen[seen.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
+    assert_eq!(
+        after_handshake[0], 0x89,
+        "a ping first: {after_handshake:?}"
+    );
+    assert_eq!(close_code_after_handshake(&seen), Some(1001));
+
+    // A client that answers pings but says nothing is idle too.
+    let mut socket = server.connect().await;
+    let answer = tokio::time::timeout(Duration::from_secs(6), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Ping(_))) => continue,
+                other => return other,
+            }
+        }
+    });
+    let Some(Ok(Message::Close(Some(frame)))) = answer.await.unwrap() else {
+        panic!("expected an idle Close")
+    };
+    assert_eq!(frame.code, CloseCode::Away);
+}
+
+#[tokio::test]
+async fn sigterm_closes_every_client_with_1001_and_exits_0() {
+    let mut server = Server::start(&[]);
+    let mut sockets = Vec::new();
+    for _ in 0..3 {
+        sockets.push(server.connect().await);
+    }
+    let readers = sockets.into_iter().map(|mut socket| {
+        tokio::spawn(async move {
+            match socket.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => frame.code,
+                other => panic!("expected Close, got {other:?}"),
+            }
+        })
+    });
+    let readers: Vec<_> = readers.collect();
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    for reader in readers {
+        assert_eq!(reader.await.unwrap(), CloseCode::Away);
+    }
+}
+
+#[test]
+fn frame_header_parser_is_tungstenites() {
+    // The attacks above build frames by hand; check the helper against tungstenite's parser.
+    let frame = client_frame(0x82, &[1; 300]);
+    let (header, length) = FrameHeader::parse(&mut std::io::Cursor::new(&frame))
+        .unwrap()
+        .unwrap();
+    assert_eq!(length, 300);
+    assert!(header.is_final);
+    assert!(header.mask.is_some());
+}
