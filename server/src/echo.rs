@@ -67,7 +67,9 @@ pub async fn run<S>(
                     closing = true;
                     tally.close_code = Some(CloseCode::Away);
                     Message::Close(Some(CloseFrame { code: CloseCode::Away, reason: "idle".into() }))
-                } else if silent >= config.ping_interval {
+                } else if silent >= config.ping_interval / 2 {
+                    // Half an interval, not a whole one: a ping answered just after the
+                    // last tick must not leave two intervals without a ping.
                     Message::Ping(Default::default())
                 } else {
                     continue;

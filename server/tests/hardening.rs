@@ -319,20 +319,17 @@ async fn a_silent_connection_is_pinged_then_closed_with_1001() {
     );
     assert_eq!(close_code_after_handshake(&seen), Some(1001));
 
-    // A client that answers pings but says nothing is idle too.
+    // A client that answers the pings is alive, however little it says: it stays.
     let mut socket = server.connect().await;
-    let answer = tokio::time::timeout(Duration::from_secs(6), async {
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Ping(_))) => continue,
-                other => return other,
-            }
+    let mut pings = 0;
+    let listen = tokio::time::timeout(Duration::from_millis(3_500), async {
+        while let Some(Ok(message)) = socket.next().await {
+            assert!(message.is_ping(), "expected only pings, got {message:?}");
+            pings += 1;
         }
     });
-    let Some(Ok(Message::Close(Some(frame)))) = answer.await.unwrap() else {
-        panic!("expected an idle Close")
-    };
-    assert_eq!(frame.code, CloseCode::Away);
+    assert!(listen.await.is_err(), "the connection ended");
+    assert!(pings >= 2, "{pings} pings");
 }
 
 #[tokio::test]

@@ -220,7 +220,7 @@ fn build_client() -> Result<()> {
 fn serve(addr: &str) -> Result<()> {
     build_client()?;
     run(cmd("cargo", &["build", "--release", "-p", "echo-server"]))?;
-    let server = EchoServer::start("release", &["--addr", addr])?;
+    let server = EchoServer::start("release", &["--addr", addr], "info")?;
     let url = server.url.replacen("ws://", "http://", 1);
     eprintln!("\nopen {url} in a browser; Ctrl-C stops the server\n");
     server.wait()
@@ -286,7 +286,7 @@ fn test() -> Result<()> {
             "--protocol",
             "echo.v1",
         ];
-        let server = EchoServer::start("debug", &args)?;
+        let server = EchoServer::start("debug", &args, "warn")?;
         run_tests(
             wasm_test("browser").env("ECHO_SERVER_URL", &server.url),
             &mut tally,
@@ -310,6 +310,27 @@ fn test() -> Result<()> {
                 "Autobahn cases FAILED by the client: {ours:?} (see {})",
                 reports.display()
             );
+        }
+        Ok(())
+    })?;
+    step("Autobahn server cases", &mut || {
+        // A pure echo, with room for the suite's 16 MiB messages.
+        let args = [
+            "--addr",
+            "127.0.0.1:0",
+            "--prefix",
+            "",
+            "--max-message-size",
+            "20000000",
+        ];
+        let server = EchoServer::start("debug", &args, "warn")?;
+        let addr = server.url.trim_start_matches("ws://").trim_end_matches('/');
+        let reports = target_dir().join("autobahn/server");
+        autobahn::run_fuzzing_client(addr, &reports)?;
+        let report = autobahn::Report::read(&reports, addr)?;
+        eprintln!("Autobahn, echo server: {}", report.summary());
+        if !report.failed.is_empty() {
+            bail!("Autobahn cases FAILED by the server: {:?}", report.failed);
         }
         Ok(())
     })?;
@@ -372,13 +393,14 @@ struct EchoServer {
 impl EchoServer {
     /// Starts the already built server with `args` and reads the URL it listens on from the
     /// one line it prints.
-    fn start(profile: &str, args: &[&str]) -> Result<EchoServer> {
+    fn start(profile: &str, args: &[&str], log: &str) -> Result<EchoServer> {
         if profile == "debug" {
             run(cmd("cargo", &["build", "-p", "echo-server"]))?;
         }
         let binary = target_dir().join(profile).join("echo-server");
         let mut child = Command::new(&binary)
             .args(args)
+            .env("RUST_LOG", log)
             .arg("--www")
             .arg(root().join("www"))
             .stdout(Stdio::piped())
