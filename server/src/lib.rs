@@ -25,6 +25,7 @@ pub mod echo;
 pub mod files;
 pub mod handshake;
 pub mod origin;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -79,6 +80,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Whether the test-only [`controls`] are on.
     pub test_controls: bool,
+    /// TLS, for `wss://` ([`tls::load`]); `None` serves plain `ws://`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for Config {
@@ -96,6 +99,7 @@ impl Default for Config {
             send_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(5),
             test_controls: false,
+            tls: None,
         }
     }
 }
@@ -167,7 +171,22 @@ pub async fn serve(
         // Echo replies are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
         let alive = alive.clone();
-        tokio::spawn(connection(stream, peer, server.clone(), alive));
+        match &server.config.tls {
+            None => tokio::spawn(connection(stream, peer, server.clone(), alive)),
+            Some(tls) => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
+                let server = server.clone();
+                tokio::spawn(async move {
+                    // The TLS handshake counts against the handshake timeout too.
+                    let limit = server.config.handshake_timeout;
+                    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => connection(stream, peer, server, alive).await,
+                        Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
+                        Err(_) => debug!(%peer, "TLS handshake timed out"),
+                    }
+                })
+            }
+        };
     }
     drop(listener);
     info!("shutting down: closing every connection with 1001");

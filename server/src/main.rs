@@ -52,6 +52,12 @@ struct Args {
     /// Seconds shutdown waits for close handshakes (on SIGINT or SIGTERM).
     #[arg(long, default_value_t = secs(Config::default().shutdown_timeout))]
     shutdown_timeout: u64,
+    /// PEM certificate chain for wss:// (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for wss:// (with --tls-cert).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Obey the test-only commands (`!close CODE REASON`, `!drop`, `!outage MILLIS`) sent as
     /// text messages. Never on a public server.
     #[arg(long)]
@@ -72,14 +78,23 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
 
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(echo_server::tls::load(cert, key)?),
+        _ => None,
+    };
     let listener = TcpListener::bind(&args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     let addr = listener.local_addr()?;
     // The one line on stdout: tests and scripts read the real port from it.
-    println!("listening on ws://{addr}/");
+    let (ws, http) = if tls.is_some() {
+        ("wss", "https")
+    } else {
+        ("ws", "http")
+    };
+    println!("listening on {ws}://{addr}/");
     std::io::stdout().flush()?;
-    tracing::info!("page at http://{addr}/ (serving {})", args.www.display());
+    tracing::info!("page at {http}://{addr}/ (serving {})", args.www.display());
 
     let config = Config {
         prefix: args.prefix,
@@ -94,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
         send_timeout: Duration::from_secs(args.send_timeout),
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
         test_controls: args.test_controls,
+        tls,
     };
     echo_server::serve(listener, config, stop_signal()).await;
     tracing::info!("stopped");

@@ -40,6 +40,7 @@ impl Server {
         let addr = line
             .trim()
             .strip_prefix("listening on ws://")
+            .or_else(|| line.trim().strip_prefix("listening on wss://"))
             .and_then(|rest| rest.strip_suffix('/'))
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .parse()

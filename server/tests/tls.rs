@@ -1,0 +1,60 @@
+//! `wss://` with a certificate made in the test.
+
+mod support;
+
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::ServerName;
+use support::Server;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn wss_echoes_with_a_certificate_made_here() {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("tls-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    let server = Server::start(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(made.cert.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    let url = format!("wss://localhost:{}/", server.addr.port());
+    let (mut socket, _) = tokio_tungstenite::client_async(url, tls).await.unwrap();
+    socket.send(Message::text("over TLS")).await.unwrap();
+    let reply = socket.next().await.unwrap().unwrap();
+    assert_eq!(reply, Message::text("Received:  over TLS"));
+
+    // Plain HTTP on the TLS port is refused without a crash.
+    let mut plain = TcpStream::connect(server.addr).await.unwrap();
+    use tokio::io::AsyncWriteExt;
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer).await;
+    assert!(!answer.starts_with(b"HTTP/1.1 200"));
+    socket.send(Message::text("still here")).await.unwrap();
+    assert!(socket.next().await.unwrap().is_ok());
+}
