@@ -17,6 +17,7 @@ use tracing::{debug, info};
 
 use crate::Server;
 use crate::controls::{self, Command};
+use crate::telemetry;
 
 /// How long to wait for the client's Close after sending ours because of an error.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -47,6 +48,7 @@ pub async fn run<S>(
 {
     let started = Instant::now();
     info!(%peer, "connection opened");
+    let metrics = telemetry::Connection::opened();
     let config = &server.config;
     let prefix = config.prefix.as_str();
     let mut shutdown = server.shutdown.clone();
@@ -108,6 +110,7 @@ pub async fn run<S>(
             Ok(Message::Text(text)) => {
                 debug!(%peer, "Received back from client: {text}");
                 tally.count(text.len());
+                metrics.message(text.len());
                 let reply = if prefix.is_empty() {
                     text
                 } else {
@@ -119,6 +122,7 @@ pub async fn run<S>(
             Ok(Message::Binary(data)) => {
                 debug!(%peer, bytes = data.len(), "binary message");
                 tally.count(data.len());
+                metrics.message(data.len());
                 Message::Binary(data)
             }
             // tungstenite answers the Close with the same code and ends the stream once the
@@ -153,6 +157,7 @@ pub async fn run<S>(
         close_code = tally.close_code.map(u16::from),
         "connection closed"
     );
+    metrics.closed(tally.close_code.map(u16::from));
 }
 
 /// Sends a message, giving a peer that does not read `limit` to make room for it. The timer

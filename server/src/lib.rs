@@ -25,6 +25,7 @@ pub mod echo;
 pub mod files;
 pub mod handshake;
 pub mod origin;
+pub mod telemetry;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -82,6 +83,8 @@ pub struct Config {
     pub test_controls: bool,
     /// TLS, for `wss://` ([`tls::load`]); `None` serves plain `ws://`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Renders `/metrics` when set ([`telemetry::install`]).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl Default for Config {
@@ -100,6 +103,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(5),
             test_controls: false,
             tls: None,
+            metrics: None,
         }
     }
 }
@@ -244,8 +248,10 @@ where
 {
     let config = &server.config;
     if !handshake::is_upgrade_attempt(&request) {
-        if request.uri().path() == "/healthz" {
-            return handshake::plain(StatusCode::OK, "ok\n");
+        match (request.uri().path(), &config.metrics) {
+            ("/healthz", _) => return handshake::plain(StatusCode::OK, "ok\n"),
+            ("/metrics", Some(metrics)) => return text(metrics.render()),
+            _ => {}
         }
         return files::respond(config.www.as_deref(), &request).await;
     }
@@ -257,6 +263,7 @@ where
         Ok(accepted) => accepted,
         Err(rejection) => {
             info!(%peer, ?rejection, status = %rejection.status(), "handshake rejected");
+            telemetry::refused(rejection.status().as_u16());
             return rejection.into_response();
         }
     };
@@ -269,10 +276,12 @@ where
         server.loopback,
     ) {
         info!(%peer, origin = header(ORIGIN), "handshake rejected: origin not allowed");
+        telemetry::refused(403);
         return handshake::plain(StatusCode::FORBIDDEN, "this origin may not connect\n");
     }
     let Ok(permit) = server.connections.clone().try_acquire_owned() else {
         warn!(%peer, limit = config.max_connections, "handshake rejected: too many connections");
+        telemetry::refused(503);
         return handshake::plain(StatusCode::SERVICE_UNAVAILABLE, "too many connections\n");
     };
     // Subscribed before the 101 is sent, so that no connection misses an outage.
@@ -300,4 +309,15 @@ where
         echo::run(socket, peer, &server, drop_all).await;
     });
     accepted
+}
+
+/// A `200` plain-text answer with a body made at run time.
+fn text(body: String) -> HttpResponse {
+    Response::builder()
+        .header(
+            hyper::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
+        .body(Full::new(Bytes::from(body)))
+        .expect("static headers are valid")
 }

@@ -58,6 +58,10 @@ struct Args {
     /// PEM private key for wss:// (with --tls-cert).
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Serve Prometheus metrics at /metrics (connections, messages, bytes, close codes,
+    /// refused handshakes). Anyone who can reach the port can read them.
+    #[arg(long)]
+    metrics: bool,
     /// Obey the test-only commands (`!close CODE REASON`, `!drop`, `!outage MILLIS`) sent as
     /// text messages. Never on a public server.
     #[arg(long)]
@@ -110,6 +114,10 @@ async fn main() -> anyhow::Result<()> {
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
         test_controls: args.test_controls,
         tls,
+        metrics: args
+            .metrics
+            .then(echo_server::telemetry::install)
+            .transpose()?,
     };
     echo_server::serve(listener, config, stop_signal()).await;
     tracing::info!("stopped");

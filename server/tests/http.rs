@@ -111,3 +111,55 @@ async fn unmasked_client_frame_gets_close_1002() {
     assert_eq!(answer[end], 0x88, "{:?}", &answer[end..]);
     assert_eq!(u16::from_be_bytes([answer[end + 2], answer[end + 3]]), 1002);
 }
+
+#[tokio::test]
+async fn healthz_answers_ok() {
+    let server = Server::start(&[]);
+    let answer = server
+        .raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 200 OK");
+    assert!(answer.ends_with(b"ok\n"));
+}
+
+#[tokio::test]
+async fn metrics_count_connections_messages_and_close_codes_when_asked() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    let get = b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let without = Server::start(&[]);
+    assert_eq!(
+        status_line(&without.raw(get).await),
+        "HTTP/1.1 404 Not Found"
+    );
+
+    let server = Server::start(&["--metrics"]);
+    let mut socket = server.connect().await;
+    socket.send("four".into()).await.unwrap();
+    socket.next().await.unwrap().unwrap();
+    let frame = CloseFrame {
+        code: 4001.into(),
+        reason: "".into(),
+    };
+    socket.close(Some(frame)).await.unwrap();
+    while socket.next().await.is_some() {}
+    server
+        .raw(&handshake("GET", "Sec-WebSocket-Version: 8\r\n"))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    let answer = String::from_utf8(server.raw(get).await).unwrap();
+    for line in [
+        "echo_connections_total 1",
+        "echo_connections_open 0",
+        "echo_messages_total 1",
+        "echo_bytes_total 4",
+        "echo_closes_total{code=\"4001\"} 1",
+        "echo_handshakes_refused_total{status=\"426\"} 1",
+    ] {
+        assert!(
+            answer.lines().any(|l| l == line),
+            "no {line:?} in\n{answer}"
+        );
+    }
+}
