@@ -24,6 +24,7 @@ const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const CLIENT: &str = "wasm-websocket";
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const NGINX: &str = "/usr/sbin/nginx";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -165,17 +166,35 @@ fn ensure_wasm_pack() -> Result<()> {
     Ok(())
 }
 
-/// Debian's Chromium and its driver, for the browser tests.
-fn ensure_browser() -> Result<()> {
-    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
+/// The Debian packages the tests need, each with the file that shows it is installed:
+/// Chromium and its driver for the browser tests, nginx for the reverse-proxy test.
+const DEBIAN_PACKAGES: [(&str, &str); 3] = [
+    ("chromium", CHROMIUM),
+    ("chromium-driver", CHROMEDRIVER),
+    ("nginx", NGINX),
+];
+
+fn ensure_debian_packages() -> Result<()> {
+    let missing: Vec<&str> = DEBIAN_PACKAGES
+        .iter()
+        .filter(|(_, file)| !Path::new(file).exists())
+        .map(|(package, _)| *package)
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
     if output("id", &["-u"]).as_deref().map(str::trim) != Some("0") {
-        bail!("Chromium is missing: run `apt-get install chromium chromium-driver` as root");
+        bail!(
+            "missing: run `apt-get install {}` as root",
+            missing.join(" ")
+        );
     }
     run(cmd("apt-get", &["update", "-qq"]))?;
-    let args = ["install", "-y", "-qq", "chromium", "chromium-driver"];
-    run(cmd("apt-get", &args).env("DEBIAN_FRONTEND", "noninteractive"))
+    let mut install = cmd("apt-get", &["install", "-y", "-qq"]);
+    install
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    run(install)
 }
 
 /// The version of `package` that Cargo.lock resolved.
@@ -245,7 +264,7 @@ fn test() -> Result<()> {
         ensure_wasm_tools()?;
         ensure_wasm_pack()?;
         autobahn::ensure_kosoku()?;
-        ensure_browser()
+        ensure_debian_packages()
     })?;
     step("format", &mut || cargo(&["fmt", "--all", "--check"]))?;
     step("clippy (native)", &mut || {
@@ -275,7 +294,8 @@ fn test() -> Result<()> {
     let mut tally = Tally::default();
     step("native tests", &mut || {
         let args = ["test", "--workspace", "--exclude", "e2e"];
-        run_tests(cmd("cargo", &args), &mut tally)
+        // The nginx test skips itself where nginx is missing; here it was installed.
+        run_tests(cmd("cargo", &args).env("REQUIRE_NGINX", "1"), &mut tally)
     })?;
     step("build the client", &mut build_client)?;
     step("wasm tests in headless Chromium", &mut || {
