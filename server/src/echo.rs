@@ -17,7 +17,7 @@ use tracing::{debug, info};
 
 use crate::Server;
 use crate::controls::{self, Command};
-use crate::telemetry;
+use crate::{telemetry, utf8_guard};
 
 /// How long to wait for the client's Close after sending ours because of an error.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -188,6 +188,9 @@ fn close_frame_for(error: &Error) -> Option<CloseFrame> {
     let (code, reason) = match error {
         Error::Protocol(_) => (CloseCode::Protocol, "protocol error"),
         Error::Utf8(_) => (CloseCode::Invalid, "invalid UTF-8 in a text message"),
+        Error::Io(error) if utf8_guard::is_invalid_utf8(error) => {
+            (CloseCode::Invalid, "invalid UTF-8 in a text message")
+        }
         Error::Capacity(CapacityError::MessageTooLong { .. }) => {
             (CloseCode::Size, "message too big")
         }

@@ -27,6 +27,7 @@ pub mod handshake;
 pub mod origin;
 pub mod telemetry;
 pub mod tls;
+pub mod utf8_guard;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -299,8 +300,9 @@ where
             Ok(parts) => parts,
             Err(_) => unreachable!("the connection was served as TokioIo<I>"),
         };
+        let guarded = utf8_guard::Utf8Guard::new(parts.io.into_inner(), &parts.read_buf);
         let socket = WebSocketStream::from_partially_read(
-            parts.io.into_inner(),
+            guarded,
             parts.read_buf.to_vec(),
             Role::Server,
             Some(server.config.websocket()),

@@ -107,6 +107,14 @@ async fn protocol_violations_get_1002_and_bad_utf8_1007() {
         let answer = server.raw(&request).await;
         assert_eq!(close_code_after_handshake(&answer), Some(code), "{name}");
     }
+    // Invalid UTF-8 early in a long frame fails the connection before the frame ends.
+    let mut partial = client_frame(0x81, &[b'a'; 100]);
+    partial.truncate(6 + 4);
+    partial[6 + 1] = 0xff;
+    let mut request = handshake_with("");
+    request.extend_from_slice(&partial);
+    let answer = server.raw(&request).await;
+    assert_eq!(close_code_after_handshake(&answer), Some(1007), "fail fast");
     server.assert_healthy(MEMORY_LIMIT_MIB).await;
 }
 

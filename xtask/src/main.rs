@@ -352,6 +352,13 @@ fn test() -> Result<()> {
         if !report.failed.is_empty() {
             bail!("Autobahn cases FAILED by the server: {:?}", report.failed);
         }
+        // The server's target is stricter: nothing NON-STRICT either.
+        if let Some(count) = report.counts.get("NON-STRICT") {
+            bail!(
+                "{count} Autobahn cases NON-STRICT by the server (see {})",
+                reports.display()
+            );
+        }
         Ok(())
     })?;
     step("wasm-pack build", &mut || {

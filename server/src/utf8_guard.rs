@@ -1,0 +1,342 @@
+//! Failing fast on invalid UTF-8 inside a frame.
+//!
+//! tungstenite checks a text message's UTF-8 once a frame has fully arrived. RFC 6455 asks an
+//! endpoint to fail the connection as soon as it sees an invalid sequence (Autobahn 6.4.3 and
+//! 6.4.4 send one in the first part of a long frame and wait). [`Utf8Guard`] sits between the
+//! socket and tungstenite and watches the bytes go by: it parses each frame header with
+//! tungstenite's own [`FrameHeader::parse`], unmasks text payload as it streams, and validates
+//! it incrementally. On an invalid sequence the read fails with [`InvalidUtf8`], which the echo
+//! loop answers with Close 1007. The bytes themselves pass through unchanged; tungstenite still
+//! does all the framing. Anything the guard cannot follow (a header tungstenite would reject)
+//! ends its watch, and tungstenite reports the fault.
+
+use std::io::{self, Cursor};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+/// The error a guarded read fails with on invalid UTF-8.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid UTF-8 in a text frame")]
+pub struct InvalidUtf8;
+
+/// Whether a tungstenite error came from the guard.
+pub fn is_invalid_utf8(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<InvalidUtf8>())
+}
+
+/// A socket whose reads are watched for invalid UTF-8 in text frames.
+pub struct Utf8Guard<S> {
+    inner: S,
+    watch: Watch,
+}
+
+impl<S> Utf8Guard<S> {
+    /// Guards `inner`; `already_read` is what was read from it before (it is watched too).
+    pub fn new(inner: S, already_read: &[u8]) -> Self {
+        let mut watch = Watch::default();
+        watch.feed(already_read);
+        Utf8Guard { inner, watch }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Utf8Guard<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.watch.state == State::Invalid {
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, InvalidUtf8)));
+        }
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = result {
+            this.watch.feed(&buf.filled()[before..]);
+            if this.watch.state == State::Invalid {
+                buf.set_filled(before);
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, InvalidUtf8)));
+            }
+        }
+        result
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Utf8Guard<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum State {
+    /// Reading a frame header; its bytes so far are in `header`.
+    #[default]
+    Header,
+    /// Reading a frame's payload.
+    Payload,
+    /// The guard cannot follow the stream any more; tungstenite will say why.
+    Off,
+    /// Invalid UTF-8 was seen.
+    Invalid,
+}
+
+/// What the guard knows of the stream.
+#[derive(Debug, Default)]
+struct Watch {
+    state: State,
+    header: Vec<u8>,
+    /// Payload bytes left in the current frame.
+    remaining: u64,
+    mask: [u8; 4],
+    /// Position in the current frame's payload, for the mask.
+    position: usize,
+    /// Whether the current frame's payload is text.
+    frame_is_text: bool,
+    /// Whether the current frame ends its message.
+    frame_is_final: bool,
+    /// Whether the message being fragmented is text.
+    message_is_text: bool,
+    utf8: Utf8Stream,
+}
+
+/// The longest frame header: 2 bytes, 8 of length, 4 of mask.
+const MAX_HEADER: usize = 14;
+
+impl Watch {
+    fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            match self.state {
+                State::Off | State::Invalid => return,
+                State::Header => {
+                    let had = self.header.len();
+                    let take = (MAX_HEADER - had).min(data.len());
+                    self.header.extend_from_slice(&data[..take]);
+                    let mut cursor = Cursor::new(&self.header[..]);
+                    match FrameHeader::parse(&mut cursor) {
+                        Ok(Some((header, length))) => {
+                            let used = cursor.position() as usize - had;
+                            data = &data[used..];
+                            self.header.clear();
+                            self.start_frame(&header, length);
+                        }
+                        Ok(None) => data = &data[take..],
+                        Err(_) => self.state = State::Off,
+                    }
+                }
+                State::Payload => {
+                    let take = (self.remaining.min(data.len() as u64)) as usize;
+                    if self.frame_is_text && !self.check(&data[..take]) {
+                        self.state = State::Invalid;
+                        return;
+                    }
+                    self.position += take;
+                    self.remaining -= take as u64;
+                    data = &data[take..];
+                    if self.remaining == 0 {
+                        self.end_frame();
+                    }
+                }
+            }
+        }
+    }
+
+    fn start_frame(&mut self, header: &FrameHeader, length: u64) {
+        let Some(mask) = header.mask else {
+            // Unmasked: tungstenite fails the connection with 1002.
+            self.state = State::Off;
+            return;
+        };
+        self.mask = mask;
+        self.position = 0;
+        self.remaining = length;
+        self.frame_is_final = header.is_final;
+        self.frame_is_text = match header.opcode {
+            OpCode::Data(Data::Text) => {
+                self.message_is_text = true;
+                self.utf8 = Utf8Stream::default();
+                true
+            }
+            OpCode::Data(Data::Continue) => self.message_is_text,
+            OpCode::Data(_) => {
+                self.message_is_text = false;
+                false
+            }
+            OpCode::Control(_) => {
+                // Control frames sit between fragments without ending the message.
+                self.frame_is_final = false;
+                false
+            }
+        };
+        self.state = State::Payload;
+        if length == 0 {
+            self.end_frame();
+        }
+    }
+
+    fn end_frame(&mut self) {
+        if self.frame_is_final {
+            self.message_is_text = false;
+        }
+        self.state = State::Header;
+    }
+
+    /// Unmasks a run of text payload and checks it; `false` on invalid UTF-8.
+    fn check(&mut self, masked: &[u8]) -> bool {
+        let mut chunk = [0u8; 256];
+        for (index, part) in masked.chunks(chunk.len()).enumerate() {
+            let start = self.position + index * chunk.len();
+            for (offset, (plain, byte)) in chunk.iter_mut().zip(part).enumerate() {
+                *plain = byte ^ self.mask[(start + offset) % 4];
+            }
+            if !self.utf8.push(&chunk[..part.len()]) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Incremental UTF-8 validation: what is seen so far could still begin valid text.
+#[derive(Debug, Default)]
+struct Utf8Stream {
+    /// The start of a character cut off at the end of the last push.
+    pending: [u8; 4],
+    pending_len: usize,
+}
+
+impl Utf8Stream {
+    /// Adds bytes; `false` once they cannot be valid UTF-8, whatever follows.
+    fn push(&mut self, mut bytes: &[u8]) -> bool {
+        if self.pending_len > 0 {
+            let take = (4 - self.pending_len).min(bytes.len());
+            let mut joined = self.pending;
+            joined[self.pending_len..self.pending_len + take].copy_from_slice(&bytes[..take]);
+            let joined = &joined[..self.pending_len + take];
+            match std::str::from_utf8(joined) {
+                Ok(_) => {
+                    self.pending_len = 0;
+                    bytes = &bytes[take..];
+                }
+                Err(error) if error.error_len().is_some() => return false,
+                Err(error) if error.valid_up_to() == 0 => {
+                    // Still incomplete: all of `bytes` went into the pending character.
+                    self.pending[..joined.len()].copy_from_slice(joined);
+                    self.pending_len = joined.len();
+                    return true;
+                }
+                Err(error) => {
+                    bytes = &bytes[error.valid_up_to() - self.pending_len..];
+                    self.pending_len = 0;
+                }
+            }
+        }
+        match std::str::from_utf8(bytes) {
+            Ok(_) => true,
+            Err(error) if error.error_len().is_some() => false,
+            Err(error) => {
+                let rest = &bytes[error.valid_up_to()..];
+                self.pending[..rest.len()].copy_from_slice(rest);
+                self.pending_len = rest.len();
+                true
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_stream_accepts_characters_split_anywhere() {
+        let text = "κόσμε 🦀 ñ".as_bytes();
+        for split in 0..text.len() {
+            let mut stream = Utf8Stream::default();
+            assert!(stream.push(&text[..split]), "{split}");
+            assert!(stream.push(&text[split..]), "{split}");
+        }
+        // One byte at a time.
+        let mut stream = Utf8Stream::default();
+        assert!(text.iter().all(|byte| stream.push(&[*byte])));
+    }
+
+    #[test]
+    fn utf8_stream_fails_at_the_first_impossible_byte() {
+        let mut stream = Utf8Stream::default();
+        assert!(stream.push("κόσμε".as_bytes()));
+        assert!(stream.push(&[0xce]));
+        assert!(!stream.push(&[0xff]));
+        let mut stream = Utf8Stream::default();
+        assert!(!stream.push(&[0xed, 0xa0, 0x80])); // a UTF-16 surrogate
+    }
+
+    fn masked_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [1, 2, 3, 4];
+        let mut frame = vec![first, 0x80 | payload.len() as u8];
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        frame
+    }
+
+    #[test]
+    fn watch_fails_mid_frame_and_ignores_binary_and_control_frames() {
+        let mut watch = Watch::default();
+        watch.feed(&masked_frame(0x82, &[0xff, 0xfe])); // binary: anything goes
+        watch.feed(&masked_frame(0x89, &[0xff])); // ping
+        watch.feed(&masked_frame(0x81, "ok".as_bytes()));
+        assert_eq!(watch.state, State::Header);
+        let bad = masked_frame(0x81, &[b'a', b'b', 0xe2, 0x82, b'c', b'd']);
+        watch.feed(&bad[..9]); // the header, "ab" and the start of a three-byte character
+        assert_eq!(watch.state, State::Payload);
+        watch.feed(&bad[9..10]);
+        assert_eq!(watch.state, State::Payload);
+        watch.feed(&bad[10..11]); // "c" where the character's last byte should be
+        assert_eq!(watch.state, State::Invalid);
+    }
+
+    #[test]
+    fn watch_follows_text_across_fragments_and_interleaved_pings() {
+        let mut watch = Watch::default();
+        let euro = "€".as_bytes(); // three bytes, split over two fragments
+        watch.feed(&masked_frame(0x01, &euro[..1]));
+        watch.feed(&masked_frame(0x89, b"ping"));
+        watch.feed(&masked_frame(0x80, &euro[1..]));
+        assert_eq!(watch.state, State::Header);
+        watch.feed(&masked_frame(0x01, &euro[..1]));
+        assert_eq!(watch.state, State::Header);
+        assert_eq!(watch.utf8.pending_len, 1, "{watch:?}");
+        watch.feed(&masked_frame(0x80, &[0x41]));
+        assert_eq!(watch.state, State::Invalid, "{watch:?}");
+    }
+}
