@@ -74,7 +74,8 @@ impl Server {
             reply.into_text().unwrap().as_str(),
             "Received:  still there?"
         );
-        let (_, peak) = self.memory_kib();
+        let (rss, peak) = self.memory_kib();
+        eprintln!("server memory: {rss} KiB now, {peak} KiB at peak");
         assert!(peak < limit_mib * 1024, "peak RSS {peak} KiB");
     }
 
