@@ -7,12 +7,13 @@
 
 use futures_util::StreamExt;
 use futures_util::future::{Either, select};
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use wasm_websocket::{Event, Message, WebSocket};
 
 wasm_bindgen_test_configure!(run_in_browser);
+
+mod support;
+use support::sleep;
 
 const AGENT: &str = "wasm-websocket";
 
@@ -24,16 +25,6 @@ fn fuzzing_server() -> &'static str {
         Some(url) => url,
         None => panic!("AUTOBAHN_URL names kosoku's fuzzing server; run `cargo xtask test`"),
     }
-}
-
-async fn sleep(ms: i32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        web_sys::window()
-            .unwrap()
-            .set_timeout_with_callback_and_timeout_and_arguments_0(resolve.unchecked_ref(), ms)
-            .unwrap();
-    });
-    JsFuture::from(promise).await.unwrap();
 }
 
 /// Connects to `path` of the fuzzing server, echoes every message until the connection closes

@@ -11,7 +11,6 @@ use std::time::Duration;
 use futures_util::future::{Either, select};
 use futures_util::{SinkExt, Stream, StreamExt};
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use wasm_websocket::{
     CloseEvent, Error, Event, Events, Message, Overflow, Reconnect, Reconnecting, State, WebSocket,
@@ -19,6 +18,9 @@ use wasm_websocket::{
 };
 
 wasm_bindgen_test_configure!(run_in_browser);
+
+mod support;
+use support::sleep;
 
 fn server_url() -> &'static str {
     match option_env!("ECHO_SERVER_URL") {
@@ -29,16 +31,6 @@ fn server_url() -> &'static str {
 
 /// Port 9 (discard) is closed on the loopback of a test machine.
 const UNREACHABLE: &str = "ws://127.0.0.1:9/";
-
-async fn sleep(ms: i32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        web_sys::window()
-            .unwrap()
-            .set_timeout_with_callback_and_timeout_and_arguments_0(resolve.unchecked_ref(), ms)
-            .unwrap();
-    });
-    JsFuture::from(promise).await.unwrap();
-}
 
 /// The next item, or a panic after five seconds without one.
 async fn next<S: Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
