@@ -300,10 +300,14 @@ where
             Ok(parts) => parts,
             Err(_) => unreachable!("the connection was served as TokioIo<I>"),
         };
-        let guarded = utf8_guard::Utf8Guard::new(parts.io.into_inner(), &parts.read_buf);
+        // `read_buf` shares hyper's whole read buffer: copy what it holds and let the buffer
+        // go now, rather than keep it for the life of the connection.
+        let already_read = parts.read_buf.to_vec();
+        drop(parts.read_buf);
+        let guarded = utf8_guard::Utf8Guard::new(parts.io.into_inner(), &already_read);
         let socket = WebSocketStream::from_partially_read(
             guarded,
-            parts.read_buf.to_vec(),
+            already_read,
             Role::Server,
             Some(server.config.websocket()),
         )
