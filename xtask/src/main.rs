@@ -4,9 +4,10 @@
 //!   `www/pkg/`, and runs the echo server (default `127.0.0.1:1234`), which serves the page.
 //! - `build`: only the first two steps.
 //! - `test`: everything CI checks, in order: formatting, clippy (native and wasm32), docs, the
-//!   native tests, the wasm-bindgen tests in headless Chromium against a live server, the
-//!   Autobahn client cases run by the wasm client in Chromium, the `wasm-pack` build, and the
-//!   end-to-end page test.
+//!   native tests (the nginx one included), the wasm-bindgen tests in headless Chromium against a
+//!   live server, the Autobahn client cases run by the wasm client in Chromium, the Autobahn
+//!   server cases against the echo server, the `wasm-pack` build, and the end-to-end page test.
+//!   It ends with one line, `tests: N passed, N failed`, over every test runner it ran.
 //!
 //! Every install step checks first, so a second run installs nothing.
 
