@@ -3,6 +3,7 @@
 //! - `serve [--addr HOST:PORT]`: installs what the build needs, builds the wasm client into
 //!   `www/pkg/`, and runs the echo server (default `127.0.0.1:1234`), which serves the page.
 //! - `build`: only the first two steps.
+//! - `bench`: builds for release and runs the benchmarks, writing BENCHMARKS.md.
 //! - `test`: everything CI checks, in order: formatting, clippy (native and wasm32), docs, the
 //!   native tests (the nginx one included), the wasm-bindgen tests in headless Chromium against a
 //!   live server, the Autobahn client cases run by the wasm client in Chromium, the Autobahn
@@ -35,8 +36,9 @@ fn main() -> Result<()> {
         ["serve", "--addr", addr] => serve(addr),
         ["build"] => build_client(),
         ["test"] => test(),
+        ["bench"] => bench(),
         _ => {
-            eprintln!("usage: cargo xtask serve [--addr HOST:PORT] | build | test");
+            eprintln!("usage: cargo xtask serve [--addr HOST:PORT] | build | test | bench");
             std::process::exit(2);
         }
     }
@@ -244,6 +246,16 @@ fn serve(addr: &str) -> Result<()> {
     let url = server.url.replacen("ws://", "http://", 1);
     eprintln!("\nopen {url} in a browser; Ctrl-C stops the server\n");
     server.wait()
+}
+
+/// Builds the servers and the load generator for release and writes BENCHMARKS.md.
+fn bench() -> Result<()> {
+    run(cmd(
+        "cargo",
+        &["build", "--release", "-p", "echo-server", "-p", "bench"],
+    ))?;
+    let mut bench = Command::new(target_dir().join("release/bench"));
+    run(bench.arg("--write").arg(root().join("BENCHMARKS.md")))
 }
 
 fn test() -> Result<()> {

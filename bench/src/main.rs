@@ -1,0 +1,259 @@
+//! `cargo xtask bench`: builds in release mode (xtask does), then runs every scenario against
+//! our server and the baselines, each three times, and prints one table (median of three),
+//! which `--write FILE` also writes with the machine and the date.
+//!
+//! Scenarios 1 to 3 of issue 6. Idle connections, the browser and sizes are not measured yet.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use bench::{Outcome, Shape, Wire};
+
+/// One server under test, started as its own process so its CPU time can be read.
+struct Target {
+    name: &'static str,
+    program: PathBuf,
+    args: &'static [&'static str],
+    wire: Wire,
+}
+
+struct Running {
+    child: Child,
+    addr: String,
+}
+
+impl Target {
+    fn start(&self) -> Result<Running> {
+        let mut child = Command::new(&self.program)
+            .args(self.args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.program.display()))?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+        let Some((_, rest)) = line.trim().split_once("://") else {
+            bail!("{} did not start: {line:?}", self.name);
+        };
+        let addr = rest.trim_end_matches('/').to_owned();
+        Ok(Running { child, addr })
+    }
+}
+
+impl Running {
+    /// The process's CPU time so far (user + system), from `/proc/PID/stat`.
+    fn cpu(&self) -> Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .context("stat")?
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+        // Linux reports in clock ticks of 1/100 s.
+        Ok(Duration::from_millis(ticks * 10))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Scenario {
+    name: &'static str,
+    shape: Shape,
+}
+
+const SCENARIOS: [Scenario; 3] = [
+    Scenario {
+        name: "1: latency, 1 conn x 20,000 x 32 B",
+        shape: Shape {
+            connections: 1,
+            round_trips: 20_000,
+            in_flight: 1,
+            size: 32,
+            binary: false,
+        },
+    },
+    Scenario {
+        name: "2: 100 conns x 2,000 x 32 B",
+        shape: Shape {
+            connections: 100,
+            round_trips: 2_000,
+            in_flight: 1,
+            size: 32,
+            binary: false,
+        },
+    },
+    Scenario {
+        name: "3: 50 conns x 16 in flight x 16 KiB",
+        shape: Shape {
+            connections: 50,
+            round_trips: 400,
+            in_flight: 16,
+            size: 16 * 1024,
+            binary: true,
+        },
+    },
+];
+
+const RUNS: usize = 3;
+
+/// One row of the table: the median run of a target in a scenario.
+struct Row {
+    scenario: &'static str,
+    target: &'static str,
+    per_second: f64,
+    megabytes_per_second: f64,
+    cpu_per_message: Duration,
+    p50: Option<Duration>,
+    p99: Option<Duration>,
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let write = match args.as_slice() {
+        [] => None,
+        [flag, file] if flag == "--write" => Some(PathBuf::from(file)),
+        _ => bail!("usage: bench [--write FILE]"),
+    };
+    let here = std::env::current_exe()?;
+    let dir = here.parent().context("the binary's directory")?;
+    let targets = [
+        Target {
+            name: "plain TCP echo (floor)",
+            program: dir.join("tcp-echo"),
+            args: &[],
+            wire: Wire::Tcp,
+        },
+        Target {
+            name: "tokio-tungstenite, defaults",
+            program: dir.join("tungstenite-echo"),
+            args: &[],
+            wire: Wire::WebSocket,
+        },
+        Target {
+            name: "echo-server (ours, production defaults)",
+            program: dir.join("echo-server"),
+            args: &["--addr", "127.0.0.1:0", "--prefix", ""],
+            wire: Wire::WebSocket,
+        },
+    ];
+    // The load generator gets one thread; the server gets the other core.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut rows = Vec::new();
+    for scenario in &SCENARIOS {
+        for target in &targets {
+            let mut runs = Vec::new();
+            for _ in 0..RUNS {
+                let server = target.start()?;
+                let before = server.cpu()?;
+                let outcome =
+                    runtime.block_on(bench::run(&server.addr, target.wire, scenario.shape))?;
+                let cpu = server.cpu()? - before;
+                runs.push((outcome, cpu));
+            }
+            rows.push(median(scenario.name, target.name, runs));
+            eprintln!("{}", line(rows.last().expect("pushed")));
+        }
+    }
+    let table = table(&rows);
+    println!("{table}");
+    if let Some(file) = write {
+        write_report(&file, &table)?;
+    }
+    Ok(())
+}
+
+/// The run with the median rate, with its CPU time per message.
+fn median(scenario: &'static str, target: &'static str, mut runs: Vec<(Outcome, Duration)>) -> Row {
+    runs.sort_by_key(|run| run.0.elapsed);
+    let (outcome, cpu) = runs.swap_remove(runs.len() / 2);
+    let seconds = outcome.elapsed.as_secs_f64();
+    let mut latencies = outcome.latencies.clone();
+    latencies.sort();
+    let percentile = |p: f64| {
+        (!latencies.is_empty()).then(|| latencies[((latencies.len() - 1) as f64 * p) as usize])
+    };
+    Row {
+        scenario,
+        target,
+        per_second: outcome.messages as f64 / seconds,
+        // Both directions: every byte goes there and back.
+        megabytes_per_second: 2.0 * outcome.bytes as f64 / seconds / 1e6,
+        cpu_per_message: cpu / outcome.messages as u32,
+        p50: percentile(0.50),
+        p99: percentile(0.99),
+    }
+}
+
+fn micros(duration: Option<Duration>) -> String {
+    duration.map_or_else(
+        || "-".to_owned(),
+        |d| format!("{:.1} µs", d.as_secs_f64() * 1e6),
+    )
+}
+
+fn line(row: &Row) -> String {
+    format!(
+        "| {} | {} | {:.0} | {:.0} | {} | {} | {} |",
+        row.scenario,
+        row.target,
+        row.per_second,
+        row.megabytes_per_second,
+        micros(Some(row.cpu_per_message)),
+        micros(row.p50),
+        micros(row.p99),
+    )
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut table = String::from(
+        "| scenario | server | round trips/s | MB/s (both ways) | server CPU per message | p50 | p99 |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    for row in rows {
+        table.push_str(&line(row));
+        table.push('\n');
+    }
+    table
+}
+
+fn write_report(file: &Path, table: &str) -> Result<()> {
+    let run = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|line| line.starts_with("model name"))?;
+            Some(line.split_once(':')?.1.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let report = format!(
+        "# Benchmarks\n\n`cargo xtask bench`, {date}, on {cores} cores ({cpu}), {kernel}.\n\
+         Loopback; the load generator (ours, one thread, every reply verified) shares the machine \
+         with the server. Median of {RUNS} runs. Server CPU is user + system time from \
+         `/proc/PID/stat` (10 ms ticks) divided by messages.\n\n{table}\n",
+        date = run("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        cores = run("nproc", &[]),
+        kernel = run("uname", &["-sr"]),
+    );
+    std::fs::write(file, report)?;
+    Ok(())
+}
