@@ -249,7 +249,9 @@ fn write_report(file: &Path, table: &str) -> Result<()> {
         "# Benchmarks\n\n`cargo xtask bench`, {date}, on {cores} cores ({cpu}), {kernel}.\n\
          Loopback; the load generator (ours, one thread, every reply verified) shares the machine \
          with the server. Median of {RUNS} runs. Server CPU is user + system time from \
-         `/proc/PID/stat` (10 ms ticks) divided by messages.\n\n{table}\n",
+         `/proc/PID/stat` (10 ms ticks) divided by messages.\n\n{table}\n\
+         Not measured yet: the fastwebsockets baseline, 19,000 idle connections, the wasm client \
+         against plain JavaScript in Chromium, and the demo's sizes.\n",
         date = run("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         cores = run("nproc", &[]),
         kernel = run("uname", &["-sr"]),
