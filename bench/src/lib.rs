@@ -174,6 +174,46 @@ pub async fn tungstenite_echo(listener: TcpListener) {
     }
 }
 
+/// The fastest Rust WebSocket library we know, as its own example echoes: hyper for the
+/// handshake, `FragmentCollector` for whole messages.
+pub async fn fastwebsockets_echo(listener: TcpListener) {
+    use hyper::body::{Bytes, Incoming};
+    use hyper::{Request, Response};
+    type Empty = http_body_util::Empty<Bytes>;
+
+    async fn echo(upgrade: fastwebsockets::upgrade::UpgradeFut) -> Result<()> {
+        let mut socket = fastwebsockets::FragmentCollector::new(upgrade.await?);
+        loop {
+            let frame = socket.read_frame().await?;
+            match frame.opcode {
+                fastwebsockets::OpCode::Close => return Ok(()),
+                fastwebsockets::OpCode::Text | fastwebsockets::OpCode::Binary => {
+                    socket.write_frame(frame).await?;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn upgrade(mut request: Request<Incoming>) -> Result<Response<Empty>> {
+        let (response, upgrade) = fastwebsockets::upgrade::upgrade(&mut request)?;
+        tokio::spawn(echo(upgrade));
+        Ok(response)
+    }
+
+    while let Ok((stream, _)) = listener.accept().await {
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let service = hyper::service::service_fn(upgrade);
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .with_upgrades();
+            let _ = connection.await;
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +249,10 @@ mod tests {
         };
         let outcome = run(&ws_addr, Wire::WebSocket, binary).await.unwrap();
         assert_eq!(outcome.latencies.len(), 150);
+
+        let (fast, fast_addr) = listener().await;
+        tokio::spawn(fastwebsockets_echo(fast));
+        run(&fast_addr, Wire::WebSocket, binary).await.unwrap();
 
         let (ours, ours_addr) = listener().await;
         let config = echo_server::Config {

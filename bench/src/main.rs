@@ -142,6 +142,12 @@ fn main() -> Result<()> {
             wire: Wire::WebSocket,
         },
         Target {
+            name: "fastwebsockets",
+            program: dir.join("fastwebsockets-echo"),
+            args: &[],
+            wire: Wire::WebSocket,
+        },
+        Target {
             name: "echo-server (ours, production defaults)",
             program: dir.join("echo-server"),
             args: &["--addr", "127.0.0.1:0", "--prefix", ""],
@@ -250,7 +256,7 @@ fn write_report(file: &Path, table: &str) -> Result<()> {
          Loopback; the load generator (ours, one thread, every reply verified) shares the machine \
          with the server. Median of {RUNS} runs. Server CPU is user + system time from \
          `/proc/PID/stat` (10 ms ticks) divided by messages.\n\n{table}\n\
-         Not measured yet: the fastwebsockets baseline, 19,000 idle connections, the wasm client \
+         Not measured yet: 19,000 idle connections, the wasm client \
          against plain JavaScript in Chromium, and the demo's sizes.\n",
         date = run("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         cores = run("nproc", &[]),
