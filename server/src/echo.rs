@@ -68,7 +68,7 @@ pub async fn run<S>(
                 } else if silent >= config.idle_timeout {
                     closing = true;
                     tally.close_code = Some(CloseCode::Away);
-                    Message::Close(Some(CloseFrame { code: CloseCode::Away, reason: "idle".into() }))
+                    going_away("idle")
                 } else if silent >= config.ping_interval / 2 {
                     // Half an interval, not a whole one: a ping answered just after the
                     // last tick must not leave two intervals without a ping.
@@ -84,9 +84,8 @@ pub async fn run<S>(
             _ = shutdown.changed(), if !closing => {
                 closing = true;
                 tally.close_code = Some(CloseCode::Away);
-                let reason = "server shutting down".into();
-                let frame = CloseFrame { code: CloseCode::Away, reason };
-                if send(&mut socket, Message::Close(Some(frame)), config.send_timeout).await.is_err() {
+                let close = going_away("server shutting down");
+                if send(&mut socket, close, config.send_timeout).await.is_err() {
                     break;
                 }
                 continue;
@@ -158,6 +157,14 @@ pub async fn run<S>(
         "connection closed"
     );
     metrics.closed(tally.close_code.map(u16::from));
+}
+
+/// The Close (1001) the server sends when it ends a connection itself: idle, or shutting down.
+fn going_away(reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::Away,
+        reason: reason.into(),
+    }))
 }
 
 /// Sends a message, giving a peer that does not read `limit` to make room for it. The timer
