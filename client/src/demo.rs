@@ -45,7 +45,7 @@ pub fn start_demo() -> Result<(), JsValue> {
     let find = |id: &str| {
         document
             .get_element_by_id(id)
-            .ok_or_else(|| JsValue::from(format!("the page has no #{id}")))
+            .ok_or_else(|| JsValue::from(["the page has no #", id].concat()))
     };
     let page = Page {
         status: find("status")?,
@@ -103,44 +103,48 @@ fn server_url(location: &web_sys::Location) -> Result<String, JsValue> {
         // Opened from a file: the seed's address.
         return Ok("ws://127.0.0.1:1234/".to_owned());
     }
-    Ok(format!("{scheme}://{host}/"))
+    Ok([scheme, "://", &host, "/"].concat())
 }
 
 impl Demo {
     fn connect(&mut self) {
-        self.page.log("", &format!("connecting to {}", self.url));
+        self.page.log("", &["connecting to ", &self.url].concat());
         let page = self.page.clone();
         let on_open = move || {
             let url = current(|socket| socket.url()).unwrap_or_default();
-            page.log("", &format!("connected to {url}"));
+            page.log("", &["connected to ", &url].concat());
             page.show(State::Open);
         };
         let page = self.page.clone();
         let on_message = move |message| match message {
-            Message::Text(text) => page.log("", &format!("message received: {text}")),
-            Message::Binary(data) => page.log(
-                "",
-                &format!("message received: {} bytes of binary", data.len()),
-            ),
+            Message::Text(text) => page.log("", &["message received: ", &text].concat()),
+            Message::Binary(data) => {
+                let size = data.len().to_string();
+                page.log(
+                    "",
+                    &["message received: ", &size, " bytes of binary"].concat(),
+                );
+            }
         };
         let page = self.page.clone();
         let on_error = move || page.log("error", "connection error");
         let page = self.page.clone();
         let on_close = move |event: CloseEvent| {
-            let mut line = format!("connection closed ({})", event.code);
+            let mut line = ["connection closed (", &event.code.to_string(), ")"].concat();
             if !event.reason.is_empty() {
-                line = format!("{line}: {}", event.reason);
+                line.push_str(": ");
+                line.push_str(&event.reason);
             }
             page.log(if event.was_clean { "" } else { "error" }, &line);
             page.show(State::Closed);
         };
         let page = self.page.clone();
         let on_reconnect = move |next: Reconnecting| {
-            let millis = next.delay.as_millis();
-            page.log(
-                "",
-                &format!("reconnecting (attempt {}) in {millis} ms", next.attempt),
-            );
+            // u32, not as_millis's u128: formatting u128 costs a kilobyte of wasm.
+            let millis = (next.delay.as_millis() as u32).to_string();
+            let attempt = next.attempt.to_string();
+            let line = ["reconnecting (attempt ", &attempt, ") in ", &millis, " ms"];
+            page.log("", &line.concat());
             page.show(State::Reconnecting);
         };
         let connecting = WebSocket::builder(&self.url)
@@ -183,7 +187,7 @@ impl Demo {
             None => Err(crate::Error::NotOpen(State::Closed)),
         };
         match result {
-            Ok(()) => self.page.log("sent", &format!("sent: {text}")),
+            Ok(()) => self.page.log("sent", &["sent: ", &text].concat()),
             Err(error) => self.page.log("error", &error.to_string()),
         }
     }
@@ -209,14 +213,12 @@ impl Page {
         }
         if let Ok(time) = self.document.create_element("time") {
             let now = js_sys::Date::new_0();
-            let stamp = format!(
-                "{:02}:{:02}:{:02}.{:03}",
-                now.get_hours(),
-                now.get_minutes(),
-                now.get_seconds(),
-                now.get_milliseconds()
-            );
-            time.set_text_content(Some(&stamp));
+            // hh:mm:ss.mmm, local time: the ISO form of the time shifted by the zone offset.
+            let offset = f64::from(now.get_timezone_offset()) * 60_000.0;
+            let local = js_sys::Date::new(&(now.get_time() - offset).into());
+            let iso = String::from(local.to_iso_string());
+            let stamp = iso.get(11..23).unwrap_or_default();
+            time.set_text_content(Some(stamp));
             let _ = line.append_child(&time);
         }
         let _ = line.append_child(&self.document.create_text_node(text));
@@ -225,8 +227,8 @@ impl Page {
 
     /// Shows the connection state: the status badge, and which controls can be used.
     fn show(&self, state: State) {
-        self.status.set_text_content(Some(&state.to_string()));
-        let _ = self.status.set_attribute("data-state", &state.to_string());
+        self.status.set_text_content(Some(state.as_str()));
+        let _ = self.status.set_attribute("data-state", state.as_str());
         self.send.set_disabled(state != State::Open);
         let active = matches!(state, State::Connecting | State::Open | State::Reconnecting);
         self.connect

@@ -1,6 +1,6 @@
 //! The crate's one error type.
 
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::prelude::*;
 
 use crate::{MAX_CLOSE_REASON, State};
 
@@ -9,7 +9,7 @@ use crate::{MAX_CLOSE_REASON, State};
 pub enum Error {
     /// The browser refused the URL: its scheme must be `ws`, `wss`, `http` or `https` (a
     /// relative URL is resolved against the page), and it must not have a fragment.
-    #[error("invalid WebSocket URL {url:?}: {message}")]
+    #[error("invalid WebSocket URL \"{url}\": {message}")]
     InvalidUrl {
         /// The URL as given.
         url: String,
@@ -36,7 +36,7 @@ pub enum Error {
     },
     /// A subprotocol that the browser would refuse: it must be a non-empty HTTP token (no
     /// spaces, commas or other separators) and offered only once.
-    #[error("invalid subprotocol {0:?}: use a distinct, non-empty token without separators")]
+    #[error("invalid subprotocol \"{0}\": use a distinct, non-empty token without separators")]
     InvalidProtocol(String),
     /// The browser threw an exception this crate did not foresee.
     #[error("the browser raised an exception: {0}")]
@@ -49,10 +49,10 @@ impl Error {
     }
 }
 
-/// The text of a JavaScript exception: its `name: message` for an `Error`.
-pub(crate) fn describe(value: &JsValue) -> String {
-    match value.dyn_ref::<js_sys::Error>() {
-        Some(error) => format!("{}: {}", error.name(), error.message()),
-        None => format!("{value:?}"),
-    }
+#[wasm_bindgen]
+extern "C" {
+    /// The text of a JavaScript exception: `String(value)`, which is `name: message` for an
+    /// `Error`. (JavaScript's, not `format!`: that would pull `Debug` into every build.)
+    #[wasm_bindgen(js_name = String)]
+    pub(crate) fn describe(value: &JsValue) -> String;
 }

@@ -181,15 +181,22 @@ pub enum State {
     Closed,
 }
 
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl State {
+    /// The state in lower case, as the `Display` impl writes it: `"open"`, `"closed"`, …
+    pub fn as_str(self) -> &'static str {
+        match self {
             State::Connecting => "connecting",
             State::Open => "open",
             State::Closing => "closing",
             State::Reconnecting => "reconnecting",
             State::Closed => "closed",
-        })
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -232,3 +239,11 @@ mod tests {
         );
     }
 }
+
+#[cfg(all(
+    feature = "demo",
+    target_family = "wasm",
+    not(target_feature = "atomics")
+))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
