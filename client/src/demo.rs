@@ -214,7 +214,7 @@ impl Page {
         if let Ok(time) = self.document.create_element("time") {
             let now = js_sys::Date::new_0();
             // hh:mm:ss.mmm, local time: the ISO form of the time shifted by the zone offset.
-            let offset = f64::from(now.get_timezone_offset()) * 60_000.0;
+            let offset = now.get_timezone_offset() * 60_000.0;
             let local = js_sys::Date::new(&(now.get_time() - offset).into());
             let iso = String::from(local.to_iso_string());
             let stamp = iso.get(11..23).unwrap_or_default();
