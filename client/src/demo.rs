@@ -5,6 +5,7 @@
 //! `connection closed (code)`) both on the page, with times, and to the console.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -13,7 +14,6 @@ use web_sys::{Document, Element, HtmlButtonElement, HtmlInputElement};
 use crate::{CloseEvent, Message, Reconnect, Reconnecting, State, WebSocket};
 
 /// The page's elements, looked up once.
-#[derive(Clone)]
 struct Page {
     document: Document,
     status: Element,
@@ -25,7 +25,7 @@ struct Page {
 
 /// The page's state: the socket, if any, and the listeners that must live as long as the page.
 struct Demo {
-    page: Page,
+    page: Rc<Page>,
     url: String,
     socket: Option<WebSocket>,
     _listeners: Vec<Closure<dyn FnMut(web_sys::Event)>>,
@@ -69,7 +69,7 @@ pub fn start_demo() -> Result<(), JsValue> {
 
     DEMO.with(|demo| {
         *demo.borrow_mut() = Some(Demo {
-            page,
+            page: Rc::new(page),
             url,
             socket: None,
             _listeners: vec![submit, toggle],

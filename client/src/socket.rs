@@ -270,9 +270,8 @@ impl WebSocket {
                 }
             }
             Phase::Waiting => {
-                // No connection to close: cancel the attempt and report the close, from a
-                // task of its own like the browser's events, never inside this call.
-                drop(shared.timer.borrow_mut().take());
+                // No connection to close: cancel the attempt and report the close from a
+                // timer of its own, like the browser's events, never inside this call.
                 shared.phase.set(Phase::Finished);
                 shared.queue.borrow_mut().clear();
                 let event = CloseEvent {
@@ -280,11 +279,14 @@ impl WebSocket {
                     reason: reason.to_owned(),
                     was_clean: true,
                 };
-                let shared = shared.clone();
-                wasm_bindgen_futures::spawn_local(async move {
-                    shared.emit(Some(Event::Close(event)));
-                    shared.finish();
+                let weak = Rc::downgrade(shared);
+                let report = Timeout::new(Duration::ZERO, move || {
+                    if let Some(shared) = weak.upgrade() {
+                        shared.emit(Some(Event::Close(event)));
+                        shared.finish();
+                    }
                 });
+                *shared.timer.borrow_mut() = Some(report);
             }
             Phase::Finished => {}
         }
@@ -518,9 +520,10 @@ impl Shared {
 
     /// The reconnection timer fired: open a new connection.
     fn reopen(self: &Rc<Self>) {
-        // This runs inside the timer's closure: free it once it has returned.
+        // This runs inside the timer's closure; wasm-bindgen frees a closure dropped during
+        // its own call once the call returns.
         let timer = self.timer.borrow_mut().take();
-        wasm_bindgen_futures::spawn_local(async move { drop(timer) });
+        drop(timer);
         match Connection::open(self) {
             Ok(connection) => {
                 *self.connection.borrow_mut() = Some(connection);
@@ -572,7 +575,7 @@ impl Shared {
 /// One browser WebSocket and the closures set as its handlers.
 struct Connection {
     socket: web_sys::WebSocket,
-    closures: Option<Closures>,
+    _closures: Closures,
 }
 
 struct Closures {
@@ -641,12 +644,12 @@ impl Connection {
         socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
         Ok(Connection {
             socket,
-            closures: Some(Closures {
+            _closures: Closures {
                 _open: Tracked::new(on_open),
                 _message: Tracked::new(on_message),
                 _error: Tracked::new(on_error),
                 _close: Tracked::new(on_close),
-            }),
+            },
         })
     }
 
@@ -678,10 +681,8 @@ impl Drop for Connection {
         if matches!(self.state(), State::Connecting | State::Open) {
             let _ = self.socket.close_with_code(NORMAL_CLOSURE);
         }
-        // This may run inside one of the closures (the close handler drops its own
-        // connection): free them once the current event has been handled.
-        let closures = self.closures.take();
-        wasm_bindgen_futures::spawn_local(async move { drop(closures) });
+        // The closures are dropped next. This may run inside one of them (the close handler
+        // drops its own connection): wasm-bindgen then frees it when that call returns.
     }
 }
 
