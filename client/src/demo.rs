@@ -31,6 +31,16 @@ struct Demo {
     _listeners: Vec<Closure<dyn FnMut(web_sys::Event)>>,
 }
 
+// The page's globals, bound directly: `web_sys::window()` would look the global object up
+// at run time, which costs the demo more code.
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(thread_local_v2, js_name = document)]
+    static DOCUMENT: Document;
+    #[wasm_bindgen(thread_local_v2, js_name = location)]
+    static LOCATION: web_sys::Location;
+}
+
 thread_local! {
     static DEMO: RefCell<Option<Demo>> = const { RefCell::new(None) };
 }
@@ -40,8 +50,7 @@ thread_local! {
 #[wasm_bindgen]
 pub fn start_demo() -> Result<(), JsValue> {
     console_error_panic_hook::set_once();
-    let window = web_sys::window().ok_or("no window")?;
-    let document = window.document().ok_or("no document")?;
+    let document = DOCUMENT.with(Document::clone);
     let find = |id: &str| {
         document
             .get_element_by_id(id)
@@ -50,12 +59,13 @@ pub fn start_demo() -> Result<(), JsValue> {
     let page = Page {
         status: find("status")?,
         log: find("log")?,
-        message: find("message")?.dyn_into()?,
-        send: find("send")?.dyn_into()?,
-        connect: find("connect")?.dyn_into()?,
+        // www/index.html's <input> and <button>s: not checked at run time, which costs size.
+        message: find("message")?.unchecked_into(),
+        send: find("send")?.unchecked_into(),
+        connect: find("connect")?.unchecked_into(),
         document: document.clone(),
     };
-    let url = server_url(&window.location())?;
+    let url = LOCATION.with(server_url)?;
     find("url")?.set_text_content(Some(&url));
 
     let submit = Closure::<dyn FnMut(_)>::new(|event: web_sys::Event| {

@@ -467,7 +467,7 @@ impl Shared {
     /// The browser opened the current connection: send what waited for it, then tell.
     fn opened(&self) {
         self.opened_at.set(Some(js_sys::Date::now()));
-        let queued: Vec<Message> = self.queue.borrow_mut().drain(..).collect();
+        let queued = std::mem::take(&mut *self.queue.borrow_mut());
         if let Some(connection) = self.connection.borrow().as_ref() {
             for message in &queued {
                 let _ = connection.send(message.into());

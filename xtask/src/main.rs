@@ -161,6 +161,25 @@ fn ensure_wasm_tools() -> Result<()> {
     Ok(())
 }
 
+/// binaryen's `wasm-opt`, from npm (Debian's binaryen is too old and miscompiles), installed
+/// under `target/tools`.
+const BINARYEN_VERSION: &str = "132";
+
+fn ensure_wasm_opt() -> Result<PathBuf> {
+    let prefix = target_dir().join("tools");
+    let wasm_opt = prefix.join("node_modules/.bin/wasm-opt");
+    let have = output(&wasm_opt.to_string_lossy(), &["--version"]).unwrap_or_default();
+    if !have.contains(&format!("version {BINARYEN_VERSION} ")) {
+        let mut install = cmd("npm", &["install", "--no-save", "--no-audit", "--no-fund"]);
+        install
+            .arg("--prefix")
+            .arg(&prefix)
+            .arg(format!("binaryen@{BINARYEN_VERSION}.0.0"));
+        run(install)?;
+    }
+    Ok(wasm_opt)
+}
+
 /// wasm-pack, which the test command uses to check the README's wasm-pack build.
 fn ensure_wasm_pack() -> Result<()> {
     if output("wasm-pack", &["--version"]).is_none() {
@@ -234,7 +253,29 @@ fn build_client() -> Result<()> {
     let mut bindgen = cmd("wasm-bindgen", &["--target", "web", "--out-dir"]);
     bindgen.arg(&out).arg(&wasm);
     run(&mut bindgen)?;
-    let size = std::fs::metadata(out.join("wasm_websocket_bg.wasm"))?.len();
+    // Shrink for download: the flags are safe for Rust's output (nothing lives in the first
+    // kilobyte of memory) and the wasm features are those rustc's wasm32 target enables.
+    let wasm = out.join("wasm_websocket_bg.wasm");
+    let mut optimize = Command::new(ensure_wasm_opt()?);
+    optimize
+        .args([
+            "-Oz",
+            "--converge",
+            "--low-memory-unused",
+            "--strip-producers",
+            "--strip-target-features",
+            "--enable-bulk-memory",
+            "--enable-mutable-globals",
+            "--enable-nontrapping-float-to-int",
+            "--enable-sign-ext",
+            "--enable-reference-types",
+            "--enable-multivalue",
+        ])
+        .arg(&wasm)
+        .arg("-o")
+        .arg(&wasm);
+    run(optimize)?;
+    let size = std::fs::metadata(&wasm)?.len();
     eprintln!("built {} ({size} bytes of wasm)", out.display());
     Ok(())
 }
