@@ -5,11 +5,12 @@
 //! Scenarios 1 to 3 of issue 6. Idle connections, the browser and sizes are not measured yet.
 
 use std::io::{BufRead, BufReader};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use bench::{Outcome, Shape, Wire};
 
 /// One server under test, started as its own process so its CPU time can be read.
@@ -58,6 +59,18 @@ impl Running {
         let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
         // Linux reports in clock ticks of 1/100 s.
         Ok(Duration::from_millis(ticks * 10))
+    }
+}
+
+impl Running {
+    /// The process's resident memory, from `/proc/PID/status`.
+    fn rss_kib(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let line = status
+            .lines()
+            .find(|line| line.starts_with("VmRSS:"))
+            .context("no VmRSS")?;
+        Ok(line.split_whitespace().nth(1).context("VmRSS")?.parse()?)
     }
 }
 
@@ -120,12 +133,19 @@ struct Row {
 }
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let write = match args.as_slice() {
-        [] => None,
-        [flag, file] if flag == "--write" => Some(PathBuf::from(file)),
-        _ => bail!("usage: bench [--write FILE]"),
-    };
+    let usage = "usage: bench [--write FILE] [--only 1,4,...]";
+    let (mut write, mut only) = (None, None);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next()) {
+            ("--write", Some(file)) => write = Some(PathBuf::from(file)),
+            ("--only", Some(list)) => only = Some(list),
+            _ => bail!(usage),
+        }
+    }
+    // `--only` is for working on one scenario; a report needs them all.
+    ensure!(write.is_none() || only.is_none(), usage);
+    let wanted = |n: char| only.as_ref().is_none_or(|list| list.contains(n));
     let here = std::env::current_exe()?;
     let dir = here.parent().context("the binary's directory")?;
     let targets = [
@@ -159,7 +179,10 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     let mut rows = Vec::new();
-    for scenario in &SCENARIOS {
+    for scenario in SCENARIOS
+        .iter()
+        .filter(|s| wanted(s.name.chars().next().unwrap_or('?')))
+    {
         for target in &targets {
             let mut runs = Vec::new();
             for _ in 0..RUNS {
@@ -174,13 +197,93 @@ fn main() -> Result<()> {
             eprintln!("{}", line(rows.last().expect("pushed")));
         }
     }
-    let table = table(&rows);
-    println!("{table}");
+    let mut report = table(&rows);
+    if wanted('4') {
+        report.push_str(&idle_section(&runtime, &targets)?);
+    }
+    println!("{report}");
     if let Some(file) = write {
-        write_report(&file, &table)?;
+        write_report(&file, &report)?;
     }
     Ok(())
 }
+
+/// Scenario 4: idle connections held open, all from one load-generator process.
+const IDLE: usize = 19_000;
+
+/// One run of scenario 4: the server's resident memory before, with every connection held
+/// (before any message), and two seconds after they closed.
+struct Idle {
+    before: u64,
+    held: u64,
+    after: u64,
+}
+
+impl Idle {
+    fn per_connection(&self) -> f64 {
+        (self.held.saturating_sub(self.before)) as f64 / IDLE as f64
+    }
+}
+
+fn idle(runtime: &tokio::runtime::Runtime, target: &Target, source: IpAddr) -> Result<Idle> {
+    let server = target.start()?;
+    std::thread::sleep(Duration::from_millis(200));
+    let before = server.rss_kib()?;
+    let t = std::time::Instant::now();
+    let mut held = runtime.block_on(bench::open_idle(&server.addr, source, target.wire, IDLE))?;
+    eprintln!("opened in {:?}", t.elapsed());
+    std::thread::sleep(Duration::from_secs(1));
+    let held_rss = server.rss_kib()?;
+    let t = std::time::Instant::now();
+    runtime.block_on(bench::echo_each(&mut held))?;
+    eprintln!("checked in {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    drop(held);
+    eprintln!("dropped in {:?}", t.elapsed());
+    std::thread::sleep(Duration::from_secs(2));
+    let after = server.rss_kib()?;
+    Ok(Idle {
+        before,
+        held: held_rss,
+        after,
+    })
+}
+
+fn idle_section(runtime: &tokio::runtime::Runtime, targets: &[Target]) -> Result<String> {
+    let mut section = format!(
+        "\n### 4: {IDLE} idle connections\n\n\
+         Opened {WAVE} at a time from one process (each run from a loopback address of its own), \
+         then left idle; resident memory (VmRSS) read after a second; then one 32-byte round \
+         trip on every connection proves all are held; then they close. Median of {IDLE_RUNS}.\n\n\
+         | server | RSS per connection | RSS before | RSS with {IDLE} held | RSS 2 s after close |\n\
+         |---|---|---|---|---|\n",
+        WAVE = bench::WAVE,
+    );
+    let mut source = 0;
+    for target in targets {
+        let mut runs = Vec::new();
+        for _ in 0..IDLE_RUNS {
+            source += 1;
+            runs.push(idle(runtime, target, IpAddr::from([127, 0, 1, source]))?);
+        }
+        runs.sort_by(|a, b| a.per_connection().total_cmp(&b.per_connection()));
+        let run = &runs[runs.len() / 2];
+        let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
+        let row = format!(
+            "| {} | {:.1} KiB | {} | {} | {} |\n",
+            target.name,
+            run.per_connection(),
+            mib(run.before),
+            mib(run.held),
+            mib(run.after),
+        );
+        eprint!("{row}");
+        section.push_str(&row);
+    }
+    Ok(section)
+}
+
+const IDLE_RUNS: usize = 2;
 
 /// The run with the median rate, with its CPU time per message.
 fn median(scenario: &'static str, target: &'static str, mut runs: Vec<(Outcome, Duration)>) -> Row {
@@ -226,7 +329,7 @@ fn line(row: &Row) -> String {
 
 fn table(rows: &[Row]) -> String {
     let mut table = String::from(
-        "| scenario | server | round trips/s | MB/s (both ways) | server CPU per message | p50 | p99 |\n\
+        "### 1 to 3: round trips\n\n| scenario | server | round trips/s | MB/s (both ways) | server CPU per message | p50 | p99 |\n\
          |---|---|---|---|---|---|---|\n",
     );
     for row in rows {

@@ -138,6 +138,28 @@ pub struct Server {
 /// The response type of every HTTP answer the server gives.
 pub type HttpResponse = Response<Full<Bytes>>;
 
+/// The listen backlog: connections the kernel completes before the server accepts them. The
+/// usual 128 overflows under a burst of connections, whose SYNs are then retried a second
+/// later; the kernel caps it at `net.core.somaxconn` (4096 by default).
+pub const BACKLOG: u32 = 4096;
+
+/// Binds `addr` (the first address it resolves to) with [`BACKLOG`] and `SO_REUSEADDR`, so that
+/// a restarted server can listen while the old connections linger in TIME_WAIT.
+pub async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let addr = tokio::net::lookup_host(addr)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other("the address resolves to nothing"))?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// Accepts connections on `listener` until `shutdown` completes; then sends every WebSocket
 /// Close 1001 and returns once they have all closed, or `shutdown_timeout` has passed.
 pub async fn serve(

@@ -7,8 +7,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use echo_server::{Config, DEFAULT_ADDR, DEFAULT_PREFIX};
-use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
+
+/// Open files kept for what is not a WebSocket: handshakes in progress, files served, logs.
+const RESERVED_FILES: u64 = 100;
 
 /// WebSocket echo server: answers each text message with PREFIX + message, echoes binary
 /// messages, and serves the demo page on plain HTTP GET.
@@ -34,9 +36,10 @@ struct Args {
     /// Largest message (and frame) in bytes; larger is closed with 1009.
     #[arg(long, default_value_t = Config::default().max_message_size)]
     max_message_size: usize,
-    /// WebSocket connections at once; past it, handshakes get 503.
-    #[arg(long, default_value_t = Config::default().max_connections)]
-    max_connections: usize,
+    /// WebSocket connections at once; past it, handshakes get 503. Default: the open-file
+    /// limit, raised to its hard maximum at start, less 100 for handshakes, files and logs.
+    #[arg(long)]
+    max_connections: Option<usize>,
     /// Seconds a client may take to send its handshake.
     #[arg(long, default_value_t = secs(Config::default().handshake_timeout))]
     handshake_timeout: u64,
@@ -86,7 +89,7 @@ async fn main() -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(echo_server::tls::load(cert, key)?),
         _ => None,
     };
-    let listener = TcpListener::bind(&args.addr)
+    let listener = echo_server::listen(&args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     let addr = listener.local_addr()?;
@@ -100,13 +103,18 @@ async fn main() -> anyhow::Result<()> {
     std::io::stdout().flush()?;
     tracing::info!("page at {http}://{addr}/ (serving {})", args.www.display());
 
+    let max_connections = args.max_connections.unwrap_or_else(|| {
+        let files = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+        usize::try_from(files.saturating_sub(RESERVED_FILES).max(1)).unwrap_or(usize::MAX)
+    });
+    tracing::debug!(max_connections);
     let config = Config {
         prefix: args.prefix,
         www: Some(args.www),
         protocols: args.protocols,
         allowed_origins: args.allowed_origins,
         max_message_size: args.max_message_size,
-        max_connections: args.max_connections,
+        max_connections,
         handshake_timeout: Duration::from_secs(args.handshake_timeout),
         ping_interval: Duration::from_secs(args.ping_interval),
         idle_timeout: Duration::from_secs(args.idle_timeout),
