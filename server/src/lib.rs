@@ -25,6 +25,7 @@ pub mod echo;
 pub mod files;
 pub mod handshake;
 pub mod origin;
+pub mod read_ahead;
 pub mod telemetry;
 pub mod tls;
 pub mod utf8_guard;
@@ -113,8 +114,10 @@ impl Config {
     /// tungstenite's settings: the size limits, and buffers sized for an idle connection
     /// rather than for the largest message (they grow while a large message passes).
     pub fn websocket(&self) -> WebSocketConfig {
+        // Small, since every connection holds it even when idle: `read_ahead` makes up for
+        // it on large messages.
         WebSocketConfig::default()
-            .read_buffer_size(4 * 1024)
+            .read_buffer_size(512)
             .write_buffer_size(0)
             .max_write_buffer_size(self.max_message_size + (64 << 10))
             .max_message_size(Some(self.max_message_size))
@@ -326,7 +329,8 @@ where
         // go now, rather than keep it for the life of the connection.
         let already_read = parts.read_buf.to_vec();
         drop(parts.read_buf);
-        let guarded = utf8_guard::Utf8Guard::new(parts.io.into_inner(), &already_read);
+        let socket = read_ahead::ReadAhead::new(parts.io.into_inner());
+        let guarded = utf8_guard::Utf8Guard::new(socket, &already_read);
         let socket = WebSocketStream::from_partially_read(
             guarded,
             already_read,

@@ -1,0 +1,224 @@
+//! Small when idle, large when busy: the read side of a WebSocket connection.
+//!
+//! tungstenite reads into a buffer of `read_buffer_size` bytes, and never more per read call.
+//! Every connection holds that buffer, idle or not, so it is small here ([`crate::Config`]
+//! sets 512 bytes); but then a 16 KiB message would take 32 read system calls. [`ReadAhead`]
+//! sits under tungstenite: while messages are small it reads straight into tungstenite's
+//! buffer. Once a read fills that buffer, more is likely waiting, so it reads [`CHUNK`] bytes
+//! at a time into a buffer of its own and hands them out from memory; when a read comes back
+//! short, the socket is drained, and the buffer is freed once it has been handed out.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The most one read system call takes while the connection is busy.
+pub const CHUNK: usize = 32 * 1024;
+
+/// A socket whose reads go through a buffer of its own while it is busy.
+pub struct ReadAhead<S> {
+    inner: S,
+    /// Empty unless busy; `start..end` is what has been read and not handed out yet.
+    chunk: Box<[u8]>,
+    start: usize,
+    end: usize,
+    /// The last read filled what it was given.
+    busy: bool,
+}
+
+impl<S> ReadAhead<S> {
+    pub fn new(inner: S) -> Self {
+        ReadAhead {
+            inner,
+            chunk: Box::default(),
+            start: 0,
+            end: 0,
+            busy: false,
+        }
+    }
+
+    /// The wrapped socket.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Whether it holds a buffer now (for tests).
+    pub fn is_buffering(&self) -> bool {
+        !self.chunk.is_empty()
+    }
+
+    /// Hands out what is buffered; frees the buffer once it is empty and the socket drained.
+    fn hand_out(&mut self, out: &mut ReadBuf<'_>) {
+        let n = out.remaining().min(self.end - self.start);
+        out.put_slice(&self.chunk[self.start..self.start + n]);
+        self.start += n;
+        if self.start == self.end && !self.busy {
+            self.chunk = Box::default();
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.start < this.end {
+            this.hand_out(out);
+            return Poll::Ready(Ok(()));
+        }
+        if !this.busy {
+            let (before, room) = (out.filled().len(), out.remaining());
+            ready!(Pin::new(&mut this.inner).poll_read(cx, out))?;
+            this.busy = room > 0 && out.filled().len() - before == room;
+            return Poll::Ready(Ok(()));
+        }
+        if this.chunk.is_empty() {
+            this.chunk = vec![0; CHUNK].into_boxed_slice();
+        }
+        let mut chunk = ReadBuf::new(&mut this.chunk);
+        let read = Pin::new(&mut this.inner).poll_read(cx, &mut chunk);
+        let n = chunk.filled().len();
+        // A short read drained the socket: back to reading straight through.
+        this.busy = n == CHUNK;
+        if let Poll::Pending | Poll::Ready(Err(_)) = read {
+            this.busy = false;
+            this.chunk = Box::default();
+            return read;
+        }
+        (this.start, this.end) = (0, n);
+        this.hand_out(out);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ReadAhead<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// Counts the reads that reach the socket.
+    struct Counted<S> {
+        inner: S,
+        reads: usize,
+    }
+
+    impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let this = self.get_mut();
+            let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+            if result.is_ready() {
+                this.reads += 1;
+            }
+            result
+        }
+    }
+
+    /// `n` bytes that differ from one position to the next.
+    fn pattern(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[tokio::test]
+    async fn small_reads_go_straight_through_and_hold_no_buffer() {
+        let (mut peer, socket) = tokio::io::duplex(1 << 20);
+        let mut socket = ReadAhead::new(Counted {
+            inner: socket,
+            reads: 0,
+        });
+        for i in 0..10u8 {
+            peer.write_all(&[i; 38]).await.unwrap();
+            let mut buffer = [0; 512];
+            let n = socket.read(&mut buffer).await.unwrap();
+            assert_eq!(&buffer[..n], &[i; 38]);
+            assert!(!socket.is_buffering());
+        }
+        assert_eq!(socket.get_ref().reads, 10);
+    }
+
+    #[tokio::test]
+    async fn a_large_burst_takes_few_system_reads_arrives_intact_and_frees_the_buffer() {
+        let (mut peer, socket) = tokio::io::duplex(1 << 20);
+        let mut socket = ReadAhead::new(Counted {
+            inner: socket,
+            reads: 0,
+        });
+        let sent = pattern(200_000);
+        peer.write_all(&sent).await.unwrap();
+        let mut received = Vec::new();
+        let mut buffer = [0; 512];
+        while received.len() < sent.len() {
+            let n = socket.read(&mut buffer).await.unwrap();
+            received.extend_from_slice(&buffer[..n]);
+        }
+        assert_eq!(received, sent);
+        // 391 reads of 512 bytes, but only 1 + 200,000 / CHUNK + 1 reach the socket.
+        let reads = socket.get_ref().reads;
+        assert!(reads <= 2 + sent.len() / CHUNK, "{reads} reads");
+        assert!(!socket.is_buffering(), "the buffer is freed once drained");
+
+        // And small messages go straight through again.
+        peer.write_all(b"after").await.unwrap();
+        let n = socket.read(&mut buffer).await.unwrap();
+        assert_eq!(&buffer[..n], b"after");
+        assert!(!socket.is_buffering());
+    }
+
+    #[tokio::test]
+    async fn the_end_of_the_stream_is_passed_on() {
+        let (mut peer, socket) = tokio::io::duplex(1 << 20);
+        let mut socket = ReadAhead::new(socket);
+        let sent = pattern(3_000);
+        peer.write_all(&sent).await.unwrap();
+        drop(peer);
+        let mut received = Vec::new();
+        let mut buffer = [0; 512];
+        loop {
+            let n = socket.read(&mut buffer).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            received.extend_from_slice(&buffer[..n]);
+        }
+        assert_eq!(received, sent);
+    }
+}
