@@ -24,6 +24,7 @@ pub mod controls;
 pub mod echo;
 pub mod files;
 pub mod handshake;
+pub mod memory;
 pub mod origin;
 pub mod read_ahead;
 pub mod telemetry;
@@ -134,8 +135,17 @@ pub struct Server {
     pub loopback: bool,
     /// One permit for each WebSocket connection.
     connections: Arc<Semaphore>,
+    /// The most connections open at once lately, for [`memory::give_back`].
+    peak: memory::Peak,
     /// Becomes `true` when the server shuts down.
     shutdown: watch::Receiver<bool>,
+}
+
+impl Server {
+    /// How many WebSocket connections are open.
+    pub fn open_connections(&self) -> usize {
+        self.config.max_connections - self.connections.available_permits()
+    }
 }
 
 /// The response type of every HTTP answer the server gives.
@@ -176,11 +186,13 @@ pub async fn serve(
         .is_ok_and(|addr| addr.ip().is_loopback());
     let server = Arc::new(Server {
         connections: Arc::new(Semaphore::new(config.max_connections)),
+        peak: memory::Peak::default(),
         controls: controls::Controls::default(),
         loopback,
         config,
         shutdown: stopped,
     });
+    let give_back = tokio::spawn(memory::give_back(server.clone()));
     // Every connection task holds a clone of `alive`; `all_closed` ends when the last is gone.
     let (alive, mut all_closed) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
@@ -229,6 +241,7 @@ pub async fn serve(
     {
         warn!("shutdown: some connections did not close within {deadline:?}");
     }
+    give_back.abort();
 }
 
 /// Serves one TCP (or TLS) connection: HTTP requests until one of them upgrades.
@@ -310,6 +323,7 @@ where
         telemetry::refused(503);
         return handshake::plain(StatusCode::SERVICE_UNAVAILABLE, "too many connections\n");
     };
+    server.peak.saw(server.open_connections());
     // Subscribed before the 101 is sent, so that no connection misses an outage.
     let drop_all = config.test_controls.then(|| server.controls.subscribe());
     tokio::spawn(async move {

@@ -293,9 +293,10 @@ async fn a_peer_that_never_reads_is_dropped_with_memory_bounded() {
 }
 
 #[tokio::test]
-async fn two_thousand_connections_at_once_are_all_served() {
+async fn two_thousand_connections_at_once_are_all_served_and_their_memory_given_back() {
     let server = Server::start(&[]);
     let url = server.url();
+    let (before, _) = server.memory_kib();
     let clients = (0..2_000).map(|n| {
         let url = url.clone();
         tokio::spawn(async move {
@@ -308,9 +309,21 @@ async fn two_thousand_connections_at_once_are_all_served() {
     });
     let sockets = futures_util::future::join_all(clients).await;
     assert!(sockets.iter().all(Result::is_ok));
-    let (rss, _) = server.memory_kib();
-    eprintln!("2,000 open connections: server RSS {rss} KiB");
+    let (held, _) = server.memory_kib();
+    eprintln!("2,000 open connections: server RSS {held} KiB, {before} KiB before");
     drop(sockets);
+    // Once they have closed, at least half of what they took goes back to the system.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut after = held;
+    while after > before + (held - before) / 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        after = server.memory_kib().0;
+    }
+    eprintln!("after they closed: {after} KiB");
+    assert!(
+        after <= before + (held - before) / 2,
+        "RSS {after} KiB after close: {held} KiB held, {before} KiB before"
+    );
     server.assert_healthy(MEMORY_LIMIT_MIB).await;
 }
 
