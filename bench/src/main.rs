@@ -133,16 +133,18 @@ struct Row {
 }
 
 fn main() -> Result<()> {
-    let usage = "usage: bench [--write FILE] [--only 1,4,...]";
-    let (mut write, mut only) = (None, None);
+    let usage = "usage: bench --root WORKSPACE [--write FILE] [--only 1,4,...]";
+    let (mut root, mut write, mut only) = (None, None, None);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next()) {
+            ("--root", Some(dir)) => root = Some(PathBuf::from(dir)),
             ("--write", Some(file)) => write = Some(PathBuf::from(file)),
             ("--only", Some(list)) => only = Some(list),
             _ => bail!(usage),
         }
     }
+    let root = root.context(usage)?;
     // `--only` is for working on one scenario; a report needs them all.
     ensure!(write.is_none() || only.is_none(), usage);
     let wanted = |n: char| only.as_ref().is_none_or(|list| list.contains(n));
@@ -198,8 +200,16 @@ fn main() -> Result<()> {
         }
     }
     let mut report = table(&rows);
+    report.push_str(&ratios(&rows));
     if wanted('4') {
         report.push_str(&idle_section(&runtime, &targets)?);
+    }
+    if wanted('5') {
+        let ours = targets.last().expect("ours is the last target");
+        report.push_str(&browser_section(&root, ours)?);
+    }
+    if wanted('6') {
+        report.push_str(&size_section(&root.join("www/pkg"))?);
     }
     println!("{report}");
     if let Some(file) = write {
@@ -217,35 +227,46 @@ struct Idle {
     before: u64,
     held: u64,
     after: u64,
+    /// The kernel's slab memory (sockets and their files) grown while held, both ends.
+    kernel: u64,
 }
 
 impl Idle {
     fn per_connection(&self) -> f64 {
         (self.held.saturating_sub(self.before)) as f64 / IDLE as f64
     }
+
+    /// Kernel memory per connection at one end: both ends live on this machine.
+    fn kernel_per_connection(&self) -> f64 {
+        self.kernel as f64 / IDLE as f64 / 2.0
+    }
+}
+
+/// The kernel's slab memory, from `/proc/meminfo`.
+fn slab_kib() -> Result<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo")?;
+    let line = info
+        .lines()
+        .find(|l| l.starts_with("Slab:"))
+        .context("Slab")?;
+    Ok(line.split_whitespace().nth(1).context("Slab")?.parse()?)
 }
 
 fn idle(runtime: &tokio::runtime::Runtime, target: &Target, source: IpAddr) -> Result<Idle> {
     let server = target.start()?;
     std::thread::sleep(Duration::from_millis(200));
-    let before = server.rss_kib()?;
-    let t = std::time::Instant::now();
+    let (before, slab_before) = (server.rss_kib()?, slab_kib()?);
     let mut held = runtime.block_on(bench::open_idle(&server.addr, source, target.wire, IDLE))?;
-    eprintln!("opened in {:?}", t.elapsed());
     std::thread::sleep(Duration::from_secs(1));
-    let held_rss = server.rss_kib()?;
-    let t = std::time::Instant::now();
+    let (held_rss, slab_held) = (server.rss_kib()?, slab_kib()?);
     runtime.block_on(bench::echo_each(&mut held))?;
-    eprintln!("checked in {:?}", t.elapsed());
-    let t = std::time::Instant::now();
     drop(held);
-    eprintln!("dropped in {:?}", t.elapsed());
     std::thread::sleep(Duration::from_secs(2));
-    let after = server.rss_kib()?;
     Ok(Idle {
         before,
         held: held_rss,
-        after,
+        after: server.rss_kib()?,
+        kernel: slab_held.saturating_sub(slab_before),
     })
 }
 
@@ -260,6 +281,7 @@ fn idle_section(runtime: &tokio::runtime::Runtime, targets: &[Target]) -> Result
         WAVE = bench::WAVE,
     );
     let mut source = 0;
+    let mut ours = None;
     for target in targets {
         let mut runs = Vec::new();
         for _ in 0..IDLE_RUNS {
@@ -267,7 +289,7 @@ fn idle_section(runtime: &tokio::runtime::Runtime, targets: &[Target]) -> Result
             runs.push(idle(runtime, target, IpAddr::from([127, 0, 1, source]))?);
         }
         runs.sort_by(|a, b| a.per_connection().total_cmp(&b.per_connection()));
-        let run = &runs[runs.len() / 2];
+        let run = runs.swap_remove(runs.len() / 2);
         let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
         let row = format!(
             "| {} | {:.1} KiB | {} | {} | {} |\n",
@@ -279,11 +301,131 @@ fn idle_section(runtime: &tokio::runtime::Runtime, targets: &[Target]) -> Result
         );
         eprint!("{row}");
         section.push_str(&row);
+        ours = Some(run);
+    }
+    if let Some(ours) = ours {
+        section.push_str(&million(&ours));
     }
     Ok(section)
 }
 
+/// What a million connections would take, from our server's figures.
+fn million(ours: &Idle) -> String {
+    let (process, kernel) = (ours.per_connection(), ours.kernel_per_connection());
+    let gib = |kib: f64| kib * 1e6 / (1024.0 * 1024.0);
+    format!(
+        "\nA million connections, from these figures: our server holds {process:.1} KiB per idle \
+         connection, so {:.1} GiB of process memory, and the kernel another {kernel:.1} KiB per \
+         socket (slab growth while held, halved since both ends are on this machine), {:.1} GiB: \
+         about {:.0} GiB in all, before any message is in flight (a busy connection borrows a \
+         32 KiB read buffer while data waits, and its messages). Beyond memory: an open-file \
+         limit above a million (`ulimit -n`, `fs.nr_open`; the server raises its soft limit \
+         to the hard one and sizes `--max-connections` from it), clients spread over enough \
+         addresses (about 28,000 ports per client address and server address), and CPU for \
+         the keepalive: a ping after 30 s of silence is {:.0} pings a second for a million \
+         idle connections.\n",
+        gib(process),
+        gib(kernel),
+        (gib(process) + gib(kernel)).ceil(),
+        1e6 / 30.0,
+    )
+}
+
 const IDLE_RUNS: usize = 2;
+
+/// Scenario 5: `client/tests/speed.rs` in headless Chromium, against our server as a pure echo.
+fn browser_section(root: &Path, ours: &Target) -> Result<String> {
+    let server = ours.start()?;
+    let output = Command::new("cargo")
+        .current_dir(root)
+        .args(["test", "--release", "-p", "wasm-websocket", "--target"])
+        .args([
+            "wasm32-unknown-unknown",
+            "--test",
+            "speed",
+            "--",
+            "--nocapture",
+        ])
+        .env("ECHO_SERVER_URL", format!("ws://{}/", server.addr))
+        .env(
+            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+            "wasm-bindgen-test-runner",
+        )
+        .env("CHROMEDRIVER", "/usr/bin/chromedriver")
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run cargo test")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    ensure!(
+        output.status.success(),
+        "the browser benchmark failed:\n{stdout}"
+    );
+    // "speed: NAME js=X rust=Y"
+    let figures = |name: &str| -> Result<(f64, f64)> {
+        let line = stdout
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("speed: ")?.strip_prefix(name))
+            .with_context(|| format!("no {name} figures in:\n{stdout}"))?;
+        let value = |key: &str| -> Result<f64> {
+            let word = line.split_whitespace().find_map(|w| w.strip_prefix(key));
+            Ok(word
+                .with_context(|| format!("no {key} in {line}"))?
+                .parse()?)
+        };
+        Ok((value("js=")?, value("rust=")?))
+    };
+    let (js_trips, rust_trips) = figures("round_trips")?;
+    let (js_mb, rust_mb) = figures("binary_mb_per_s")?;
+    let section = format!(
+        "\n### 5: the wasm client against plain JavaScript in Chromium\n\n\
+         `client/tests/speed.rs` in headless Chromium ({chromium}), one page, our server as a \
+         pure echo; every reply checked on both sides; runs alternate, median of 5. The wasm \
+         client uses its async API (`send_text`/`send_binary` and the `messages()` stream), \
+         built for release.\n\n\
+         | workload | plain JavaScript `WebSocket` | wasm client (ours) | ratio |\n\
+         |---|---|---|---|\n\
+         | 5,000 sequential round trips of 32-byte text | {js_trips:.0}/s | {rust_trips:.0}/s | {:.2}x |\n\
+         | 400 x 64 KiB binary, 8 in flight (MB/s, both ways) | {js_mb:.0} | {rust_mb:.0} | {:.2}x |\n",
+        rust_trips / js_trips,
+        rust_mb / js_mb,
+        chromium = command_output("chromium", &["--version"]),
+    );
+    eprint!("{section}");
+    Ok(section)
+}
+
+/// Scenario 6: the demo as `cargo xtask build` leaves it in `www/pkg`.
+fn size_section(pkg: &Path) -> Result<String> {
+    let mut section = String::from(
+        "\n### 6: the demo's size\n\n\
+         `cargo xtask build`: release profile (opt-level \"z\", LTO), wasm-bindgen, then \
+         `wasm-opt -Oz` (binaryen from npm).\n\n\
+         | file | raw | gzip -9 |\n|---|---|---|\n",
+    );
+    for file in ["wasm_websocket_bg.wasm", "wasm_websocket.js"] {
+        let bytes = std::fs::read(pkg.join(file))
+            .with_context(|| format!("no {file} in {}: run cargo xtask build", pkg.display()))?;
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut gzip, &bytes)?;
+        let gzipped = gzip.finish()?.len();
+        section.push_str(&format!(
+            "| {file} | {} B | {gzipped} B ({:.1} KiB) |\n",
+            bytes.len(),
+            gzipped as f64 / 1024.0
+        ));
+    }
+    eprint!("{section}");
+    Ok(section)
+}
+
+/// A command's output, trimmed; empty if it cannot run.
+fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
 
 /// The run with the median rate, with its CPU time per message.
 fn median(scenario: &'static str, target: &'static str, mut runs: Vec<(Outcome, Duration)>) -> Row {
@@ -339,14 +481,44 @@ fn table(rows: &[Row]) -> String {
     table
 }
 
+/// Ours against the best WebSocket baseline and the TCP floor, scenario by scenario.
+fn ratios(rows: &[Row]) -> String {
+    let mut text = String::from(
+        "\nRatios in this run: ours / the best WebSocket baseline in messages per second, and \
+         ours / the plain TCP echo and / the best baseline in server CPU per message.\n\n\
+         | scenario | throughput vs best | CPU vs TCP floor | CPU vs best baseline |\n\
+         |---|---|---|---|\n",
+    );
+    let mut scenarios: Vec<&str> = rows.iter().map(|row| row.scenario).collect();
+    scenarios.dedup();
+    for scenario in scenarios {
+        let rows: Vec<&Row> = rows.iter().filter(|row| row.scenario == scenario).collect();
+        let (Some(tcp), Some(ours)) = (rows.first(), rows.last()) else {
+            continue;
+        };
+        let baselines = &rows[1..rows.len() - 1];
+        let fastest = baselines
+            .iter()
+            .map(|row| row.per_second)
+            .fold(0.0, f64::max);
+        let leanest = baselines
+            .iter()
+            .map(|row| row.cpu_per_message)
+            .min()
+            .unwrap_or_default();
+        let cpu = |of: &Row, to: Duration| of.cpu_per_message.as_secs_f64() / to.as_secs_f64();
+        text.push_str(&format!(
+            "| {scenario} | {:.2}x | {:.2}x | {:.2}x |\n",
+            ours.per_second / fastest,
+            cpu(ours, tcp.cpu_per_message),
+            cpu(ours, leanest),
+        ));
+    }
+    text
+}
+
 fn write_report(file: &Path, table: &str) -> Result<()> {
-    let run = |program: &str, args: &[&str]| {
-        Command::new(program)
-            .args(args)
-            .output()
-            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-            .unwrap_or_default()
-    };
+    let run = command_output;
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {
@@ -358,9 +530,8 @@ fn write_report(file: &Path, table: &str) -> Result<()> {
         "# Benchmarks\n\n`cargo xtask bench`, {date}, on {cores} cores ({cpu}), {kernel}.\n\
          Loopback; the load generator (ours, one thread, every reply verified) shares the machine \
          with the server. Median of {RUNS} runs. Server CPU is user + system time from \
-         `/proc/PID/stat` (10 ms ticks) divided by messages.\n\n{table}\n\
-         Not measured yet: 19,000 idle connections, the wasm client \
-         against plain JavaScript in Chromium, and the demo's sizes.\n",
+         `/proc/PID/stat` (10 ms ticks) divided by messages; the machine is noisy, so compare \
+         within one run.\n\n{table}",
         date = run("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         cores = run("nproc", &[]),
         kernel = run("uname", &["-sr"]),

@@ -95,7 +95,7 @@ use std::time::Duration;
 pub use error::Error;
 pub use reconnect::{Overflow, Reconnect};
 pub use socket::{Builder, DEFAULT_HIGH_WATER_MARK, WebSocket};
-pub use stream::Events;
+pub use stream::{Events, Messages};
 pub use tracked::live_closures;
 
 /// The largest close reason the protocol allows, in bytes of UTF-8 (RFC 6455 section 5.5).

@@ -20,7 +20,7 @@ use web_sys::{BinaryType, MessageEvent};
 
 use crate::error::describe;
 use crate::reconnect::{Overflow, Reconnect};
-use crate::stream::Events;
+use crate::stream::{Events, Messages};
 use crate::timer::{Timeout, sleep};
 use crate::tracked::Tracked;
 use crate::{CloseEvent, Error, Event, Message, NORMAL_CLOSURE, Reconnecting, State};
@@ -238,14 +238,8 @@ impl WebSocket {
     }
 
     /// The messages of [`events`](Self::events), without the other events.
-    pub fn messages(&self) -> impl futures_util::Stream<Item = Message> + use<> {
-        use futures_util::StreamExt;
-        self.events().filter_map(|event| async move {
-            match event {
-                Event::Message(message) => Some(message),
-                _ => None,
-            }
-        })
+    pub fn messages(&self) -> Messages {
+        Messages::new(self.events())
     }
 
     /// Closes with code 1000 and no reason.

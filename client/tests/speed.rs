@@ -1,0 +1,184 @@
+//! Scenario 5 of `cargo xtask bench`: this crate against the browser's own `WebSocket` driven
+//! by plain JavaScript, on the same page and the same server (a pure echo, started by the
+//! benchmark and named in `ECHO_SERVER_URL` at build time). Every reply is checked on both
+//! sides. It prints `speed:` lines that the benchmark reads; it is not part of the test
+//! command, which only builds it.
+
+#![cfg(target_arch = "wasm32")]
+
+use futures_util::StreamExt;
+use js_sys::Date;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
+use wasm_websocket::{Event, Message, Messages, WebSocket};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// Sequential round trips of `TEXT_SIZE` bytes, per run.
+const ROUND_TRIPS: u32 = 5_000;
+const TEXT_SIZE: usize = 32;
+/// `BINARY_COUNT` messages of `BINARY_SIZE` bytes each way, `IN_FLIGHT` at a time, per run.
+const BINARY_COUNT: u32 = 400;
+const BINARY_SIZE: usize = 64 * 1024;
+const IN_FLIGHT: u32 = 8;
+/// Runs of each, alternating JavaScript and Rust; the median is reported.
+const RUNS: usize = 5;
+
+#[wasm_bindgen(inline_js = r#"
+function text(n, size) { return String(n).padStart(size, "0"); }
+function binary(n, size) {
+    const data = new Uint8Array(size);
+    for (let i = 0; i < size; i++) data[i] = (n + i) & 255;
+    return data;
+}
+function open(url) {
+    return new Promise((resolve, reject) => {
+        const ws = new WebSocket(url);
+        ws.binaryType = "arraybuffer";
+        ws.onopen = () => resolve(ws);
+        ws.onerror = () => reject(new Error("cannot connect to " + url));
+    });
+}
+export async function js_round_trips(url, count, size) {
+    const ws = await open(url);
+    const start = performance.now();
+    await new Promise((resolve, reject) => {
+        let n = 0;
+        ws.onmessage = (event) => {
+            if (event.data !== text(n, size)) return reject(new Error("wrong reply " + n));
+            if (++n === count) return resolve();
+            ws.send(text(n, size));
+        };
+        ws.send(text(0, size));
+    });
+    const elapsed = performance.now() - start;
+    ws.close();
+    return elapsed;
+}
+export async function js_binary(url, count, size, inFlight) {
+    const ws = await open(url);
+    const messages = [];
+    for (let n = 0; n < count; n++) messages.push(binary(n, size));
+    const start = performance.now();
+    await new Promise((resolve, reject) => {
+        let sent = 0, received = 0;
+        const send = () => {
+            while (sent < count && sent - received < inFlight) ws.send(messages[sent++]);
+        };
+        ws.onmessage = (event) => {
+            const reply = new Uint8Array(event.data);
+            const expected = messages[received];
+            if (reply.length !== size || reply[0] !== expected[0] || reply[size - 1] !== expected[size - 1])
+                return reject(new Error("wrong reply " + received));
+            if (++received === count) return resolve();
+            send();
+        };
+        send();
+    });
+    const elapsed = performance.now() - start;
+    ws.close();
+    return elapsed;
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(catch)]
+    async fn js_round_trips(url: &str, count: u32, size: usize) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn js_binary(
+        url: &str,
+        count: u32,
+        size: usize,
+        in_flight: u32,
+    ) -> Result<JsValue, JsValue>;
+}
+
+fn server_url() -> &'static str {
+    match option_env!("ECHO_SERVER_URL") {
+        Some(url) => url,
+        None => panic!("ECHO_SERVER_URL names a pure echo server; run `cargo xtask bench`"),
+    }
+}
+
+async fn open() -> (WebSocket, Messages) {
+    let socket = WebSocket::connect(server_url()).unwrap();
+    let mut events = socket.events();
+    assert_eq!(events.next().await, Some(Event::Open));
+    drop(events);
+    let messages = socket.messages();
+    (socket, messages)
+}
+
+fn text(n: u32) -> String {
+    format!("{n:0TEXT_SIZE$}")
+}
+
+fn binary(n: u32) -> Vec<u8> {
+    (0..BINARY_SIZE).map(|i| (n as usize + i) as u8).collect()
+}
+
+async fn rust_round_trips() -> f64 {
+    let (socket, mut messages) = open().await;
+    let start = Date::now();
+    for n in 0..ROUND_TRIPS {
+        socket.send_text(&text(n)).unwrap();
+        let reply = messages.next().await.expect("a reply");
+        assert_eq!(reply, Message::Text(text(n)), "wrong reply {n}");
+    }
+    let elapsed = Date::now() - start;
+    socket.close().unwrap();
+    elapsed
+}
+
+async fn rust_binary() -> f64 {
+    let (socket, mut messages) = open().await;
+    let sent: Vec<Vec<u8>> = (0..BINARY_COUNT).map(binary).collect();
+    let start = Date::now();
+    let mut next = 0;
+    for received in 0..BINARY_COUNT as usize {
+        while next < BINARY_COUNT as usize && next - received < IN_FLIGHT as usize {
+            socket.send_binary(&sent[next]).unwrap();
+            next += 1;
+        }
+        let reply = messages.next().await.expect("a reply");
+        assert!(
+            matches!(&reply, Message::Binary(data) if *data == sent[received]),
+            "wrong reply {received}"
+        );
+    }
+    let elapsed = Date::now() - start;
+    socket.close().unwrap();
+    elapsed
+}
+
+fn median(mut runs: Vec<f64>) -> f64 {
+    runs.sort_by(f64::total_cmp);
+    runs[runs.len() / 2]
+}
+
+#[wasm_bindgen_test]
+async fn wasm_client_against_plain_javascript() {
+    let url = server_url();
+    let (mut js, mut rust) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let ms = js_round_trips(url, ROUND_TRIPS, TEXT_SIZE).await.unwrap();
+        js.push(ms.as_f64().unwrap());
+        rust.push(rust_round_trips().await);
+    }
+    let per_second = |ms: f64| f64::from(ROUND_TRIPS) / ms * 1e3;
+    let (js, rust) = (per_second(median(js)), per_second(median(rust)));
+    console_log!("speed: round_trips js={js:.0} rust={rust:.0}");
+
+    let (mut js_ms, mut rust_ms) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let ms = js_binary(url, BINARY_COUNT, BINARY_SIZE, IN_FLIGHT)
+            .await
+            .unwrap();
+        js_ms.push(ms.as_f64().unwrap());
+        rust_ms.push(rust_binary().await);
+    }
+    // Both ways, like the server scenarios.
+    let megabytes = 2.0 * f64::from(BINARY_COUNT) * BINARY_SIZE as f64 / 1e6;
+    let per_second = |ms: f64| megabytes / ms * 1e3;
+    let (js, rust) = (per_second(median(js_ms)), per_second(median(rust_ms)));
+    console_log!("speed: binary_mb_per_s js={js:.1} rust={rust:.1}");
+}
