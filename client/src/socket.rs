@@ -12,7 +12,6 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures_channel::mpsc::{UnboundedSender, unbounded};
 use js_sys::{ArrayBuffer, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
@@ -20,7 +19,7 @@ use web_sys::{BinaryType, MessageEvent};
 
 use crate::error::describe;
 use crate::reconnect::{Overflow, Reconnect};
-use crate::stream::{Events, Messages};
+use crate::stream::{self, Events, Feed, Messages};
 use crate::timer::{Timeout, sleep};
 use crate::tracked::Tracked;
 use crate::{CloseEvent, Error, Event, Message, NORMAL_CLOSURE, Reconnecting, State};
@@ -230,11 +229,11 @@ impl WebSocket {
     /// they happen; events are never delivered during the call that connects, so a stream
     /// made right after [`connect`](Self::connect) misses nothing.
     pub fn events(&self) -> Events {
-        let (sender, receiver) = unbounded();
+        let (feed, events) = stream::channel();
         if self.shared.phase.get() != Phase::Finished {
-            self.shared.listeners.borrow_mut().streams.push(sender);
+            self.shared.listeners.borrow_mut().streams.push(feed);
         }
-        Events::new(receiver)
+        events
     }
 
     /// The messages of [`events`](Self::events), without the other events.
@@ -410,6 +409,16 @@ struct Callbacks {
 }
 
 impl Callbacks {
+    fn wants(&self, event: &Event) -> bool {
+        match event {
+            Event::Open => self.on_open.is_some(),
+            Event::Message(_) => self.on_message.is_some(),
+            Event::Error => self.on_error.is_some(),
+            Event::Close(_) => self.on_close.is_some(),
+            Event::Reconnecting(_) => self.on_reconnect.is_some(),
+        }
+    }
+
     fn call(&mut self, event: Event) {
         match event {
             Event::Open => self.on_open.as_mut().map(|f| f()),
@@ -425,7 +434,7 @@ impl Callbacks {
 #[derive(Default)]
 struct Listeners {
     callbacks: Callbacks,
-    streams: Vec<UnboundedSender<Event>>,
+    streams: Vec<Feed>,
 }
 
 /// What all handles of one socket share.
@@ -554,11 +563,29 @@ impl Shared {
         self.dispatching.set(false);
     }
 
+    /// Gives `event` to every stream, then to its callback; copied only for all but the last.
     fn deliver(&self, event: Event) {
-        self.listeners
-            .borrow_mut()
-            .streams
-            .retain(|stream| stream.unbounded_send(event.clone()).is_ok());
+        let left = {
+            let mut listeners = self.listeners.borrow_mut();
+            let wanted = listeners.callbacks.wants(&event);
+            listeners.streams.retain(|stream| !stream.is_closed());
+            match listeners.streams.split_last() {
+                None => Some(event),
+                Some((last, others)) => {
+                    for stream in others {
+                        stream.send(event.clone());
+                    }
+                    if wanted {
+                        last.send(event.clone());
+                        Some(event)
+                    } else {
+                        last.send(event);
+                        None
+                    }
+                }
+            }
+        };
+        let Some(event) = left else { return };
         // Called without holding a borrow, since a callback may use the socket.
         let mut callbacks = std::mem::take(&mut self.listeners.borrow_mut().callbacks);
         callbacks.call(event);

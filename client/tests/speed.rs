@@ -1,10 +1,14 @@
 //! Scenario 5 of `cargo xtask bench`: this crate against the browser's own `WebSocket` driven
 //! by plain JavaScript, on the same page and the same server (a pure echo, started by the
 //! benchmark and named in `ECHO_SERVER_URL` at build time). Every reply is checked on both
-//! sides. It prints `speed:` lines that the benchmark reads; it is not part of the test
-//! command, which only builds it.
+//! sides. The round trips run twice in Rust: through the async API (`messages()` in a task
+//! of its own) and through the callbacks. It prints `speed:` lines that the benchmark reads;
+//! it is not part of the test command, which only builds it.
 
 #![cfg(target_arch = "wasm32")]
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use futures_util::StreamExt;
 use js_sys::Date;
@@ -22,7 +26,7 @@ const BINARY_COUNT: u32 = 400;
 const BINARY_SIZE: usize = 64 * 1024;
 const IN_FLIGHT: u32 = 8;
 /// Runs of each, alternating JavaScript and Rust; the median is reported.
-const RUNS: usize = 5;
+const RUNS: usize = 7;
 
 #[wasm_bindgen(inline_js = r#"
 function text(n, size) { return String(n).padStart(size, "0"); }
@@ -120,12 +124,68 @@ async fn rust_round_trips() -> f64 {
     let (socket, mut messages) = open().await;
     let start = Date::now();
     for n in 0..ROUND_TRIPS {
-        socket.send_text(&text(n)).unwrap();
+        let sent = text(n);
+        socket.send_text(&sent).unwrap();
         let reply = messages.next().await.expect("a reply");
-        assert_eq!(reply, Message::Text(text(n)), "wrong reply {n}");
+        assert!(
+            matches!(reply, Message::Text(text) if text == sent),
+            "wrong reply {n}"
+        );
     }
     let elapsed = Date::now() - start;
     socket.close().unwrap();
+    elapsed
+}
+
+/// The same round trips driven from the callbacks, as the JavaScript is: each reply sends the
+/// next message from inside the message callback.
+async fn rust_callback_round_trips() -> f64 {
+    let (done, finished) = futures_channel::oneshot::channel();
+    let mut done = Some(done);
+    // The callbacks send through their own socket: a slot filled right after connecting (no
+    // event comes before) and emptied at the end, since a handle kept inside its own
+    // callback would keep the socket alive.
+    let slot: Rc<RefCell<Option<WebSocket>>> = Rc::default();
+    let start = Rc::new(Cell::new(0.0));
+    let send = |slot: &Rc<RefCell<Option<WebSocket>>>, n| {
+        let socket = slot.borrow();
+        socket
+            .as_ref()
+            .expect("connected")
+            .send_text(&text(n))
+            .unwrap();
+    };
+    let on_open = {
+        let (slot, start) = (slot.clone(), start.clone());
+        move || {
+            start.set(Date::now());
+            send(&slot, 0);
+        }
+    };
+    let on_message = {
+        let (slot, start, mut n) = (slot.clone(), start.clone(), 0);
+        move |reply| {
+            assert!(
+                matches!(reply, Message::Text(t) if t == text(n)),
+                "wrong reply {n}"
+            );
+            n += 1;
+            if n < ROUND_TRIPS {
+                send(&slot, n);
+            } else if let Some(done) = done.take() {
+                let _ = done.send(Date::now() - start.get());
+            }
+        }
+    };
+    let socket = WebSocket::builder(server_url())
+        .on_open(on_open)
+        .on_message(on_message)
+        .connect()
+        .unwrap();
+    *slot.borrow_mut() = Some(socket.clone());
+    let elapsed = finished.await.expect("all round trips");
+    socket.close().unwrap();
+    slot.borrow_mut().take();
     elapsed
 }
 
@@ -150,6 +210,16 @@ async fn rust_binary() -> f64 {
     elapsed
 }
 
+/// Runs `work` as a task of its own, as an application would, rather than inside the test
+/// harness's future, which is polled (with its own bookkeeping) at every wake.
+async fn spawned(work: impl std::future::Future<Output = f64> + 'static) -> f64 {
+    let (done, result) = futures_channel::oneshot::channel();
+    wasm_bindgen_futures::spawn_local(async move {
+        let _ = done.send(work.await);
+    });
+    result.await.expect("the task ran")
+}
+
 fn median(mut runs: Vec<f64>) -> f64 {
     runs.sort_by(f64::total_cmp);
     runs[runs.len() / 2]
@@ -158,27 +228,43 @@ fn median(mut runs: Vec<f64>) -> f64 {
 #[wasm_bindgen_test]
 async fn wasm_client_against_plain_javascript() {
     let url = server_url();
-    let (mut js, mut rust) = (Vec::new(), Vec::new());
-    for _ in 0..RUNS {
+    let (mut js, mut rust, mut cb) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..RUNS {
+        // Alternate which goes first: the second of a pair may pay for the first's garbage.
+        if run % 2 == 1 {
+            rust.push(spawned(rust_round_trips()).await);
+        }
         let ms = js_round_trips(url, ROUND_TRIPS, TEXT_SIZE).await.unwrap();
         js.push(ms.as_f64().unwrap());
-        rust.push(rust_round_trips().await);
+        if run % 2 == 0 {
+            rust.push(spawned(rust_round_trips()).await);
+        }
+        cb.push(rust_callback_round_trips().await);
     }
     let per_second = |ms: f64| f64::from(ROUND_TRIPS) / ms * 1e3;
-    let (js, rust) = (per_second(median(js)), per_second(median(rust)));
-    console_log!("speed: round_trips js={js:.0} rust={rust:.0}");
+    let (js, rust, cb) = (
+        per_second(median(js)),
+        per_second(median(rust)),
+        per_second(median(cb)),
+    );
+    console_log!("speed: round_trips js={js:.0} stream={rust:.0} callbacks={cb:.0}");
 
     let (mut js_ms, mut rust_ms) = (Vec::new(), Vec::new());
-    for _ in 0..RUNS {
+    for run in 0..RUNS {
+        if run % 2 == 1 {
+            rust_ms.push(spawned(rust_binary()).await);
+        }
         let ms = js_binary(url, BINARY_COUNT, BINARY_SIZE, IN_FLIGHT)
             .await
             .unwrap();
         js_ms.push(ms.as_f64().unwrap());
-        rust_ms.push(rust_binary().await);
+        if run % 2 == 0 {
+            rust_ms.push(spawned(rust_binary()).await);
+        }
     }
     // Both ways, like the server scenarios.
     let megabytes = 2.0 * f64::from(BINARY_COUNT) * BINARY_SIZE as f64 / 1e6;
     let per_second = |ms: f64| megabytes / ms * 1e3;
     let (js, rust) = (per_second(median(js_ms)), per_second(median(rust_ms)));
-    console_log!("speed: binary_mb_per_s js={js:.1} rust={rust:.1}");
+    console_log!("speed: binary_mb_per_s js={js:.1} stream={rust:.1}");
 }
