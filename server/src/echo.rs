@@ -51,7 +51,14 @@ pub async fn run<S>(
     let metrics = telemetry::Connection::opened();
     let config = &server.config;
     let prefix = config.prefix.as_str();
+    // The signals are waited on by futures made once, not once a message: a `changed()` or
+    // `recv()` made afresh joins and leaves its channel's waiter list each time.
     let mut shutdown = server.shutdown.clone();
+    let shutting_down = shutdown.changed();
+    tokio::pin!(shutting_down);
+    let has_drop_all = drop_all.is_some();
+    let dropped = async { drop_all.as_mut()?.recv().await.ok() };
+    tokio::pin!(dropped);
     let mut keepalive = interval_at(started + config.ping_interval, config.ping_interval);
     keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_heard = started;
@@ -59,6 +66,19 @@ pub async fn run<S>(
     let mut tally = Tally::default();
     loop {
         let received = tokio::select! {
+            // In this order, without the random start select! would draw each time: the
+            // signals first, so that a busy connection still hears them.
+            biased;
+            _ = &mut shutting_down, if !closing => {
+                closing = true;
+                tally.close_code = Some(CloseCode::Away);
+                let close = going_away("server shutting down");
+                if send(&mut socket, close, config.send_timeout).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            _ = &mut dropped, if has_drop_all => break,
             received = socket.next() => received,
             _ = keepalive.tick() => {
                 let silent = last_heard.elapsed();
@@ -81,16 +101,6 @@ pub async fn run<S>(
                 }
                 continue;
             }
-            _ = shutdown.changed(), if !closing => {
-                closing = true;
-                tally.close_code = Some(CloseCode::Away);
-                let close = going_away("server shutting down");
-                if send(&mut socket, close, config.send_timeout).await.is_err() {
-                    break;
-                }
-                continue;
-            }
-            _ = async { drop_all.as_mut()?.recv().await.ok() }, if drop_all.is_some() => break,
         };
         let Some(received) = received else { break };
         last_heard = Instant::now();
