@@ -64,42 +64,57 @@ pub async fn run<S>(
     let mut last_heard = started;
     let mut closing = false;
     let mut tally = Tally::default();
+    // A message that was already waiting when the last reply was queued, and whether replies
+    // are queued but not yet written out.
+    let mut waiting = None;
+    let mut unflushed = false;
     loop {
-        let received = tokio::select! {
-            // In this order, without the random start select! would draw each time: the
-            // signals first, so that a busy connection still hears them.
-            biased;
-            _ = &mut shutting_down, if !closing => {
-                closing = true;
-                tally.close_code = Some(CloseCode::Away);
-                let close = going_away("server shutting down");
-                if send(&mut socket, close, config.send_timeout).await.is_err() {
-                    break;
-                }
-                continue;
+        if let (None, true) = (&waiting, unflushed) {
+            unflushed = false;
+            if let Err(error) = within(config.send_timeout, socket.flush()).await {
+                debug!(%peer, %error, "write failed");
+                break;
             }
-            _ = &mut dropped, if has_drop_all => break,
-            received = socket.next() => received,
-            _ = keepalive.tick() => {
-                let silent = last_heard.elapsed();
-                let control = if closing {
-                    // Our Close went unanswered for a whole interval: give up.
-                    break;
-                } else if silent >= config.idle_timeout {
+        }
+        let received = if let Some(received) = waiting.take() {
+            received
+        } else {
+            tokio::select! {
+                // In this order, without the random start select! would draw each time: the
+                // signals first, so that a busy connection still hears them.
+                biased;
+                _ = &mut shutting_down, if !closing => {
                     closing = true;
                     tally.close_code = Some(CloseCode::Away);
-                    going_away("idle")
-                } else if silent >= config.ping_interval / 2 {
-                    // Half an interval, not a whole one: a ping answered just after the
-                    // last tick must not leave two intervals without a ping.
-                    Message::Ping(Default::default())
-                } else {
+                    let close = going_away("server shutting down");
+                    if send(&mut socket, close, config.send_timeout).await.is_err() {
+                        break;
+                    }
                     continue;
-                };
-                if send(&mut socket, control, config.send_timeout).await.is_err() {
-                    break;
                 }
-                continue;
+                _ = &mut dropped, if has_drop_all => break,
+                    received = socket.next() => received,
+                _ = keepalive.tick() => {
+                    let silent = last_heard.elapsed();
+                    let control = if closing {
+                        // Our Close went unanswered for a whole interval: give up.
+                        break;
+                    } else if silent >= config.idle_timeout {
+                        closing = true;
+                        tally.close_code = Some(CloseCode::Away);
+                        going_away("idle")
+                    } else if silent >= config.ping_interval / 2 {
+                        // Half an interval, not a whole one: a ping answered just after the
+                        // last tick must not leave two intervals without a ping.
+                        Message::Ping(Default::default())
+                    } else {
+                        continue;
+                    };
+                    if send(&mut socket, control, config.send_timeout).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
             }
         };
         let Some(received) = received else { break };
@@ -153,9 +168,15 @@ pub async fn run<S>(
                 break;
             }
         };
-        if let Err(error) = send(&mut socket, reply, config.send_timeout).await {
+        // Queued, not written: if more messages are already here, their replies go out with
+        // this one in a single write. Waiting for the next message flushes first.
+        if let Err(error) = within(config.send_timeout, socket.feed(reply)).await {
             debug!(%peer, %error, "write failed");
             break;
+        }
+        unflushed = true;
+        if let Poll::Ready(next) = futures_util::poll!(socket.next()) {
+            waiting = Some(next);
         }
     }
     info!(
@@ -177,16 +198,24 @@ fn going_away(reason: &'static str) -> Message {
     }))
 }
 
-/// Sends a message, giving a peer that does not read `limit` to make room for it. The timer
-/// is set only when the send cannot complete at once, so the common case costs no timer.
+/// Sends a message and flushes, within `limit`.
 async fn send<S>(socket: &mut S, message: Message, limit: Duration) -> Result<(), Error>
 where
     S: Sink<Message, Error = Error> + Unpin,
 {
-    let mut sending = socket.send(message);
-    match futures_util::poll!(&mut sending) {
+    within(limit, socket.send(message)).await
+}
+
+/// Runs a write, giving a peer that does not read `limit` to make room for it. The timer is
+/// set only when the write cannot complete at once, so the common case costs no timer.
+async fn within<F>(limit: Duration, writing: F) -> Result<(), Error>
+where
+    F: Future<Output = Result<(), Error>>,
+{
+    tokio::pin!(writing);
+    match futures_util::poll!(&mut writing) {
         Poll::Ready(result) => result,
-        Poll::Pending => match tokio::time::timeout(limit, sending).await {
+        Poll::Pending => match tokio::time::timeout(limit, writing).await {
             Ok(result) => result,
             Err(_) => Err(Error::Io(std::io::ErrorKind::TimedOut.into())),
         },

@@ -116,10 +116,12 @@ impl Config {
     /// rather than for the largest message (they grow while a large message passes).
     pub fn websocket(&self) -> WebSocketConfig {
         // Small, since every connection holds it even when idle: `read_ahead` makes up for
-        // it on large messages.
+        // it on large messages. Replies are queued up to 64 KiB before a write: the echo loop
+        // flushes whenever no further message is already waiting, so this only batches the
+        // replies to messages that arrived together.
         WebSocketConfig::default()
             .read_buffer_size(512)
-            .write_buffer_size(0)
+            .write_buffer_size(64 << 10)
             .max_write_buffer_size(self.max_message_size + (64 << 10))
             .max_message_size(Some(self.max_message_size))
             .max_frame_size(Some(self.max_message_size))
