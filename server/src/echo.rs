@@ -93,7 +93,7 @@ pub async fn run<S>(
                     continue;
                 }
                 _ = &mut dropped, if has_drop_all => break,
-                    received = socket.next() => received,
+                received = socket.next() => received,
                 _ = keepalive.tick() => {
                     let silent = last_heard.elapsed();
                     let control = if closing {
