@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -121,12 +122,24 @@ pub struct Report {
 }
 
 impl Report {
-    /// Reads `index.json` of a kosoku report directory.
+    /// Reads `index.json` of a kosoku report directory. The fuzzing server answers
+    /// `updateReports` before it has written every case report and the index (once, with 312
+    /// cases on a busy machine, it was still writing when read), so wait for a complete index,
+    /// for a minute at most.
     pub fn read(reports: &Path, agent: &str) -> Result<Report> {
         let path = reports.join("index.json");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("no report at {}", path.display()))?;
-        Report::parse(&text, agent)
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let report = std::fs::read_to_string(&path)
+                .with_context(|| format!("no report at {}", path.display()))
+                .and_then(|text| Report::parse(&text, agent));
+            match report {
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(250))
+                }
+                report => return report,
+            }
+        }
     }
 
     fn parse(text: &str, agent: &str) -> Result<Report> {
