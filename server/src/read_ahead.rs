@@ -40,12 +40,14 @@ impl<S> ReadAhead<S> {
     }
 
     /// The wrapped socket.
-    pub fn get_ref(&self) -> &S {
+    #[cfg(test)]
+    fn get_ref(&self) -> &S {
         &self.inner
     }
 
-    /// Whether it holds a buffer now (for tests).
-    pub fn is_buffering(&self) -> bool {
+    /// Whether it holds a buffer now.
+    #[cfg(test)]
+    fn is_buffering(&self) -> bool {
         !self.chunk.is_empty()
     }
 
@@ -83,13 +85,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
         let mut chunk = ReadBuf::new(&mut this.chunk);
         let read = Pin::new(&mut this.inner).poll_read(cx, &mut chunk);
         let n = chunk.filled().len();
-        // A short read drained the socket: back to reading straight through.
-        this.busy = n == CHUNK;
         if let Poll::Pending | Poll::Ready(Err(_)) = read {
             this.busy = false;
             this.chunk = Box::default();
             return read;
         }
+        // A short read drained the socket: back to reading straight through.
+        this.busy = n == CHUNK;
         (this.start, this.end) = (0, n);
         this.hand_out(out);
         Poll::Ready(Ok(()))
