@@ -407,7 +407,7 @@ fn size_section(pkg: &Path) -> Result<String> {
          `wasm-opt -Oz` (binaryen from npm).\n\n\
          | file | raw | gzip -9 |\n|---|---|---|\n",
     );
-    for file in ["wasm_websocket_bg.wasm", "wasm_websocket.js"] {
+    for file in ["echo_page_bg.wasm", "echo_page.js"] {
         let bytes = std::fs::read(pkg.join(file))
             .with_context(|| format!("no {file} in {}: run cargo xtask build", pkg.display()))?;
         let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());

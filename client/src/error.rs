@@ -2,10 +2,11 @@
 
 use wasm_bindgen::prelude::*;
 
-use crate::{MAX_CLOSE_REASON, State};
+use crate::{CloseEvent, MAX_CLOSE_REASON, State};
 
 /// What can go wrong, with a message that says what to do about it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The browser refused the URL: its scheme must be `ws`, `wss`, `http` or `https` (a
     /// relative URL is resolved against the page), and it must not have a fragment.
@@ -27,6 +28,11 @@ pub enum Error {
     /// The close reason is longer than the protocol allows.
     #[error("close reason is {0} bytes of UTF-8; at most {MAX_CLOSE_REASON} are allowed")]
     ReasonTooLong(usize),
+    /// The socket closed before it ever opened (an awaited [`open`](crate::Builder::open)),
+    /// with the code and reason of its last close: 1006 when the server could not be
+    /// reached or refused the handshake (browsers tell nothing more, on purpose).
+    #[error("could not connect: closed with code {} before opening{}", .0.code, reason_suffix(&.0.reason))]
+    ConnectFailed(CloseEvent),
     /// With reconnection on, the queue of messages waiting for the next connection is full
     /// and its overflow policy is [`Overflow::Error`](crate::Overflow::Error).
     #[error("the queue of {capacity} messages waiting for reconnection is full")]
@@ -41,6 +47,14 @@ pub enum Error {
     /// The browser threw an exception this crate did not foresee.
     #[error("the browser raised an exception: {0}")]
     Js(String),
+}
+
+fn reason_suffix(reason: &str) -> String {
+    if reason.is_empty() {
+        String::new()
+    } else {
+        [": ", reason].concat()
+    }
 }
 
 impl Error {

@@ -1,56 +1,109 @@
-//! The browser's WebSocket for Rust on `wasm32-unknown-unknown`: callbacks or async streams,
-//! text and binary, typed errors, no leaked closures, opt-in reconnection with a bounded queue,
-//! and backpressure.
+//! The browser's WebSocket for Rust on `wasm32-unknown-unknown`: callbacks, or async streams
+//! and sinks; typed errors and validated closes; opt-in reconnection with a bounded queue;
+//! backpressure; and JavaScript closures that are owned and freed, never leaked. It runs
+//! wherever browsers run code, in a page or a worker: it never touches `window`.
 //!
-//! One core, two styles. A [`WebSocket`] delivers its [`Event`]s to the callbacks given to its
-//! [`Builder`], and to every [`Events`] stream made with [`WebSocket::events`]; use either or
-//! both.
+//! One socket, three styles, usable together. A [`WebSocket`] is a handle: clone it freely.
+//! Its [`Event`]s go to the callbacks given to its [`Builder`] and to every stream made with
+//! [`WebSocket::events`]. [`WebSocket::messages`] is one value that is both a `Stream` of
+//! received messages and a `Sink` of messages to send.
+//!
+//! Every send takes ownership of its message, as anything that is `Into<Message>`: `&str`,
+//! `String`, `&[u8]` and `Vec<u8>` alike.
+//!
+//! This is a library: it installs no panic hook and no allocator. An application should
+//! install `console_error_panic_hook` (or its own) so that a panic shows in the console.
 //!
 //! # Callbacks
 //!
+//! Each callback gets the socket it belongs to, so it can send or close without holding a
+//! handle of its own (a handle captured by a callback would keep its socket alive).
+//!
 //! ```no_run
+//! use std::cell::RefCell;
+//!
+//! use wasm_bindgen::prelude::*;
 //! use wasm_websocket::{Message, WebSocket};
 //!
-//! let socket = WebSocket::builder("ws://127.0.0.1:1234/")
-//!     .on_open(|| web_sys::console::log_1(&"open".into()))
-//!     .on_message(|message| {
-//!         if let Message::Text(text) = message {
-//!             web_sys::console::log_1(&text.into());
-//!         }
-//!     })
-//!     .on_close(|close| {
-//!         let line = format!("closed ({}) {}", close.code, close.reason);
-//!         web_sys::console::log_1(&line.into());
-//!     })
-//!     .connect()?;
-//! // Any clone of the handle can send and close; here, once open:
-//! socket.send_text("Hello, world!")?;
-//! socket.close_with(4000, "done")?;
-//! # Ok::<(), wasm_websocket::Error>(())
+//! thread_local! {
+//!     // Dropping the last handle closes the socket: the page keeps it here.
+//!     static SOCKET: RefCell<Option<WebSocket>> = const { RefCell::new(None) };
+//! }
+//!
+//! #[wasm_bindgen(start)]
+//! pub fn main() -> Result<(), JsError> {
+//!     console_error_panic_hook::set_once();
+//!     let socket = WebSocket::builder("ws://127.0.0.1:1234/")
+//!         .on_open(|socket| {
+//!             // Sends from a callback cannot fail for want of a connection.
+//!             let _ = socket.send("Hello, world!");
+//!         })
+//!         .on_message(|socket, message| {
+//!             if let Message::Text(text) = message {
+//!                 web_sys::console::log_1(&text.into());
+//!             }
+//!             let _ = socket.close_with(4000, "one is enough");
+//!         })
+//!         .on_close(|_, close| {
+//!             let line = format!("closed ({}) {}", close.code, close.reason);
+//!             web_sys::console::log_1(&line.into());
+//!         })
+//!         .connect()?;
+//!     SOCKET.with(|slot| slot.replace(Some(socket)));
+//!     Ok(())
+//! }
 //! ```
 //!
-//! # Async
+//! # A stream and a sink
 //!
 //! ```no_run
 //! use futures_util::{SinkExt, StreamExt};
-//! use wasm_websocket::{Event, Message, Reconnect, WebSocket};
+//! use wasm_websocket::{Message, WebSocket};
+//!
+//! async fn echo_twice() -> Result<(), wasm_websocket::Error> {
+//!     // Resolves once open; a refused connection is `Error::ConnectFailed` with its code.
+//!     let socket = WebSocket::open("ws://127.0.0.1:1234/").await?;
+//!     let (mut sink, mut stream) = socket.messages().split();
+//!     // Waits while the browser's buffer is over the high-water mark.
+//!     sink.send("one".into()).await?;
+//!     sink.send(vec![2u8].into()).await?;
+//!     for _ in 0..2 {
+//!         if let Some(Message::Text(text)) = stream.next().await {
+//!             web_sys::console::log_1(&text.into());
+//!         }
+//!     }
+//!     // Either half can close; the stream ends after the close, and keeps it.
+//!     stream.close_with(4000, "done")?;
+//!     while stream.next().await.is_some() {}
+//!     assert_eq!(stream.close_event().map(|close| close.code), Some(4000));
+//!     Ok(())
+//! }
+//! # wasm_bindgen_futures::spawn_local(async { echo_twice().await.unwrap() });
+//! ```
+//!
+//! # Every event, with reconnection
+//!
+//! ```no_run
+//! use futures_util::StreamExt;
+//! use wasm_websocket::{Event, Reconnect, WebSocket};
 //!
 //! async fn chat() -> Result<(), wasm_websocket::Error> {
 //!     let socket = WebSocket::builder("wss://example.com/chat")
 //!         .protocols(["chat.v1"])
-//!         .reconnect(Reconnect::new().max_attempts(10))
+//!         .reconnect(Reconnect::new().max_attempts(10).final_code(4001))
 //!         .connect()?;
 //!     let mut events = socket.events();
-//!     // Waits for the connection, and while the browser's buffer is over the high-water mark.
-//!     socket.send_async(Message::Text("hello".into())).await?;
-//!     let mut sink = socket.sink();
-//!     sink.send(Message::Binary(vec![1, 2, 3])).await?;
+//!     // While the socket is down, sends wait in a bounded queue for the next connection.
+//!     socket.send_async("hello").await?;
 //!     while let Some(event) = events.next().await {
 //!         match event {
-//!             Event::Message(Message::Text(text)) if text == "bye" => socket.close()?,
 //!             Event::Message(message) => web_sys::console::log_1(&format!("{message:?}").into()),
 //!             Event::Reconnecting(next) => {
 //!                 let line = format!("attempt {} in {:?}", next.attempt, next.delay);
+//!                 web_sys::console::log_1(&line.into());
+//!             }
+//!             Event::Unsent(unsent) => {
+//!                 let line = format!("not sent: {:?} ({})", unsent.message, unsent.error);
 //!                 web_sys::console::log_1(&line.into());
 //!             }
 //!             _ => {}
@@ -58,32 +111,38 @@
 //!     }
 //!     Ok(()) // The stream ends after the last close.
 //! }
+//! # wasm_bindgen_futures::spawn_local(async { chat().await.unwrap() });
 //! ```
 //!
 //! # What it guarantees
 //!
-//! - **Binary arrives as `ArrayBuffer`**, never `Blob` (whose asynchronous reading can reorder
-//!   messages), and is copied into Rust once.
+//! - **No panics from the public API**: every failure is an [`Error`], and a sink or stream
+//!   stays usable after one.
 //! - **Typed errors**: what the browser would throw on, or silently drop, is checked first and
 //!   returned as an [`Error`]: a close code other than 1000 or 3000–4999, a reason over 123
 //!   bytes, sending while not open, an invalid subprotocol.
+//! - **Binary arrives as `ArrayBuffer`**, never `Blob` (whose asynchronous reading can reorder
+//!   messages), and is copied into Rust once. Binary to send is copied into a JavaScript
+//!   buffer first, which also works when the wasm memory is shared (threads).
 //! - **No leaks**: the JavaScript closures are owned by the socket and dropped after its last
 //!   close, or with its last handle, which also closes it with 1000. Nothing calls
 //!   `Closure::forget`; [`live_closures`] counts them.
 //! - **Reconnection** ([`Reconnect`]) is opt-in: exponential backoff with jitter, bounded
-//!   delay and attempts, reset after a connection stays up; never after [`WebSocket::close`] or
-//!   a close code marked final. Messages sent meanwhile wait in a bounded queue with an
-//!   [`Overflow`] policy, and go out in order when the next connection opens.
-//! - **Backpressure**: [`WebSocket::send_async`] and [`WebSocket::sink`] wait while
-//!   `bufferedAmount` is above the high-water mark.
-//!
-//! With the default `demo` feature the crate also exports `start_demo`, the echo page of
-//! `www/`; a library that depends on this crate turns it off with `default-features = false`.
+//!   delay and attempts, reset after a connection stays up; never after [`WebSocket::close`]
+//!   (from anywhere, a callback included) or a close code marked final. Messages sent
+//!   meanwhile wait in a bounded queue with an [`Overflow`] policy, and go out in order when
+//!   the next connection opens, at the pace of the high-water mark.
+//! - **Nothing is dropped quietly**: a message that [`WebSocket::send`] accepted either goes
+//!   to the browser on an open connection or comes back in an [`Event::Unsent`].
+//! - **Backpressure**: [`WebSocket::send_async`] and the sinks wait while `bufferedAmount` is
+//!   above the high-water mark, and while the reconnection queue is full or still draining.
+//! - **One behaviour everywhere**: a send does the same from a callback, a stream consumer
+//!   or any other code: the state it sees is the one [`WebSocket::state`] reports.
 
-#[cfg(feature = "demo")]
-mod demo;
 mod error;
+mod queue;
 mod reconnect;
+mod sink;
 mod socket;
 mod stream;
 mod timer;
@@ -94,8 +153,9 @@ use std::time::Duration;
 
 pub use error::Error;
 pub use reconnect::{Overflow, Reconnect};
-pub use socket::{Builder, DEFAULT_HIGH_WATER_MARK, WebSocket};
-pub use stream::{Events, Messages};
+pub use sink::MessageSink;
+pub use socket::{Builder, DEFAULT_HIGH_WATER_MARK, WeakWebSocket, WebSocket};
+pub use stream::{Events, MessageStream, Messages};
 pub use tracked::live_closures;
 
 /// The largest close reason the protocol allows, in bytes of UTF-8 (RFC 6455 section 5.5).
@@ -125,14 +185,57 @@ impl From<&str> for Message {
     }
 }
 
+impl From<&String> for Message {
+    fn from(text: &String) -> Self {
+        Message::Text(text.clone())
+    }
+}
+
 impl From<Vec<u8>> for Message {
     fn from(data: Vec<u8>) -> Self {
         Message::Binary(data)
     }
 }
 
+impl From<&[u8]> for Message {
+    fn from(data: &[u8]) -> Self {
+        Message::Binary(data.to_vec())
+    }
+}
+
+impl From<&Vec<u8>> for Message {
+    fn from(data: &Vec<u8>) -> Self {
+        Message::Binary(data.clone())
+    }
+}
+
+impl<const N: usize> From<[u8; N]> for Message {
+    fn from(data: [u8; N]) -> Self {
+        Message::Binary(data.to_vec())
+    }
+}
+
+impl Message {
+    /// The text of a text message.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Message::Text(text) => Some(text),
+            Message::Binary(_) => None,
+        }
+    }
+
+    /// The bytes of a binary message.
+    pub fn as_binary(&self) -> Option<&[u8]> {
+        match self {
+            Message::Text(_) => None,
+            Message::Binary(data) => Some(data),
+        }
+    }
+}
+
 /// How a connection closed, from the browser's close event.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CloseEvent {
     /// The close code: the peer's, or 1006 when the connection was lost without a Close frame.
     pub code: u16,
@@ -142,8 +245,20 @@ pub struct CloseEvent {
     pub was_clean: bool,
 }
 
+impl CloseEvent {
+    /// A close event, as the browser would report it; for tests and adapters.
+    pub fn new(code: u16, reason: impl Into<String>, was_clean: bool) -> Self {
+        CloseEvent {
+            code,
+            reason: reason.into(),
+            was_clean,
+        }
+    }
+}
+
 /// A reconnection attempt, scheduled after a close.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Reconnecting {
     /// 1 for the first attempt after a connection that stayed up, then 2, 3, …
     pub attempt: u32,
@@ -151,8 +266,21 @@ pub struct Reconnecting {
     pub delay: Duration,
 }
 
+/// A message that [`WebSocket::send`] accepted but that will never go out, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Unsent {
+    /// The message.
+    pub message: Message,
+    /// Why: [`Error::QueueFull`] when [`Overflow::DropOldest`] pushed it out of the
+    /// reconnection queue, [`Error::NotOpen`] when it was still queued as the socket closed
+    /// for good, or the browser's error when it refused the message.
+    pub error: Error,
+}
+
 /// Something that happened to a socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A connection opened (each time, with reconnection).
     Open,
@@ -164,10 +292,13 @@ pub enum Event {
     Close(CloseEvent),
     /// A reconnection attempt is scheduled.
     Reconnecting(Reconnecting),
+    /// A message that was accepted will never be sent.
+    Unsent(Unsent),
 }
 
 /// The socket's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum State {
     /// The opening handshake is under way.
     Connecting,
@@ -177,7 +308,7 @@ pub enum State {
     Closing,
     /// Closed, and waiting to reconnect.
     Reconnecting,
-    /// Closed for good, or not yet reconnected.
+    /// Closed for good.
     Closed,
 }
 
@@ -239,11 +370,3 @@ mod tests {
         );
     }
 }
-
-#[cfg(all(
-    feature = "demo",
-    target_family = "wasm",
-    not(target_feature = "atomics")
-))]
-#[global_allocator]
-static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();

@@ -1,15 +1,19 @@
-//! When and how to reconnect: the policy, and the queue that holds messages meanwhile.
+//! When and how to reconnect: the policy. The queue that holds messages meanwhile is in
+//! `queue.rs`; `socket.rs` applies both.
 
 use std::time::Duration;
 
 /// What to do with a message sent while the queue of messages waiting for the next
 /// connection is full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Overflow {
     /// Refuse the new message with [`Error::QueueFull`](crate::Error::QueueFull).
     #[default]
     Error,
-    /// Drop the oldest queued message to make room for the new one.
+    /// Drop the oldest queued message to make room for the new one; it is reported in an
+    /// [`Event::Unsent`](crate::Event::Unsent). With a capacity of 0 there is nothing to drop,
+    /// and the new message is refused as with [`Overflow::Error`].
     DropOldest,
 }
 
@@ -87,7 +91,8 @@ impl Reconnect {
         self
     }
 
-    /// How many messages may wait for the next connection.
+    /// How many messages may wait for the next connection. 0 turns the queue off: a send
+    /// while the socket is not open is then [`Error::QueueFull`](crate::Error::QueueFull).
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity;
         self

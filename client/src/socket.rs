@@ -3,35 +3,51 @@
 //!
 //! Ownership, which is what keeps this leak-free: handles own [`Shared`]; `Shared` owns the
 //! current [`Connection`] (the browser socket and the four closures set as its handlers) and
-//! the reconnection timer. Closures and timer hold only a `Weak` back. The application's
-//! callbacks and the streams' senders are dropped when the socket finishes, so a callback that
-//! holds a handle does not keep its own socket alive forever.
+//! its timers. Closures and timers hold only a `Weak` back. The application's callbacks and the
+//! streams' feeds are dropped when the socket finishes, so a callback that holds a handle does
+//! not keep its own socket alive forever; callbacks are given the socket instead, so that they
+//! need not hold one.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::rc::Rc;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use js_sys::{ArrayBuffer, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{BinaryType, MessageEvent};
 
 use crate::error::describe;
-use crate::reconnect::{Overflow, Reconnect};
-use crate::stream::{self, Events, Feed, Messages};
+use crate::queue::Queue;
+use crate::reconnect::Reconnect;
+use crate::sink::MessageSink;
+use crate::stream::{self, Events, Feed, MessageStream, Messages};
 use crate::timer::{Timeout, sleep};
 use crate::tracked::Tracked;
-use crate::{CloseEvent, Error, Event, Message, NORMAL_CLOSURE, Reconnecting, State};
+use crate::{CloseEvent, Error, Event, Message, NORMAL_CLOSURE, Reconnecting, State, Unsent};
 
 /// The default high-water mark of [`WebSocket::send_async`]: 1 MiB.
 pub const DEFAULT_HIGH_WATER_MARK: u32 = 1 << 20;
 
+/// While the queue drains or the browser's buffer is over the high-water mark, look again
+/// this often at most: browsers have no event for a draining buffer.
+const LONGEST_PAUSE: Duration = Duration::from_millis(16);
+
 /// Configures a socket before it connects: subprotocols, reconnection, the high-water mark,
 /// and callbacks. Made by [`WebSocket::builder`].
-#[must_use = "a builder does nothing until `connect`"]
+///
+/// Each callback is given the socket, so that it can send or close without capturing a
+/// handle: a handle captured by one of its own callbacks keeps a socket alive until it
+/// closes. To keep one anyway, capture a [`WeakWebSocket`].
+#[must_use = "a builder does nothing until `connect` or `open`"]
 pub struct Builder {
     url: String,
+    url_provider: Option<Box<dyn FnMut() -> String>>,
     protocols: Vec<String>,
     reconnect: Option<Reconnect>,
     high_water_mark: u32,
@@ -56,64 +72,88 @@ impl Builder {
         self
     }
 
-    /// [`WebSocket::send_async`] waits while the browser holds more than this many bytes
-    /// not yet sent (`bufferedAmount`). Default: [`DEFAULT_HIGH_WATER_MARK`].
+    /// Asks `provider` for the URL of each reconnection attempt, for example to put a fresh
+    /// token in the query string; the first connection uses the builder's URL. An attempt
+    /// whose URL the browser refuses fails like one that cannot connect: an
+    /// [`Event::Error`] and a close with code 1006 whose reason says why.
+    pub fn url_provider(mut self, provider: impl FnMut() -> String + 'static) -> Self {
+        self.url_provider = Some(Box::new(provider));
+        self
+    }
+
+    /// [`WebSocket::send_async`] and the sinks wait while the browser holds more than this
+    /// many bytes not yet sent (`bufferedAmount`). Default: [`DEFAULT_HIGH_WATER_MARK`].
     pub fn high_water_mark(mut self, bytes: u32) -> Self {
         self.high_water_mark = bytes;
         self
     }
 
     /// Called each time a connection opens.
-    pub fn on_open(mut self, callback: impl FnMut() + 'static) -> Self {
+    pub fn on_open(mut self, callback: impl FnMut(&WebSocket) + 'static) -> Self {
         self.callbacks.on_open = Some(Box::new(callback));
         self
     }
 
     /// Called for each message received.
-    pub fn on_message(mut self, callback: impl FnMut(Message) + 'static) -> Self {
+    pub fn on_message(mut self, callback: impl FnMut(&WebSocket, Message) + 'static) -> Self {
         self.callbacks.on_message = Some(Box::new(callback));
         self
     }
 
     /// Called when the browser reports an error; a close follows. Browsers tell nothing
     /// more about the error, on purpose.
-    pub fn on_error(mut self, callback: impl FnMut() + 'static) -> Self {
+    pub fn on_error(mut self, callback: impl FnMut(&WebSocket) + 'static) -> Self {
         self.callbacks.on_error = Some(Box::new(callback));
         self
     }
 
-    /// Called each time a connection closes, with its code, reason and cleanliness.
-    pub fn on_close(mut self, callback: impl FnMut(CloseEvent) + 'static) -> Self {
+    /// Called each time a connection closes, with its code, reason and cleanliness. When a
+    /// reconnection follows, the socket is already [`State::Reconnecting`] here, so a send
+    /// is queued and [`WebSocket::close`] cancels the attempt.
+    pub fn on_close(mut self, callback: impl FnMut(&WebSocket, CloseEvent) + 'static) -> Self {
         self.callbacks.on_close = Some(Box::new(callback));
         self
     }
 
     /// Called when a reconnection attempt is scheduled, with its number and delay.
-    pub fn on_reconnect(mut self, callback: impl FnMut(Reconnecting) + 'static) -> Self {
+    pub fn on_reconnect(
+        mut self,
+        callback: impl FnMut(&WebSocket, Reconnecting) + 'static,
+    ) -> Self {
         self.callbacks.on_reconnect = Some(Box::new(callback));
         self
     }
 
-    /// Opens the socket. Fails at once, like the browser's constructor, on an invalid URL or
-    /// subprotocol; a server that cannot be reached is reported later, as an error and a
-    /// close event.
+    /// Called for each message that was accepted but will never be sent ([`Event::Unsent`]).
+    pub fn on_unsent(mut self, callback: impl FnMut(&WebSocket, Unsent) + 'static) -> Self {
+        self.callbacks.on_unsent = Some(Box::new(callback));
+        self
+    }
+
+    /// Opens the socket and returns at once, in [`State::Connecting`]. Fails, like the
+    /// browser's constructor, on an invalid URL or subprotocol; a server that cannot be
+    /// reached is reported later, as an error and a close event. No event is delivered during
+    /// this call, so a stream made right after it misses nothing.
     pub fn connect(self) -> Result<WebSocket, Error> {
-        console_error_panic_hook::set_once();
         if let Some(bad) = invalid_protocol(&self.protocols) {
             return Err(Error::InvalidProtocol(bad.to_owned()));
         }
         let shared = Rc::new(Shared {
-            url: self.url,
+            url: RefCell::new(self.url),
+            url_provider: RefCell::new(self.url_provider),
             protocols: self.protocols,
             reconnect: self.reconnect,
             high_water_mark: self.high_water_mark,
             connection: RefCell::new(None),
             timer: RefCell::new(None),
+            drain_timer: RefCell::new(None),
+            deferred: RefCell::new(Vec::new()),
+            deferred_timer: RefCell::new(None),
             phase: Cell::new(Phase::Active),
             closed_by_app: Cell::new(false),
             attempt: Cell::new(0),
             opened_at: Cell::new(None),
-            queue: RefCell::new(VecDeque::new()),
+            queue: RefCell::new(Queue::default()),
             listeners: RefCell::new(Listeners {
                 callbacks: self.callbacks,
                 streams: Vec::new(),
@@ -121,9 +161,32 @@ impl Builder {
             pending: RefCell::new(VecDeque::new()),
             dispatching: Cell::new(false),
         });
-        let connection = Connection::open(&shared)?;
+        let url = shared.url.borrow().clone();
+        let connection = Connection::open(&shared, &url)?;
         *shared.connection.borrow_mut() = Some(connection);
         Ok(WebSocket { shared })
+    }
+
+    /// Opens the socket and waits until it is open. Fails with the errors of
+    /// [`connect`](Self::connect), or with [`Error::ConnectFailed`] and the close code and
+    /// reason when the socket closes for good before it opens (with reconnection, once the
+    /// attempts are used up).
+    pub async fn open(self) -> Result<WebSocket, Error> {
+        let socket = self.connect()?;
+        let mut events = socket.events();
+        let mut last_close = None;
+        while let Some(event) = events.next().await {
+            match event {
+                Event::Open => return Ok(socket),
+                Event::Close(close) => last_close = Some(close),
+                _ => {}
+            }
+        }
+        Err(Error::ConnectFailed(last_close.unwrap_or(CloseEvent {
+            code: 1006,
+            reason: String::new(),
+            was_clean: false,
+        })))
     }
 }
 
@@ -142,26 +205,46 @@ fn invalid_protocol(protocols: &[String]) -> Option<&str> {
 
 /// A handle to one WebSocket. Clones are handles to the same socket, and any of them can send
 /// or close it. Dropping the last handle closes the socket with code 1000 and frees
-/// everything it held.
+/// everything it held, its queue included.
 #[derive(Clone)]
 pub struct WebSocket {
     shared: Rc<Shared>,
 }
 
+/// A handle that does not keep its socket alive: for callbacks and other places that would
+/// otherwise make a cycle. Made by [`WebSocket::downgrade`].
+#[derive(Clone, Debug, Default)]
+pub struct WeakWebSocket {
+    shared: Weak<Shared>,
+}
+
+impl WeakWebSocket {
+    /// The socket, while some [`WebSocket`] handle still holds it.
+    pub fn upgrade(&self) -> Option<WebSocket> {
+        self.shared.upgrade().map(|shared| WebSocket { shared })
+    }
+}
+
 impl std::fmt::Debug for WebSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebSocket")
-            .field("url", &self.shared.url)
+            .field("url", &self.url())
             .field("state", &self.state())
             .finish()
     }
 }
 
 impl WebSocket {
-    /// Opens a socket to `url` with the default settings and no callbacks: listen with
-    /// [`events`](Self::events) or [`messages`](Self::messages).
+    /// Opens a socket to `url` with the default settings and no callbacks, and returns at
+    /// once: listen with [`events`](Self::events) or [`messages`](Self::messages).
     pub fn connect(url: &str) -> Result<WebSocket, Error> {
         Self::builder(url).connect()
+    }
+
+    /// Opens a socket to `url` with the default settings and waits until it is open; see
+    /// [`Builder::open`].
+    pub async fn open(url: &str) -> Result<WebSocket, Error> {
+        Self::builder(url).open().await
     }
 
     /// Starts configuring a socket to `url` (`ws://` or `wss://`; `http(s)://` and relative
@@ -169,6 +252,7 @@ impl WebSocket {
     pub fn builder(url: &str) -> Builder {
         Builder {
             url: url.to_owned(),
+            url_provider: None,
             protocols: Vec::new(),
             reconnect: None,
             high_water_mark: DEFAULT_HIGH_WATER_MARK,
@@ -176,58 +260,47 @@ impl WebSocket {
         }
     }
 
-    /// Sends a text message. See [`send`](Self::send).
-    pub fn send_text(&self, text: &str) -> Result<(), Error> {
-        self.send_payload(Payload::Text(text))
-    }
-
-    /// Sends a binary message. See [`send`](Self::send).
-    pub fn send_binary(&self, data: &[u8]) -> Result<(), Error> {
-        self.send_payload(Payload::Binary(data))
-    }
-
-    /// Sends a message now if the socket is open. With reconnection on, a message sent while
-    /// the socket is not open waits in the queue for the next connection; otherwise it is
-    /// [`Error::NotOpen`] (the browser would throw while connecting, and drop it silently
-    /// while closing).
-    pub fn send(&self, message: &Message) -> Result<(), Error> {
-        self.send_payload(message.into())
-    }
-
-    /// Sends a message once the browser's buffer is below the high-water mark, so that a fast
-    /// producer cannot grow it without bound. Also waits for the first connection to open;
-    /// with reconnection on, queues like [`send`](Self::send) while reconnecting.
-    pub async fn send_async(&self, message: Message) -> Result<(), Error> {
-        let mut pause = Duration::from_millis(1);
-        loop {
-            let state = self.state();
-            let waiting = match state {
-                State::Open => self.buffered_amount() > self.shared.high_water_mark,
-                State::Connecting => self.shared.reconnect.is_none(),
-                _ => false,
-            };
-            if !waiting {
-                return self.send(&message);
-            }
-            // Browsers have no event for a draining buffer: look again shortly.
-            sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(16));
+    /// A handle that does not keep the socket alive.
+    pub fn downgrade(&self) -> WeakWebSocket {
+        WeakWebSocket {
+            shared: Rc::downgrade(&self.shared),
         }
     }
 
-    /// A `futures` sink of messages that sends with [`send_async`](Self::send_async).
-    /// Closing the sink does not close the socket.
-    pub fn sink(&self) -> impl futures_util::Sink<Message, Error = Error> + Unpin + use<> {
-        Box::pin(futures_util::sink::unfold(
-            self.clone(),
-            |socket, message| async move { socket.send_async(message).await.map(|()| socket) },
-        ))
+    /// Sends a message now if the socket is open. With reconnection on, a message sent while
+    /// the socket is not open (or while earlier queued messages still drain) waits in the
+    /// queue for the next connection; otherwise it is [`Error::NotOpen`] (the browser would
+    /// throw while connecting, and drop it silently while closing).
+    ///
+    /// Takes anything that is `Into<Message>`: `&str`, `String`, `&[u8]`, `Vec<u8>`, …
+    pub fn send(&self, message: impl Into<Message>) -> Result<(), Error> {
+        self.shared.send(message.into())
+    }
+
+    /// Sends a message once the browser's buffer is below the high-water mark, so that a fast
+    /// producer cannot grow it without bound. Also waits for the first connection to open,
+    /// and, with reconnection on, while the queue is full (with [`Overflow::Error`]) or still
+    /// draining into a new connection. Then sends as [`send`](Self::send) does.
+    ///
+    /// [`Overflow::Error`]: crate::Overflow::Error
+    pub async fn send_async(&self, message: impl Into<Message>) -> Result<(), Error> {
+        let message = message.into();
+        let mut readiness = Readiness::default();
+        poll_fn(|cx| readiness.poll(cx, self)).await;
+        self.send(message)
+    }
+
+    /// A `futures` sink that sends as [`send_async`](Self::send_async) does. Closing the
+    /// sink closes the socket with 1000.
+    pub fn sink(&self) -> MessageSink {
+        MessageSink::new(self.clone())
     }
 
     /// A stream of every event from now on, ending after the socket's last close (the one
     /// not followed by a reconnection). Events are delivered only to streams that exist when
-    /// they happen; events are never delivered during the call that connects, so a stream
-    /// made right after [`connect`](Self::connect) misses nothing.
+    /// they happen.
+    ///
+    /// The browser cannot be told to stop receiving, so events wait in the stream until read.
     pub fn events(&self) -> Events {
         let (feed, events) = stream::channel();
         if self.shared.phase.get() != Phase::Finished {
@@ -236,9 +309,10 @@ impl WebSocket {
         events
     }
 
-    /// The messages of [`events`](Self::events), without the other events.
+    /// One value that is both a `Stream` of the messages received from now on and a `Sink`
+    /// of messages to send; [`Messages::split`] parts it in two.
     pub fn messages(&self) -> Messages {
-        Messages::new(self.events())
+        Messages::new(self.sink(), MessageStream::new(self.clone(), self.events()))
     }
 
     /// Closes with code 1000 and no reason.
@@ -248,7 +322,12 @@ impl WebSocket {
 
     /// Closes with `code` (1000, or 3000 to 4999) and `reason` (at most
     /// [`MAX_CLOSE_REASON`](crate::MAX_CLOSE_REASON) bytes of UTF-8), checked first as the
-    /// browser would. A closed socket is never reconnected; closing it again does nothing.
+    /// browser would. A closed socket is never reconnected, whenever this is called: while
+    /// connecting, open, waiting to reconnect, or from any callback. Closing it again does
+    /// nothing.
+    ///
+    /// While waiting to reconnect there is no connection to close: the attempt is cancelled
+    /// and a close event with this code and reason ends the socket's events.
     pub fn close_with(&self, code: u16, reason: &str) -> Result<(), Error> {
         crate::validate_close(code, reason)?;
         let shared = &self.shared;
@@ -256,17 +335,16 @@ impl WebSocket {
         match shared.phase.get() {
             Phase::Active => {
                 if let Some(connection) = shared.connection.borrow().as_ref() {
-                    let socket = &connection.socket;
-                    socket
+                    connection
+                        .socket
                         .close_with_code_and_reason(code, reason)
                         .map_err(Error::from_js)?;
                 }
             }
             Phase::Waiting => {
-                // No connection to close: cancel the attempt and report the close from a
-                // timer of its own, like the browser's events, never inside this call.
+                // Report the close from a timer of its own, like the browser's events, never
+                // inside this call.
                 shared.phase.set(Phase::Finished);
-                shared.queue.borrow_mut().clear();
                 let event = CloseEvent {
                     code,
                     reason: reason.to_owned(),
@@ -275,7 +353,9 @@ impl WebSocket {
                 let weak = Rc::downgrade(shared);
                 let report = Timeout::new(Duration::ZERO, move || {
                     if let Some(shared) = weak.upgrade() {
-                        shared.emit(Some(Event::Close(event)));
+                        // Freed once this call returns.
+                        drop(shared.timer.borrow_mut().take());
+                        shared.emit(Pending::Event(Event::Close(event)));
                         shared.finish();
                     }
                 });
@@ -286,21 +366,13 @@ impl WebSocket {
         Ok(())
     }
 
-    /// The socket's state; [`State::Reconnecting`] between a close and the next attempt.
+    /// The socket's state; [`State::Reconnecting`] from the close of a connection that will be
+    /// reopened until the next attempt starts.
     pub fn state(&self) -> State {
-        match self.shared.phase.get() {
-            Phase::Waiting => State::Reconnecting,
-            Phase::Finished => State::Closed,
-            Phase::Active => self
-                .shared
-                .connection
-                .borrow()
-                .as_ref()
-                .map_or(State::Closed, |connection| connection.state()),
-        }
+        self.shared.state()
     }
 
-    /// Bytes passed to `send` that the browser has not yet handed to the network.
+    /// Bytes passed to the browser that it has not yet handed to the network.
     pub fn buffered_amount(&self) -> u32 {
         self.shared.with_socket(|socket| socket.buffered_amount())
     }
@@ -310,11 +382,11 @@ impl WebSocket {
         self.shared.queue.borrow().len()
     }
 
-    /// The URL: as the browser resolved it once connected, as given before.
+    /// The URL: as the browser resolved it while connected, as given before.
     pub fn url(&self) -> String {
         let url = self.shared.with_socket(|socket| socket.url());
         if url.is_empty() {
-            self.shared.url.clone()
+            self.shared.url.borrow().clone()
         } else {
             url
         }
@@ -330,57 +402,47 @@ impl WebSocket {
         self.shared.with_socket(|socket| socket.extensions())
     }
 
-    fn send_payload(&self, payload: Payload<'_>) -> Result<(), Error> {
+    /// Whether a send now would neither wait for the connection nor grow the browser's buffer
+    /// or the queue past their bounds: what [`send_async`](Self::send_async) waits for.
+    fn ready_to_send(&self) -> bool {
         let shared = &self.shared;
-        if let Some(connection) = shared.connection.borrow().as_ref() {
-            if connection.state() == State::Open {
-                return connection.send(payload);
+        let queue = shared.queue.borrow();
+        match shared.state() {
+            State::Open => {
+                queue.is_empty()
+                    && shared.with_socket(|s| s.buffered_amount()) <= shared.high_water_mark
             }
-        }
-        let state = self.state();
-        match &shared.reconnect {
-            Some(policy) if !shared.closed_by_app.get() && state != State::Closed => {
-                let mut queue = shared.queue.borrow_mut();
-                if queue.len() >= policy.queue_capacity {
-                    match policy.overflow {
-                        Overflow::Error => {
-                            let capacity = policy.queue_capacity;
-                            return Err(Error::QueueFull { capacity });
-                        }
-                        Overflow::DropOldest => drop(queue.pop_front()),
-                    }
-                }
-                if policy.queue_capacity > 0 {
-                    queue.push_back(payload.to_message());
-                }
-                Ok(())
-            }
-            _ => Err(Error::NotOpen(state)),
+            State::Connecting | State::Reconnecting => match &shared.reconnect {
+                Some(policy) => !queue.is_full(policy.queue_capacity, policy.overflow),
+                // The first connection: wait for it.
+                None => false,
+            },
+            // The send fails at once.
+            _ => true,
         }
     }
 }
 
-/// A message to send, borrowed.
-#[derive(Clone, Copy)]
-enum Payload<'a> {
-    Text(&'a str),
-    Binary(&'a [u8]),
+/// Waits, polling with a growing pause, until a socket is ready to send.
+#[derive(Default)]
+pub(crate) struct Readiness {
+    pause: Option<Pin<Box<dyn Future<Output = ()>>>>,
+    delay: Duration,
 }
 
-impl<'a> From<&'a Message> for Payload<'a> {
-    fn from(message: &'a Message) -> Self {
-        match message {
-            Message::Text(text) => Payload::Text(text),
-            Message::Binary(data) => Payload::Binary(data),
-        }
-    }
-}
-
-impl Payload<'_> {
-    fn to_message(self) -> Message {
-        match self {
-            Payload::Text(text) => Message::Text(text.to_owned()),
-            Payload::Binary(data) => Message::Binary(data.to_vec()),
+impl Readiness {
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>, socket: &WebSocket) -> Poll<()> {
+        loop {
+            if let Some(pause) = &mut self.pause {
+                ready!(pause.as_mut().poll(cx));
+                self.pause = None;
+            }
+            if socket.ready_to_send() {
+                self.delay = Duration::ZERO;
+                return Poll::Ready(());
+            }
+            self.delay = (self.delay * 2).clamp(Duration::from_millis(1), LONGEST_PAUSE);
+            self.pause = Some(Box::pin(sleep(self.delay)));
         }
     }
 }
@@ -396,16 +458,18 @@ enum Phase {
     Finished,
 }
 
-type Callback<T> = Option<Box<dyn FnMut(T)>>;
+type Callback<T> = Option<Box<dyn FnMut(&WebSocket, T)>>;
+type Notice = Option<Box<dyn FnMut(&WebSocket)>>;
 
 /// The application's callbacks.
 #[derive(Default)]
 struct Callbacks {
-    on_open: Option<Box<dyn FnMut()>>,
+    on_open: Notice,
     on_message: Callback<Message>,
-    on_error: Option<Box<dyn FnMut()>>,
+    on_error: Notice,
     on_close: Callback<CloseEvent>,
     on_reconnect: Callback<Reconnecting>,
+    on_unsent: Callback<Unsent>,
 }
 
 impl Callbacks {
@@ -416,16 +480,18 @@ impl Callbacks {
             Event::Error => self.on_error.is_some(),
             Event::Close(_) => self.on_close.is_some(),
             Event::Reconnecting(_) => self.on_reconnect.is_some(),
+            Event::Unsent(_) => self.on_unsent.is_some(),
         }
     }
 
-    fn call(&mut self, event: Event) {
+    fn call(&mut self, socket: &WebSocket, event: Event) {
         match event {
-            Event::Open => self.on_open.as_mut().map(|f| f()),
-            Event::Message(message) => self.on_message.as_mut().map(|f| f(message)),
-            Event::Error => self.on_error.as_mut().map(|f| f()),
-            Event::Close(close) => self.on_close.as_mut().map(|f| f(close)),
-            Event::Reconnecting(next) => self.on_reconnect.as_mut().map(|f| f(next)),
+            Event::Open => self.on_open.as_mut().map(|f| f(socket)),
+            Event::Message(message) => self.on_message.as_mut().map(|f| f(socket, message)),
+            Event::Error => self.on_error.as_mut().map(|f| f(socket)),
+            Event::Close(close) => self.on_close.as_mut().map(|f| f(socket, close)),
+            Event::Reconnecting(next) => self.on_reconnect.as_mut().map(|f| f(socket, next)),
+            Event::Unsent(unsent) => self.on_unsent.as_mut().map(|f| f(socket, unsent)),
         };
     }
 }
@@ -437,24 +503,42 @@ struct Listeners {
     streams: Vec<Feed>,
 }
 
+/// What waits to be delivered, in order.
+enum Pending {
+    Event(Event),
+    /// The announcement of a scheduled attempt: delivered only if the attempt is still on
+    /// when its turn comes (the application may close from the close callback before it).
+    Attempt(Reconnecting),
+    /// The socket finished: let go of the listeners.
+    Release,
+}
+
 /// What all handles of one socket share.
 struct Shared {
-    url: String,
+    /// The URL of the current or last connection.
+    url: RefCell<String>,
+    url_provider: RefCell<Option<Box<dyn FnMut() -> String>>>,
     protocols: Vec<String>,
     reconnect: Option<Reconnect>,
     high_water_mark: u32,
     connection: RefCell<Option<Connection>>,
+    /// The reconnection attempt, or the report of a close made while waiting for one.
     timer: RefCell<Option<Timeout>>,
+    /// The next look at the browser's buffer while the queue drains into a connection.
+    drain_timer: RefCell<Option<Timeout>>,
+    /// Events that arose inside a call of the application's, delivered from a timer of their
+    /// own so that no callback runs inside `send`.
+    deferred: RefCell<Vec<Event>>,
+    deferred_timer: RefCell<Option<Timeout>>,
     phase: Cell<Phase>,
     closed_by_app: Cell<bool>,
     /// Reconnection attempts since the last connection that stayed up.
     attempt: Cell<u32>,
     /// When the current connection opened (`Date.now()`), if it did.
     opened_at: Cell<Option<f64>>,
-    queue: RefCell<VecDeque<Message>>,
+    queue: RefCell<Queue>,
     listeners: RefCell<Listeners>,
-    /// Events waiting to be delivered; `None` releases the listeners.
-    pending: RefCell<VecDeque<Option<Event>>>,
+    pending: RefCell<VecDeque<Pending>>,
     dispatching: Cell<bool>,
 }
 
@@ -467,26 +551,123 @@ impl Shared {
             .unwrap_or_default()
     }
 
-    /// The browser opened the current connection: send what waited for it, then tell.
-    fn opened(&self) {
-        self.opened_at.set(Some(js_sys::Date::now()));
-        let queued = std::mem::take(&mut *self.queue.borrow_mut());
-        if let Some(connection) = self.connection.borrow().as_ref() {
-            for message in &queued {
-                let _ = connection.send(message.into());
-            }
+    fn state(&self) -> State {
+        match self.phase.get() {
+            Phase::Waiting => State::Reconnecting,
+            Phase::Finished => State::Closed,
+            Phase::Active => self
+                .connection
+                .borrow()
+                .as_ref()
+                .map_or(State::Closed, Connection::state),
         }
-        self.emit(Some(Event::Open));
     }
 
-    /// The current connection closed: tell, then reconnect or finish.
+    fn send(self: &Rc<Self>, message: Message) -> Result<(), Error> {
+        let state = self.state();
+        if state == State::Open && self.queue.borrow().is_empty() {
+            return self.with_connection(|connection| connection.send(&message));
+        }
+        match &self.reconnect {
+            // Queued while down, and behind what is still queued while the queue drains.
+            Some(policy) if !self.closed_by_app.get() && state != State::Closed => {
+                let pushed =
+                    (self.queue.borrow_mut()).push(message, policy.queue_capacity, policy.overflow);
+                if let Some(dropped) = pushed? {
+                    let capacity = policy.queue_capacity;
+                    self.unsent(dropped, Error::QueueFull { capacity });
+                }
+                if state == State::Open {
+                    self.drain();
+                }
+                Ok(())
+            }
+            _ => Err(Error::NotOpen(state)),
+        }
+    }
+
+    fn with_connection(
+        &self,
+        act: impl FnOnce(&Connection) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        match self.connection.borrow().as_ref() {
+            Some(connection) => act(connection),
+            None => Err(Error::NotOpen(State::Closed)),
+        }
+    }
+
+    /// Reports a message that will not go out, after the call that caused it returns.
+    fn unsent(self: &Rc<Self>, message: Message, error: Error) {
+        self.deferred
+            .borrow_mut()
+            .push(Event::Unsent(Unsent { message, error }));
+        if self.deferred_timer.borrow().is_some() {
+            return;
+        }
+        let weak = Rc::downgrade(self);
+        let report = Timeout::new(Duration::ZERO, move || {
+            if let Some(shared) = weak.upgrade() {
+                drop(shared.deferred_timer.borrow_mut().take());
+                let events = std::mem::take(&mut *shared.deferred.borrow_mut());
+                for event in events {
+                    shared.emit(Pending::Event(event));
+                }
+            }
+        });
+        *self.deferred_timer.borrow_mut() = Some(report);
+    }
+
+    /// Hands queued messages to the open connection, in order, while the browser's buffer is
+    /// under the high-water mark; looks again shortly when it is not. What is left when the
+    /// connection closes stays queued for the next one.
+    fn drain(self: &Rc<Self>) {
+        drop(self.drain_timer.borrow_mut().take());
+        loop {
+            if self.state() != State::Open {
+                return;
+            }
+            if self.with_socket(|socket| socket.buffered_amount()) > self.high_water_mark {
+                let weak = Rc::downgrade(self);
+                let again = Timeout::new(LONGEST_PAUSE, move || {
+                    if let Some(shared) = weak.upgrade() {
+                        shared.drain();
+                    }
+                });
+                *self.drain_timer.borrow_mut() = Some(again);
+                return;
+            }
+            let Some(message) = self.queue.borrow_mut().pop() else {
+                return;
+            };
+            if let Err(error) = self.with_connection(|connection| connection.send(&message)) {
+                self.unsent(message, error);
+            }
+        }
+    }
+
+    /// The browser opened the current connection: send what waited for it, then tell.
+    fn opened(self: &Rc<Self>) {
+        self.opened_at.set(Some(js_sys::Date::now()));
+        self.drain();
+        self.emit(Pending::Event(Event::Open));
+    }
+
+    /// The current connection closed: reconnect or finish, then tell. The phase changes
+    /// first, so that the close callback sees the state that follows it.
     fn closed(self: &Rc<Self>, event: CloseEvent) {
         drop(self.connection.borrow_mut().take());
-        let attempt = self.next_attempt(&event);
-        self.emit(Some(Event::Close(event)));
-        match attempt {
-            Some(attempt) => self.schedule(attempt),
-            None => self.finish(),
+        drop(self.drain_timer.borrow_mut().take());
+        match self.next_attempt(&event) {
+            Some(attempt) => {
+                let announcement = self.schedule(attempt);
+                self.emit(Pending::Event(Event::Close(event)));
+                self.emit(Pending::Attempt(announcement));
+            }
+            None => {
+                self.phase.set(Phase::Finished);
+                self.emit(Pending::Event(Event::Close(event)));
+                self.finish();
+            }
         }
     }
 
@@ -507,9 +688,11 @@ impl Shared {
         policy.allows(attempt).then_some(attempt)
     }
 
-    fn schedule(self: &Rc<Self>, attempt: u32) {
-        let policy = self.reconnect.as_ref().expect("only called with a policy");
-        let delay = policy.delay(attempt, js_sys::Math::random());
+    fn schedule(self: &Rc<Self>, attempt: u32) -> Reconnecting {
+        let delay = match &self.reconnect {
+            Some(policy) => policy.delay(attempt, js_sys::Math::random()),
+            None => Duration::ZERO,
+        };
         let weak = Rc::downgrade(self);
         let timer = Timeout::new(delay, move || {
             if let Some(shared) = weak.upgrade() {
@@ -518,37 +701,61 @@ impl Shared {
         });
         *self.timer.borrow_mut() = Some(timer);
         self.phase.set(Phase::Waiting);
-        self.emit(Some(Event::Reconnecting(Reconnecting { attempt, delay })));
+        Reconnecting { attempt, delay }
     }
 
-    /// The reconnection timer fired: open a new connection.
+    /// The reconnection timer fired: open a new connection. One the browser refuses (a URL
+    /// from the provider that it will not take) counts as a failed attempt.
     fn reopen(self: &Rc<Self>) {
         // This runs inside the timer's closure; wasm-bindgen frees a closure dropped during
         // its own call once the call returns.
-        let timer = self.timer.borrow_mut().take();
-        drop(timer);
-        match Connection::open(self) {
-            Ok(connection) => {
-                *self.connection.borrow_mut() = Some(connection);
-                self.phase.set(Phase::Active);
+        drop(self.timer.borrow_mut().take());
+        let provided = self
+            .url_provider
+            .borrow_mut()
+            .as_mut()
+            .map(|provide| provide());
+        if let Some(url) = provided {
+            *self.url.borrow_mut() = url;
+        }
+        self.phase.set(Phase::Active);
+        let url = self.url.borrow().clone();
+        match Connection::open(self, &url) {
+            Ok(connection) => *self.connection.borrow_mut() = Some(connection),
+            Err(error) => {
+                self.emit(Pending::Event(Event::Error));
+                self.closed(CloseEvent {
+                    code: 1006,
+                    reason: error.to_string(),
+                    was_clean: false,
+                });
             }
-            // The same URL and protocols worked before; nothing is left to try.
-            Err(_) => self.finish(),
         }
     }
 
-    /// Closed for good: nothing more will happen, so let go of the listeners once the events
-    /// before this point have been delivered.
-    fn finish(&self) {
+    /// Closed for good: nothing more will happen. Report what is still queued, then let go of
+    /// the listeners once every event before this point has been delivered.
+    fn finish(self: &Rc<Self>) {
         self.phase.set(Phase::Finished);
-        self.queue.borrow_mut().clear();
-        self.emit(None);
+        // Runs from a browser event or a timer, never inside a call of the application's:
+        // what waits for the deferred timer is delivered now.
+        drop(self.deferred_timer.borrow_mut().take());
+        let deferred = std::mem::take(&mut *self.deferred.borrow_mut());
+        for event in deferred {
+            self.emit(Pending::Event(event));
+        }
+        let left = self.queue.borrow_mut().take();
+        for message in left {
+            let error = Error::NotOpen(State::Closed);
+            self.emit(Pending::Event(Event::Unsent(Unsent { message, error })));
+        }
+        self.emit(Pending::Release);
     }
 
-    /// Delivers `event` (or releases the listeners, for `None`) after any being delivered
-    /// now, so that a callback that causes another event sees them in order.
-    fn emit(&self, event: Option<Event>) {
-        self.pending.borrow_mut().push_back(event);
+    /// Delivers `next` after anything being delivered now, so that a callback that causes
+    /// another event sees them in order.
+    fn emit(self: &Rc<Self>, next: Pending) {
+        self.pending.borrow_mut().push_back(next);
         if self.dispatching.replace(true) {
             return;
         }
@@ -556,21 +763,26 @@ impl Shared {
             let next = self.pending.borrow_mut().pop_front();
             match next {
                 None => break,
-                Some(Some(event)) => self.deliver(event),
-                Some(None) => drop(self.listeners.take()),
+                Some(Pending::Event(event)) => self.deliver(event),
+                Some(Pending::Attempt(next)) => {
+                    if self.phase.get() == Phase::Waiting && self.attempt.get() == next.attempt {
+                        self.deliver(Event::Reconnecting(next));
+                    }
+                }
+                Some(Pending::Release) => drop(self.listeners.take()),
             }
         }
         self.dispatching.set(false);
     }
 
     /// Gives `event` to every stream, then to its callback; copied only for all but the last.
-    fn deliver(&self, event: Event) {
+    fn deliver(self: &Rc<Self>, event: Event) {
         let left = {
             let mut listeners = self.listeners.borrow_mut();
             let wanted = listeners.callbacks.wants(&event);
             listeners.streams.retain(|stream| !stream.is_closed());
             match listeners.streams.split_last() {
-                None => Some(event),
+                None => wanted.then_some(event),
                 Some((last, others)) => {
                     for stream in others {
                         stream.send(event.clone());
@@ -588,7 +800,12 @@ impl Shared {
         let Some(event) = left else { return };
         // Called without holding a borrow, since a callback may use the socket.
         let mut callbacks = std::mem::take(&mut self.listeners.borrow_mut().callbacks);
-        callbacks.call(event);
+        callbacks.call(
+            &WebSocket {
+                shared: self.clone(),
+            },
+            event,
+        );
         self.listeners.borrow_mut().callbacks = callbacks;
     }
 }
@@ -607,19 +824,19 @@ struct Closures {
 }
 
 impl Connection {
-    fn open(shared: &Rc<Shared>) -> Result<Connection, Error> {
+    fn open(shared: &Rc<Shared>, url: &str) -> Result<Connection, Error> {
         let socket = if shared.protocols.is_empty() {
-            web_sys::WebSocket::new(&shared.url)
+            web_sys::WebSocket::new(url)
         } else {
             let protocols: js_sys::Array = shared
                 .protocols
                 .iter()
                 .map(|protocol| js_sys::JsString::from(protocol.as_str()))
                 .collect();
-            web_sys::WebSocket::new_with_str_sequence(&shared.url, &protocols)
+            web_sys::WebSocket::new_with_str_sequence(url, &protocols)
         }
         .map_err(|error| Error::InvalidUrl {
-            url: shared.url.clone(),
+            url: url.to_owned(),
             message: describe(&error),
         })?;
         // Blobs are read asynchronously and can overtake each other; ArrayBuffers cannot.
@@ -638,7 +855,7 @@ impl Connection {
             let weak = weak.clone();
             Closure::<dyn FnMut(_)>::new(move |event: MessageEvent| {
                 if let (Some(shared), Some(message)) = (weak.upgrade(), decode(&event)) {
-                    shared.emit(Some(Event::Message(message)));
+                    shared.emit(Pending::Event(Event::Message(message)));
                 }
             })
         };
@@ -646,7 +863,7 @@ impl Connection {
             let weak = weak.clone();
             Closure::<dyn FnMut(_)>::new(move |_: web_sys::Event| {
                 if let Some(shared) = weak.upgrade() {
-                    shared.emit(Some(Event::Error));
+                    shared.emit(Pending::Event(Event::Error));
                 }
             })
         };
@@ -683,10 +900,14 @@ impl Connection {
         }
     }
 
-    fn send(&self, payload: Payload<'_>) -> Result<(), Error> {
-        match payload {
-            Payload::Text(text) => self.socket.send_with_str(text),
-            Payload::Binary(data) => self.socket.send_with_u8_array(data),
+    fn send(&self, message: &Message) -> Result<(), Error> {
+        match message {
+            Message::Text(text) => self.socket.send_with_str(text),
+            // Copied into a buffer of JavaScript's own: browsers refuse a view into a shared
+            // wasm memory (threads), and the copy costs little next to the browser's own.
+            Message::Binary(data) => self
+                .socket
+                .send_with_js_u8_array(&Uint8Array::from(&data[..])),
         }
         .map_err(Error::from_js)
     }

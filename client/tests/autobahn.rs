@@ -36,8 +36,8 @@ async fn run(path: &str) -> Option<Message> {
     let echo = async {
         while let Some(event) = events.next().await {
             if let Event::Message(message) = event {
-                let _ = socket.send(&message);
-                first.get_or_insert(message);
+                first.get_or_insert_with(|| message.clone());
+                let _ = socket.send(message);
             }
         }
     };

@@ -1,44 +1,30 @@
-//! The client in headless Chromium against the live echo server that `cargo xtask test`
-//! starts (with `--test-controls --protocol echo.v1`) and names in `ECHO_SERVER_URL` at build
-//! time.
+//! The client in headless Chromium against the live echo server, started with
+//! `--test-controls --protocol echo.v1`: by `cargo xtask test`, which names it in
+//! `ECHO_SERVER_URL` at build time, or by hand on the port of `support::DEFAULT_SERVER_URL`
+//! for `wasm-pack test --headless --chrome client` (README, "The client crate").
 
 #![cfg(target_arch = "wasm32")]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures_util::future::{Either, select};
-use futures_util::{SinkExt, Stream, StreamExt};
+use futures_util::{Sink, SinkExt};
 use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use wasm_websocket::{
-    CloseEvent, Error, Event, Events, Message, Overflow, Reconnect, Reconnecting, State, WebSocket,
-    live_closures,
+    CloseEvent, Error, Event, Events, Message, MessageSink, Overflow, Reconnect, Reconnecting,
+    State, WebSocket, live_closures,
 };
 
 wasm_bindgen_test_configure!(run_in_browser);
 
 mod support;
-use support::sleep;
-
-fn server_url() -> &'static str {
-    match option_env!("ECHO_SERVER_URL") {
-        Some(url) => url,
-        None => panic!("ECHO_SERVER_URL names the live echo server; run `cargo xtask test`"),
-    }
-}
+use support::{next, server_url, sleep, within};
 
 /// Port 9 (discard) is closed on the loopback of a test machine.
 const UNREACHABLE: &str = "ws://127.0.0.1:9/";
-
-/// The next item, or a panic after five seconds without one.
-async fn next<S: Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
-    match select(stream.next(), Box::pin(sleep(5_000))).await {
-        Either::Left((item, _)) => item,
-        Either::Right(_) => panic!("nothing within 5 s"),
-    }
-}
 
 async fn next_event(events: &mut Events) -> Event {
     next(events).await.expect("the stream ended early")
@@ -49,11 +35,7 @@ fn text(text: &str) -> Event {
 }
 
 fn close(code: u16, reason: &str) -> Event {
-    Event::Close(CloseEvent {
-        code,
-        reason: reason.into(),
-        was_clean: true,
-    })
+    Event::Close(CloseEvent::new(code, reason, true))
 }
 
 /// An open socket and its events.
@@ -85,7 +67,7 @@ fn wasm_memory() -> u32 {
 #[wasm_bindgen_test]
 async fn open_send_receive_and_close_with_a_code() {
     let (socket, mut events) = open_url(server_url()).await;
-    socket.send_text("Hello, world!").unwrap();
+    socket.send("Hello, world!").unwrap();
     assert_eq!(
         next_event(&mut events).await,
         text("Received:  Hello, world!")
@@ -106,14 +88,14 @@ async fn callbacks_hear_every_event_in_order() {
     };
     let (on_open, on_message, on_close) = (log(&heard), log(&heard), log(&heard));
     let socket = WebSocket::builder(server_url())
-        .on_open(move || on_open("open".into()))
-        .on_message(move |message| on_message(format!("{message:?}")))
-        .on_close(move |event| on_close(format!("close {}", event.code)))
+        .on_open(move |_| on_open("open".into()))
+        .on_message(move |_, message| on_message(format!("{message:?}")))
+        .on_close(move |_, event| on_close(format!("close {}", event.code)))
         .connect()
         .unwrap();
     let mut events = socket.events();
     assert_eq!(next_event(&mut events).await, Event::Open);
-    socket.send_text("one").unwrap();
+    socket.send("one").unwrap();
     next_event(&mut events).await;
     socket.close().unwrap();
     while next(&mut events).await.is_some() {}
@@ -125,7 +107,7 @@ async fn callbacks_hear_every_event_in_order() {
 async fn binary_round_trip_is_byte_exact() {
     let (socket, mut events) = open_url(server_url()).await;
     let data: Vec<u8> = (0..=255).cycle().take(100_000).collect();
-    socket.send_binary(&data).unwrap();
+    socket.send(&data).unwrap();
     let echoed = next_event(&mut events).await;
     assert_eq!(echoed, Event::Message(Message::Binary(data)));
     finish(socket, events).await;
@@ -135,7 +117,7 @@ async fn binary_round_trip_is_byte_exact() {
 async fn messages_stream_and_sink_carry_both_kinds() {
     let socket = WebSocket::connect(server_url()).unwrap();
     let mut messages = Box::pin(socket.messages());
-    let mut sink = socket.sink();
+    let mut sink: MessageSink = socket.sink();
     // The sink waits for the connection to open.
     sink.send("via the sink".into()).await.unwrap();
     sink.send(vec![1, 2, 3].into()).await.unwrap();
@@ -164,7 +146,7 @@ async fn unreachable_server_fires_error_then_close_1006() {
 #[wasm_bindgen_test]
 async fn a_server_close_with_code_and_reason_reaches_the_app() {
     let (socket, mut events) = open_url(server_url()).await;
-    socket.send_text("!close 4002 server says bye").unwrap();
+    socket.send("!close 4002 server says bye").unwrap();
     assert_eq!(
         next_event(&mut events).await,
         close(4002, "server says bye")
@@ -189,7 +171,7 @@ async fn the_negotiated_subprotocol_is_exposed() {
 async fn sending_while_connecting_is_a_typed_error() {
     let socket = WebSocket::connect(server_url()).unwrap();
     assert_eq!(
-        socket.send_text("too early"),
+        socket.send("too early"),
         Err(Error::NotOpen(State::Connecting))
     );
 }
@@ -199,15 +181,9 @@ async fn sending_after_close_is_a_typed_error() {
     let (socket, events) = open_url(server_url()).await;
     socket.close().unwrap();
     // The browser would drop this silently while closing.
-    assert_eq!(
-        socket.send_text("late"),
-        Err(Error::NotOpen(State::Closing))
-    );
+    assert_eq!(socket.send("late"), Err(Error::NotOpen(State::Closing)));
     finish(socket.clone(), events).await;
-    assert_eq!(
-        socket.send_text("later"),
-        Err(Error::NotOpen(State::Closed))
-    );
+    assert_eq!(socket.send("later"), Err(Error::NotOpen(State::Closed)));
 }
 
 #[wasm_bindgen_test]
@@ -290,7 +266,7 @@ async fn send_async_keeps_the_browser_buffer_near_the_high_water_mark() {
     // Plain sends from one task pile up in the browser: the baseline.
     let (socket, events) = open_url(server_url()).await;
     for _ in 0..100 {
-        socket.send_binary(&chunk).unwrap();
+        socket.send(&chunk[..]).unwrap();
     }
     let unbounded = socket.buffered_amount();
     finish(socket, events).await;
@@ -301,10 +277,7 @@ async fn send_async_keeps_the_browser_buffer_near_the_high_water_mark() {
         .unwrap();
     let mut highest = 0;
     for _ in 0..100 {
-        socket
-            .send_async(Message::Binary(chunk.clone()))
-            .await
-            .unwrap();
+        socket.send_async(&chunk[..]).await.unwrap();
         highest = highest.max(socket.buffered_amount());
     }
     assert!(
@@ -332,7 +305,7 @@ async fn after_an_outage_it_reconnects_and_sends_the_queue_in_order_exactly_once
         .connect()
         .unwrap();
     let (socket, mut events) = open(socket).await;
-    socket.send_text("!outage 600").unwrap();
+    socket.send("!outage 600").unwrap();
     let Event::Close(dropped) = next_event(&mut events).await else {
         panic!("expected the outage to close the connection")
     };
@@ -341,7 +314,7 @@ async fn after_an_outage_it_reconnects_and_sends_the_queue_in_order_exactly_once
         panic!("expected a first reconnection attempt")
     };
     for n in 1..=5 {
-        socket.send_text(&format!("queued {n}")).unwrap();
+        socket.send(format!("queued {n}")).unwrap();
     }
     assert_eq!(socket.queued(), 5);
     // Attempts during the outage fail (503) until the server is back.
@@ -359,7 +332,7 @@ async fn after_an_outage_it_reconnects_and_sends_the_queue_in_order_exactly_once
             text(&format!("Received:  queued {n}"))
         );
     }
-    socket.send_text("after").unwrap();
+    socket.send("after").unwrap();
     // Nothing was sent twice: the next message is the reply to "after".
     assert_eq!(next_event(&mut events).await, text("Received:  after"));
     finish(socket, events).await;
@@ -385,7 +358,7 @@ async fn a_close_code_marked_final_is_never_followed_by_a_reconnection() {
         .connect()
         .unwrap();
     let (socket, mut events) = open(socket).await;
-    socket.send_text("!close 4001 logged out").unwrap();
+    socket.send("!close 4001 logged out").unwrap();
     assert_eq!(next_event(&mut events).await, close(4001, "logged out"));
     assert_eq!(next(&mut events).await, None);
     assert_eq!(socket.state(), State::Closed);
@@ -424,11 +397,11 @@ async fn attempts_count_again_from_one_after_a_connection_stays_up() {
             .connect()
             .unwrap();
         let (socket, mut events) = open(socket).await;
-        socket.send_text("!drop").unwrap();
+        socket.send("!drop").unwrap();
         let mut attempts = Vec::new();
         while attempts.len() < 2 {
             match next_event(&mut events).await {
-                Event::Open => socket.send_text("!drop").unwrap(),
+                Event::Open => socket.send("!drop").unwrap(),
                 Event::Reconnecting(next) => attempts.push(next.attempt),
                 _ => {}
             }
@@ -440,13 +413,14 @@ async fn attempts_count_again_from_one_after_a_connection_stays_up() {
 
 #[wasm_bindgen_test]
 async fn closing_while_waiting_to_reconnect_cancels_the_attempt() {
+    // Counted before the socket exists: its four closures, and the timer's, must all go.
+    let before = live_closures();
     let socket = WebSocket::builder(server_url())
         .reconnect(quick_reconnect().initial_delay(Duration::from_secs(10)))
         .connect()
         .unwrap();
-    let before = live_closures();
     let (socket, mut events) = open(socket).await;
-    socket.send_text("!drop").unwrap();
+    socket.send("!drop").unwrap();
     assert!(matches!(next_event(&mut events).await, Event::Close(_)));
     assert!(matches!(
         next_event(&mut events).await,
@@ -457,14 +431,11 @@ async fn closing_while_waiting_to_reconnect_cancels_the_attempt() {
     assert_eq!(next_event(&mut events).await, close(4000, "never mind"));
     assert_eq!(next(&mut events).await, None);
     sleep(0).await;
-    assert!(
-        live_closures() <= before,
-        "the timer's closure was not freed"
-    );
+    assert_eq!(live_closures(), before, "a closure was not freed");
 }
 
 #[wasm_bindgen_test]
-async fn a_full_queue_drops_the_oldest_or_refuses_as_configured() {
+async fn a_full_queue_drops_the_oldest_and_reports_it_or_refuses_as_configured() {
     let socket = WebSocket::builder(server_url())
         .reconnect(
             quick_reconnect()
@@ -475,20 +446,467 @@ async fn a_full_queue_drops_the_oldest_or_refuses_as_configured() {
         .unwrap();
     let mut events = socket.events();
     for message in ["a", "b", "c"] {
-        socket.send_text(message).unwrap();
+        socket.send(message).unwrap();
     }
     assert_eq!(socket.queued(), 2);
-    assert_eq!(next_event(&mut events).await, Event::Open);
-    assert_eq!(next_event(&mut events).await, text("Received:  b"));
-    assert_eq!(next_event(&mut events).await, text("Received:  c"));
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        seen.push(next_event(&mut events).await);
+    }
+    let full = Error::QueueFull { capacity: 2 };
+    // The report comes from a timer, so it may come before or after the open.
+    assert!(
+        seen.iter().any(|event| is_unsent(event, "a", &full)),
+        "{seen:?}"
+    );
+    assert!(seen.contains(&Event::Open), "{seen:?}");
+    seen.retain(|event| matches!(event, Event::Message(_)));
+    assert_eq!(seen, [text("Received:  b"), text("Received:  c")]);
     finish(socket, events).await;
 
     let socket = WebSocket::builder(server_url())
         .reconnect(quick_reconnect().queue_capacity(2))
         .connect()
         .unwrap();
-    socket.send_text("a").unwrap();
-    socket.send_text("b").unwrap();
-    assert_eq!(socket.send_text("c"), Err(Error::QueueFull { capacity: 2 }));
+    socket.send("a").unwrap();
+    socket.send("b").unwrap();
+    assert_eq!(socket.send("c"), Err(Error::QueueFull { capacity: 2 }));
     socket.close().unwrap();
+}
+
+/// Whether `event` reports `message` as unsent, for `error`.
+fn is_unsent(event: &Event, message: impl Into<Message>, error: &Error) -> bool {
+    let message = message.into();
+    matches!(event, Event::Unsent(unsent) if unsent.message == message && unsent.error == *error)
+}
+
+/// Bug: a queue of capacity 0 with `DropOldest` accepted a message and dropped it unseen.
+#[wasm_bindgen_test]
+fn a_queue_of_capacity_zero_refuses_whatever_the_policy() {
+    for overflow in [Overflow::Error, Overflow::DropOldest] {
+        let socket = WebSocket::builder(server_url())
+            .reconnect(quick_reconnect().queue_capacity(0).overflow(overflow))
+            .connect()
+            .unwrap();
+        assert_eq!(socket.send("a"), Err(Error::QueueFull { capacity: 0 }));
+        assert_eq!(socket.queued(), 0);
+        socket.close().unwrap();
+    }
+}
+
+/// Bug: `close()` from inside `on_close` only set a flag, and the reconnection decided before
+/// the callback opened a new connection that stayed open.
+#[wasm_bindgen_test]
+async fn close_from_the_close_callback_means_never_again() {
+    let before = live_closures();
+    let states = Rc::new(RefCell::new(Vec::new()));
+    let socket = WebSocket::builder(server_url())
+        .reconnect(quick_reconnect())
+        .on_close({
+            let states = states.clone();
+            move |socket, _| {
+                // Inside the callback the socket already shows what follows the close.
+                states.borrow_mut().push(socket.state());
+                socket.close().unwrap();
+                states.borrow_mut().push(socket.state());
+            }
+        })
+        .connect()
+        .unwrap();
+    let (socket, mut events) = open(socket).await;
+    socket.send("!drop").unwrap();
+    let Event::Close(dropped) = next_event(&mut events).await else {
+        panic!("expected the drop to close the connection")
+    };
+    assert_eq!(dropped.code, 1006);
+    // No attempt is announced or made: the application's close ends the socket.
+    assert_eq!(next_event(&mut events).await, close(1000, ""));
+    assert_eq!(next(&mut events).await, None);
+    assert_eq!(socket.state(), State::Closed);
+    // Called for both closes: the connection's, then the application's.
+    let expected = [
+        State::Reconnecting,
+        State::Closed,
+        State::Closed,
+        State::Closed,
+    ];
+    assert_eq!(*states.borrow(), expected);
+    // Longer than the first attempt's delay: nothing was opened behind our back.
+    sleep(300).await;
+    assert_eq!(socket.state(), State::Closed);
+    assert_eq!(live_closures(), before);
+}
+
+/// Bug: a send from `on_close` was `NotOpen(Closed)` although a reconnection followed, while
+/// the same send from a stream consumer was queued. Both now see `Reconnecting` and queue.
+#[wasm_bindgen_test]
+async fn a_send_from_the_close_callback_is_queued_like_any_other() {
+    let results = Rc::new(RefCell::new(Vec::new()));
+    let socket = WebSocket::builder(server_url())
+        .reconnect(quick_reconnect())
+        .on_close({
+            let results = results.clone();
+            move |socket, _| results.borrow_mut().push(socket.send("from on_close"))
+        })
+        .connect()
+        .unwrap();
+    let (socket, mut events) = open(socket).await;
+    socket.send("!drop").unwrap();
+    assert!(matches!(next_event(&mut events).await, Event::Close(_)));
+    // The stream consumer, at the same point.
+    assert_eq!(socket.state(), State::Reconnecting);
+    socket.send("from the stream").unwrap();
+    assert_eq!(*results.borrow(), [Ok(())]);
+    assert!(matches!(
+        next_event(&mut events).await,
+        Event::Reconnecting(_)
+    ));
+    assert_eq!(next_event(&mut events).await, Event::Open);
+    assert_eq!(
+        next_event(&mut events).await,
+        text("Received:  from on_close")
+    );
+    assert_eq!(
+        next_event(&mut events).await,
+        text("Received:  from the stream")
+    );
+    finish(socket, events).await;
+}
+
+/// Bug: the queue went out all at once on open, past the high-water mark, and a message the
+/// browser refused was dropped silently.
+#[wasm_bindgen_test]
+async fn the_queue_drains_at_the_pace_of_the_high_water_mark() {
+    const CHUNK: usize = 64 * 1024;
+    const COUNT: usize = 20;
+    let at_open = Rc::new(Cell::new((0, 0)));
+    let socket = WebSocket::builder(server_url())
+        .reconnect(quick_reconnect().queue_capacity(COUNT))
+        .high_water_mark(CHUNK as u32)
+        .on_open({
+            let at_open = at_open.clone();
+            move |socket| at_open.set((socket.buffered_amount(), socket.queued()))
+        })
+        .connect()
+        .unwrap();
+    let mut messages = socket.messages();
+    for n in 0..COUNT {
+        socket.send(vec![n as u8; CHUNK]).unwrap();
+    }
+    assert_eq!(socket.queued(), COUNT);
+    for n in 0..COUNT {
+        let echoed = next(&mut messages).await;
+        assert_eq!(echoed, Some(Message::Binary(vec![n as u8; CHUNK])), "{n}");
+    }
+    let (buffered, queued) = at_open.get();
+    assert!(
+        buffered <= 2 * CHUNK as u32,
+        "{buffered} bytes handed to the browser at once"
+    );
+    assert!(queued > 0, "the whole queue went out at once");
+    assert_eq!(socket.queued(), 0);
+    socket.close().unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn what_is_still_queued_when_the_socket_ends_is_reported() {
+    let socket = WebSocket::builder(server_url())
+        .reconnect(quick_reconnect().initial_delay(Duration::from_secs(10)))
+        .connect()
+        .unwrap();
+    let (socket, mut events) = open(socket).await;
+    socket.send("!drop").unwrap();
+    assert!(matches!(next_event(&mut events).await, Event::Close(_)));
+    socket.send("one").unwrap();
+    socket.send(vec![2]).unwrap();
+    socket.close_with(4000, "giving up").unwrap();
+    let mut rest = Vec::new();
+    while let Some(event) = next(&mut events).await {
+        rest.push(event);
+    }
+    let closed = Error::NotOpen(State::Closed);
+    assert_eq!(rest.len(), 4, "{rest:?}");
+    assert!(matches!(rest[0], Event::Reconnecting(_)), "{rest:?}");
+    assert_eq!(rest[1], close(4000, "giving up"));
+    assert!(is_unsent(&rest[2], "one", &closed), "{rest:?}");
+    assert!(is_unsent(&rest[3], vec![2], &closed), "{rest:?}");
+}
+
+/// Bug: when a reconnection attempt could not even be made, the socket finished without a
+/// word to the application.
+#[wasm_bindgen_test]
+async fn an_attempt_the_browser_refuses_is_a_failed_attempt_that_says_why() {
+    let socket = WebSocket::builder(server_url())
+        .reconnect(quick_reconnect().max_attempts(1))
+        .url_provider(|| "ftp://127.0.0.1/".to_owned())
+        .connect()
+        .unwrap();
+    let (socket, mut events) = open(socket).await;
+    socket.send("!drop").unwrap();
+    assert!(matches!(next_event(&mut events).await, Event::Close(_)));
+    assert!(matches!(
+        next_event(&mut events).await,
+        Event::Reconnecting(_)
+    ));
+    assert_eq!(next_event(&mut events).await, Event::Error);
+    let Event::Close(refused) = next_event(&mut events).await else {
+        panic!("expected a close for the refused attempt")
+    };
+    assert_eq!((refused.code, refused.was_clean), (1006, false));
+    assert!(
+        refused.reason.contains("ftp://127.0.0.1/"),
+        "{}",
+        refused.reason
+    );
+    // One attempt allowed, and used: the socket is done.
+    assert_eq!(next(&mut events).await, None);
+    assert_eq!(socket.state(), State::Closed);
+}
+
+#[wasm_bindgen_test]
+async fn the_url_provider_is_asked_before_each_reconnection() {
+    let asked = Rc::new(Cell::new(0));
+    let url = format!("{}?attempt", server_url());
+    let socket = WebSocket::builder(server_url())
+        .reconnect(quick_reconnect())
+        .url_provider({
+            let asked = asked.clone();
+            move || {
+                asked.set(asked.get() + 1);
+                url.clone()
+            }
+        })
+        .connect()
+        .unwrap();
+    let (socket, mut events) = open(socket).await;
+    assert_eq!(asked.get(), 0);
+    socket.send("!drop").unwrap();
+    while next_event(&mut events).await != Event::Open {}
+    assert_eq!(asked.get(), 1);
+    assert!(socket.url().ends_with("/?attempt"), "{}", socket.url());
+    finish(socket, events).await;
+}
+
+// A spy on the browser's `WebSocket`: what the library asks of it, recorded in JavaScript.
+#[wasm_bindgen(inline_js = r#"
+export function spy(method) {
+    const original = WebSocket.prototype[method];
+    const calls = [];
+    WebSocket.prototype[method] = function (...args) {
+        calls.push(args);
+        return original.apply(this, args);
+    };
+    return { calls, restore() { WebSocket.prototype[method] = original; } };
+}
+"#)]
+extern "C" {
+    type Spy;
+    fn spy(method: &str) -> Spy;
+    #[wasm_bindgen(method, getter)]
+    fn calls(this: &Spy) -> js_sys::Array;
+    #[wasm_bindgen(method)]
+    fn restore(this: &Spy);
+}
+
+/// Bug: a callback that captured a handle kept its socket open after the application dropped
+/// its own. Callbacks are given the socket, or keep a weak handle, and the last handle closes.
+#[wasm_bindgen_test]
+async fn dropping_the_last_handle_closes_with_1000_even_when_callbacks_send_and_close() {
+    let before = live_closures();
+    let weak = Rc::new(RefCell::new(None));
+    let socket = WebSocket::builder(server_url())
+        .on_open(|socket| socket.send("hello").unwrap())
+        .on_message(|socket, message| {
+            if message == Message::Text("Received:  bye".into()) {
+                socket.close_with(4000, "bye").unwrap();
+            }
+        })
+        .on_close({
+            let weak = weak.clone();
+            move |_, _| {
+                let weak: &RefCell<Option<wasm_websocket::WeakWebSocket>> = &weak;
+                if let Some(socket) = weak.borrow().as_ref().and_then(|weak| weak.upgrade()) {
+                    let _ = socket.send("never");
+                }
+            }
+        })
+        .connect()
+        .unwrap();
+    *weak.borrow_mut() = Some(socket.downgrade());
+    let mut messages = socket.messages();
+    assert_eq!(
+        next(&mut messages).await,
+        Some(Message::Text("Received:  hello".into()))
+    );
+    let close = spy("close");
+    drop(socket);
+    // `messages` holds a handle too: it is the last.
+    drop(messages);
+    let calls = close.calls();
+    close.restore();
+    assert_eq!(
+        calls.length(),
+        1,
+        "close was called {} times",
+        calls.length()
+    );
+    let code = js_sys::Array::from(&calls.get(0)).get(0).as_f64();
+    assert_eq!(code, Some(1000.0));
+    assert!(weak.borrow().as_ref().unwrap().upgrade().is_none());
+    sleep(0).await;
+    assert_eq!(live_closures(), before);
+}
+
+/// Bug: binary was sent as a view into wasm memory, which browsers refuse when that memory is
+/// shared (wasm threads). It now goes out of a buffer of JavaScript's own.
+#[wasm_bindgen_test]
+async fn binary_is_sent_from_a_javascript_buffer_not_a_view_into_wasm_memory() {
+    let (socket, mut events) = open_url(server_url()).await;
+    let send = spy("send");
+    socket.send(vec![1, 2, 3]).unwrap();
+    let calls = send.calls();
+    send.restore();
+    let sent = js_sys::Array::from(&calls.get(0)).get(0);
+    let view: js_sys::Uint8Array = sent.dyn_into().expect("a Uint8Array");
+    assert_eq!(view.to_vec(), [1, 2, 3]);
+    assert!(!js_sys::Object::is(
+        &view.buffer(),
+        &wasm_bindgen::memory()
+            .unchecked_into::<js_sys::WebAssembly::Memory>()
+            .buffer()
+    ));
+    assert_eq!(
+        next_event(&mut events).await,
+        Event::Message(Message::Binary(vec![1, 2, 3]))
+    );
+    finish(socket, events).await;
+}
+
+/// Bug: after one failed send, the next panicked inside `futures`' `unfold` ("start_send
+/// called without poll_ready"), which aborted the wasm instance.
+#[wasm_bindgen_test]
+async fn a_sink_stays_usable_after_an_error() {
+    let (socket, events) = open_url(server_url()).await;
+    let mut sink = socket.sink();
+    finish(socket.clone(), events).await;
+    for _ in 0..3 {
+        assert_eq!(
+            sink.send("late".into()).await,
+            Err(Error::NotOpen(State::Closed))
+        );
+    }
+    // Driven by hand, out of order: an error each time, never a panic.
+    let mut sink = std::pin::pin!(sink);
+    for _ in 0..2 {
+        assert_eq!(
+            sink.as_mut().start_send("x".into()),
+            Err(Error::NotOpen(State::Closed))
+        );
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_sink_waits_for_room_in_a_full_queue() {
+    // A queue of one: the second message waits for the connection instead of failing.
+    let socket = WebSocket::builder(server_url())
+        .reconnect(quick_reconnect().queue_capacity(1))
+        .connect()
+        .unwrap();
+    let (mut sink, mut stream) = socket.messages().split();
+    within(5_000, sink.send("one".into())).await.unwrap();
+    within(5_000, sink.send("two".into())).await.unwrap();
+    for reply in ["Received:  one", "Received:  two"] {
+        assert_eq!(next(&mut stream).await, Some(Message::Text(reply.into())));
+    }
+    stream.close().unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn open_resolves_once_the_connection_is_open() {
+    let socket = WebSocket::open(server_url()).await.unwrap();
+    assert_eq!(socket.state(), State::Open);
+    let socket = WebSocket::builder(server_url())
+        .protocols(["echo.v1"])
+        .open()
+        .await
+        .unwrap();
+    assert_eq!(socket.protocol(), "echo.v1");
+    socket.close().unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn open_fails_with_a_typed_error_that_tells_why() {
+    let error = WebSocket::open("ftp://127.0.0.1/").await.unwrap_err();
+    assert!(matches!(error, Error::InvalidUrl { .. }), "{error}");
+    let error = within(5_000, WebSocket::open(UNREACHABLE))
+        .await
+        .unwrap_err();
+    let Error::ConnectFailed(close) = &error else {
+        panic!("{error}")
+    };
+    assert_eq!((close.code, close.was_clean), (1006, false));
+    // With reconnection, once the attempts are used up.
+    let error = WebSocket::builder(UNREACHABLE)
+        .reconnect(
+            quick_reconnect()
+                .initial_delay(Duration::from_millis(10))
+                .max_attempts(2),
+        )
+        .open()
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::ConnectFailed(_)), "{error}");
+}
+
+#[wasm_bindgen_test]
+async fn messages_is_a_stream_and_a_sink_that_splits_and_tells_how_it_ended() {
+    let socket = WebSocket::open(server_url()).await.unwrap();
+    let mut messages = socket.messages();
+    drop(socket);
+    messages.send("whole".into()).await.unwrap();
+    assert_eq!(
+        next(&mut messages).await,
+        Some(Message::Text("Received:  whole".into()))
+    );
+    let (mut sink, mut stream) = messages.split();
+    sink.send(vec![9].into()).await.unwrap();
+    assert_eq!(next(&mut stream).await, Some(Message::Binary(vec![9])));
+    // The receiving half closes: the sending half sees it.
+    stream.close_with(4000, "from the stream").unwrap();
+    assert_eq!(next(&mut stream).await, None);
+    let closed = stream.close_event().expect("the close that ended it");
+    assert_eq!(
+        (closed.code, closed.reason.as_str()),
+        (4000, "from the stream")
+    );
+    assert_eq!(
+        sink.send("late".into()).await,
+        Err(Error::NotOpen(State::Closed))
+    );
+
+    // The sending half closes with 1000, as `SinkExt::close` does for any sink.
+    let (mut sink, mut stream) = WebSocket::open(server_url())
+        .await
+        .unwrap()
+        .messages()
+        .split();
+    sink.close().await.unwrap();
+    assert_eq!(next(&mut stream).await, None);
+    assert_eq!(stream.close_event().map(|close| close.code), Some(1000));
+}
+
+/// The server's `!close CODE REASON` (a test control) closes from the server side.
+#[wasm_bindgen_test]
+async fn a_server_close_ends_the_message_stream_with_its_code_and_reason() {
+    let mut messages = WebSocket::open(server_url()).await.unwrap().messages();
+    messages
+        .send("!close 4002 server says bye".into())
+        .await
+        .unwrap();
+    assert_eq!(next(&mut messages).await, None);
+    let closed = messages.close_event().unwrap();
+    assert_eq!(
+        (closed.code, closed.reason.as_str()),
+        (4002, "server says bye")
+    );
 }

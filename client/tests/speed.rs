@@ -7,7 +7,7 @@
 
 #![cfg(target_arch = "wasm32")]
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 
 use futures_util::StreamExt;
@@ -125,7 +125,7 @@ async fn rust_round_trips() -> f64 {
     let start = Date::now();
     for n in 0..ROUND_TRIPS {
         let sent = text(n);
-        socket.send_text(&sent).unwrap();
+        socket.send(&sent).unwrap();
         let reply = messages.next().await.expect("a reply");
         assert!(
             matches!(reply, Message::Text(text) if text == sent),
@@ -142,36 +142,25 @@ async fn rust_round_trips() -> f64 {
 async fn rust_callback_round_trips() -> f64 {
     let (done, finished) = futures_channel::oneshot::channel();
     let mut done = Some(done);
-    // The callbacks send through their own socket: a slot filled right after connecting (no
-    // event comes before) and emptied at the end, since a handle kept inside its own
-    // callback would keep the socket alive.
-    let slot: Rc<RefCell<Option<WebSocket>>> = Rc::default();
+    // The callbacks send through the socket they are given.
     let start = Rc::new(Cell::new(0.0));
-    let send = |slot: &Rc<RefCell<Option<WebSocket>>>, n| {
-        let socket = slot.borrow();
-        socket
-            .as_ref()
-            .expect("connected")
-            .send_text(&text(n))
-            .unwrap();
-    };
     let on_open = {
-        let (slot, start) = (slot.clone(), start.clone());
-        move || {
+        let start = start.clone();
+        move |socket: &WebSocket| {
             start.set(Date::now());
-            send(&slot, 0);
+            socket.send(text(0)).unwrap();
         }
     };
     let on_message = {
-        let (slot, start, mut n) = (slot.clone(), start.clone(), 0);
-        move |reply| {
+        let (start, mut n) = (start.clone(), 0);
+        move |socket: &WebSocket, reply| {
             assert!(
                 matches!(reply, Message::Text(t) if t == text(n)),
                 "wrong reply {n}"
             );
             n += 1;
             if n < ROUND_TRIPS {
-                send(&slot, n);
+                socket.send(text(n)).unwrap();
             } else if let Some(done) = done.take() {
                 let _ = done.send(Date::now() - start.get());
             }
@@ -182,10 +171,8 @@ async fn rust_callback_round_trips() -> f64 {
         .on_message(on_message)
         .connect()
         .unwrap();
-    *slot.borrow_mut() = Some(socket.clone());
     let elapsed = finished.await.expect("all round trips");
     socket.close().unwrap();
-    slot.borrow_mut().take();
     elapsed
 }
 
@@ -196,7 +183,7 @@ async fn rust_binary() -> f64 {
     let mut next = 0;
     for received in 0..BINARY_COUNT as usize {
         while next < BINARY_COUNT as usize && next - received < IN_FLIGHT as usize {
-            socket.send_binary(&sent[next]).unwrap();
+            socket.send(&sent[next]).unwrap();
             next += 1;
         }
         let reply = messages.next().await.expect("a reply");

@@ -27,7 +27,7 @@ pub async fn start_server(config: Config) -> Result<SocketAddr> {
 
 /// Like [`start_server`], on a given address.
 pub async fn start_server_at(addr: &str, config: Config) -> Result<SocketAddr> {
-    let wasm = www().join("pkg/wasm_websocket_bg.wasm");
+    let wasm = www().join("pkg/echo_page_bg.wasm");
     if !wasm.exists() {
         bail!(
             "{} is missing: run `cargo xtask test`, which builds it",

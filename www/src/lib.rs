@@ -1,5 +1,9 @@
 //! The echo page of `www/index.html`: the seed chapter's page, driven from Rust through the
-//! public API of this crate and nothing else.
+//! public API of the `wasm-websocket` crate and nothing else.
+//!
+//! This crate is the application, so it makes the choices a library must leave to it: it
+//! installs `console_error_panic_hook` and sets the global allocator (talc, smaller than
+//! Rust's default in the page's wasm).
 //!
 //! It logs the seed's lines (`connected to …`, `message received: …`,
 //! `connection closed (code)`) both on the page, with times, and to the console.
@@ -11,7 +15,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{Document, Element, HtmlButtonElement, HtmlInputElement};
 
-use crate::{CloseEvent, Message, Reconnect, Reconnecting, State, WebSocket};
+use wasm_websocket::{CloseEvent, Message, Reconnect, Reconnecting, State, WebSocket};
 
 /// The page's elements, looked up once.
 struct Page {
@@ -120,13 +124,12 @@ impl Demo {
     fn connect(&mut self) {
         self.page.log("", &["connecting to ", &self.url].concat());
         let page = self.page.clone();
-        let on_open = move || {
-            let url = current(|socket| socket.url()).unwrap_or_default();
-            page.log("", &["connected to ", &url].concat());
+        let on_open = move |socket: &WebSocket| {
+            page.log("", &["connected to ", &socket.url()].concat());
             page.show(State::Open);
         };
         let page = self.page.clone();
-        let on_message = move |message| match message {
+        let on_message = move |_: &WebSocket, message| match message {
             Message::Text(text) => page.log("", &["message received: ", &text].concat()),
             Message::Binary(data) => {
                 let size = data.len().to_string();
@@ -137,9 +140,9 @@ impl Demo {
             }
         };
         let page = self.page.clone();
-        let on_error = move || page.log("error", "connection error");
+        let on_error = move |_: &WebSocket| page.log("error", "connection error");
         let page = self.page.clone();
-        let on_close = move |event: CloseEvent| {
+        let on_close = move |_: &WebSocket, event: CloseEvent| {
             let mut line = ["connection closed (", &event.code.to_string(), ")"].concat();
             if !event.reason.is_empty() {
                 line.push_str(": ");
@@ -149,7 +152,7 @@ impl Demo {
             page.show(State::Closed);
         };
         let page = self.page.clone();
-        let on_reconnect = move |next: Reconnecting| {
+        let on_reconnect = move |_: &WebSocket, next: Reconnecting| {
             // u32, not as_millis's u128: formatting u128 costs a kilobyte of wasm.
             let millis = (next.delay.as_millis() as u32).to_string();
             let attempt = next.attempt.to_string();
@@ -193,22 +196,14 @@ impl Demo {
     fn send(&mut self) {
         let text = self.page.message.value();
         let result = match &self.socket {
-            Some(socket) => socket.send_text(&text),
-            None => Err(crate::Error::NotOpen(State::Closed)),
+            Some(socket) => socket.send(&text),
+            None => Err(wasm_websocket::Error::NotOpen(State::Closed)),
         };
         match result {
             Ok(()) => self.page.log("sent", &["sent: ", &text].concat()),
             Err(error) => self.page.log("error", &error.to_string()),
         }
     }
-}
-
-/// Reads the current socket from inside a socket callback.
-fn current<T>(read: impl FnOnce(&WebSocket) -> T) -> Option<T> {
-    DEMO.with(|demo| {
-        let demo = demo.try_borrow().ok()?;
-        demo.as_ref()?.socket.as_ref().map(read)
-    })
 }
 
 impl Page {
@@ -246,3 +241,7 @@ impl Page {
         self.connect.set_disabled(state == State::Closing);
     }
 }
+
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();

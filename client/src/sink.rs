@@ -1,0 +1,74 @@
+//! The sending half: a `futures` sink with backpressure.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::Sink;
+
+use crate::socket::Readiness;
+use crate::{Error, Message, WebSocket};
+
+/// A `futures` sink of messages; made by [`WebSocket::sink`] or [`Messages::split`].
+///
+/// It is ready when [`WebSocket::send_async`] would send: once the browser's buffer is under
+/// the high-water mark, the first connection has opened, and the reconnection queue has room.
+/// A failed send is returned as its [`Error`] and leaves the sink as usable as before; no
+/// sequence of calls makes it panic. Closing it closes the socket with 1000. It holds a handle,
+/// so it keeps the socket open while it exists.
+///
+/// [`Messages::split`]: crate::Messages::split
+pub struct MessageSink {
+    socket: WebSocket,
+    readiness: Readiness,
+}
+
+impl std::fmt::Debug for MessageSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageSink")
+            .field("socket", &self.socket)
+            .finish()
+    }
+}
+
+impl MessageSink {
+    pub(crate) fn new(socket: WebSocket) -> Self {
+        MessageSink {
+            socket,
+            readiness: Readiness::default(),
+        }
+    }
+
+    /// The socket.
+    pub fn socket(&self) -> &WebSocket {
+        &self.socket
+    }
+
+    /// Closes the socket with a code and reason; see [`WebSocket::close_with`]. (`close`,
+    /// from `SinkExt`, closes it with 1000.)
+    pub fn close_with(&self, code: u16, reason: &str) -> Result<(), Error> {
+        self.socket.close_with(code, reason)
+    }
+}
+
+impl Sink<Message> for MessageSink {
+    type Error = Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = &mut *self;
+        this.readiness.poll(cx, &this.socket).map(Ok)
+    }
+
+    /// Sends at once, like [`WebSocket::send`]; also when `poll_ready` was not called first.
+    fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
+        self.socket.send(message)
+    }
+
+    /// Messages are handed to the browser (or queued) by `start_send`: nothing to flush.
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(self.socket.close())
+    }
+}
