@@ -113,7 +113,11 @@ impl Reconnect {
             .initial_delay
             .saturating_mul(1 << doublings)
             .min(self.max_delay);
-        backoff.mul_f64(0.5 + random.clamp(0.0, 1.0) / 2.0)
+        // In whole milliseconds, which is what timers take, and without a float `Duration`
+        // (whose conversions can panic).
+        let millis = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX);
+        let scale = 500 + (random.clamp(0.0, 1.0) * 500.0) as u64;
+        Duration::from_millis(millis / 1000 * scale + millis % 1000 * scale / 1000)
     }
 
     /// Whether attempt `attempt` is allowed.

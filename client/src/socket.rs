@@ -139,30 +139,28 @@ impl Builder {
             return Err(Error::InvalidProtocol(bad.to_owned()));
         }
         let shared = Rc::new(Shared {
-            url: RefCell::new(self.url),
-            url_provider: RefCell::new(self.url_provider),
+            url: Cell::new(String::new()),
+            url_provider: Cell::new(self.url_provider),
             protocols: self.protocols,
             reconnect: self.reconnect,
             high_water_mark: self.high_water_mark,
             connection: RefCell::new(None),
-            timer: RefCell::new(None),
-            drain_timer: RefCell::new(None),
-            deferred: RefCell::new(Vec::new()),
-            deferred_timer: RefCell::new(None),
+            timer: Cell::new(None),
+            soon: Cell::new(None),
+            deferred: Cell::new(Vec::new()),
             phase: Cell::new(Phase::Active),
             closed_by_app: Cell::new(false),
             attempt: Cell::new(0),
             opened_at: Cell::new(None),
-            queue: RefCell::new(Queue::default()),
-            listeners: RefCell::new(Listeners {
-                callbacks: self.callbacks,
-                streams: Vec::new(),
-            }),
-            pending: RefCell::new(VecDeque::new()),
+            queue: Cell::new(Queue::default()),
+            callbacks: Cell::new(self.callbacks),
+            streams: Cell::new(Vec::new()),
+            pending: Cell::new(VecDeque::new()),
             dispatching: Cell::new(false),
         });
-        let url = shared.url.borrow().clone();
-        let connection = Connection::open(&shared, &url)?;
+        let connection = Connection::open(&shared, &self.url);
+        shared.url.set(self.url);
+        let connection = connection?;
         *shared.connection.borrow_mut() = Some(connection);
         Ok(WebSocket { shared })
     }
@@ -304,7 +302,9 @@ impl WebSocket {
     pub fn events(&self) -> Events {
         let (feed, events) = stream::channel();
         if self.shared.phase.get() != Phase::Finished {
-            self.shared.listeners.borrow_mut().streams.push(feed);
+            let mut streams = self.shared.streams.take();
+            streams.push(feed);
+            self.shared.streams.set(streams);
         }
         events
     }
@@ -350,16 +350,8 @@ impl WebSocket {
                     reason: reason.to_owned(),
                     was_clean: true,
                 };
-                let weak = Rc::downgrade(shared);
-                let report = Timeout::new(Duration::ZERO, move || {
-                    if let Some(shared) = weak.upgrade() {
-                        // Freed once this call returns.
-                        drop(shared.timer.borrow_mut().take());
-                        shared.emit(Pending::Event(Event::Close(event)));
-                        shared.finish();
-                    }
-                });
-                *shared.timer.borrow_mut() = Some(report);
+                let report = shared.alarm(Duration::ZERO, Alarm::Report(event));
+                shared.timer.set(Some(report));
             }
             Phase::Finished => {}
         }
@@ -379,14 +371,16 @@ impl WebSocket {
 
     /// Messages waiting for the next connection.
     pub fn queued(&self) -> usize {
-        self.shared.queue.borrow().len()
+        self.shared.with_queue(|queue| queue.len())
     }
 
     /// The URL: as the browser resolved it while connected, as given before.
     pub fn url(&self) -> String {
         let url = self.shared.with_socket(|socket| socket.url());
         if url.is_empty() {
-            self.shared.url.borrow().clone()
+            let given = self.shared.url.take();
+            self.shared.url.set(given.clone());
+            given
         } else {
             url
         }
@@ -406,14 +400,14 @@ impl WebSocket {
     /// or the queue past their bounds: what [`send_async`](Self::send_async) waits for.
     fn ready_to_send(&self) -> bool {
         let shared = &self.shared;
-        let queue = shared.queue.borrow();
         match shared.state() {
             State::Open => {
-                queue.is_empty()
+                shared.with_queue(|queue| queue.is_empty())
                     && shared.with_socket(|s| s.buffered_amount()) <= shared.high_water_mark
             }
             State::Connecting | State::Reconnecting => match &shared.reconnect {
-                Some(policy) => !queue.is_full(policy.queue_capacity, policy.overflow),
+                Some(policy) => !shared
+                    .with_queue(|queue| queue.is_full(policy.queue_capacity, policy.overflow)),
                 // The first connection: wait for it.
                 None => false,
             },
@@ -496,11 +490,14 @@ impl Callbacks {
     }
 }
 
-/// Who hears the events.
-#[derive(Default)]
-struct Listeners {
-    callbacks: Callbacks,
-    streams: Vec<Feed>,
+/// What a timer of the socket's is for.
+enum Alarm {
+    /// Make the next reconnection attempt.
+    Reopen,
+    /// Report the close the application made while waiting to reconnect.
+    Report(CloseEvent),
+    /// Deliver deferred events and drain the queue: [`Shared::tick`].
+    Tick,
 }
 
 /// What waits to be delivered, in order.
@@ -516,29 +513,32 @@ enum Pending {
 /// What all handles of one socket share.
 struct Shared {
     /// The URL of the current or last connection.
-    url: RefCell<String>,
-    url_provider: RefCell<Option<Box<dyn FnMut() -> String>>>,
+    url: Cell<String>,
+    url_provider: Cell<Option<Box<dyn FnMut() -> String>>>,
     protocols: Vec<String>,
     reconnect: Option<Reconnect>,
     high_water_mark: u32,
     connection: RefCell<Option<Connection>>,
     /// The reconnection attempt, or the report of a close made while waiting for one.
-    timer: RefCell<Option<Timeout>>,
-    /// The next look at the browser's buffer while the queue drains into a connection.
-    drain_timer: RefCell<Option<Timeout>>,
-    /// Events that arose inside a call of the application's, delivered from a timer of their
-    /// own so that no callback runs inside `send`.
-    deferred: RefCell<Vec<Event>>,
-    deferred_timer: RefCell<Option<Timeout>>,
+    timer: Cell<Option<Timeout>>,
+    /// The next [`tick`](Shared::tick).
+    soon: Cell<Option<Timeout>>,
+    /// Events that arose inside a call of the application's, delivered by the next tick so
+    /// that no callback runs inside `send`.
+    deferred: Cell<Vec<Event>>,
     phase: Cell<Phase>,
     closed_by_app: Cell<bool>,
     /// Reconnection attempts since the last connection that stayed up.
     attempt: Cell<u32>,
     /// When the current connection opened (`Date.now()`), if it did.
     opened_at: Cell<Option<f64>>,
-    queue: RefCell<Queue>,
-    listeners: RefCell<Listeners>,
-    pending: RefCell<VecDeque<Pending>>,
+    /// Each of the following is taken out while in use and put back, which no callback can
+    /// see: nothing of the application's runs meanwhile.
+    queue: Cell<Queue>,
+    /// The listeners, released (dropped) when the socket finishes.
+    callbacks: Cell<Callbacks>,
+    streams: Cell<Vec<Feed>>,
+    pending: Cell<VecDeque<Pending>>,
     dispatching: Cell<bool>,
 }
 
@@ -565,14 +565,15 @@ impl Shared {
 
     fn send(self: &Rc<Self>, message: Message) -> Result<(), Error> {
         let state = self.state();
-        if state == State::Open && self.queue.borrow().is_empty() {
+        if state == State::Open && self.with_queue(|queue| queue.is_empty()) {
             return self.with_connection(|connection| connection.send(&message));
         }
         match &self.reconnect {
             // Queued while down, and behind what is still queued while the queue drains.
             Some(policy) if !self.closed_by_app.get() && state != State::Closed => {
-                let pushed =
-                    (self.queue.borrow_mut()).push(message, policy.queue_capacity, policy.overflow);
+                let pushed = self.with_queue(|queue| {
+                    queue.push(message, policy.queue_capacity, policy.overflow)
+                });
                 if let Some(dropped) = pushed? {
                     let capacity = policy.queue_capacity;
                     self.unsent(dropped, Error::QueueFull { capacity });
@@ -596,47 +597,70 @@ impl Shared {
         }
     }
 
+    /// A timer that calls [`ring`](Self::ring) with `alarm` after `delay`, while the socket
+    /// exists. (One kind of closure for every timer: each kind costs the page code.)
+    fn alarm(self: &Rc<Self>, delay: Duration, alarm: Alarm) -> Timeout {
+        let weak = Rc::downgrade(self);
+        Timeout::new(delay, move || {
+            if let Some(shared) = weak.upgrade() {
+                shared.ring(alarm);
+            }
+        })
+    }
+
+    /// A timer fired. This runs inside the timer's closure: wasm-bindgen frees a closure
+    /// dropped during its own call once the call returns.
+    fn ring(self: &Rc<Self>, alarm: Alarm) {
+        match alarm {
+            Alarm::Reopen => self.reopen(),
+            Alarm::Report(event) => {
+                drop(self.timer.take());
+                self.emit(Pending::Event(Event::Close(event)));
+                self.finish();
+            }
+            Alarm::Tick => self.tick(),
+        }
+    }
+
     /// Reports a message that will not go out, after the call that caused it returns.
     fn unsent(self: &Rc<Self>, message: Message, error: Error) {
-        self.deferred
-            .borrow_mut()
-            .push(Event::Unsent(Unsent { message, error }));
-        if self.deferred_timer.borrow().is_some() {
+        let mut deferred = self.deferred.take();
+        deferred.push(Event::Unsent(Unsent { message, error }));
+        self.deferred.set(deferred);
+        self.tick_after(Duration::ZERO);
+    }
+
+    /// Calls [`tick`](Self::tick) after `delay`, unless a tick is already due.
+    fn tick_after(self: &Rc<Self>, delay: Duration) {
+        let due = self.soon.take();
+        if due.is_some() {
+            self.soon.set(due);
             return;
         }
-        let weak = Rc::downgrade(self);
-        let report = Timeout::new(Duration::ZERO, move || {
-            if let Some(shared) = weak.upgrade() {
-                drop(shared.deferred_timer.borrow_mut().take());
-                let events = std::mem::take(&mut *shared.deferred.borrow_mut());
-                for event in events {
-                    shared.emit(Pending::Event(event));
-                }
-            }
-        });
-        *self.deferred_timer.borrow_mut() = Some(report);
+        let tick = self.alarm(delay, Alarm::Tick);
+        self.soon.set(Some(tick));
+    }
+
+    /// Delivers the deferred events, then goes on draining the queue.
+    fn tick(self: &Rc<Self>) {
+        drop(self.soon.take());
+        let deferred = self.deferred.take();
+        for event in deferred {
+            self.emit(Pending::Event(event));
+        }
+        self.drain();
     }
 
     /// Hands queued messages to the open connection, in order, while the browser's buffer is
     /// under the high-water mark; looks again shortly when it is not. What is left when the
     /// connection closes stays queued for the next one.
     fn drain(self: &Rc<Self>) {
-        drop(self.drain_timer.borrow_mut().take());
-        loop {
-            if self.state() != State::Open {
-                return;
-            }
+        while self.state() == State::Open {
             if self.with_socket(|socket| socket.buffered_amount()) > self.high_water_mark {
-                let weak = Rc::downgrade(self);
-                let again = Timeout::new(LONGEST_PAUSE, move || {
-                    if let Some(shared) = weak.upgrade() {
-                        shared.drain();
-                    }
-                });
-                *self.drain_timer.borrow_mut() = Some(again);
+                self.tick_after(LONGEST_PAUSE);
                 return;
             }
-            let Some(message) = self.queue.borrow_mut().pop() else {
+            let Some(message) = self.with_queue(Queue::pop) else {
                 return;
             };
             if let Err(error) = self.with_connection(|connection| connection.send(&message)) {
@@ -656,7 +680,6 @@ impl Shared {
     /// first, so that the close callback sees the state that follows it.
     fn closed(self: &Rc<Self>, event: CloseEvent) {
         drop(self.connection.borrow_mut().take());
-        drop(self.drain_timer.borrow_mut().take());
         match self.next_attempt(&event) {
             Some(attempt) => {
                 let announcement = self.schedule(attempt);
@@ -693,13 +716,8 @@ impl Shared {
             Some(policy) => policy.delay(attempt, js_sys::Math::random()),
             None => Duration::ZERO,
         };
-        let weak = Rc::downgrade(self);
-        let timer = Timeout::new(delay, move || {
-            if let Some(shared) = weak.upgrade() {
-                shared.reopen();
-            }
-        });
-        *self.timer.borrow_mut() = Some(timer);
+        let timer = self.alarm(delay, Alarm::Reopen);
+        self.timer.set(Some(timer));
         self.phase.set(Phase::Waiting);
         Reconnecting { attempt, delay }
     }
@@ -707,26 +725,26 @@ impl Shared {
     /// The reconnection timer fired: open a new connection. One the browser refuses (a URL
     /// from the provider that it will not take) counts as a failed attempt.
     fn reopen(self: &Rc<Self>) {
-        // This runs inside the timer's closure; wasm-bindgen frees a closure dropped during
-        // its own call once the call returns.
-        drop(self.timer.borrow_mut().take());
-        let provided = self
-            .url_provider
-            .borrow_mut()
-            .as_mut()
-            .map(|provide| provide());
-        if let Some(url) = provided {
-            *self.url.borrow_mut() = url;
+        drop(self.timer.take());
+        if let Some(mut provide) = self.url_provider.take() {
+            self.url.set(provide());
+            self.url_provider.set(Some(provide));
         }
         self.phase.set(Phase::Active);
-        let url = self.url.borrow().clone();
-        match Connection::open(self, &url) {
+        let url = self.url.take();
+        let opened = Connection::open(self, &url);
+        self.url.set(url);
+        match opened {
             Ok(connection) => *self.connection.borrow_mut() = Some(connection),
             Err(error) => {
+                let reason = match error {
+                    Error::InvalidUrl { url, message } => [url, message].join(": "),
+                    _ => String::new(),
+                };
                 self.emit(Pending::Event(Event::Error));
                 self.closed(CloseEvent {
                     code: 1006,
-                    reason: error.to_string(),
+                    reason,
                     was_clean: false,
                 });
             }
@@ -738,13 +756,13 @@ impl Shared {
     fn finish(self: &Rc<Self>) {
         self.phase.set(Phase::Finished);
         // Runs from a browser event or a timer, never inside a call of the application's:
-        // what waits for the deferred timer is delivered now.
-        drop(self.deferred_timer.borrow_mut().take());
-        let deferred = std::mem::take(&mut *self.deferred.borrow_mut());
+        // what waits for the next tick is delivered now.
+        drop(self.soon.take());
+        let deferred = self.deferred.take();
         for event in deferred {
             self.emit(Pending::Event(event));
         }
-        let left = self.queue.borrow_mut().take();
+        let left = self.with_queue(Queue::take);
         for message in left {
             let error = Error::NotOpen(State::Closed);
             self.emit(Pending::Event(Event::Unsent(Unsent { message, error })));
@@ -755,12 +773,16 @@ impl Shared {
     /// Delivers `next` after anything being delivered now, so that a callback that causes
     /// another event sees them in order.
     fn emit(self: &Rc<Self>, next: Pending) {
-        self.pending.borrow_mut().push_back(next);
+        let mut pending = self.pending.take();
+        pending.push_back(next);
+        self.pending.set(pending);
         if self.dispatching.replace(true) {
             return;
         }
         loop {
-            let next = self.pending.borrow_mut().pop_front();
+            let mut pending = self.pending.take();
+            let next = pending.pop_front();
+            self.pending.set(pending);
             match next {
                 None => break,
                 Some(Pending::Event(event)) => self.deliver(event),
@@ -769,7 +791,10 @@ impl Shared {
                         self.deliver(Event::Reconnecting(next));
                     }
                 }
-                Some(Pending::Release) => drop(self.listeners.take()),
+                Some(Pending::Release) => {
+                    drop(self.callbacks.take());
+                    drop(self.streams.take());
+                }
             }
         }
         self.dispatching.set(false);
@@ -777,36 +802,41 @@ impl Shared {
 
     /// Gives `event` to every stream, then to its callback; copied only for all but the last.
     fn deliver(self: &Rc<Self>, event: Event) {
-        let left = {
-            let mut listeners = self.listeners.borrow_mut();
-            let wanted = listeners.callbacks.wants(&event);
-            listeners.streams.retain(|stream| !stream.is_closed());
-            match listeners.streams.split_last() {
-                None => wanted.then_some(event),
-                Some((last, others)) => {
-                    for stream in others {
-                        stream.send(event.clone());
-                    }
-                    if wanted {
-                        last.send(event.clone());
-                        Some(event)
-                    } else {
-                        last.send(event);
-                        None
-                    }
+        let mut callbacks = self.callbacks.take();
+        let mut streams = self.streams.take();
+        streams.retain(|stream| !stream.is_closed());
+        let wanted = callbacks.wants(&event);
+        let left = match streams.split_last() {
+            None => wanted.then_some(event),
+            Some((last, others)) => {
+                for stream in others {
+                    stream.send(event.clone());
+                }
+                if wanted {
+                    last.send(event.clone());
+                    Some(event)
+                } else {
+                    last.send(event);
+                    None
                 }
             }
         };
-        let Some(event) = left else { return };
-        // Called without holding a borrow, since a callback may use the socket.
-        let mut callbacks = std::mem::take(&mut self.listeners.borrow_mut().callbacks);
-        callbacks.call(
-            &WebSocket {
+        self.streams.set(streams);
+        if let Some(event) = left {
+            // A callback may use the socket, and make streams: everything is back in place.
+            let socket = WebSocket {
                 shared: self.clone(),
-            },
-            event,
-        );
-        self.listeners.borrow_mut().callbacks = callbacks;
+            };
+            callbacks.call(&socket, event);
+        }
+        self.callbacks.set(callbacks);
+    }
+
+    fn with_queue<T>(&self, use_queue: impl FnOnce(&mut Queue) -> T) -> T {
+        let mut queue = self.queue.take();
+        let result = use_queue(&mut queue);
+        self.queue.set(queue);
+        result
     }
 }
 

@@ -15,7 +15,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{Document, Element, HtmlButtonElement, HtmlInputElement};
 
-use wasm_websocket::{CloseEvent, Message, Reconnect, Reconnecting, State, WebSocket};
+use wasm_websocket::{CloseEvent, Error, Message, Reconnect, Reconnecting, State, WebSocket};
 
 /// The page's elements, looked up once.
 struct Page {
@@ -132,7 +132,7 @@ impl Demo {
         let on_message = move |_: &WebSocket, message| match message {
             Message::Text(text) => page.log("", &["message received: ", &text].concat()),
             Message::Binary(data) => {
-                let size = data.len().to_string();
+                let size = decimal(data.len() as u32);
                 page.log(
                     "",
                     &["message received: ", &size, " bytes of binary"].concat(),
@@ -143,7 +143,7 @@ impl Demo {
         let on_error = move |_: &WebSocket| page.log("error", "connection error");
         let page = self.page.clone();
         let on_close = move |_: &WebSocket, event: CloseEvent| {
-            let mut line = ["connection closed (", &event.code.to_string(), ")"].concat();
+            let mut line = ["connection closed (", &decimal(event.code.into()), ")"].concat();
             if !event.reason.is_empty() {
                 line.push_str(": ");
                 line.push_str(&event.reason);
@@ -154,8 +154,8 @@ impl Demo {
         let page = self.page.clone();
         let on_reconnect = move |_: &WebSocket, next: Reconnecting| {
             // u32, not as_millis's u128: formatting u128 costs a kilobyte of wasm.
-            let millis = (next.delay.as_millis() as u32).to_string();
-            let attempt = next.attempt.to_string();
+            let millis = decimal(next.delay.as_millis() as u32);
+            let attempt = decimal(next.attempt);
             let line = ["reconnecting (attempt ", &attempt, ") in ", &millis, " ms"];
             page.log("", &line.concat());
             page.show(State::Reconnecting);
@@ -174,7 +174,7 @@ impl Demo {
                 self.page.show(State::Connecting);
             }
             Err(error) => {
-                self.page.log("error", &error.to_string());
+                self.page.log("error", &explain(&error));
                 self.page.show(State::Closed);
             }
         }
@@ -185,7 +185,7 @@ impl Demo {
             Some(State::Connecting | State::Open | State::Reconnecting) => {
                 let socket = self.socket.as_ref().expect("matched Some");
                 if let Err(error) = socket.close() {
-                    self.page.log("error", &error.to_string());
+                    self.page.log("error", &explain(&error));
                 }
                 self.page.show(socket.state());
             }
@@ -197,12 +197,35 @@ impl Demo {
         let text = self.page.message.value();
         let result = match &self.socket {
             Some(socket) => socket.send(&text),
-            None => Err(wasm_websocket::Error::NotOpen(State::Closed)),
+            None => Err(Error::NotOpen(State::Closed)),
         };
         match result {
             Ok(()) => self.page.log("sent", &["sent: ", &text].concat()),
-            Err(error) => self.page.log("error", &error.to_string()),
+            Err(error) => self.page.log("error", &explain(&error)),
         }
+    }
+}
+
+/// `n` in decimal, for every number the page shows. (By hand: `to_string` would bring a
+/// formatter per integer type into the page's wasm.)
+fn decimal(mut n: u32) -> String {
+    let mut digits = String::new();
+    loop {
+        digits.insert(0, char::from(b'0' + (n % 10) as u8));
+        n /= 10;
+        if n == 0 {
+            return digits;
+        }
+    }
+}
+
+/// What went wrong, in the page's words. (The errors' own `Display` says more, in more
+/// bytes of wasm: each formatted message is code and text the page would carry.)
+fn explain(error: &Error) -> String {
+    match error {
+        Error::InvalidUrl { url, .. } => ["invalid WebSocket URL: ", url].concat(),
+        Error::NotOpen(state) => ["cannot send while ", state.as_str()].concat(),
+        _ => String::from("the browser refused"),
     }
 }
 
