@@ -345,6 +345,7 @@ fn browser_section(root: &Path, ours: &Target) -> Result<String> {
             "speed",
             "--",
             "--nocapture",
+            "--include-ignored",
         ])
         .env("ECHO_SERVER_URL", format!("ws://{}/", server.addr))
         .env("WASM_BINDGEN_TEST_TIMEOUT", "300")

@@ -3,7 +3,8 @@
 //! benchmark and named in `ECHO_SERVER_URL` at build time). Every reply is checked on both
 //! sides. The round trips run twice in Rust: through the async API (`messages()` in a task
 //! of its own) and through the callbacks. It prints `speed:` lines that the benchmark reads;
-//! it is not part of the test command, which only builds it.
+//! it is ignored by default (the test command only builds it) and `cargo xtask bench` runs it
+//! with `--include-ignored`.
 
 #![cfg(target_arch = "wasm32")]
 
@@ -213,6 +214,7 @@ fn median(mut runs: Vec<f64>) -> f64 {
 }
 
 #[wasm_bindgen_test]
+#[ignore = "a benchmark: `cargo xtask bench` runs it with --include-ignored"]
 async fn wasm_client_against_plain_javascript() {
     let url = server_url();
     let (mut js, mut rust, mut cb) = (Vec::new(), Vec::new(), Vec::new());

@@ -360,26 +360,33 @@ fn test() -> Result<()> {
         run_tests(cmd("cargo", &args).env("REQUIRE_NGINX", "1"), &mut tally)
     })?;
     step("build the client", &mut build_client)?;
-    step("wasm tests in headless Chromium", &mut || {
-        let args = [
-            "--addr",
-            "127.0.0.1:0",
-            "--test-controls",
-            "--protocol",
-            "echo.v1",
-        ];
-        let server = EchoServer::start("debug", &args, "warn")?;
-        run_tests(
-            wasm_test("browser").env("ECHO_SERVER_URL", &server.url),
-            &mut tally,
-        )
-    })?;
+    step(
+        "wasm tests in headless Chromium, through wasm-pack",
+        &mut || {
+            // The server the README's `wasm-pack test` line expects, on a port of its own.
+            let server = EchoServer::start("debug", &BROWSER_TEST_SERVER, "warn")?;
+            let mut test = cmd(
+                "wasm-pack",
+                &[
+                    "test",
+                    "--headless",
+                    "--chrome",
+                    "--chromedriver",
+                    CHROMEDRIVER,
+                    "client",
+                ],
+            );
+            run_tests(test.env("ECHO_SERVER_URL", &server.url), &mut tally)
+        },
+    )?;
     step("Autobahn client cases in headless Chromium", &mut || {
         let reports = target_dir().join("autobahn/client");
         let fuzzing = autobahn::FuzzingServer::start(&reports, &autobahn::client_cases())?;
         let mut test = wasm_test("autobahn");
-        // One test runs every case in turn: give it minutes, not the default 20 s.
-        test.env("AUTOBAHN_URL", &fuzzing.url)
+        // One test, ignored unless asked for, runs every case in turn: give it minutes, not
+        // the default 20 s.
+        test.args(["--", "--include-ignored"])
+            .env("AUTOBAHN_URL", &fuzzing.url)
             .env("WASM_BINDGEN_TEST_TIMEOUT", "900");
         run_tests(test, &mut tally)?;
         let report = autobahn::Report::read(&reports, "wasm-websocket")?;
@@ -450,6 +457,18 @@ fn test() -> Result<()> {
     println!("tests: {} passed, {} failed", tally.passed, tally.failed);
     Ok(())
 }
+
+/// The flags of the server the client's browser tests run against (README, "The client
+/// crate"), here on port 0: page origins on loopback (`--dev`), the test controls, and the
+/// subprotocol the tests negotiate.
+const BROWSER_TEST_SERVER: [&str; 6] = [
+    "--addr",
+    "127.0.0.1:0",
+    "--dev",
+    "--test-controls",
+    "--protocol",
+    "echo.v1",
+];
 
 /// `cargo test` of one test target of the client, in headless Chromium.
 fn wasm_test(target: &str) -> Command {
