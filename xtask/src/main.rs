@@ -1,13 +1,15 @@
 //! Project automation, run as `cargo xtask COMMAND` (an alias in `.cargo/config.toml`).
 //!
-//! - `serve [--addr HOST:PORT]`: installs what the build needs, builds the wasm client into
-//!   `www/pkg/`, and runs the echo server (default `127.0.0.1:1234`), which serves the page.
+//! - `serve [--addr HOST:PORT]`: installs what the build needs, builds the page's wasm (`www/`,
+//!   on the client library) into `www/pkg/`, and runs the echo server (default `127.0.0.1:1234`), which serves the page.
 //! - `build`: only the first two steps.
 //! - `bench`: builds for release and runs the benchmarks, writing BENCHMARKS.md.
 //! - `test`: everything CI checks, in order: formatting, clippy (native and wasm32), docs, the
 //!   native tests (the nginx one included), the wasm-bindgen tests in headless Chromium against a
-//!   live server, the Autobahn client cases run by the wasm client in Chromium, the Autobahn
-//!   server cases against the echo server, the `wasm-pack` build, and the end-to-end page test.
+//!   live server (through `wasm-pack test`, as the README shows), the Autobahn client cases run
+//!   by the wasm client in Chromium, the Autobahn server cases against the echo server, the
+//!   `wasm-pack` build of the page, `cargo publish --dry-run` of the two published crates, and
+//!   the end-to-end page test.
 //!   It ends with one line, `tests: N passed, N failed`, over every test runner it ran.
 //!
 //! Every install step checks first, so a second run installs nothing.
@@ -443,6 +445,13 @@ fn test() -> Result<()> {
             Some(file) => bail!("wasm-pack did not write {file}"),
             None => Ok(()),
         }
+    })?;
+    step("publish dry runs", &mut || {
+        for package in [CLIENT, "echo-server"] {
+            let args = ["publish", "--dry-run", "--allow-dirty", "-p", package];
+            run(cmd("cargo", &args))?;
+        }
+        Ok(())
     })?;
     step("end-to-end page test", &mut || {
         run_tests(cmd("cargo", &["test", "-p", "e2e"]), &mut tally)
