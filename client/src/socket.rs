@@ -167,8 +167,8 @@ impl Builder {
 
     /// Opens the socket and waits until it is open. Fails with the errors of
     /// [`connect`](Self::connect), or with [`Error::ConnectFailed`] and the close code and
-    /// reason when the socket closes for good before it opens (with reconnection, once the
-    /// attempts are used up).
+    /// reason when the socket closes for good before it opens: with reconnection, once the
+    /// attempts are used up (so never, without [`Reconnect::max_attempts`]).
     pub async fn open(self) -> Result<WebSocket, Error> {
         let socket = self.connect()?;
         let mut events = socket.events();
@@ -730,12 +730,14 @@ impl Shared {
             self.url.set(provide());
             self.url_provider.set(Some(provide));
         }
-        self.phase.set(Phase::Active);
         let url = self.url.take();
         let opened = Connection::open(self, &url);
         self.url.set(url);
         match opened {
-            Ok(connection) => *self.connection.borrow_mut() = Some(connection),
+            Ok(connection) => {
+                *self.connection.borrow_mut() = Some(connection);
+                self.phase.set(Phase::Active);
+            }
             Err(error) => {
                 let reason = match error {
                     Error::InvalidUrl { url, message } => [url, message].join(": "),
