@@ -122,8 +122,9 @@
 //!   returned as an [`Error`]: a close code other than 1000 or 3000–4999, a reason over 123
 //!   bytes, sending while not open, an invalid subprotocol.
 //! - **Binary arrives as `ArrayBuffer`**, never `Blob` (whose asynchronous reading can reorder
-//!   messages), and is copied into Rust once. Binary to send is copied into a JavaScript
-//!   buffer first, which also works when the wasm memory is shared (threads).
+//!   messages), and is copied into Rust once. Binary to send is read by the browser straight
+//!   from wasm memory, or, where that memory is shared (threads, `+atomics`, which browsers
+//!   refuse to read from), copied into a JavaScript buffer first.
 //! - **No leaks**: the JavaScript closures are owned by the socket and dropped after its last
 //!   close, or with its last handle, which also closes it with 1000. Nothing calls
 //!   `Closure::forget`; [`live_closures`] counts them.
