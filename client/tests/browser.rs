@@ -691,12 +691,14 @@ async fn the_url_provider_is_asked_before_each_reconnection() {
 #[wasm_bindgen(inline_js = r#"
 export function spy(method) {
     const original = WebSocket.prototype[method];
-    const calls = [];
+    const calls = [], copies = [];
     WebSocket.prototype[method] = function (...args) {
         calls.push(args);
+        // Views into wasm memory change once Rust frees what they show: copy now.
+        copies.push(args.map((arg) => (ArrayBuffer.isView(arg) ? arg.slice() : arg)));
         return original.apply(this, args);
     };
-    return { calls, restore() { WebSocket.prototype[method] = original; } };
+    return { calls, copies, restore() { WebSocket.prototype[method] = original; } };
 }
 "#)]
 extern "C" {
@@ -704,6 +706,8 @@ extern "C" {
     fn spy(method: &str) -> Spy;
     #[wasm_bindgen(method, getter)]
     fn calls(this: &Spy) -> js_sys::Array;
+    #[wasm_bindgen(method, getter)]
+    fn copies(this: &Spy) -> js_sys::Array;
     #[wasm_bindgen(method)]
     fn restore(this: &Spy);
 }
@@ -765,11 +769,14 @@ async fn binary_is_sent_from_memory_the_browser_accepts() {
     let (socket, mut events) = open_url(server_url()).await;
     let send = spy("send");
     socket.send(vec![1, 2, 3]).unwrap();
-    let calls = send.calls();
+    let (calls, copies) = (send.calls(), send.copies());
     send.restore();
-    let sent = js_sys::Array::from(&calls.get(0)).get(0);
-    let view: js_sys::Uint8Array = sent.dyn_into().expect("a Uint8Array");
-    assert_eq!(view.to_vec(), [1, 2, 3]);
+    let view: js_sys::Uint8Array = js_sys::Array::from(&calls.get(0))
+        .get(0)
+        .dyn_into()
+        .expect("a Uint8Array");
+    let bytes = js_sys::Uint8Array::new(&js_sys::Array::from(&copies.get(0)).get(0));
+    assert_eq!(bytes.to_vec(), [1, 2, 3]);
     let memory = wasm_bindgen::memory().unchecked_into::<js_sys::WebAssembly::Memory>();
     let shared = memory
         .buffer()
