@@ -166,3 +166,46 @@ pub fn status_line(answer: &[u8]) -> String {
     let text = String::from_utf8_lossy(answer);
     text.lines().next().unwrap_or_default().to_owned()
 }
+
+/// Connects, sends a valid handshake and reads up to the end of the `101` answer, so that
+/// what the test writes next reaches the server as WebSocket frames in reads of their own.
+pub async fn opened(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(&handshake_with("")).await.unwrap();
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"\r\n\r\n") {
+        let mut byte = [0];
+        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "{answer:?}");
+        answer.push(byte[0]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 101 "), "{answer:?}");
+    stream
+}
+
+/// The frames of a server's unmasked byte stream: (opcode, payload); a cut-off frame last
+/// is left out.
+pub fn server_frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut frames = Vec::new();
+    while bytes.len() >= 2 {
+        let (len, start) = match bytes[1] & 0x7f {
+            126 if bytes.len() >= 4 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
+            127 if bytes.len() >= 10 => (
+                u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
+            126 | 127 => break,
+            len => (len as usize, 2),
+        };
+        let Some(payload) = bytes.get(start..start + len) else {
+            break;
+        };
+        frames.push((bytes[0] & 0x0f, payload.to_vec()));
+        bytes = &bytes[start + len..];
+    }
+    frames
+}
+
+/// The code of a Close frame's payload.
+pub fn close_code(payload: &[u8]) -> Option<u16> {
+    (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]))
+}
