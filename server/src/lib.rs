@@ -90,8 +90,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{debug, info, warn};
 
 /// The seed's reply prefix: `"Received:  " + msg`, with two spaces.
@@ -388,16 +387,10 @@ where
         // go now, rather than keep it for the life of the connection.
         let already_read = parts.read_buf.to_vec();
         drop(parts.read_buf);
-        let socket = read_ahead::ReadAhead::new(parts.io.into_inner());
-        let guarded = utf8_guard::Utf8Guard::new(socket, &already_read);
-        let socket = WebSocketStream::from_partially_read(
-            guarded,
-            already_read,
-            Role::Server,
-            Some(server.config.websocket()),
-        )
-        .await;
-        echo::run(socket, peer, &server, drop_all).await;
+        let socket = echo::open(parts.io.into_inner(), already_read, &server).await;
+        echo::Handler::new(socket, peer, &server)
+            .run(drop_all)
+            .await;
     });
     accepted
 }
