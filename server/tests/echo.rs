@@ -162,3 +162,22 @@ async fn outage_control_drops_everyone_and_refuses_handshakes_for_a_while() {
         Message::text("Received:  back")
     );
 }
+
+/// Fault 6 of issue 13: `!outage` took any duration, so `!outage 18446744073709551615` took
+/// the server down for good. Past a minute it is not a control: it is echoed as usual.
+#[tokio::test]
+async fn an_outage_longer_than_a_minute_is_not_obeyed() {
+    let server = Server::start(&["--test-controls"]);
+    let mut socket = server.connect().await;
+    for text in ["!outage 18446744073709551615", "!outage 60001"] {
+        socket.send(Message::text(text)).await.unwrap();
+        let reply = socket.next().await.unwrap().unwrap();
+        assert_eq!(reply, Message::text(format!("Received:  {text}")));
+    }
+    let mut another = server.connect().await;
+    another.send(Message::text("up")).await.unwrap();
+    assert_eq!(
+        another.next().await.unwrap().unwrap(),
+        Message::text("Received:  up")
+    );
+}

@@ -23,7 +23,13 @@ impl Server {
     /// Starts `echo-server --addr 127.0.0.1:0 ARGS` (or the `--addr` of ARGS) and reads the bound address from the one
     /// line it prints.
     pub fn start(args: &[&str]) -> Server {
+        Server::start_in(Path::new("."), args)
+    }
+
+    /// Like [`start`](Self::start), with `dir` as the working directory.
+    pub fn start_in(dir: &Path, args: &[&str]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_echo-server"));
+        command.current_dir(dir);
         if !args.contains(&"--addr") {
             command.args(["--addr", "127.0.0.1:0"]);
         }
@@ -119,13 +125,24 @@ impl Drop for Server {
     }
 }
 
-/// A valid handshake request, with `extra` header lines (each ending in CRLF).
-pub fn handshake_with(extra: &str) -> Vec<u8> {
+/// The two headers a valid handshake adds to [`upgrade_request`]'s: version 13 and the RFC's
+/// example key.
+pub const VERSION_AND_KEY: &str =
+    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+
+/// A request for `/` with `Host: host`, `Upgrade: websocket` and `Connection: Upgrade`, then
+/// `extra` header lines (each ending in CRLF).
+pub fn upgrade_request(method: &str, host: &str, extra: &str) -> Vec<u8> {
     format!(
-        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+        "{method} / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         {extra}\r\n"
     )
     .into_bytes()
+}
+
+/// A valid handshake request, with `extra` header lines (each ending in CRLF).
+pub fn handshake_with(extra: &str) -> Vec<u8> {
+    upgrade_request("GET", "127.0.0.1", &format!("{VERSION_AND_KEY}{extra}"))
 }
 
 /// A masked client frame (mask 0, so the payload goes as is) with a given first byte.
