@@ -3,7 +3,9 @@
 mod support;
 
 use futures_util::{SinkExt, StreamExt};
-use support::Server;
+use std::time::Duration;
+
+use support::{Server, eventually};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -154,8 +156,13 @@ async fn outage_control_drops_everyone_and_refuses_handshakes_for_a_while() {
         panic!("expected an HTTP error, got {refused:?}");
     };
     assert_eq!(response.status(), 503);
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-    let mut socket = server.connect().await;
+    // And accepted again once the outage is over.
+    let url = server.url();
+    let (mut socket, _) = eventually(Duration::from_secs(5), "the outage ends", || {
+        let url = url.clone();
+        async move { tokio_tungstenite::connect_async(url).await.ok() }
+    })
+    .await;
     socket.send(Message::text("back")).await.unwrap();
     assert_eq!(
         socket.next().await.unwrap().unwrap(),

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use support::{
-    Server, VERSION_AND_KEY, client_frame, close_code_after_handshake, handshake_with, status_line,
-    upgrade_request,
+    Server, VERSION_AND_KEY, client_frame, close_code_after_handshake, eventually, handshake_with,
+    status_line, upgrade_request,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -129,8 +129,13 @@ async fn past_the_connection_limit_handshakes_get_503_and_nothing_hangs() {
     let answer = server.raw(&handshake_with("")).await;
     assert_eq!(status_line(&answer), "HTTP/1.1 503 Service Unavailable");
     drop(first);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut third = server.connect().await;
+    // The first connection's permit comes back once the server has seen it close.
+    let url = server.url();
+    let (mut third, _) = eventually(Duration::from_secs(5), "a permit comes back", || {
+        let url = url.clone();
+        async move { tokio_tungstenite::connect_async(url).await.ok() }
+    })
+    .await;
     third.send("in".into()).await.unwrap();
     assert!(third.next().await.unwrap().is_ok());
 }

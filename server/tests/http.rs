@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{Server, status_line, upgrade_request};
+use support::{Server, eventually, status_line, upgrade_request};
 
 const KEY: &str = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
 
@@ -142,9 +142,17 @@ async fn metrics_count_connections_messages_and_close_codes_when_asked() {
     server
         .raw(&handshake("GET", "Sec-WebSocket-Version: 8\r\n"))
         .await;
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 
-    let answer = String::from_utf8(server.raw(get).await).unwrap();
+    // The connection's end is counted once the server has seen it.
+    let server = &server;
+    let limit = std::time::Duration::from_secs(5);
+    let answer = eventually(limit, "the close is counted", || async move {
+        let answer = String::from_utf8(server.raw(get).await).unwrap();
+        (answer.lines())
+            .any(|l| l == "echo_connections_open 0")
+            .then_some(answer)
+    })
+    .await;
     for line in [
         "echo_connections_total 1",
         "echo_connections_open 0",

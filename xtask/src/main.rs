@@ -283,7 +283,8 @@ fn build_client() -> Result<()> {
 fn serve(addr: &str) -> Result<()> {
     build_client()?;
     run(cmd("cargo", &["build", "--release", "-p", "echo-server"]))?;
-    let server = EchoServer::start("release", &["--addr", addr], "info")?;
+    // `--dev`: the chapter's own page, opened from a file (`Origin: null`), connects too.
+    let server = EchoServer::start("release", &["--addr", addr, "--dev"], "info")?;
     let url = server.url.replacen("ws://", "http://", 1);
     eprintln!("\nopen {url} in a browser; Ctrl-C stops the server\n");
     server.wait()
@@ -357,9 +358,11 @@ fn test() -> Result<()> {
     })?;
     step("build the client", &mut build_client)?;
     step("wasm tests in headless Chromium", &mut || {
+        // `--dev`: the test runner serves its page from another local port.
         let args = [
             "--addr",
             "127.0.0.1:0",
+            "--dev",
             "--test-controls",
             "--protocol",
             "echo.v1",

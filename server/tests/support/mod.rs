@@ -4,24 +4,25 @@
 // Each test file uses a different part of this module.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
+use test_support::Spawned;
+pub use test_support::raw::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 /// The server binary, killed when dropped.
 pub struct Server {
-    child: Child,
+    process: Spawned,
     pub addr: SocketAddr,
 }
 
 impl Server {
-    /// Starts `echo-server --addr 127.0.0.1:0 ARGS` (or the `--addr` of ARGS) and reads the bound address from the one
-    /// line it prints.
+    /// Starts `echo-server --addr 127.0.0.1:0 ARGS` (or the `--addr` of ARGS) and reads the
+    /// bound address from the one line it prints.
     pub fn start(args: &[&str]) -> Server {
         Server::start_in(Path::new("."), args)
     }
@@ -33,25 +34,10 @@ impl Server {
         if !args.contains(&"--addr") {
             command.args(["--addr", "127.0.0.1:0"]);
         }
-        let mut child = command
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the server binary starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ws://")
-            .or_else(|| line.trim().strip_prefix("listening on wss://"))
-            .and_then(|rest| rest.strip_suffix('/'))
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .unwrap();
-        Server { child, addr }
+        command.args(args).stderr(std::process::Stdio::null());
+        let process = Spawned::start(&mut command).expect("the server binary starts");
+        let addr = process.addr().parse().expect("HOST:PORT");
+        Server { process, addr }
     }
 
     /// Starts a server that serves `www` as its page directory.
@@ -61,12 +47,8 @@ impl Server {
 
     /// The server's resident memory now, and at its peak, in KiB (`/proc/PID/status`).
     pub fn memory_kib(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let field = |name: &str| -> u64 {
-            let line = status.lines().find(|line| line.starts_with(name)).unwrap();
-            line.split_whitespace().nth(1).unwrap().parse().unwrap()
-        };
-        (field("VmRSS:"), field("VmHWM:"))
+        let field = |name| self.process.status_kib(name).unwrap();
+        (field("VmRSS"), field("VmHWM"))
     }
 
     /// Asserts that the server still answers a normal client, and that its memory stayed
@@ -87,9 +69,7 @@ impl Server {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        self.child.wait().unwrap()
+        self.process.terminate().unwrap()
     }
 
     pub fn url(&self) -> String {
@@ -118,72 +98,6 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The two headers a valid handshake adds to [`upgrade_request`]'s: version 13 and the RFC's
-/// example key.
-pub const VERSION_AND_KEY: &str =
-    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
-
-/// A request for `/` with `Host: host`, `Upgrade: websocket` and `Connection: Upgrade`, then
-/// `extra` header lines (each ending in CRLF).
-pub fn upgrade_request(method: &str, host: &str, extra: &str) -> Vec<u8> {
-    format!(
-        "{method} / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         {extra}\r\n"
-    )
-    .into_bytes()
-}
-
-/// A valid handshake request, with `extra` header lines (each ending in CRLF).
-pub fn handshake_with(extra: &str) -> Vec<u8> {
-    upgrade_request("GET", "127.0.0.1", &format!("{VERSION_AND_KEY}{extra}"))
-}
-
-/// A masked client frame (mask 0, so the payload goes as is) with a given first byte.
-pub fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![first];
-    match payload.len() {
-        len @ 0..=125 => frame.push(0x80 | len as u8),
-        len @ 126..=65535 => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        len => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(&[0, 0, 0, 0]);
-    frame.extend_from_slice(payload);
-    frame
-}
-
-/// The code of the first Close frame the server sent after its `101` answer.
-pub fn close_code_after_handshake(answer: &[u8]) -> Option<u16> {
-    let mut rest = &answer[answer.windows(4).position(|w| w == b"\r\n\r\n")? + 4..];
-    // Skip the server's unmasked frames (short ones only: pings and the like) up to the Close.
-    while rest.len() >= 2 {
-        let len = (rest[1] & 0x7f) as usize;
-        if rest[0] & 0x0f == 0x8 {
-            return (len >= 2).then(|| u16::from_be_bytes([rest[2], rest[3]]));
-        }
-        rest = rest.get(2 + len..)?;
-    }
-    None
-}
-
-/// The status line of a raw HTTP answer.
-pub fn status_line(answer: &[u8]) -> String {
-    let text = String::from_utf8_lossy(answer);
-    text.lines().next().unwrap_or_default().to_owned()
-}
-
 /// Connects, sends a valid handshake and reads up to the end of the `101` answer, so that
 /// what the test writes next reaches the server as WebSocket frames in reads of their own.
 pub async fn opened(addr: SocketAddr) -> TcpStream {
@@ -199,30 +113,21 @@ pub async fn opened(addr: SocketAddr) -> TcpStream {
     stream
 }
 
-/// The frames of a server's unmasked byte stream: (opcode, payload); a cut-off frame last
-/// is left out.
-pub fn server_frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut frames = Vec::new();
-    while bytes.len() >= 2 {
-        let (len, start) = match bytes[1] & 0x7f {
-            126 if bytes.len() >= 4 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
-            127 if bytes.len() >= 10 => (
-                u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize,
-                10,
-            ),
-            126 | 127 => break,
-            len => (len as usize, 2),
-        };
-        let Some(payload) = bytes.get(start..start + len) else {
-            break;
-        };
-        frames.push((bytes[0] & 0x0f, payload.to_vec()));
-        bytes = &bytes[start + len..];
+/// Tries `attempt` every 20 ms until it gives a value, and fails after `limit`.
+pub async fn eventually<T, F, Fut>(limit: std::time::Duration, what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = attempt().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    frames
-}
-
-/// The code of a Close frame's payload.
-pub fn close_code(payload: &[u8]) -> Option<u16> {
-    (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]))
 }
