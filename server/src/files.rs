@@ -20,12 +20,12 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::SystemTime;
 
 use hyper::body::Bytes;
 use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, HeaderValue};
 use hyper::{Method, Request, StatusCode};
+use tokio::sync::Mutex;
 use tracing::debug;
 
 use crate::response::{HttpResponse, plain, with_type};
@@ -41,6 +41,7 @@ static FAVICON: &[u8] = include_bytes!("favicon.ico");
 pub(crate) struct Page {
     root: Option<PathBuf>,
     /// By canonical path: the bytes of each file served, with the size and time they had.
+    /// Held while a file is read, so that a burst of requests for it reads it once.
     cache: Mutex<HashMap<PathBuf, Cached>>,
 }
 
@@ -116,12 +117,10 @@ impl Page {
     /// The file's bytes: from the cache while its size and time are unchanged, else read
     /// (off the async threads) and cached.
     async fn bytes(&self, found: Found) -> Option<Bytes> {
-        let fresh = |cached: &Cached| cached.len == found.len && cached.modified == found.modified;
-        {
-            let cache = self.cache.lock().expect("never poisoned");
-            if let Some(cached) = cache.get(&found.canonical).filter(|c| fresh(c)) {
-                return Some(cached.bytes.clone());
-            }
+        let mut cache = self.cache.lock().await;
+        let fresh = |cached: &&Cached| cached.len == found.len && cached.modified == found.modified;
+        if let Some(cached) = cache.get(&found.canonical).filter(fresh) {
+            return Some(cached.bytes.clone());
         }
         let Found {
             mut file,
@@ -141,7 +140,6 @@ impl Page {
             modified,
             bytes: bytes.clone(),
         };
-        let mut cache = self.cache.lock().expect("never poisoned");
         cache.insert(canonical, cached);
         Some(bytes)
     }

@@ -366,7 +366,7 @@ where
     if !handshake::is_upgrade_attempt(&request) {
         return plain_request(&request, &server).await;
     }
-    let steps = || -> Result<_, HttpResponse> {
+    let steps = || -> Result<_, Refusal> {
         refuse_during_outage(&server)?;
         let accepted = handshake(&request, peer, &server)?;
         check_origin(&request, peer, &server)?;
@@ -378,7 +378,7 @@ where
             spawn_websocket::<I>(request, peer, server, permit, alive);
             accepted
         }
-        Err(refusal) => refusal,
+        Err(refusal) => refusal.into_response(),
     }
 }
 
@@ -391,34 +391,62 @@ async fn plain_request(request: &Request<Incoming>, server: &Server) -> HttpResp
     }
 }
 
-/// During a test outage (`!outage`), handshakes get 503.
-fn refuse_during_outage(server: &Server) -> Result<(), HttpResponse> {
+/// Why an upgrade was refused: each step's fault, answered with its status.
+#[derive(Debug)]
+enum Refusal {
+    /// A test outage (`!outage`): 503.
+    Outage,
+    /// A malformed handshake: its own status.
+    Handshake(handshake::Rejection),
+    /// The origin policy: 403.
+    Origin,
+    /// Every connection permit is taken: 503.
+    Full,
+}
+
+impl Refusal {
+    /// The answer, counted in the metrics by its status.
+    fn into_response(self) -> HttpResponse {
+        let (status, body) = match self {
+            Refusal::Handshake(rejection) => {
+                telemetry::refused(rejection.status().as_u16());
+                return rejection.into_response();
+            }
+            // Not counted: a test's own doing.
+            Refusal::Outage => {
+                let body = "down for a test outage\n";
+                return plain(StatusCode::SERVICE_UNAVAILABLE, body);
+            }
+            Refusal::Origin => (StatusCode::FORBIDDEN, "this origin may not connect\n"),
+            Refusal::Full => (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n"),
+        };
+        telemetry::refused(status.as_u16());
+        plain(status, body)
+    }
+}
+
+/// During a test outage, handshakes are refused.
+fn refuse_during_outage(server: &Server) -> Result<(), Refusal> {
     if server.config.test_controls && server.controls.in_outage() {
-        let body = "down for a test outage\n";
-        return Err(plain(StatusCode::SERVICE_UNAVAILABLE, body));
+        return Err(Refusal::Outage);
     }
     Ok(())
 }
 
-/// The `101` answer, or the status that names the handshake's fault.
+/// The `101` answer, or the handshake's fault.
 fn handshake<B>(
     request: &Request<B>,
     peer: SocketAddr,
     server: &Server,
-) -> Result<HttpResponse, HttpResponse> {
+) -> Result<HttpResponse, Refusal> {
     handshake::accept(request, &server.config.protocols).map_err(|rejection| {
         info!(%peer, ?rejection, status = %rejection.status(), "handshake rejected");
-        telemetry::refused(rejection.status().as_u16());
-        rejection.into_response()
+        Refusal::Handshake(rejection)
     })
 }
 
-/// 403 for a page the origin policy refuses.
-fn check_origin<B>(
-    request: &Request<B>,
-    peer: SocketAddr,
-    server: &Server,
-) -> Result<(), HttpResponse> {
+/// Whether the origin policy lets the page in.
+fn check_origin<B>(request: &Request<B>, peer: SocketAddr, server: &Server) -> Result<(), Refusal> {
     // A header that is not visible ASCII reads as "" (never allowed), not as absent.
     let header = |name| (request.headers().get(name)).map(|v| v.to_str().unwrap_or_default());
     let (origin, host) = (header(ORIGIN), header(HOST));
@@ -426,23 +454,15 @@ fn check_origin<B>(
         return Ok(());
     }
     info!(%peer, origin, host, "handshake rejected: origin not allowed");
-    telemetry::refused(403);
-    Err(plain(
-        StatusCode::FORBIDDEN,
-        "this origin may not connect\n",
-    ))
+    Err(Refusal::Origin)
 }
 
-/// One of the `max_connections` permits, or 503.
-fn take_permit(peer: SocketAddr, server: &Server) -> Result<OwnedSemaphorePermit, HttpResponse> {
+/// One of the `max_connections` permits.
+fn take_permit(peer: SocketAddr, server: &Server) -> Result<OwnedSemaphorePermit, Refusal> {
     let Ok(permit) = server.connections.clone().try_acquire_owned() else {
         let limit = server.config.max_connections;
         warn!(%peer, limit, "handshake rejected: too many connections");
-        telemetry::refused(503);
-        return Err(plain(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many connections\n",
-        ));
+        return Err(Refusal::Full);
     };
     server.peak.saw(server.open_connections());
     Ok(permit)

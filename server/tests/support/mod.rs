@@ -51,6 +51,11 @@ impl Server {
         (field("VmRSS"), field("VmHWM"))
     }
 
+    /// How many files the server has open: one a connection, and a few of its own.
+    pub fn open_files(&self) -> usize {
+        self.process.open_files().unwrap()
+    }
+
     /// Asserts that the server still answers a normal client, and that its memory stayed
     /// under `limit_mib` at its peak.
     pub async fn assert_healthy(&self, limit_mib: u64) {

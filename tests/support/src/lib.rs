@@ -67,6 +67,11 @@ impl Spawned {
             .ok_or_else(|| io::Error::other(format!("no {field} in /proc/PID/status")))
     }
 
+    /// How many files the process has open (`/proc/PID/fd`): its sockets among them.
+    pub fn open_files(&self) -> io::Result<usize> {
+        Ok(std::fs::read_dir(format!("/proc/{}/fd", self.id()))?.count())
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> io::Result<ExitStatus> {
         let pid = self.id().to_string();
