@@ -2,16 +2,18 @@
 //! our server and the baselines, each three times, and prints one table (median of three),
 //! which `--write FILE` also writes with the machine and the date.
 //!
-//! Scenarios 1 to 3 of issue 6. Idle connections, the browser and sizes are not measured yet.
+//! Scenarios 1 to 3: echo throughput and latency under load (CPU per message); 4: idle
+//! connections held (memory per connection, after close, and a million-connection estimate);
+//! 5: the wasm client against plain JavaScript in Chromium; 6: the demo's sizes.
 
-use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use bench::{Outcome, Shape, Wire};
+use test_support::Spawned;
 
 /// One server under test, started as its own process so its CPU time can be read.
 struct Target {
@@ -21,34 +23,30 @@ struct Target {
     wire: Wire,
 }
 
+/// A target's process, killed when dropped.
 struct Running {
-    child: Child,
+    process: Spawned,
     addr: String,
 }
 
 impl Target {
     fn start(&self) -> Result<Running> {
-        let mut child = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        command
             .args(self.args)
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("cannot start {}", self.program.display()))?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
-        let Some((_, rest)) = line.trim().split_once("://") else {
-            bail!("{} did not start: {line:?}", self.name);
-        };
-        let addr = rest.trim_end_matches('/').to_owned();
-        Ok(Running { child, addr })
+            .stderr(Stdio::null());
+        let process =
+            Spawned::start(&mut command).with_context(|| format!("cannot start {}", self.name))?;
+        let addr = process.addr().to_owned();
+        Ok(Running { process, addr })
     }
 }
 
 impl Running {
     /// The process's CPU time so far (user + system), from `/proc/PID/stat`.
     fn cpu(&self) -> Result<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.process.id()))?;
         // Fields after the command name, which is in parentheses and may hold spaces.
         let fields: Vec<&str> = stat
             .rsplit_once(')')
@@ -60,24 +58,10 @@ impl Running {
         // Linux reports in clock ticks of 1/100 s.
         Ok(Duration::from_millis(ticks * 10))
     }
-}
 
-impl Running {
     /// The process's resident memory, from `/proc/PID/status`.
     fn rss_kib(&self) -> Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let line = status
-            .lines()
-            .find(|line| line.starts_with("VmRSS:"))
-            .context("no VmRSS")?;
-        Ok(line.split_whitespace().nth(1).context("VmRSS")?.parse()?)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Ok(self.process.status_kib("VmRSS")?)
     }
 }
 
@@ -172,7 +156,8 @@ fn main() -> Result<()> {
         Target {
             name: "echo-server (ours, production defaults)",
             program: dir.join("echo-server"),
-            args: &["--addr", "127.0.0.1:0", "--prefix", ""],
+            // `--dev`: scenario 5's page comes from the test runner's own local port.
+            args: &["--addr", "127.0.0.1:0", "--prefix", "", "--dev"],
             wire: Wire::WebSocket,
         },
     ];
@@ -349,11 +334,7 @@ fn browser_section(root: &Path, ours: &Target) -> Result<String> {
         ])
         .env("ECHO_SERVER_URL", format!("ws://{}/", server.addr))
         .env("WASM_BINDGEN_TEST_TIMEOUT", "300")
-        .env(
-            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
-            "wasm-bindgen-test-runner",
-        )
-        .env("CHROMEDRIVER", "/usr/bin/chromedriver")
+        .envs(test_support::browser::WASM_TEST_RUNNER_ENV)
         .stderr(Stdio::inherit())
         .output()
         .context("cannot run cargo test")?;

@@ -5,7 +5,9 @@
 //! - `!close CODE REASON`: the server closes the connection with that code and reason.
 //! - `!drop`: the server drops the TCP connection without a Close frame (the browser says 1006).
 //! - `!outage MILLIS`: the server drops every connection and refuses handshakes with 503 for
-//!   that long, as if it had stopped and started again.
+//!   that long (at most [`MAX_OUTAGE`]), as if it had stopped and started again.
+//!
+//! Any other text, `!` or not, is echoed as usual.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -13,6 +15,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// The longest outage `!outage` may ask for: long enough for any reconnection test, short
+/// enough that a mistaken or hostile command cannot take the server down for good.
+pub const MAX_OUTAGE: Duration = Duration::from_secs(60);
 
 /// A control command.
 #[derive(Debug, PartialEq)]
@@ -22,7 +28,8 @@ pub enum Command {
     Outage(Duration),
 }
 
-/// Parses a control command; `None` for any other text, which is echoed as usual.
+/// Parses a control command; `None` for any other text, and for an outage longer than
+/// [`MAX_OUTAGE`].
 pub fn parse(text: &str) -> Option<Command> {
     let (verb, rest) = text
         .strip_prefix('!')?
@@ -37,7 +44,10 @@ pub fn parse(text: &str) -> Option<Command> {
             }))
         }
         "drop" => Some(Command::Drop),
-        "outage" => Some(Command::Outage(Duration::from_millis(rest.parse().ok()?))),
+        "outage" => {
+            let duration = Duration::from_millis(rest.parse().ok()?);
+            (duration <= MAX_OUTAGE).then_some(Command::Outage(duration))
+        }
         _ => None,
     }
 }
@@ -94,7 +104,19 @@ mod tests {
             parse("!outage 500"),
             Some(Command::Outage(Duration::from_millis(500)))
         );
-        for text in ["Hello, world!", "!", "!close x", "!unknown", "close 4000"] {
+        assert_eq!(
+            parse("!outage 60000"),
+            Some(Command::Outage(Duration::from_secs(60)))
+        );
+        for text in [
+            "Hello, world!",
+            "!",
+            "!close x",
+            "!unknown",
+            "close 4000",
+            "!outage 60001",
+            "!outage 18446744073709551615",
+        ] {
             assert_eq!(parse(text), None, "{text}");
         }
     }

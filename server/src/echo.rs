@@ -1,209 +1,340 @@
-//! The echo loop of one WebSocket: the seed's `Echo` handler, plus the parts of RFC 6455 the
-//! seed left to chance: a protocol error gets a Close frame with its code instead of a dropped
-//! socket, and the loop keeps reading after the client's Close so the handshake completes.
+//! One WebSocket connection, from the `101` to the end of the close handshake: the seed's
+//! `Echo` handler, plus the parts of RFC 6455 the seed left to chance. A protocol error gets a
+//! Close frame with its code instead of a dropped socket, and the loop keeps reading after the
+//! client's Close so the handshake completes.
+//!
+//! [`Handler`] owns the connection, in the way mini-redis's `Handler` does: its fields are the
+//! connection's state, and each method does one thing: wait for the next event, answer a
+//! message, keep a silent peer alive, close, or fail the connection.
 
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast;
-use tokio::time::{Instant, MissedTickBehavior, interval_at};
+use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tracing::{debug, info};
 
 use crate::Server;
 use crate::controls::{self, Command};
-use crate::{telemetry, utf8_guard};
+use crate::read_ahead::ReadAhead;
+use crate::telemetry;
+use crate::utf8_guard::{self, Utf8Guard};
 
-/// How long to wait for the client's Close after sending ours because of an error.
-const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// After the connection fails, how long the server reads and discards what the client still
+/// sends, so that the client reads our Close and then the end of the stream ...
+const LINGER_TIME: Duration = Duration::from_secs(2);
+/// ... and how much at most. Closing a socket with unread data makes the kernel send a reset
+/// instead of a FIN, and a client that gets the reset while still sending (the rest of a
+/// message over the limit) reports 1006, not our code; Windows even discards what it had
+/// received.
+const LINGER_BYTES: usize = 16 << 20;
 
-/// What one connection did, for its closing log line.
-#[derive(Debug, Default)]
-struct Tally {
-    messages: u64,
-    bytes: u64,
-    close_code: Option<CloseCode>,
+/// The socket stack of one WebSocket: tungstenite over the UTF-8 guard over the read-ahead
+/// buffer over the connection (TCP or TLS).
+pub(crate) type Socket<I> = WebSocketStream<Utf8Guard<ReadAhead<I>>>;
+
+/// Wraps an upgraded connection, and the bytes hyper had read past the handshake, in the
+/// socket stack.
+pub(crate) async fn open<I>(io: I, already_read: Vec<u8>, server: &Server) -> Socket<I>
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    let config = server.config.websocket();
+    let guarded = Utf8Guard::new(
+        ReadAhead::new(io),
+        &already_read,
+        server.config.max_message_size,
+    );
+    WebSocketStream::from_partially_read(guarded, already_read, Role::Server, Some(config)).await
 }
 
-/// Echoes messages on `socket` until it closes: text as `prefix + text`, binary unchanged;
-/// with test controls on, text starting with `!` may be a [`controls`] command.
-///
-/// Besides messages it watches three clocks and a signal: a connection silent for the ping
-/// interval is pinged, and closed (1001) once silent for the idle timeout; a reply that a peer
-/// does not read within the send timeout drops the connection; server shutdown sends Close 1001.
-/// `drop_all`, when given, ends the connection abruptly when it hears (the outage control); it
-/// is subscribed before the handshake is answered, so that no connection can miss it.
-pub async fn run<S>(
-    mut socket: S,
+/// One WebSocket connection and its state.
+pub(crate) struct Handler<'a, I> {
+    socket: Socket<I>,
+    /// The client, for the log.
     peer: SocketAddr,
-    server: &Server,
-    mut drop_all: Option<broadcast::Receiver<()>>,
-) where
-    S: Stream<Item = Result<Message, Error>> + Sink<Message, Error = Error> + Unpin,
+    /// The configuration and the signals every connection shares.
+    server: &'a Server,
+    /// Ticks every ping interval: a silent peer is pinged, an idle one closed.
+    keepalive: Interval,
+    /// When the peer last sent a message.
+    last_heard: Instant,
+    /// Our Close is sent: from now on the loop only waits for the peer's answer.
+    closing: bool,
+    /// Replies are queued in tungstenite's write buffer but not yet written.
+    unflushed: bool,
+    /// What the connection did, for its closing log line and the metrics.
+    tally: Tally,
+}
+
+/// What the loop waits for.
+enum Event {
+    /// The server is shutting down.
+    Shutdown,
+    /// The outage test control drops every connection.
+    Dropped,
+    /// The keepalive clock ticked.
+    Tick,
+    /// A message, a read error, or the end of the stream (`None`).
+    Received(Option<Result<Message, Error>>),
+}
+
+impl<'a, I> Handler<'a, I>
+where
+    I: AsyncRead + AsyncWrite + Unpin,
 {
-    let started = Instant::now();
-    info!(%peer, "connection opened");
-    let metrics = telemetry::Connection::opened();
-    let config = &server.config;
-    let prefix = config.prefix.as_str();
-    // The signals are waited on by futures made once, not once a message: a `changed()` or
-    // `recv()` made afresh joins and leaves its channel's waiter list each time.
-    let mut shutdown = server.shutdown.clone();
-    let shutting_down = shutdown.changed();
-    tokio::pin!(shutting_down);
-    let has_drop_all = drop_all.is_some();
-    let dropped = async { drop_all.as_mut()?.recv().await.ok() };
-    tokio::pin!(dropped);
-    let mut keepalive = interval_at(started + config.ping_interval, config.ping_interval);
-    keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last_heard = started;
-    let mut closing = false;
-    let mut tally = Tally::default();
-    // A message that was already waiting when the last reply was queued, and whether replies
-    // are queued but not yet written out.
-    let mut waiting = None;
-    let mut unflushed = false;
-    loop {
-        if let (None, true) = (&waiting, unflushed) {
-            unflushed = false;
-            if let Err(error) = within(config.send_timeout, socket.flush()).await {
-                debug!(%peer, %error, "write failed");
+    /// A handler for `socket`, whose handshake is done.
+    pub(crate) fn new(socket: Socket<I>, peer: SocketAddr, server: &'a Server) -> Self {
+        info!(%peer, "connection opened");
+        let now = Instant::now();
+        let interval = server.config.ping_interval;
+        let mut keepalive = interval_at(now + interval, interval);
+        keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Handler {
+            socket,
+            peer,
+            server,
+            keepalive,
+            last_heard: now,
+            closing: false,
+            unflushed: false,
+            tally: Tally::new(now),
+        }
+    }
+
+    /// Echoes messages until the connection ends: text as `prefix + text`, binary unchanged;
+    /// with test controls on, text that is a [`controls`] command is obeyed instead.
+    ///
+    /// `drop_all`, when given, ends the connection abruptly when it hears (the outage control);
+    /// it is subscribed before the handshake is answered, so that no connection can miss it.
+    pub(crate) async fn run(mut self, mut drop_all: Option<broadcast::Receiver<()>>) {
+        // The signals are waited on by futures made once, not once a message: a `changed()`
+        // or `recv()` made afresh joins and leaves its channel's waiter list each time.
+        let mut shutdown = self.server.shutdown.clone();
+        let shutting_down = shutdown.changed();
+        tokio::pin!(shutting_down);
+        let can_drop = drop_all.is_some();
+        let dropped = async { drop_all.as_mut()?.recv().await.ok() };
+        tokio::pin!(dropped);
+        loop {
+            let event = match self.already_received().await {
+                Some(received) => Event::Received(received),
+                None => {
+                    if self.flush().await.is_break() {
+                        break;
+                    }
+                    tokio::select! {
+                        // In this order, without the random start select! would draw each
+                        // time: the signals first, so that a busy connection still hears them.
+                        biased;
+                        _ = &mut shutting_down, if !self.closing => Event::Shutdown,
+                        _ = &mut dropped, if can_drop => Event::Dropped,
+                        received = self.socket.next() => Event::Received(received),
+                        _ = self.keepalive.tick() => Event::Tick,
+                    }
+                }
+            };
+            let flow = match event {
+                Event::Shutdown => self.go_away("server shutting down").await,
+                Event::Dropped | Event::Received(None) => ControlFlow::Break(()),
+                Event::Tick => self.keep_alive().await,
+                Event::Received(Some(Ok(message))) => self.answer(message).await,
+                Event::Received(Some(Err(error))) => {
+                    self.fail(error).await;
+                    ControlFlow::Break(())
+                }
+            };
+            if flow.is_break() {
                 break;
             }
         }
-        let received = if let Some(received) = waiting.take() {
-            received
-        } else {
-            tokio::select! {
-                // In this order, without the random start select! would draw each time: the
-                // signals first, so that a busy connection still hears them.
-                biased;
-                _ = &mut shutting_down, if !closing => {
-                    closing = true;
-                    tally.close_code = Some(CloseCode::Away);
-                    let close = going_away("server shutting down");
-                    if send(&mut socket, close, config.send_timeout).await.is_err() {
-                        break;
-                    }
-                    continue;
+        self.tally.log(self.peer);
+    }
+
+    /// While replies are queued, a message that has already arrived: its reply then leaves
+    /// in the same write as theirs. `None` when nothing is queued or nothing is waiting.
+    async fn already_received(&mut self) -> Option<Option<Result<Message, Error>>> {
+        if !self.unflushed {
+            return None;
+        }
+        match futures_util::poll!(self.socket.next()) {
+            Poll::Ready(received) => Some(received),
+            Poll::Pending => None,
+        }
+    }
+
+    /// Writes out the queued replies, if any, before the loop waits.
+    async fn flush(&mut self) -> ControlFlow<()> {
+        if !self.unflushed {
+            return ControlFlow::Continue(());
+        }
+        self.unflushed = false;
+        let limit = self.server.config.send_timeout;
+        let flushed = within(limit, self.socket.flush()).await;
+        self.check_write(flushed)
+    }
+
+    /// Answers one message from the peer.
+    async fn answer(&mut self, message: Message) -> ControlFlow<()> {
+        self.last_heard = Instant::now();
+        let reply = match message {
+            Message::Text(text) => {
+                let command = self
+                    .server
+                    .config
+                    .test_controls
+                    .then(|| controls::parse(&text));
+                if let Some(Some(command)) = command {
+                    return self.obey(command).await;
                 }
-                _ = &mut dropped, if has_drop_all => break,
-                received = socket.next() => received,
-                _ = keepalive.tick() => {
-                    let silent = last_heard.elapsed();
-                    let control = if closing {
-                        // Our Close went unanswered for a whole interval: give up.
-                        break;
-                    } else if silent >= config.idle_timeout {
-                        closing = true;
-                        tally.close_code = Some(CloseCode::Away);
-                        going_away("idle")
-                    } else if silent >= config.ping_interval / 2 {
-                        // Half an interval, not a whole one: a ping answered just after the
-                        // last tick must not leave two intervals without a ping.
-                        Message::Ping(Default::default())
-                    } else {
-                        continue;
-                    };
-                    if send(&mut socket, control, config.send_timeout).await.is_err() {
-                        break;
-                    }
-                    continue;
-                }
-            }
-        };
-        let Some(received) = received else { break };
-        last_heard = Instant::now();
-        let reply = match received {
-            Ok(Message::Text(text)) if config.test_controls && text.starts_with('!') => {
-                match controls::parse(&text) {
-                    Some(Command::Close(frame)) => Message::Close(Some(frame)),
-                    Some(Command::Drop) => break,
-                    Some(Command::Outage(duration)) => {
-                        server.controls.start_outage(duration);
-                        break;
-                    }
-                    None => Message::Text(text),
-                }
-            }
-            Ok(Message::Text(text)) => {
-                debug!(%peer, "Received back from client: {text}");
-                tally.count(text.len());
-                metrics.message(text.len());
+                debug!(peer = %self.peer, "Received back from client: {text}");
+                self.tally.count(text.len());
+                let prefix = self.server.config.prefix.as_str();
                 let reply = if prefix.is_empty() {
                     text
                 } else {
                     Utf8Bytes::from(format!("{prefix}{text}"))
                 };
-                debug!(%peer, "Sending to client: {reply}");
+                debug!(peer = %self.peer, "Sending to client: {reply}");
                 Message::Text(reply)
             }
-            Ok(Message::Binary(data)) => {
-                debug!(%peer, bytes = data.len(), "binary message");
-                tally.count(data.len());
-                metrics.message(data.len());
+            Message::Binary(data) => {
+                debug!(peer = %self.peer, bytes = data.len(), "binary message");
+                self.tally.count(data.len());
                 Message::Binary(data)
             }
             // tungstenite answers the Close with the same code and ends the stream once the
             // answer is written: reading on is what completes the close handshake.
-            Ok(Message::Close(frame)) => {
-                if !closing {
-                    tally.close_code = frame.map(|frame| frame.code);
+            Message::Close(frame) => {
+                if !self.closing {
+                    self.tally.close_code = frame.map(|frame| frame.code);
                 }
-                continue;
+                return ControlFlow::Continue(());
             }
             // Pings are answered by tungstenite on the next read or write.
-            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
-            Err(error) => {
-                debug!(%peer, %error, "read failed");
-                if let Some(frame) = close_frame_for(&error) {
-                    tally.close_code = Some(frame.code);
-                    fail(&mut socket, frame).await;
-                }
-                break;
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {
+                return ControlFlow::Continue(());
             }
         };
-        // Queued, not written: if more messages are already here, their replies go out with
-        // this one in a single write. Waiting for the next message flushes first.
-        if let Err(error) = within(config.send_timeout, socket.feed(reply)).await {
-            debug!(%peer, %error, "write failed");
-            break;
-        }
-        unflushed = true;
-        if let Poll::Ready(next) = futures_util::poll!(socket.next()) {
-            waiting = Some(next);
+        self.queue(reply).await
+    }
+
+    /// Carries out a test control.
+    async fn obey(&mut self, command: Command) -> ControlFlow<()> {
+        match command {
+            Command::Close(frame) => self.queue(Message::Close(Some(frame))).await,
+            Command::Drop => ControlFlow::Break(()),
+            Command::Outage(duration) => {
+                self.server.controls.start_outage(duration);
+                ControlFlow::Break(())
+            }
         }
     }
-    info!(
-        %peer,
-        duration_ms = started.elapsed().as_millis() as u64,
-        messages = tally.messages,
-        bytes = tally.bytes,
-        close_code = tally.close_code.map(u16::from),
-        "connection closed"
-    );
-    metrics.closed(tally.close_code.map(u16::from));
+
+    /// Queues a reply without writing it: if more messages are already here, their replies go
+    /// out with this one in a single write. The loop flushes before it waits.
+    async fn queue(&mut self, reply: Message) -> ControlFlow<()> {
+        let limit = self.server.config.send_timeout;
+        let queued = within(limit, self.socket.feed(reply)).await;
+        self.unflushed = true;
+        self.check_write(queued)
+    }
+
+    /// Sends a message of the server's own now, within the send timeout.
+    async fn send(&mut self, message: Message) -> ControlFlow<()> {
+        let limit = self.server.config.send_timeout;
+        let sent = within(limit, self.socket.send(message)).await;
+        self.check_write(sent)
+    }
+
+    /// Whether the connection goes on after a write: a peer that does not read within the
+    /// send timeout, or a broken connection, ends it.
+    fn check_write(&self, written: Result<(), Error>) -> ControlFlow<()> {
+        match written {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(error) => {
+                debug!(peer = %self.peer, %error, "write failed");
+                ControlFlow::Break(())
+            }
+        }
+    }
+
+    /// On a tick of the keepalive clock: pings a peer silent for half an interval, closes one
+    /// silent for the idle timeout (1001), and gives up on a peer that left our Close
+    /// unanswered for a whole interval.
+    async fn keep_alive(&mut self) -> ControlFlow<()> {
+        if self.closing {
+            return ControlFlow::Break(());
+        }
+        let config = &self.server.config;
+        let silent = self.last_heard.elapsed();
+        if silent >= config.idle_timeout {
+            self.go_away("idle").await
+        } else if silent >= config.ping_interval / 2 {
+            // Half an interval, not a whole one: a ping answered just after the last tick
+            // must not leave two intervals without a ping.
+            self.send(Message::Ping(Default::default())).await
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+
+    /// Starts the closing handshake with 1001: the server ends the connection itself (idle,
+    /// or shutting down). The loop then waits for the peer's Close.
+    async fn go_away(&mut self, reason: &'static str) -> ControlFlow<()> {
+        self.closing = true;
+        self.tally.close_code = Some(CloseCode::Away);
+        let close = CloseFrame {
+            code: CloseCode::Away,
+            reason: reason.into(),
+        };
+        self.send(Message::Close(Some(close))).await
+    }
+
+    /// Fails the connection after a read error that is the peer's fault: sends the Close
+    /// with its code, ends our side of the stream, and reads and discards what the peer still
+    /// sends (bounded), so that the peer reads the Close and then a FIN, not a reset.
+    ///
+    /// tokio-tungstenite ends its stream for good after any error, so the rest is done on
+    /// the socket under it.
+    async fn fail(&mut self, error: Error) {
+        debug!(peer = %self.peer, %error, "read failed");
+        let Some(frame) = close_frame_for(&error) else {
+            return;
+        };
+        self.tally.close_code = Some(frame.code);
+        if self.send(Message::Close(Some(frame))).await.is_break() {
+            return;
+        }
+        let socket = self.socket.get_mut().get_mut();
+        let _ = tokio::time::timeout(LINGER_TIME, linger(socket)).await;
+    }
 }
 
-/// The Close (1001) the server sends when it ends a connection itself: idle, or shutting down.
-fn going_away(reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code: CloseCode::Away,
-        reason: reason.into(),
-    }))
-}
-
-/// Sends a message and flushes, within `limit`.
-async fn send<S>(socket: &mut S, message: Message, limit: Duration) -> Result<(), Error>
-where
-    S: Sink<Message, Error = Error> + Unpin,
-{
-    within(limit, socket.send(message)).await
+/// Shuts down the write side, then reads until the peer's end of stream or [`LINGER_BYTES`].
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(socket: &mut S) -> std::io::Result<()> {
+    socket.shutdown().await?;
+    // On the heap, and only now: a buffer in this future would make every connection's task
+    // larger, idle or not.
+    let mut discard = vec![0; 16 << 10];
+    let mut left = LINGER_BYTES;
+    while left > 0 {
+        match socket.read(&mut discard).await? {
+            0 => break,
+            n => left = left.saturating_sub(n),
+        }
+    }
+    Ok(())
 }
 
 /// Runs a write, giving a peer that does not read `limit` to make room for it. The timer is
@@ -219,13 +350,6 @@ where
             Ok(result) => result,
             Err(_) => Err(Error::Io(std::io::ErrorKind::TimedOut.into())),
         },
-    }
-}
-
-impl Tally {
-    fn count(&mut self, bytes: usize) {
-        self.messages += 1;
-        self.bytes += bytes as u64;
     }
 }
 
@@ -248,14 +372,44 @@ fn close_frame_for(error: &Error) -> Option<CloseFrame> {
     })
 }
 
-/// Fails the connection: sends `frame`, then reads until the client answers or a short time
-/// passes, so the Close is not lost to a TCP reset from unread data.
-async fn fail<S>(socket: &mut S, frame: CloseFrame)
-where
-    S: Stream<Item = Result<Message, Error>> + Sink<Message, Error = Error> + Unpin,
-{
-    if socket.send(Message::Close(Some(frame))).await.is_ok() {
-        let drain = async { while let Some(Ok(_)) = socket.next().await {} };
-        let _ = tokio::time::timeout(CLOSE_WAIT, drain).await;
+/// What one connection did: counted once, for its closing log line and for the metrics.
+struct Tally {
+    started: Instant,
+    messages: u64,
+    bytes: u64,
+    close_code: Option<CloseCode>,
+    metrics: telemetry::Connection,
+}
+
+impl Tally {
+    fn new(started: Instant) -> Self {
+        Tally {
+            started,
+            messages: 0,
+            bytes: 0,
+            close_code: None,
+            metrics: telemetry::Connection::opened(),
+        }
+    }
+
+    /// Counts a message echoed.
+    fn count(&mut self, bytes: usize) {
+        self.messages += 1;
+        self.bytes += bytes as u64;
+        self.metrics.message(bytes);
+    }
+
+    /// The closing log line and metrics.
+    fn log(self, peer: SocketAddr) {
+        let close_code = self.close_code.map(u16::from);
+        info!(
+            %peer,
+            duration_ms = self.started.elapsed().as_millis() as u64,
+            messages = self.messages,
+            bytes = self.bytes,
+            close_code,
+            "connection closed"
+        );
+        self.metrics.closed(close_code);
     }
 }

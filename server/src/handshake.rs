@@ -2,7 +2,6 @@
 //! gets the HTTP status that names it instead of a dropped connection.
 
 use http_body_util::Full;
-use hyper::body::Bytes;
 use hyper::header::{
     CONNECTION, HeaderMap, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
     SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
@@ -10,7 +9,7 @@ use hyper::header::{
 use hyper::{Method, Request, Response, StatusCode};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use crate::HttpResponse;
+use crate::response::{HttpResponse, plain};
 
 /// The only WebSocket path, as in the seed.
 pub const PATH: &str = "/";
@@ -157,15 +156,6 @@ fn has_token(headers: &HeaderMap, name: hyper::header::HeaderName, token: &str) 
 fn is_valid_key(key: &[u8]) -> bool {
     let alphabet = |c: &u8| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/';
     key.len() == 24 && key[..22].iter().all(alphabet) && &key[22..] == b"=="
-}
-
-/// A short plain-text answer.
-pub fn plain(status: StatusCode, body: &'static str) -> HttpResponse {
-    Response::builder()
-        .status(status)
-        .header(hyper::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Full::new(Bytes::from_static(body.as_bytes())))
-        .expect("static headers are valid")
 }
 
 #[cfg(test)]

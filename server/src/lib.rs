@@ -4,19 +4,23 @@
 //!
 //! How a connection flows through the modules:
 //!
-//! - [`serve`] accepts TCP connections and hands each to hyper's HTTP/1 server, so that every
-//!   request, good or bad, gets a real HTTP answer.
-//! - [`handshake`] decides what a request is: a valid WebSocket upgrade at `/` gets
-//!   `101 Switching Protocols`; a broken one gets the HTTP status that names its fault; anything
-//!   else is a plain request for a file, answered by [`files`].
-//! - [`origin`] decides which pages may open a WebSocket (cross-site WebSocket hijacking).
-//! - After the `101`, the upgraded connection is unwrapped back to the plain socket and handed to
-//!   tokio-tungstenite, and [`echo`] runs the echo loop on it until the close handshake is done.
-//!   From then on hyper is out of the way: the echo path costs the same as tokio-tungstenite alone.
+//! - [`serve`] accepts TCP connections (through rustls with [`Config::tls`], `tls`) and hands
+//!   each to hyper's HTTP/1 server, so that every request, good or bad, gets a real HTTP answer.
+//!   `route` sends a request on its way: a plain `GET` to `/healthz`, `/metrics` (`telemetry`)
+//!   or a file of the page (`files`); an upgrade through its steps, each a function of its
+//!   own: the outage check (`controls`), the handshake (`handshake`: `101`, or the status that
+//!   names the fault), the origin policy (`origin`), the connection permit, and the spawned
+//!   connection task.
+//! - After the `101`, the upgraded connection is unwrapped back to the plain socket, wrapped in
+//!   `read_ahead` and `utf8_guard`, handed to tokio-tungstenite, and `echo::Handler` runs it
+//!   until the close handshake is done. From then on hyper is out of the way.
+//! - `response` holds the answers every module gives; `memory` gives memory back to the system
+//!   once connections close.
 //!
 //! Every limit is in [`Config`], with a safe default: message size, connection count, handshake
-//! time, header size, keepalive, and how long a peer that does not read may hold a reply.
-//! Shutdown sends every client Close 1001 and waits, for a bounded time, for the handshakes.
+//! and HTTP time, header size, keepalive, and how long a peer that does not read may hold a
+//! reply. Shutdown sends every client Close 1001 and waits, for a bounded time, for the
+//! handshakes.
 //!
 //! The binary (`src/main.rs`) only parses arguments, binds the listener and calls [`serve`].
 
@@ -63,16 +67,17 @@ macro_rules! forward_writes {
 }
 pub(crate) use forward_writes;
 
-pub mod controls;
-pub mod echo;
-pub mod files;
-pub mod handshake;
-pub mod memory;
-pub mod origin;
-pub mod read_ahead;
+mod controls;
+mod echo;
+mod files;
+mod handshake;
+mod memory;
+mod origin;
+mod read_ahead;
+mod response;
 pub mod telemetry;
 pub mod tls;
-pub mod utf8_guard;
+mod utf8_guard;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -80,19 +85,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
+use hyper::body::Incoming;
 use hyper::header::{HOST, ORIGIN};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc, watch};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{debug, info, warn};
+
+use crate::response::{HttpResponse, plain};
 
 /// The seed's reply prefix: `"Received:  " + msg`, with two spaces.
 pub const DEFAULT_PREFIX: &str = "Received:  ";
@@ -105,18 +110,30 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:1234";
 pub struct Config {
     /// Prepended to every text message in the reply; empty for a pure echo.
     pub prefix: String,
-    /// Directory served on plain `GET`; `None` serves no files (every such request gets 404).
+    /// Directory served on plain `GET` (the page: `index.html`, its style, icon and `pkg/`);
+    /// `None` serves no files (every such request gets 404).
     pub www: Option<PathBuf>,
     /// Subprotocols the server speaks, in order of preference.
     pub protocols: Vec<String>,
-    /// Origins accepted besides the defaults of [`origin`]; `*` accepts all.
+    /// Origins accepted besides the server's own pages, matched exactly; `null` accepts pages
+    /// opened from files, `*` accepts all.
     pub allowed_origins: Vec<String>,
+    /// The names the server answers to, besides IP addresses (and loopback names while bound
+    /// to loopback): a page's origin counts as the server's own only with one of these as
+    /// `Host`, which shuts out DNS rebinding.
+    pub hosts: Vec<String>,
+    /// Development: accept pages opened from files (`Origin: null`) and pages of any loopback
+    /// origin. Never on a public server.
+    pub dev_origins: bool,
     /// The largest message, and frame, accepted; larger gets Close 1009.
     pub max_message_size: usize,
     /// WebSocket connections at once; past it, handshakes get 503.
     pub max_connections: usize,
     /// How long a client may take to send its request headers.
     pub handshake_timeout: Duration,
+    /// How long a connection may speak HTTP before it upgrades: requests, files and a client
+    /// that does not read them all count; then it is closed.
+    pub http_timeout: Duration,
     /// A connection silent for this long is pinged.
     pub ping_interval: Duration,
     /// A connection silent for this long is closed.
@@ -125,7 +142,7 @@ pub struct Config {
     pub send_timeout: Duration,
     /// How long shutdown waits for the close handshakes.
     pub shutdown_timeout: Duration,
-    /// Whether the test-only [`controls`] are on.
+    /// Whether the test-only controls (`!close`, `!drop`, `!outage` text messages) are on.
     pub test_controls: bool,
     /// TLS, for `wss://` ([`tls::load`]); `None` serves plain `ws://`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
@@ -140,9 +157,12 @@ impl Default for Config {
             www: None,
             protocols: Vec::new(),
             allowed_origins: Vec::new(),
+            hosts: Vec::new(),
+            dev_origins: false,
             max_message_size: 1 << 20,
             max_connections: 10_000,
             handshake_timeout: Duration::from_secs(10),
+            http_timeout: Duration::from_secs(30),
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(120),
             send_timeout: Duration::from_secs(30),
@@ -173,14 +193,16 @@ impl Config {
 
 /// What every connection of a running server shares.
 #[derive(Debug)]
-pub struct Server {
-    pub config: Config,
-    pub controls: controls::Controls,
-    /// Whether the listener is bound to a loopback address (see [`origin`]).
-    pub loopback: bool,
+struct Server {
+    config: Config,
+    controls: controls::Controls,
+    /// Which pages may open a WebSocket.
+    origins: origin::Policy,
+    /// The page's files.
+    page: files::Page,
     /// One permit for each WebSocket connection.
     connections: Arc<Semaphore>,
-    /// The most connections open at once lately, for [`memory::give_back`].
+    /// The most connections open at once lately, for `memory::give_back`.
     peak: memory::Peak,
     /// Becomes `true` when the server shuts down.
     shutdown: watch::Receiver<bool>,
@@ -188,13 +210,10 @@ pub struct Server {
 
 impl Server {
     /// How many WebSocket connections are open.
-    pub fn open_connections(&self) -> usize {
+    fn open_connections(&self) -> usize {
         self.config.max_connections - self.connections.available_permits()
     }
 }
-
-/// The response type of every HTTP answer the server gives.
-pub type HttpResponse = Response<Full<Bytes>>;
 
 /// The listen backlog: connections the kernel completes before the server accepts them. The
 /// usual 128 overflows under a burst of connections, whose SYNs are then retried a second
@@ -229,11 +248,18 @@ pub async fn serve(
     let loopback = listener
         .local_addr()
         .is_ok_and(|addr| addr.ip().is_loopback());
+    let origins = origin::Policy::new(
+        &config.allowed_origins,
+        &config.hosts,
+        loopback,
+        config.dev_origins,
+    );
     let server = Arc::new(Server {
         connections: Arc::new(Semaphore::new(config.max_connections)),
         peak: memory::Peak::default(),
         controls: controls::Controls::default(),
-        loopback,
+        page: files::Page::new(config.www.clone()),
+        origins,
         config,
         shutdown: stopped,
     });
@@ -289,12 +315,14 @@ pub async fn serve(
     give_back.abort();
 }
 
-/// Serves one TCP (or TLS) connection: HTTP requests until one of them upgrades.
+/// Serves one TCP (or TLS) connection: HTTP requests until one of them upgrades, for
+/// `http_timeout` at most, so that a client that never reads its answer cannot hold one.
 async fn connection<I>(io: I, peer: SocketAddr, server: Arc<Server>, alive: mpsc::Sender<()>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let timeout = server.config.handshake_timeout;
+    let config = &server.config;
+    let (header_limit, http_limit) = (config.handshake_timeout, config.http_timeout);
     let mut shutdown = server.shutdown.clone();
     let service = service_fn(move |request| {
         let server = server.clone();
@@ -303,24 +331,29 @@ where
     });
     let http = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(timeout)
+        .header_read_timeout(header_limit)
         .max_buf_size(16 * 1024)
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(http);
-    let result = tokio::select! {
-        result = &mut http => result,
-        _ = shutdown.changed() => {
-            http.as_mut().graceful_shutdown();
-            http.await
+    let exchange = async {
+        tokio::select! {
+            result = &mut http => result,
+            _ = shutdown.changed() => {
+                http.as_mut().graceful_shutdown();
+                http.await
+            }
         }
     };
-    if let Err(error) = result {
-        debug!(%peer, %error, "HTTP connection ended with an error");
+    match tokio::time::timeout(http_limit, exchange).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => debug!(%peer, %error, "HTTP connection ended with an error"),
+        Err(_) => debug!(%peer, "HTTP connection closed after {http_limit:?}"),
     }
 }
 
-/// Answers one HTTP request: a WebSocket upgrade, or a file.
+/// Answers one HTTP request: an upgrade goes through the WebSocket steps, anything else is a
+/// request for the page.
 async fn route<I>(
     request: Request<Incoming>,
     peer: SocketAddr,
@@ -330,47 +363,127 @@ async fn route<I>(
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let config = &server.config;
     if !handshake::is_upgrade_attempt(&request) {
-        match (request.uri().path(), &config.metrics) {
-            ("/healthz", _) => return handshake::plain(StatusCode::OK, "ok\n"),
-            ("/metrics", Some(metrics)) => return text(metrics.render()),
-            _ => {}
-        }
-        return files::respond(config.www.as_deref(), &request).await;
+        return plain_request(&request, &server).await;
     }
-    if config.test_controls && server.controls.in_outage() {
-        let body = "down for a test outage\n";
-        return handshake::plain(StatusCode::SERVICE_UNAVAILABLE, body);
-    }
-    let accepted = match handshake::accept(&request, &config.protocols) {
-        Ok(accepted) => accepted,
-        Err(rejection) => {
-            info!(%peer, ?rejection, status = %rejection.status(), "handshake rejected");
-            telemetry::refused(rejection.status().as_u16());
-            return rejection.into_response();
-        }
+    let steps = || -> Result<_, Refusal> {
+        refuse_during_outage(&server)?;
+        let accepted = handshake(&request, peer, &server)?;
+        check_origin(&request, peer, &server)?;
+        let permit = take_permit(peer, &server)?;
+        Ok((accepted, permit))
     };
+    match steps() {
+        Ok((accepted, permit)) => {
+            spawn_websocket::<I>(request, peer, server, permit, alive);
+            accepted
+        }
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// `/healthz`, `/metrics` when on, and the page's files.
+async fn plain_request(request: &Request<Incoming>, server: &Server) -> HttpResponse {
+    match (request.uri().path(), &server.config.metrics) {
+        ("/healthz", _) => plain(StatusCode::OK, "ok\n"),
+        ("/metrics", Some(metrics)) => response::metrics(metrics.render()),
+        _ => server.page.respond(request).await,
+    }
+}
+
+/// Why an upgrade was refused: each step's fault, answered with its status.
+#[derive(Debug)]
+enum Refusal {
+    /// A test outage (`!outage`): 503.
+    Outage,
+    /// A malformed handshake: its own status.
+    Handshake(handshake::Rejection),
+    /// The origin policy: 403.
+    Origin,
+    /// Every connection permit is taken: 503.
+    Full,
+}
+
+impl Refusal {
+    /// The answer, counted in the metrics by its status.
+    fn into_response(self) -> HttpResponse {
+        let (status, body) = match self {
+            Refusal::Handshake(rejection) => {
+                telemetry::refused(rejection.status().as_u16());
+                return rejection.into_response();
+            }
+            // Not counted: a test's own doing.
+            Refusal::Outage => {
+                let body = "down for a test outage\n";
+                return plain(StatusCode::SERVICE_UNAVAILABLE, body);
+            }
+            Refusal::Origin => (StatusCode::FORBIDDEN, "this origin may not connect\n"),
+            Refusal::Full => (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n"),
+        };
+        telemetry::refused(status.as_u16());
+        plain(status, body)
+    }
+}
+
+/// During a test outage, handshakes are refused.
+fn refuse_during_outage(server: &Server) -> Result<(), Refusal> {
+    if server.config.test_controls && server.controls.in_outage() {
+        return Err(Refusal::Outage);
+    }
+    Ok(())
+}
+
+/// The `101` answer, or the handshake's fault.
+fn handshake<B>(
+    request: &Request<B>,
+    peer: SocketAddr,
+    server: &Server,
+) -> Result<HttpResponse, Refusal> {
+    handshake::accept(request, &server.config.protocols).map_err(|rejection| {
+        info!(%peer, ?rejection, status = %rejection.status(), "handshake rejected");
+        Refusal::Handshake(rejection)
+    })
+}
+
+/// Whether the origin policy lets the page in.
+fn check_origin<B>(request: &Request<B>, peer: SocketAddr, server: &Server) -> Result<(), Refusal> {
     // A header that is not visible ASCII reads as "" (never allowed), not as absent.
     let header = |name| (request.headers().get(name)).map(|v| v.to_str().unwrap_or_default());
-    if !origin::allowed(
-        header(ORIGIN),
-        header(HOST),
-        &config.allowed_origins,
-        server.loopback,
-    ) {
-        info!(%peer, origin = header(ORIGIN), "handshake rejected: origin not allowed");
-        telemetry::refused(403);
-        return handshake::plain(StatusCode::FORBIDDEN, "this origin may not connect\n");
+    let (origin, host) = (header(ORIGIN), header(HOST));
+    if server.origins.allows(origin, host) {
+        return Ok(());
     }
+    info!(%peer, origin, host, "handshake rejected: origin not allowed");
+    Err(Refusal::Origin)
+}
+
+/// One of the `max_connections` permits.
+fn take_permit(peer: SocketAddr, server: &Server) -> Result<OwnedSemaphorePermit, Refusal> {
     let Ok(permit) = server.connections.clone().try_acquire_owned() else {
-        warn!(%peer, limit = config.max_connections, "handshake rejected: too many connections");
-        telemetry::refused(503);
-        return handshake::plain(StatusCode::SERVICE_UNAVAILABLE, "too many connections\n");
+        let limit = server.config.max_connections;
+        warn!(%peer, limit, "handshake rejected: too many connections");
+        return Err(Refusal::Full);
     };
     server.peak.saw(server.open_connections());
+    Ok(permit)
+}
+
+/// Once hyper has sent the `101`, takes the connection back from it and runs the echo
+/// `Handler` on it, holding the permit and `alive` until the connection ends.
+fn spawn_websocket<I>(
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    server: Arc<Server>,
+    permit: OwnedSemaphorePermit,
+    alive: mpsc::Sender<()>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     // Subscribed before the 101 is sent, so that no connection misses an outage.
-    let drop_all = config.test_controls.then(|| server.controls.subscribe());
+    let drop_all = server
+        .config
+        .test_controls
+        .then(|| server.controls.subscribe());
     tokio::spawn(async move {
         let _permit = permit;
         let _alive = alive;
@@ -388,27 +501,9 @@ where
         // go now, rather than keep it for the life of the connection.
         let already_read = parts.read_buf.to_vec();
         drop(parts.read_buf);
-        let socket = read_ahead::ReadAhead::new(parts.io.into_inner());
-        let guarded = utf8_guard::Utf8Guard::new(socket, &already_read);
-        let socket = WebSocketStream::from_partially_read(
-            guarded,
-            already_read,
-            Role::Server,
-            Some(server.config.websocket()),
-        )
-        .await;
-        echo::run(socket, peer, &server, drop_all).await;
+        let socket = echo::open(parts.io.into_inner(), already_read, &server).await;
+        echo::Handler::new(socket, peer, &server)
+            .run(drop_all)
+            .await;
     });
-    accepted
-}
-
-/// A `200` plain-text answer with a body made at run time.
-fn text(body: String) -> HttpResponse {
-    Response::builder()
-        .header(
-            hyper::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )
-        .body(Full::new(Bytes::from(body)))
-        .expect("static headers are valid")
 }

@@ -23,16 +23,28 @@ struct Args {
     /// Prepended to every text reply; '' makes a pure echo.
     #[arg(long, default_value = DEFAULT_PREFIX)]
     prefix: String,
-    /// Directory served on plain GET (the page and its pkg/).
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../www"))]
+    /// Directory of the page served on plain GET (index.html, style.css, pkg/), relative to
+    /// the working directory: the default is the source tree's www/ when started from the
+    /// repository's root. Without it, GET / says how to start the server with its page.
+    #[arg(long, default_value = "www")]
     www: PathBuf,
     /// A subprotocol to accept, in order of preference; may be repeated.
     #[arg(long = "protocol")]
     protocols: Vec<String>,
-    /// An origin allowed to connect besides this host (and loopback origins while bound to
-    /// loopback), matched exactly, e.g. https://app.example.com; '*' allows all. Repeatable.
+    /// An origin allowed to connect besides the server's own pages, matched exactly, e.g.
+    /// https://app.example.com; 'null' allows pages opened from files, '*' allows all.
+    /// Repeatable.
     #[arg(long = "allow-origin")]
     allowed_origins: Vec<String>,
+    /// A name this server answers to, e.g. echo.example.com (repeatable): its own pages are
+    /// those whose origin is the Host they were sent to, and Host must be one of these names,
+    /// an IP address, or, while bound to loopback, a loopback name (no DNS rebinding).
+    #[arg(long = "host")]
+    hosts: Vec<String>,
+    /// Development: also accept pages opened from files (Origin: null) and pages of any
+    /// loopback origin. `cargo xtask serve` passes it; never on a public server.
+    #[arg(long)]
+    dev: bool,
     /// Largest message (and frame) in bytes; larger is closed with 1009.
     #[arg(long, default_value_t = Config::default().max_message_size)]
     max_message_size: usize,
@@ -43,6 +55,10 @@ struct Args {
     /// Seconds a client may take to send its handshake.
     #[arg(long, default_value_t = secs(Config::default().handshake_timeout))]
     handshake_timeout: u64,
+    /// Seconds a connection may speak HTTP before it upgrades (requests, files, a client that
+    /// does not read them); then it is closed.
+    #[arg(long, default_value_t = secs(Config::default().http_timeout))]
+    http_timeout: u64,
     /// Seconds of silence before the server pings a connection.
     #[arg(long, default_value_t = secs(Config::default().ping_interval))]
     ping_interval: u64,
@@ -101,7 +117,16 @@ async fn main() -> anyhow::Result<()> {
     };
     println!("listening on {ws}://{addr}/");
     std::io::stdout().flush()?;
-    tracing::info!("page at {http}://{addr}/ (serving {})", args.www.display());
+    if args.www.join("index.html").is_file() {
+        tracing::info!("page at {http}://{addr}/ (serving {})", args.www.display());
+    } else {
+        let www = std::path::absolute(&args.www).unwrap_or_else(|_| args.www.clone());
+        tracing::warn!(
+            "no page: {} has no index.html; pass --www DIR to serve it (the WebSocket works \
+             without it)",
+            www.display()
+        );
+    }
 
     let max_connections = args.max_connections.unwrap_or_else(|| {
         let files = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
@@ -113,9 +138,12 @@ async fn main() -> anyhow::Result<()> {
         www: Some(args.www),
         protocols: args.protocols,
         allowed_origins: args.allowed_origins,
+        hosts: args.hosts,
+        dev_origins: args.dev,
         max_message_size: args.max_message_size,
         max_connections,
         handshake_timeout: Duration::from_secs(args.handshake_timeout),
+        http_timeout: Duration::from_secs(args.http_timeout),
         ping_interval: Duration::from_secs(args.ping_interval),
         idle_timeout: Duration::from_secs(args.idle_timeout),
         send_timeout: Duration::from_secs(args.send_timeout),

@@ -5,18 +5,23 @@
 //! 6.4.4 send one in the first part of a long frame and wait). [`Utf8Guard`] sits between the
 //! socket and tungstenite and watches the bytes go by: it parses each frame header with
 //! tungstenite's own [`FrameHeader::parse`], unmasks text payload as it streams, and validates
-//! it incrementally. On an invalid sequence the read fails with [`InvalidUtf8`], which the echo
-//! loop answers with Close 1007. The bytes themselves pass through unchanged; tungstenite still
-//! does all the framing. Anything the guard cannot follow (a header tungstenite would reject)
-//! ends its watch, and tungstenite reports the fault.
+//! it incrementally. The bytes themselves pass through unchanged; tungstenite still does all the
+//! framing. On an invalid sequence the guard passes on what came before it in that read (a
+//! message or a ping in the same read as the bad frame is still answered) and fails the next
+//! read with [`InvalidUtf8`], which the echo loop answers with Close 1007.
+//!
+//! The first fault in the stream decides the close code: a frame header that tungstenite will
+//! reject (reserved bits, an unknown opcode, a new message inside a fragmented one, a frame or
+//! message over the size limit, no mask) ends the guard's watch before any of its payload is
+//! checked, so tungstenite's 1002 or 1009 is what the client gets.
 
 use std::io::{self, Cursor};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
 /// The error a guarded read fails with on invalid UTF-8.
 #[derive(Debug, thiserror::Error)]
@@ -38,10 +43,24 @@ pub struct Utf8Guard<S> {
 
 impl<S> Utf8Guard<S> {
     /// Guards `inner`; `already_read` is what was read from it before (it is watched too).
-    pub fn new(inner: S, already_read: &[u8]) -> Self {
-        let mut watch = Watch::default();
-        watch.feed(already_read);
+    /// `max_size` is tungstenite's limit for a frame and for a message: past it, tungstenite
+    /// fails the connection with 1009 and the guard stands aside.
+    pub fn new(inner: S, already_read: &[u8], max_size: usize) -> Self {
+        let mut watch = Watch {
+            max_size: max_size as u64,
+            ..Watch::default()
+        };
+        // tungstenite takes these bytes from its own buffer, not through the guard: a bad
+        // frame complete among them is failed by tungstenite itself, and a cut-off one by
+        // the guard's first read.
+        let _ = watch.feed(already_read);
         Utf8Guard { inner, watch }
+    }
+
+    /// The socket under the guard, to drain what the peer still sends once the connection
+    /// has failed.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
     }
 }
 
@@ -53,19 +72,24 @@ impl<S: AsyncRead + Unpin> AsyncRead for Utf8Guard<S> {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         if this.watch.state == State::Invalid {
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, InvalidUtf8)));
+            return Poll::Ready(Err(invalid()));
         }
         let before = buf.filled().len();
-        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = result {
-            this.watch.feed(&buf.filled()[before..]);
-            if this.watch.state == State::Invalid {
-                buf.set_filled(before);
-                return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, InvalidUtf8)));
+        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        if let Some(bad) = this.watch.feed(&buf.filled()[before..]) {
+            // Pass on what came before the bad bytes; the next read fails. Nothing before
+            // them in this read means failing now (an empty read would say end of stream).
+            if bad == 0 {
+                return Poll::Ready(Err(invalid()));
             }
+            buf.set_filled(before + bad);
         }
-        result
+        Poll::Ready(Ok(()))
     }
+}
+
+fn invalid() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, InvalidUtf8)
 }
 
 crate::forward_writes!(Utf8Guard);
@@ -87,6 +111,8 @@ enum State {
 #[derive(Debug, Default)]
 struct Watch {
     state: State,
+    /// The largest frame, and message, tungstenite accepts.
+    max_size: u64,
     header: Vec<u8>,
     /// Payload bytes left in the current frame.
     remaining: u64,
@@ -95,9 +121,14 @@ struct Watch {
     position: usize,
     /// Whether the current frame's payload is text.
     frame_is_text: bool,
-    /// Whether the current frame ends its message.
-    frame_is_final: bool,
-    /// Whether the message being fragmented is text.
+    /// Whether the current frame is a data frame that ends its message.
+    frame_ends_message: bool,
+    /// Whether the current frame is a data frame (not a control frame between fragments).
+    frame_is_data: bool,
+    /// Whether a fragmented message is under way, and its size so far.
+    in_message: bool,
+    message_size: u64,
+    /// Whether the message under way is text.
     message_is_text: bool,
     utf8: Utf8Stream,
 }
@@ -106,10 +137,13 @@ struct Watch {
 const MAX_HEADER: usize = 14;
 
 impl Watch {
-    fn feed(&mut self, mut data: &[u8]) {
+    /// Follows `data`; on invalid UTF-8, returns the offset in `data` of the run of payload
+    /// that holds it (everything before that offset is valid).
+    fn feed(&mut self, mut data: &[u8]) -> Option<usize> {
+        let total = data.len();
         while !data.is_empty() {
             match self.state {
-                State::Off | State::Invalid => return,
+                State::Off | State::Invalid => return None,
                 State::Header => {
                     let had = self.header.len();
                     let take = (MAX_HEADER - had).min(data.len());
@@ -130,7 +164,7 @@ impl Watch {
                     let take = (self.remaining.min(data.len() as u64)) as usize;
                     if self.frame_is_text && !self.check(&data[..take]) {
                         self.state = State::Invalid;
-                        return;
+                        return Some(total - data.len());
                     }
                     self.position += take;
                     self.remaining -= take as u64;
@@ -141,18 +175,19 @@ impl Watch {
                 }
             }
         }
+        None
     }
 
     fn start_frame(&mut self, header: &FrameHeader, length: u64) {
-        let Some(mask) = header.mask else {
-            // Unmasked: tungstenite fails the connection with 1002.
+        if !self.tungstenite_accepts(header, length) {
             self.state = State::Off;
             return;
-        };
-        self.mask = mask;
+        }
+        self.mask = header.mask.expect("checked: client frames are masked");
         self.position = 0;
         self.remaining = length;
-        self.frame_is_final = header.is_final;
+        self.frame_is_data = matches!(header.opcode, OpCode::Data(_));
+        self.frame_ends_message = self.frame_is_data && header.is_final;
         self.frame_is_text = match header.opcode {
             OpCode::Data(Data::Text) => {
                 self.message_is_text = true;
@@ -164,21 +199,45 @@ impl Watch {
                 self.message_is_text = false;
                 false
             }
-            OpCode::Control(_) => {
-                // Control frames sit between fragments without ending the message.
-                self.frame_is_final = false;
-                false
-            }
+            OpCode::Control(_) => false,
         };
+        if self.frame_is_data {
+            self.message_size += length;
+        }
         self.state = State::Payload;
         if length == 0 {
             self.end_frame();
         }
     }
 
+    /// Whether tungstenite takes a frame with this header without failing the connection
+    /// (`WebSocket::read_message_frame` and `FrameCodec::read_frame` in tungstenite 0.30):
+    /// where it does not, its close code (1002 or 1009) is the one the client must get.
+    fn tungstenite_accepts(&self, header: &FrameHeader, length: u64) -> bool {
+        if header.mask.is_none() || header.rsv1 || header.rsv2 || header.rsv3 {
+            return false;
+        }
+        if length > self.max_size {
+            return false;
+        }
+        match header.opcode {
+            OpCode::Control(Control::Reserved(_)) => false,
+            OpCode::Control(_) => header.is_final && length <= 125,
+            OpCode::Data(Data::Reserved(_)) => false,
+            OpCode::Data(Data::Continue) => {
+                self.in_message && self.message_size + length <= self.max_size
+            }
+            OpCode::Data(Data::Text | Data::Binary) => !self.in_message,
+        }
+    }
+
     fn end_frame(&mut self) {
-        if self.frame_is_final {
-            self.message_is_text = false;
+        if self.frame_is_data {
+            self.in_message = !self.frame_ends_message;
+            if self.frame_ends_message {
+                self.message_is_text = false;
+                self.message_size = 0;
+            }
         }
         self.state = State::Header;
     }
@@ -273,6 +332,13 @@ mod tests {
         assert!(!stream.push(&[0xed, 0xa0, 0x80])); // a UTF-16 surrogate
     }
 
+    fn unlimited() -> Watch {
+        Watch {
+            max_size: u64::MAX,
+            ..Watch::default()
+        }
+    }
+
     fn masked_frame(first: u8, payload: &[u8]) -> Vec<u8> {
         let mask = [1, 2, 3, 4];
         let mut frame = vec![first, 0x80 | payload.len() as u8];
@@ -283,7 +349,7 @@ mod tests {
 
     #[test]
     fn watch_fails_mid_frame_and_ignores_binary_and_control_frames() {
-        let mut watch = Watch::default();
+        let mut watch = unlimited();
         watch.feed(&masked_frame(0x82, &[0xff, 0xfe])); // binary: anything goes
         watch.feed(&masked_frame(0x89, &[0xff])); // ping
         watch.feed(&masked_frame(0x81, "ok".as_bytes()));
@@ -299,7 +365,7 @@ mod tests {
 
     #[test]
     fn watch_follows_text_across_fragments_and_interleaved_pings() {
-        let mut watch = Watch::default();
+        let mut watch = unlimited();
         let euro = "€".as_bytes(); // three bytes, split over two fragments
         watch.feed(&masked_frame(0x01, &euro[..1]));
         watch.feed(&masked_frame(0x89, b"ping"));

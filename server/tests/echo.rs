@@ -3,7 +3,9 @@
 mod support;
 
 use futures_util::{SinkExt, StreamExt};
-use support::Server;
+use std::time::Duration;
+
+use support::{Server, eventually};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -154,11 +156,35 @@ async fn outage_control_drops_everyone_and_refuses_handshakes_for_a_while() {
         panic!("expected an HTTP error, got {refused:?}");
     };
     assert_eq!(response.status(), 503);
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-    let mut socket = server.connect().await;
+    // And accepted again once the outage is over.
+    let url = server.url();
+    let (mut socket, _) = eventually(Duration::from_secs(5), "the outage ends", || {
+        let url = url.clone();
+        async move { tokio_tungstenite::connect_async(url).await.ok() }
+    })
+    .await;
     socket.send(Message::text("back")).await.unwrap();
     assert_eq!(
         socket.next().await.unwrap().unwrap(),
         Message::text("Received:  back")
+    );
+}
+
+/// Fault 6 of issue 13: `!outage` took any duration, so `!outage 18446744073709551615` took
+/// the server down for good. Past a minute it is not a control: it is echoed as usual.
+#[tokio::test]
+async fn an_outage_longer_than_a_minute_is_not_obeyed() {
+    let server = Server::start(&["--test-controls"]);
+    let mut socket = server.connect().await;
+    for text in ["!outage 18446744073709551615", "!outage 60001"] {
+        socket.send(Message::text(text)).await.unwrap();
+        let reply = socket.next().await.unwrap().unwrap();
+        assert_eq!(reply, Message::text(format!("Received:  {text}")));
+    }
+    let mut another = server.connect().await;
+    another.send(Message::text("up")).await.unwrap();
+    assert_eq!(
+        another.next().await.unwrap().unwrap(),
+        Message::text("Received:  up")
     );
 }

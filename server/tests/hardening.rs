@@ -7,7 +7,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use support::{Server, client_frame, close_code_after_handshake, handshake_with, status_line};
+use support::{
+    Server, VERSION_AND_KEY, client_frame, close_code_after_handshake, eventually, handshake_with,
+    status_line, upgrade_request,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -126,8 +129,13 @@ async fn past_the_connection_limit_handshakes_get_503_and_nothing_hangs() {
     let answer = server.raw(&handshake_with("")).await;
     assert_eq!(status_line(&answer), "HTTP/1.1 503 Service Unavailable");
     drop(first);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut third = server.connect().await;
+    // The first connection's permit comes back once the server has seen it close.
+    let url = server.url();
+    let (mut third, _) = eventually(Duration::from_secs(5), "a permit comes back", || {
+        let url = url.clone();
+        async move { tokio_tungstenite::connect_async(url).await.ok() }
+    })
+    .await;
     third.send("in".into()).await.unwrap();
     assert!(third.next().await.unwrap().is_ok());
 }
@@ -232,25 +240,62 @@ async fn non_ascii_header_values_get_an_answer_not_a_panic() {
     server.assert_healthy(MEMORY_LIMIT_MIB).await;
 }
 
+/// The handshake's status line for a page at `host` sent to `host`.
+async fn status_for_host(server: &Server, host: &str) -> String {
+    let origin = format!("{VERSION_AND_KEY}Origin: http://{host}\r\n");
+    status_line(&server.raw(&upgrade_request("GET", host, &origin)).await)
+}
+
+/// The handshake's status line for a request with these extra header lines.
+async fn status_for(server: &Server, headers: &str) -> String {
+    status_line(&server.raw(&handshake_with(headers)).await)
+}
+
+const SWITCHING: &str = "HTTP/1.1 101 Switching Protocols";
+const FORBIDDEN: &str = "HTTP/1.1 403 Forbidden";
+
+/// Fault 4 of issue 13 (first half): loopback trust came from the bind address, so behind
+/// nginx, which the deployment binds to loopback, any site's sandboxed frame (`Origin: null`)
+/// got in. Files and other local ports are now let in only in development (`--dev`).
 #[tokio::test]
 async fn origins_of_other_sites_get_403() {
     let server = Server::start(&[]);
-    let refused = server
-        .raw(&handshake_with("Origin: https://evil.example\r\n"))
-        .await;
-    assert_eq!(status_line(&refused), "HTTP/1.1 403 Forbidden");
-    for origin in ["http://127.0.0.1", "http://localhost:8080", "null"] {
-        let answer = server
-            .raw(&handshake_with(&format!("Origin: {origin}\r\n")))
-            .await;
+    assert_eq!(
+        status_for(&server, "Origin: https://evil.example\r\n").await,
+        FORBIDDEN
+    );
+    // The server's own page: the origin is the Host the request was sent to.
+    assert_eq!(
+        status_for(&server, "Origin: http://127.0.0.1\r\n").await,
+        SWITCHING
+    );
+    let others = ["http://localhost:8080", "http://127.0.0.2:9999", "null"];
+    for origin in others {
+        let header = format!("Origin: {origin}\r\n");
+        assert_eq!(status_for(&server, &header).await, FORBIDDEN, "{origin}");
+    }
+    let dev = Server::start(&["--dev"]);
+    let files = Server::start(&["--allow-origin", "null"]);
+    for origin in others {
+        let header = format!("Origin: {origin}\r\n");
         assert_eq!(
-            status_line(&answer),
-            "HTTP/1.1 101 Switching Protocols",
-            "{origin}"
+            status_for(&dev, &header).await,
+            SWITCHING,
+            "{origin} with --dev"
+        );
+        let listed = if origin == "null" {
+            SWITCHING
+        } else {
+            FORBIDDEN
+        };
+        assert_eq!(
+            status_for(&files, &header).await,
+            listed,
+            "{origin}, null listed"
         );
     }
 
-    // Bound to every address, loopback origins are other sites too; listed ones are not.
+    // Bound to every address, the same; listed origins are accepted.
     let open = Server::start(&[
         "--addr",
         "0.0.0.0:0",
@@ -258,12 +303,32 @@ async fn origins_of_other_sites_get_403() {
         "https://app.example",
     ]);
     let ask = |origin: &str| format!("Origin: {origin}\r\n");
-    let answer = open
-        .raw(&handshake_with(&ask("http://localhost:8080")))
-        .await;
-    assert_eq!(status_line(&answer), "HTTP/1.1 403 Forbidden");
-    let answer = open.raw(&handshake_with(&ask("https://app.example"))).await;
-    assert_eq!(status_line(&answer), "HTTP/1.1 101 Switching Protocols");
+    assert_eq!(
+        status_for(&open, &ask("http://localhost:8080")).await,
+        FORBIDDEN
+    );
+    assert_eq!(status_for(&open, &ask("null")).await, FORBIDDEN);
+    assert_eq!(
+        status_for(&open, &ask("https://app.example")).await,
+        SWITCHING
+    );
+}
+
+/// Fault 4 of issue 13 (second half), DNS rebinding: a page at `http://attacker.example:1234`
+/// whose name resolves to 127.0.0.1 sends an origin equal to its `Host`; that is not a name
+/// this server answers to. Names are given with `--host`.
+#[tokio::test]
+async fn a_rebound_name_gets_403_unless_the_server_answers_to_it() {
+    let rebound = "attacker.example:1234";
+    let ours = "echo.example:1234";
+    let local = Server::start(&[]);
+    assert_eq!(status_for_host(&local, rebound).await, FORBIDDEN);
+    assert_eq!(status_for_host(&local, ours).await, FORBIDDEN);
+    let named = Server::start(&["--host", "echo.example"]);
+    assert_eq!(status_for_host(&named, rebound).await, FORBIDDEN);
+    assert_eq!(status_for_host(&named, ours).await, SWITCHING);
+    // Addresses cannot be rebound: a page at the server's address is its own.
+    assert_eq!(status_for_host(&local, "127.0.0.1:1234").await, SWITCHING);
 }
 
 /// CVE-2020-35896: a peer that sends but never reads must not make the server buffer

@@ -108,6 +108,20 @@ async fn nginx_proxies_the_page_and_the_websocket_to_several_instances() {
     assert_eq!(status_line(&page), "HTTP/1.1 200 OK");
     assert!(page.ends_with(b"<h1>WebSocket Echo Test</h1>"));
 
+    // Fault 4 of issue 13: the instances are bound to loopback, which once made them trust
+    // `Origin: null`, the origin of any site's sandboxed frame. Through nginx it gets 403.
+    for origin in ["null", "https://evil.example"] {
+        let mut request = format!("ws://{addr}/").into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("Origin", origin.parse().unwrap());
+        let refused = tokio_tungstenite::connect_async(request).await.unwrap_err();
+        let tokio_tungstenite::tungstenite::Error::Http(response) = refused else {
+            panic!("expected an HTTP answer for {origin}, got {refused:?}")
+        };
+        assert_eq!(response.status(), 403, "{origin}");
+    }
+
     // WebSockets, from a page of the proxy's own origin, over both instances.
     for n in 0..4 {
         let mut request = format!("ws://{addr}/").into_client_request().unwrap();

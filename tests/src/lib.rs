@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use echo_server::Config;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
+use test_support::browser::{CHROMEDRIVER, CHROMIUM, chromium_args};
 
 /// The workspace's `www/` directory.
 pub fn www() -> PathBuf {
@@ -55,26 +56,22 @@ pub struct Browser {
 impl Browser {
     /// Starts chromedriver on a free port and a headless Chromium session through it.
     pub async fn start() -> Result<Browser> {
-        let mut driver = Command::new("/usr/bin/chromedriver")
+        let mut driver = Command::new(CHROMEDRIVER)
             .arg("--port=0")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .context("cannot start /usr/bin/chromedriver: `cargo xtask test` installs it")?;
+            .with_context(|| {
+                format!("cannot start {CHROMEDRIVER}: `cargo xtask test` installs it")
+            })?;
         let port = driver_port(&mut driver)?;
         let profile =
             std::env::temp_dir().join(format!("e2e-chromium-{}-{port}", std::process::id()));
+        let mut args = chromium_args(&profile);
+        args.push("--window-size=900,700".to_owned());
         let capabilities = serde_json::json!({
             "goog:loggingPrefs": { "browser": "ALL" },
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--window-size=900,700",
-                    format!("--user-data-dir={}", profile.display()),
-                ]
-            }
+            "goog:chromeOptions": { "binary": CHROMIUM, "args": args }
         });
         let serde_json::Value::Object(capabilities) = capabilities else {
             unreachable!("a JSON object literal")

@@ -67,8 +67,10 @@ async fn the_page_echoes_and_closes_with_1000() -> anyhow::Result<()> {
 #[tokio::test]
 async fn the_url_parameter_picks_another_server() -> anyhow::Result<()> {
     let page_server = start_server(Config::default()).await?;
+    // The page comes from another port: another origin, let in by the development switch.
     let pure_echo = start_server(Config {
         prefix: String::new(),
+        dev_origins: true,
         ..Config::default()
     })
     .await?;
@@ -94,7 +96,13 @@ async fn the_url_parameter_picks_another_server() -> anyhow::Result<()> {
 /// chapter does. It hard-codes `ws://127.0.0.1:1234`, so this test needs that port free.
 #[tokio::test]
 async fn the_seed_page_works_unmodified() -> anyhow::Result<()> {
-    start_server_at("127.0.0.1:1234", Config::default()).await?;
+    // A page opened from a file has `Origin: null`: let in by the development switch, which
+    // `cargo xtask serve` passes too.
+    let config = Config {
+        dev_origins: true,
+        ..Config::default()
+    };
+    start_server_at("127.0.0.1:1234", config).await?;
     let browser = Browser::start().await?;
     let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("seed/index.html");
     browser

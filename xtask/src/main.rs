@@ -10,17 +10,19 @@
 //!   by the wasm client in Chromium, the Autobahn server cases against the echo server, the
 //!   `wasm-pack` build of the page, `cargo publish --dry-run` of the two published crates, and
 //!   the end-to-end page test.
-//!   It ends with one line, `tests: N passed, N failed`, over every test runner it ran.
+//!   It ends with one line, `tests: N passed, N failed`, over every test runner it ran; a
+//!   failing test runner ends it at once, with that line and its failures.
 //!
 //! Every install step checks first, so a second run installs nothing.
 
 use std::borrow::BorrowMut;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use test_support::browser::{CHROMEDRIVER, CHROMIUM};
 
 mod autobahn;
 
@@ -29,8 +31,6 @@ const CLIENT: &str = "wasm-websocket";
 /// The page's crate (`www/`), and the stem of the files wasm-bindgen makes of it.
 const PAGE: &str = "echo-page";
 const PAGE_FILES: &str = "echo_page";
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const NGINX: &str = "/usr/sbin/nginx";
 
 fn main() -> Result<()> {
@@ -99,6 +99,13 @@ fn run_tests(mut command: impl BorrowMut<Command>, tally: &mut Tally) -> Result<
     }
     let status = child.wait()?;
     if !status.success() {
+        // The closing line, now: the steps after this one do not run. A runner that failed
+        // without a summary (it did not build, or crashed) counts as one failure.
+        println!(
+            "tests: {} passed, {} failed",
+            tally.passed,
+            tally.failed.max(1)
+        );
         bail!("`{}` failed ({status})", describe(command));
     }
     Ok(())
@@ -289,7 +296,8 @@ fn build_client() -> Result<()> {
 fn serve(addr: &str) -> Result<()> {
     build_client()?;
     run(cmd("cargo", &["build", "--release", "-p", "echo-server"]))?;
-    let server = EchoServer::start("release", &["--addr", addr], "info")?;
+    // `--dev`: the chapter's own page, opened from a file (`Origin: null`), connects too.
+    let server = EchoServer::start("release", &["--addr", addr, "--dev"], "info")?;
     let url = server.url.replacen("ws://", "http://", 1);
     eprintln!("\nopen {url} in a browser; Ctrl-C stops the server\n");
     server.wait()
@@ -503,7 +511,7 @@ fn wasm_test(target: &str) -> Command {
 
 /// The echo server binary of one build profile, killed when dropped.
 struct EchoServer {
-    child: Child,
+    process: test_support::Spawned,
     url: String,
 }
 
@@ -515,40 +523,27 @@ impl EchoServer {
             run(cmd("cargo", &["build", "-p", "echo-server"]))?;
         }
         let binary = target_dir().join(profile).join("echo-server");
-        let mut child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        command
             .args(args)
             .env("RUST_LOG", log)
             .arg("--www")
-            .arg(root().join("www"))
-            .stdout(Stdio::piped())
-            .spawn()
+            .arg(root().join("www"));
+        let process = test_support::Spawned::start(&mut command)
             .with_context(|| format!("cannot start {}", binary.display()))?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
-        let Some(url) = line.trim().strip_prefix("listening on ") else {
-            let _ = child.kill();
-            bail!("the server did not start: {line:?}");
-        };
-        eprintln!("{}", line.trim());
+        eprintln!("listening on {}", process.url);
         Ok(EchoServer {
-            url: url.to_owned(),
-            child,
+            url: process.url.clone(),
+            process,
         })
     }
 
-    fn wait(mut self) -> Result<()> {
-        let status = self.child.wait()?;
+    fn wait(self) -> Result<()> {
+        let status = self.process.wait()?;
         if !status.success() {
             bail!("the server exited with {status}");
         }
         Ok(())
-    }
-}
-
-impl Drop for EchoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -4,48 +4,40 @@
 // Each test file uses a different part of this module.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
+use test_support::Spawned;
+pub use test_support::raw::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 /// The server binary, killed when dropped.
 pub struct Server {
-    child: Child,
+    process: Spawned,
     pub addr: SocketAddr,
 }
 
 impl Server {
-    /// Starts `echo-server --addr 127.0.0.1:0 ARGS` (or the `--addr` of ARGS) and reads the bound address from the one
-    /// line it prints.
+    /// Starts `echo-server --addr 127.0.0.1:0 ARGS` (or the `--addr` of ARGS) and reads the
+    /// bound address from the one line it prints.
     pub fn start(args: &[&str]) -> Server {
+        Server::start_in(Path::new("."), args)
+    }
+
+    /// Like [`start`](Self::start), with `dir` as the working directory.
+    pub fn start_in(dir: &Path, args: &[&str]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_echo-server"));
+        command.current_dir(dir);
         if !args.contains(&"--addr") {
             command.args(["--addr", "127.0.0.1:0"]);
         }
-        let mut child = command
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the server binary starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ws://")
-            .or_else(|| line.trim().strip_prefix("listening on wss://"))
-            .and_then(|rest| rest.strip_suffix('/'))
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .unwrap();
-        Server { child, addr }
+        command.args(args).stderr(std::process::Stdio::null());
+        let process = Spawned::start(&mut command).expect("the server binary starts");
+        let addr = process.addr().parse().expect("HOST:PORT");
+        Server { process, addr }
     }
 
     /// Starts a server that serves `www` as its page directory.
@@ -55,12 +47,13 @@ impl Server {
 
     /// The server's resident memory now, and at its peak, in KiB (`/proc/PID/status`).
     pub fn memory_kib(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let field = |name: &str| -> u64 {
-            let line = status.lines().find(|line| line.starts_with(name)).unwrap();
-            line.split_whitespace().nth(1).unwrap().parse().unwrap()
-        };
-        (field("VmRSS:"), field("VmHWM:"))
+        let field = |name| self.process.status_kib(name).unwrap();
+        (field("VmRSS"), field("VmHWM"))
+    }
+
+    /// How many files the server has open: one a connection, and a few of its own.
+    pub fn open_files(&self) -> usize {
+        self.process.open_files().unwrap()
     }
 
     /// Asserts that the server still answers a normal client, and that its memory stayed
@@ -81,9 +74,7 @@ impl Server {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        self.child.wait().unwrap()
+        self.process.terminate().unwrap()
     }
 
     pub fn url(&self) -> String {
@@ -112,57 +103,36 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Connects, sends a valid handshake and reads up to the end of the `101` answer, so that
+/// what the test writes next reaches the server as WebSocket frames in reads of their own.
+pub async fn opened(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(&handshake_with("")).await.unwrap();
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"\r\n\r\n") {
+        let mut byte = [0];
+        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "{answer:?}");
+        answer.push(byte[0]);
     }
+    assert!(answer.starts_with(b"HTTP/1.1 101 "), "{answer:?}");
+    stream
 }
 
-/// A valid handshake request, with `extra` header lines (each ending in CRLF).
-pub fn handshake_with(extra: &str) -> Vec<u8> {
-    format!(
-        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
-    )
-    .into_bytes()
-}
-
-/// A masked client frame (mask 0, so the payload goes as is) with a given first byte.
-pub fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![first];
-    match payload.len() {
-        len @ 0..=125 => frame.push(0x80 | len as u8),
-        len @ 126..=65535 => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(len as u16).to_be_bytes());
+/// Tries `attempt` every 20 ms until it gives a value, and fails after `limit`.
+pub async fn eventually<T, F, Fut>(limit: std::time::Duration, what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = attempt().await {
+            return value;
         }
-        len => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(len as u64).to_be_bytes());
-        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    frame.extend_from_slice(&[0, 0, 0, 0]);
-    frame.extend_from_slice(payload);
-    frame
-}
-
-/// The code of the first Close frame the server sent after its `101` answer.
-pub fn close_code_after_handshake(answer: &[u8]) -> Option<u16> {
-    let mut rest = &answer[answer.windows(4).position(|w| w == b"\r\n\r\n")? + 4..];
-    // Skip the server's unmasked frames (short ones only: pings and the like) up to the Close.
-    while rest.len() >= 2 {
-        let len = (rest[1] & 0x7f) as usize;
-        if rest[0] & 0x0f == 0x8 {
-            return (len >= 2).then(|| u16::from_be_bytes([rest[2], rest[3]]));
-        }
-        rest = rest.get(2 + len..)?;
-    }
-    None
-}
-
-/// The status line of a raw HTTP answer.
-pub fn status_line(answer: &[u8]) -> String {
-    let text = String::from_utf8_lossy(answer);
-    text.lines().next().unwrap_or_default().to_owned()
 }

@@ -1,0 +1,232 @@
+//! What the test crates share, in one place: the server tests (`server/tests/`), the
+//! end-to-end tests (`tests/`), the benchmarks (`bench/`) and `xtask`.
+//!
+//! - [`Spawned`]: a server process started for a test, whose address is read from the one
+//!   line it prints (`listening on SCHEME://ADDR/`), and which is killed when dropped.
+//! - [`browser`]: where Chromium and chromedriver are, and how the wasm-bindgen tests find them.
+//! - [`raw`]: WebSocket bytes as a client library would never send them: handshakes, masked
+//!   frames, and the server's frames read back.
+//!
+//! Standard library only, since `xtask` builds it on every run.
+
+use std::io::{self, BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+
+/// A server process, killed when dropped.
+#[derive(Debug)]
+pub struct Spawned {
+    child: Child,
+    /// What it printed after `listening on `: `ws://127.0.0.1:PORT/`, `tcp://...`.
+    pub url: String,
+}
+
+impl Spawned {
+    /// Starts `command` with its stdout piped and reads its first line, which must be
+    /// `listening on URL`; the process is killed if it is not.
+    pub fn start(command: &mut Command) -> io::Result<Spawned> {
+        let mut child = command.stdout(Stdio::piped()).spawn()?;
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped");
+        BufReader::new(stdout).read_line(&mut line)?;
+        match line.trim().strip_prefix("listening on ") {
+            Some(url) => Ok(Spawned {
+                url: url.to_owned(),
+                child,
+            }),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let message = format!("{:?} did not start: {line:?}", command.get_program());
+                Err(io::Error::other(message))
+            }
+        }
+    }
+
+    /// `HOST:PORT`, from the URL.
+    pub fn addr(&self) -> &str {
+        let rest = self
+            .url
+            .split_once("://")
+            .map_or(&self.url[..], |(_, rest)| rest);
+        rest.trim_end_matches('/')
+    }
+
+    /// The process id, for `/proc/PID/...`.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A `kB` field of `/proc/PID/status`, such as `VmRSS` (resident now) or `VmHWM` (peak).
+    pub fn status_kib(&self, field: &str) -> io::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.id()))?;
+        let prefix = format!("{field}:");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|value| value.split_whitespace().next()?.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("no {field} in /proc/PID/status")))
+    }
+
+    /// How many files the process has open (`/proc/PID/fd`): its sockets among them.
+    pub fn open_files(&self) -> io::Result<usize> {
+        Ok(std::fs::read_dir(format!("/proc/{}/fd", self.id()))?.count())
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> io::Result<ExitStatus> {
+        let pid = self.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        self.child.wait()
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait(mut self) -> io::Result<ExitStatus> {
+        self.child.wait()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Headless Chromium, as Debian installs it.
+pub mod browser {
+    /// The browser.
+    pub const CHROMIUM: &str = "/usr/bin/chromium";
+    /// The WebDriver server of the same version.
+    pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+    /// The environment that makes `cargo test --target wasm32-unknown-unknown` run
+    /// wasm-bindgen tests in headless Chromium.
+    pub const WASM_TEST_RUNNER_ENV: [(&str, &str); 2] = [
+        (
+            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+            "wasm-bindgen-test-runner",
+        ),
+        ("CHROMEDRIVER", CHROMEDRIVER),
+    ];
+
+    /// The flags that make headless Chromium reliable here (as root, no network), with a
+    /// fresh profile directory.
+    pub fn chromium_args(profile: &std::path::Path) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ]
+        .map(str::to_owned)
+        .into();
+        args.push(format!("--user-data-dir={}", profile.display()));
+        args
+    }
+}
+
+/// Raw WebSocket bytes, for the cases a client library refuses to send.
+pub mod raw {
+    /// The two headers a valid handshake adds to [`upgrade_request`]'s: version 13 and the
+    /// RFC's example key.
+    pub const VERSION_AND_KEY: &str =
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+
+    /// A request for `/` with `Host: host`, `Upgrade: websocket` and `Connection: Upgrade`,
+    /// then `extra` header lines (each ending in CRLF).
+    pub fn upgrade_request(method: &str, host: &str, extra: &str) -> Vec<u8> {
+        format!(
+            "{method} / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\n{extra}\r\n"
+        )
+        .into_bytes()
+    }
+
+    /// A valid handshake request, with `extra` header lines (each ending in CRLF).
+    pub fn handshake_with(extra: &str) -> Vec<u8> {
+        upgrade_request("GET", "127.0.0.1", &format!("{VERSION_AND_KEY}{extra}"))
+    }
+
+    /// A masked client frame (mask 0, so the payload goes as is) with a given first byte.
+    pub fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        let mut frame = vec![first];
+        match payload.len() {
+            len @ 0..=125 => frame.push(0x80 | len as u8),
+            len @ 126..=65535 => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            len => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&[0, 0, 0, 0]);
+        frame.extend_from_slice(payload);
+        frame
+    }
+
+    /// The frames of a server's unmasked byte stream: (opcode, payload); a cut-off frame
+    /// last is left out.
+    pub fn server_frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut frames = Vec::new();
+        while bytes.len() >= 2 {
+            let (len, start) = match bytes[1] & 0x7f {
+                126 if bytes.len() >= 4 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
+                127 if bytes.len() >= 10 => {
+                    let len: [u8; 8] = bytes[2..10].try_into().expect("eight bytes");
+                    (u64::from_be_bytes(len) as usize, 10)
+                }
+                126 | 127 => break,
+                len => (len as usize, 2),
+            };
+            let Some(payload) = bytes.get(start..start + len) else {
+                break;
+            };
+            frames.push((bytes[0] & 0x0f, payload.to_vec()));
+            bytes = &bytes[start + len..];
+        }
+        frames
+    }
+
+    /// The code of a Close frame's payload.
+    pub fn close_code(payload: &[u8]) -> Option<u16> {
+        (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]))
+    }
+
+    /// The code of the first Close frame the server sent after its `101` answer.
+    pub fn close_code_after_handshake(answer: &[u8]) -> Option<u16> {
+        let end = answer.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+        let frames = server_frames(&answer[end..]);
+        let (_, payload) = frames.iter().find(|(opcode, _)| *opcode == 0x8)?;
+        close_code(payload)
+    }
+
+    /// The status line of a raw HTTP answer.
+    pub fn status_line(answer: &[u8]) -> String {
+        let text = String::from_utf8_lossy(answer);
+        text.lines().next().unwrap_or_default().to_owned()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn server_frames_reads_every_length_form_and_stops_at_a_cut() {
+            let mut bytes = vec![0x81, 2, b'h', b'i', 0x82, 126, 0, 200];
+            bytes.extend_from_slice(&[1; 200]);
+            bytes.extend_from_slice(&[0x88, 2, 0x03, 0xe8, 0x81, 5, b'x']);
+            let frames = server_frames(&bytes);
+            assert_eq!(frames.len(), 3);
+            assert_eq!(frames[0], (1, b"hi".to_vec()));
+            assert_eq!(frames[1].1.len(), 200);
+            assert_eq!(close_code(&frames[2].1), Some(1000));
+        }
+    }
+}
