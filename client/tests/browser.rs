@@ -30,6 +30,25 @@ async fn next_event(events: &mut Events) -> Event {
     next(events).await.expect("the stream ended early")
 }
 
+/// Has the server drop the connection of a socket that reconnects, and returns the announced
+/// attempt.
+async fn dropped_by_the_server(socket: &WebSocket, events: &mut Events) -> Reconnecting {
+    socket.send("!drop").unwrap();
+    assert_eq!(next_close(events).await.code, 1006);
+    match next_event(events).await {
+        Event::Reconnecting(next) => next,
+        other => panic!("expected a reconnection attempt, got {other:?}"),
+    }
+}
+
+/// The next event, which must be a close.
+async fn next_close(events: &mut Events) -> CloseEvent {
+    match next_event(events).await {
+        Event::Close(close) => close,
+        other => panic!("expected a close, got {other:?}"),
+    }
+}
+
 fn text(text: &str) -> Event {
     Event::Message(Message::Text(text.into()))
 }
@@ -136,9 +155,7 @@ async fn unreachable_server_fires_error_then_close_1006() {
     let socket = WebSocket::connect(UNREACHABLE).unwrap();
     let mut events = socket.events();
     assert_eq!(next_event(&mut events).await, Event::Error);
-    let Event::Close(closed) = next_event(&mut events).await else {
-        panic!("expected a close")
-    };
+    let closed = next_close(&mut events).await;
     assert_eq!((closed.code, closed.was_clean), (1006, false));
     assert_eq!(next(&mut events).await, None);
 }
@@ -306,9 +323,7 @@ async fn after_an_outage_it_reconnects_and_sends_the_queue_in_order_exactly_once
         .unwrap();
     let (socket, mut events) = open(socket).await;
     socket.send("!outage 600").unwrap();
-    let Event::Close(dropped) = next_event(&mut events).await else {
-        panic!("expected the outage to close the connection")
-    };
+    let dropped = next_close(&mut events).await;
     assert_eq!(dropped.code, 1006);
     let Event::Reconnecting(Reconnecting { attempt: 1, .. }) = next_event(&mut events).await else {
         panic!("expected a first reconnection attempt")
@@ -420,12 +435,7 @@ async fn closing_while_waiting_to_reconnect_cancels_the_attempt() {
         .connect()
         .unwrap();
     let (socket, mut events) = open(socket).await;
-    socket.send("!drop").unwrap();
-    assert!(matches!(next_event(&mut events).await, Event::Close(_)));
-    assert!(matches!(
-        next_event(&mut events).await,
-        Event::Reconnecting(_)
-    ));
+    dropped_by_the_server(&socket, &mut events).await;
     assert_eq!(socket.state(), State::Reconnecting);
     socket.close_with(4000, "never mind").unwrap();
     assert_eq!(next_event(&mut events).await, close(4000, "never mind"));
@@ -515,9 +525,7 @@ async fn close_from_the_close_callback_means_never_again() {
         .unwrap();
     let (socket, mut events) = open(socket).await;
     socket.send("!drop").unwrap();
-    let Event::Close(dropped) = next_event(&mut events).await else {
-        panic!("expected the drop to close the connection")
-    };
+    let dropped = next_close(&mut events).await;
     assert_eq!(dropped.code, 1006);
     // No attempt is announced or made: the application's close ends the socket.
     assert_eq!(next_event(&mut events).await, close(1000, ""));
@@ -552,7 +560,7 @@ async fn a_send_from_the_close_callback_is_queued_like_any_other() {
         .unwrap();
     let (socket, mut events) = open(socket).await;
     socket.send("!drop").unwrap();
-    assert!(matches!(next_event(&mut events).await, Event::Close(_)));
+    next_close(&mut events).await;
     // The stream consumer, at the same point.
     assert_eq!(socket.state(), State::Reconnecting);
     socket.send("from the stream").unwrap();
@@ -616,7 +624,7 @@ async fn what_is_still_queued_when_the_socket_ends_is_reported() {
         .unwrap();
     let (socket, mut events) = open(socket).await;
     socket.send("!drop").unwrap();
-    assert!(matches!(next_event(&mut events).await, Event::Close(_)));
+    next_close(&mut events).await;
     socket.send("one").unwrap();
     socket.send(vec![2]).unwrap();
     socket.close_with(4000, "giving up").unwrap();
@@ -642,16 +650,9 @@ async fn an_attempt_the_browser_refuses_is_a_failed_attempt_that_says_why() {
         .connect()
         .unwrap();
     let (socket, mut events) = open(socket).await;
-    socket.send("!drop").unwrap();
-    assert!(matches!(next_event(&mut events).await, Event::Close(_)));
-    assert!(matches!(
-        next_event(&mut events).await,
-        Event::Reconnecting(_)
-    ));
+    dropped_by_the_server(&socket, &mut events).await;
     assert_eq!(next_event(&mut events).await, Event::Error);
-    let Event::Close(refused) = next_event(&mut events).await else {
-        panic!("expected a close for the refused attempt")
-    };
+    let refused = next_close(&mut events).await;
     assert_eq!((refused.code, refused.was_clean), (1006, false));
     assert!(
         refused.reason.contains("ftp://127.0.0.1/"),
