@@ -416,6 +416,54 @@ async fn a_stream_polled_with_a_new_waker_when_the_old_one_owned_the_socket() {
     assert_eq!(live_closures(), before);
 }
 
+/// Between the server's close frame and the close event the socket is `Closing`. With
+/// reconnection on, a send there is queued for the next connection, as while `Reconnecting`;
+/// but `send_async` (and the sinks) take `Closing` for a state where a send "fails at once"
+/// and do not wait for room in a full queue: `QueueFull`, where `Reconnecting` waits.
+#[wasm_bindgen_test]
+#[ignore = "bug: send_async while Closing (server's close, reconnection on) fails with QueueFull instead of waiting"]
+async fn send_async_waits_for_room_while_the_server_closes() {
+    // The window lasts a few milliseconds: catch it by polling, on as many sockets as needed.
+    for _ in 0..30 {
+        let socket = WebSocket::builder(server_url())
+            .reconnect(quick_reconnect().queue_capacity(1))
+            .connect()
+            .unwrap();
+        let (socket, mut events) = open(socket).await;
+        socket.send("!close 4003 bye").unwrap();
+        for _ in 0..100 {
+            if socket.state() != State::Open {
+                break;
+            }
+            sleep(0).await;
+        }
+        if socket.state() != State::Closing {
+            socket.close().unwrap();
+            rest(&mut events).await;
+            continue;
+        }
+        socket.send("fills the queue").unwrap();
+        let result = within(5_000, socket.send_async("waits for room")).await;
+        assert_eq!(result, Ok(()), "a send_async while closing");
+        let mut messages = Vec::new();
+        while messages.len() < 2 {
+            if let Event::Message(message) = next_event(&mut events).await {
+                messages.push(message);
+            }
+        }
+        assert_eq!(
+            messages,
+            [
+                Message::Text("Received:  fills the queue".into()),
+                Message::Text("Received:  waits for room".into()),
+            ]
+        );
+        socket.close().unwrap();
+        return;
+    }
+    panic!("never caught the socket closing");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Probes that pass: kept as regression tests.
 // ---------------------------------------------------------------------------------------------
@@ -558,11 +606,14 @@ async fn every_method_from_every_callback() {
             on_open(format!("open {} {:?}", socket.state(), socket.send("a")));
         })
         .on_message(move |socket, message| {
-            let reply = socket.send("b");
+            // Nothing is sent after the close request: the server would then reset the
+            // connection (1006) instead of closing it with 4002.
+            let reply = if message == Message::Text("Received:  a".into()) {
+                socket.send("b")
+            } else {
+                socket.send("!close 4002 final")
+            };
             on_message(format!("message {message:?} {reply:?}"));
-            if message == Message::Text("Received:  b".into()) {
-                socket.send("!close 4002 final").unwrap();
-            }
         })
         .on_close(move |socket, event| {
             let state = socket.state();
@@ -585,15 +636,9 @@ async fn every_method_from_every_callback() {
         "open open Ok(())",
         r#"message Text("Received:  a") Ok(())"#,
         r#"message Text("Received:  b") Ok(())"#,
-        // The reply to the second "b" may or may not beat the close: tolerate both.
+        "close 4002 closed Err(NotOpen(Closed))",
     ];
-    let seen = seen.borrow().clone();
-    assert_eq!(seen[..3], expected, "{seen:?}");
-    assert!(
-        seen.iter()
-            .any(|line| line == "close 4002 closed Err(NotOpen(Closed))"),
-        "{seen:?}"
-    );
+    assert_eq!(*seen.borrow(), expected);
 }
 
 /// `events()` and `messages()` after the socket finished end at once; its sink keeps failing
@@ -609,7 +654,6 @@ async fn streams_and_sinks_made_after_the_end() {
     assert_eq!(next(&mut late).await, None);
     let mut messages = socket.messages();
     assert_eq!(next(&mut messages).await, None);
-    assert_eq!(messages.close_event(), None);
     for _ in 0..3 {
         assert_eq!(
             messages.send("late".into()).await,
