@@ -134,7 +134,8 @@
 //!   meanwhile wait in a bounded queue with an [`Overflow`] policy, and go out in order when
 //!   the next connection opens, at the pace of the high-water mark.
 //! - **Nothing is dropped quietly**: a message that [`WebSocket::send`] accepted either goes
-//!   to the browser on an open connection or comes back in an [`Event::Unsent`].
+//!   to the browser on an open connection or comes back in an [`Event::Unsent`], unless the
+//!   application drops every handle first, which discards the socket and its queue at once.
 //! - **Backpressure**: [`WebSocket::send_async`] and the sinks wait while `bufferedAmount` is
 //!   above the high-water mark, and while the reconnection queue is full or still draining.
 //! - **One behaviour everywhere**: a send does the same from a callback, a stream consumer

@@ -155,6 +155,7 @@ impl Builder {
             queue: Cell::new(Queue::default()),
             callbacks: Cell::new(self.callbacks),
             streams: Cell::new(Vec::new()),
+            released: Cell::new(false),
             pending: Cell::new(VecDeque::new()),
             dispatching: Cell::new(false),
         });
@@ -301,7 +302,7 @@ impl WebSocket {
     /// The browser cannot be told to stop receiving, so events wait in the stream until read.
     pub fn events(&self) -> Events {
         let (feed, events) = stream::channel();
-        if self.shared.phase.get() != Phase::Finished {
+        if !self.shared.released.get() {
             let mut streams = self.shared.streams.take();
             streams.push(feed);
             self.shared.streams.set(streams);
@@ -400,19 +401,17 @@ impl WebSocket {
     /// or the queue past their bounds: what [`send_async`](Self::send_async) waits for.
     fn ready_to_send(&self) -> bool {
         let shared = &self.shared;
-        match shared.state() {
-            State::Open => {
-                shared.with_queue(|queue| queue.is_empty())
-                    && shared.with_socket(|s| s.buffered_amount()) <= shared.high_water_mark
+        let state = shared.state();
+        if state == State::Open && shared.with_queue(|queue| queue.is_empty()) {
+            return shared.with_socket(|s| s.buffered_amount()) <= shared.high_water_mark;
+        }
+        match shared.queue_policy(state) {
+            Some(policy) => {
+                !shared.with_queue(|queue| queue.is_full(policy.queue_capacity, policy.overflow))
             }
-            State::Connecting | State::Reconnecting => match &shared.reconnect {
-                Some(policy) => !shared
-                    .with_queue(|queue| queue.is_full(policy.queue_capacity, policy.overflow)),
-                // The first connection: wait for it.
-                None => false,
-            },
-            // The send fails at once.
-            _ => true,
+            // Without reconnection, wait for the first connection; otherwise the send fails
+            // at once.
+            None => state != State::Connecting,
         }
     }
 }
@@ -500,16 +499,6 @@ enum Alarm {
     Tick,
 }
 
-/// What waits to be delivered, in order.
-enum Pending {
-    Event(Event),
-    /// The announcement of a scheduled attempt: delivered only if the attempt is still on
-    /// when its turn comes (the application may close from the close callback before it).
-    Attempt(Reconnecting),
-    /// The socket finished: let go of the listeners.
-    Release,
-}
-
 /// What all handles of one socket share.
 struct Shared {
     /// The URL of the current or last connection.
@@ -538,7 +527,9 @@ struct Shared {
     /// The listeners, released (dropped) when the socket finishes.
     callbacks: Cell<Callbacks>,
     streams: Cell<Vec<Feed>>,
-    pending: Cell<VecDeque<Pending>>,
+    /// The socket finished and its last events were delivered: no stream can join.
+    released: Cell<bool>,
+    pending: Cell<VecDeque<Option<Event>>>,
     dispatching: Cell<bool>,
 }
 
@@ -555,11 +546,12 @@ impl Shared {
         match self.phase.get() {
             Phase::Waiting => State::Reconnecting,
             Phase::Finished => State::Closed,
-            Phase::Active => self
-                .connection
-                .borrow()
-                .as_ref()
-                .map_or(State::Closed, Connection::state),
+            // The browser's socket is closed before its close event (an error event comes
+            // first) is handled here: until then, the close is under way.
+            Phase::Active => match self.connection.borrow().as_ref().map(Connection::state) {
+                Some(State::Closed) | None => State::Closing,
+                Some(state) => state,
+            },
         }
     }
 
@@ -568,9 +560,9 @@ impl Shared {
         if state == State::Open && self.with_queue(|queue| queue.is_empty()) {
             return self.with_connection(|connection| connection.send(&message));
         }
-        match &self.reconnect {
+        match self.queue_policy(state) {
             // Queued while down, and behind what is still queued while the queue drains.
-            Some(policy) if !self.closed_by_app.get() && state != State::Closed => {
+            Some(policy) => {
                 let pushed = self.with_queue(|queue| {
                     queue.push(message, policy.queue_capacity, policy.overflow)
                 });
@@ -585,6 +577,14 @@ impl Shared {
             }
             _ => Err(Error::NotOpen(state)),
         }
+    }
+
+    /// The reconnection policy, if a send in `state` (other than an open connection with
+    /// nothing queued) goes to the queue: with reconnection on, until the socket is closed
+    /// for good or by the application.
+    fn queue_policy(&self, state: State) -> Option<&Reconnect> {
+        let policy = self.reconnect.as_ref()?;
+        (!self.closed_by_app.get() && state != State::Closed).then_some(policy)
     }
 
     fn with_connection(
@@ -615,7 +615,7 @@ impl Shared {
             Alarm::Reopen => self.reopen(),
             Alarm::Report(event) => {
                 drop(self.timer.take());
-                self.emit(Pending::Event(Event::Close(event)));
+                self.emit(Some(Event::Close(event)));
                 self.finish();
             }
             Alarm::Tick => self.tick(),
@@ -646,7 +646,7 @@ impl Shared {
         drop(self.soon.take());
         let deferred = self.deferred.take();
         for event in deferred {
-            self.emit(Pending::Event(event));
+            self.emit(Some(event));
         }
         self.drain();
     }
@@ -673,7 +673,7 @@ impl Shared {
     fn opened(self: &Rc<Self>) {
         self.opened_at.set(Some(js_sys::Date::now()));
         self.drain();
-        self.emit(Pending::Event(Event::Open));
+        self.emit(Some(Event::Open));
     }
 
     /// The current connection closed: reconnect or finish, then tell. The phase changes
@@ -683,12 +683,17 @@ impl Shared {
         match self.next_attempt(&event) {
             Some(attempt) => {
                 let announcement = self.schedule(attempt);
-                self.emit(Pending::Event(Event::Close(event)));
-                self.emit(Pending::Attempt(announcement));
+                // Delivered at once: browser events and timers never run inside a dispatch.
+                self.emit(Some(Event::Close(event)));
+                // The application may have closed from the close callback: then the attempt
+                // is off, and is not announced.
+                if self.phase.get() == Phase::Waiting {
+                    self.emit(Some(Event::Reconnecting(announcement)));
+                }
             }
             None => {
                 self.phase.set(Phase::Finished);
-                self.emit(Pending::Event(Event::Close(event)));
+                self.emit(Some(Event::Close(event)));
                 self.finish();
             }
         }
@@ -706,7 +711,7 @@ impl Shared {
                 self.attempt.set(0);
             }
         }
-        let attempt = self.attempt.get() + 1;
+        let attempt = self.attempt.get().saturating_add(1);
         self.attempt.set(attempt);
         policy.allows(attempt).then_some(attempt)
     }
@@ -729,6 +734,10 @@ impl Shared {
         if let Some(mut provide) = self.url_provider.take() {
             self.url.set(provide());
             self.url_provider.set(Some(provide));
+            // The provider may have closed the socket: then there is no attempt to make.
+            if self.phase.get() != Phase::Waiting {
+                return;
+            }
         }
         let url = self.url.take();
         let opened = Connection::open(self, &url);
@@ -743,7 +752,12 @@ impl Shared {
                     Error::InvalidUrl { url, message } => [url, message].join(": "),
                     _ => String::new(),
                 };
-                self.emit(Pending::Event(Event::Error));
+                self.emit(Some(Event::Error));
+                // Closed from the error callback: that close, reported by its own timer,
+                // is the last.
+                if self.phase.get() != Phase::Waiting {
+                    return;
+                }
                 self.closed(CloseEvent {
                     code: 1006,
                     reason,
@@ -762,19 +776,19 @@ impl Shared {
         drop(self.soon.take());
         let deferred = self.deferred.take();
         for event in deferred {
-            self.emit(Pending::Event(event));
+            self.emit(Some(event));
         }
         let left = self.with_queue(Queue::take);
         for message in left {
             let error = Error::NotOpen(State::Closed);
-            self.emit(Pending::Event(Event::Unsent(Unsent { message, error })));
+            self.emit(Some(Event::Unsent(Unsent { message, error })));
         }
-        self.emit(Pending::Release);
+        self.emit(None);
     }
 
     /// Delivers `next` after anything being delivered now, so that a callback that causes
-    /// another event sees them in order.
-    fn emit(self: &Rc<Self>, next: Pending) {
+    /// another event sees them in order; `None` releases the listeners.
+    fn emit(self: &Rc<Self>, next: Option<Event>) {
         let mut pending = self.pending.take();
         pending.push_back(next);
         self.pending.set(pending);
@@ -787,15 +801,12 @@ impl Shared {
             self.pending.set(pending);
             match next {
                 None => break,
-                Some(Pending::Event(event)) => self.deliver(event),
-                Some(Pending::Attempt(next)) => {
-                    if self.phase.get() == Phase::Waiting && self.attempt.get() == next.attempt {
-                        self.deliver(Event::Reconnecting(next));
-                    }
-                }
-                Some(Pending::Release) => {
+                Some(Some(event)) => self.deliver(event),
+                Some(None) => {
+                    self.released.set(true);
                     drop(self.callbacks.take());
                     drop(self.streams.take());
+                    drop(self.url_provider.take());
                 }
             }
         }
@@ -823,6 +834,10 @@ impl Shared {
                 }
             }
         };
+        // A reader woken above may have made a stream already (an executor may poll at once):
+        // keep it.
+        let joined = self.streams.take();
+        streams.extend(joined);
         self.streams.set(streams);
         if let Some(event) = left {
             // A callback may use the socket, and make streams: everything is back in place.
@@ -857,20 +872,19 @@ struct Closures {
 
 impl Connection {
     fn open(shared: &Rc<Shared>, url: &str) -> Result<Connection, Error> {
-        let socket = if shared.protocols.is_empty() {
-            web_sys::WebSocket::new(url)
-        } else {
-            let protocols: js_sys::Array = shared
-                .protocols
-                .iter()
-                .map(|protocol| js_sys::JsString::from(protocol.as_str()))
-                .collect();
-            web_sys::WebSocket::new_with_str_sequence(url, &protocols)
-        }
-        .map_err(|error| Error::InvalidUrl {
-            url: url.to_owned(),
-            message: describe(&error),
-        })?;
+        // One constructor for both cases: an empty list offers no subprotocol.
+        let protocols: js_sys::Array = shared
+            .protocols
+            .iter()
+            .map(|protocol| js_sys::JsString::from(protocol.as_str()))
+            .collect();
+        let socket =
+            web_sys::WebSocket::new_with_str_sequence(url, &protocols).map_err(|error| {
+                Error::InvalidUrl {
+                    url: url.to_owned(),
+                    message: describe(&error),
+                }
+            })?;
         // Blobs are read asynchronously and can overtake each other; ArrayBuffers cannot.
         socket.set_binary_type(BinaryType::Arraybuffer);
 
@@ -887,7 +901,7 @@ impl Connection {
             let weak = weak.clone();
             Closure::<dyn FnMut(_)>::new(move |event: MessageEvent| {
                 if let (Some(shared), Some(message)) = (weak.upgrade(), decode(&event)) {
-                    shared.emit(Pending::Event(Event::Message(message)));
+                    shared.emit(Some(Event::Message(message)));
                 }
             })
         };
@@ -895,7 +909,7 @@ impl Connection {
             let weak = weak.clone();
             Closure::<dyn FnMut(_)>::new(move |_: web_sys::Event| {
                 if let Some(shared) = weak.upgrade() {
-                    shared.emit(Pending::Event(Event::Error));
+                    shared.emit(Some(Event::Error));
                 }
             })
         };

@@ -52,16 +52,12 @@ impl Feed {
         Rc::strong_count(&self.inbox) == 1
     }
 
+    /// Leaves `event` for the reader, and wakes it outside the borrow: an executor may poll
+    /// the stream right away.
     pub(crate) fn send(&self, event: Event) {
-        self.update(|inbox| inbox.events.push_back(event));
-    }
-
-    /// Changes the inbox, then wakes the reader outside the borrow: an executor may poll the
-    /// stream right away.
-    fn update(&self, change: impl FnOnce(&mut Inbox)) {
         let waker = {
             let mut inbox = self.inbox.borrow_mut();
-            change(&mut inbox);
+            inbox.events.push_back(event);
             inbox.waker.take()
         };
         if let Some(waker) = waker {
@@ -72,7 +68,18 @@ impl Feed {
 
 impl Drop for Feed {
     fn drop(&mut self) {
-        self.update(|inbox| inbox.ended = true);
+        if self.is_closed() {
+            return; // Nobody reads the stream any more.
+        }
+        let waker = {
+            let mut inbox = self.inbox.borrow_mut();
+            inbox.ended = true;
+            inbox.waker.take()
+        };
+        // Outside the borrow: an executor may poll the stream right away.
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }
 
@@ -87,7 +94,11 @@ impl Stream for Events {
         if inbox.ended {
             return Poll::Ready(None);
         }
-        inbox.waker = Some(cx.waker().clone());
+        let replaced = inbox.waker.replace(cx.waker().clone());
+        // Dropped outside the borrow: the old waker may own the socket, whose end borrows the
+        // inbox to end this stream.
+        drop(inbox);
+        drop(replaced);
         Poll::Pending
     }
 }

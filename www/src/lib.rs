@@ -81,7 +81,9 @@ pub fn start_demo() -> Result<(), JsValue> {
     page.connect
         .add_event_listener_with_callback("click", toggle.as_ref().unchecked_ref())?;
 
-    DEMO.with(|demo| {
+    // `try_with`: `with` would carry a panic for a thread-local used after its destruction,
+    // which cannot happen on the page's one thread.
+    let _ = DEMO.try_with(|demo| {
         *demo.borrow_mut() = Some(Demo {
             page: Rc::new(page),
             url,
@@ -94,7 +96,7 @@ pub fn start_demo() -> Result<(), JsValue> {
 }
 
 fn with_demo(action: impl FnOnce(&mut Demo)) {
-    DEMO.with(|demo| {
+    let _ = DEMO.try_with(|demo| {
         if let Some(demo) = demo.borrow_mut().as_mut() {
             action(demo);
         }
