@@ -217,6 +217,9 @@ where
     fn answer(&mut self, message: Message) -> Step {
         self.last_heard = Instant::now();
         match message {
+            // Our Close is sent: no data may follow it (RFC 6455 section 5.5.1), so what the
+            // peer sent meanwhile goes unanswered while we wait for its Close.
+            Message::Text(_) | Message::Binary(_) if self.closing => Step::Continue,
             Message::Text(text) => {
                 let command = self
                     .server
@@ -258,7 +261,11 @@ where
     /// Carries out a test control.
     fn obey(&mut self, command: Command) -> Step {
         match command {
-            Command::Close(frame) => Step::Queue(Message::Close(Some(frame))),
+            Command::Close(frame) => {
+                self.closing = true;
+                self.tally.close_code = Some(frame.code);
+                Step::Queue(Message::Close(Some(frame)))
+            }
             Command::Drop => Step::Stop,
             Command::Outage(duration) => {
                 self.server.controls.start_outage(duration);
