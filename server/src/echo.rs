@@ -89,6 +89,20 @@ enum Event {
     Received(Option<Result<Message, Error>>),
 }
 
+/// What the loop does after an event: each handler method decides, and the loop alone writes,
+/// so that the task's future holds one write in progress at a time, not one for each method
+/// (every idle connection's task is as large as its largest state).
+enum Step {
+    /// Queue a reply to the peer's message.
+    Queue(Message),
+    /// Send a message of the server's own now (a ping, a Close).
+    Send(Message),
+    /// Nothing to write: wait for the next event.
+    Continue,
+    /// End the connection.
+    Stop,
+}
+
 impl<'a, I> Handler<'a, I>
 where
     I: AsyncRead + AsyncWrite + Unpin,
@@ -144,15 +158,31 @@ where
                     }
                 }
             };
-            let flow = match event {
-                Event::Shutdown => self.go_away("server shutting down").await,
-                Event::Dropped | Event::Received(None) => ControlFlow::Break(()),
-                Event::Tick => self.keep_alive().await,
-                Event::Received(Some(Ok(message))) => self.answer(message).await,
+            let step = match event {
+                Event::Shutdown => self.go_away("server shutting down"),
+                Event::Dropped | Event::Received(None) => Step::Stop,
+                Event::Tick => self.keep_alive(),
+                Event::Received(Some(Ok(message))) => self.answer(message),
                 Event::Received(Some(Err(error))) => {
-                    self.fail(error).await;
-                    ControlFlow::Break(())
+                    // On the heap: a connection fails once, and most never do.
+                    Box::pin(self.fail(error)).await;
+                    Step::Stop
                 }
+            };
+            let flow = match step {
+                // Queued, not written: if more messages are already here, their replies go
+                // out with this one in a single write. The loop flushes before it waits.
+                Step::Queue(reply) => {
+                    self.unflushed = true;
+                    let queued = within(self.send_timeout(), self.socket.feed(reply)).await;
+                    self.check_write(queued)
+                }
+                Step::Send(message) => {
+                    let sent = within(self.send_timeout(), self.socket.send(message)).await;
+                    self.check_write(sent)
+                }
+                Step::Continue => ControlFlow::Continue(()),
+                Step::Stop => ControlFlow::Break(()),
             };
             if flow.is_break() {
                 break;
@@ -179,15 +209,17 @@ where
             return ControlFlow::Continue(());
         }
         self.unflushed = false;
-        let limit = self.server.config.send_timeout;
-        let flushed = within(limit, self.socket.flush()).await;
+        let flushed = within(self.send_timeout(), self.socket.flush()).await;
         self.check_write(flushed)
     }
 
-    /// Answers one message from the peer.
-    async fn answer(&mut self, message: Message) -> ControlFlow<()> {
+    /// The answer to one message from the peer.
+    fn answer(&mut self, message: Message) -> Step {
         self.last_heard = Instant::now();
-        let reply = match message {
+        match message {
+            // Our Close is sent: no data may follow it (RFC 6455 section 5.5.1), so what the
+            // peer sent meanwhile goes unanswered while we wait for its Close.
+            Message::Text(_) | Message::Binary(_) if self.closing => Step::Continue,
             Message::Text(text) => {
                 let command = self
                     .server
@@ -195,7 +227,7 @@ where
                     .test_controls
                     .then(|| controls::parse(&text));
                 if let Some(Some(command)) = command {
-                    return self.obey(command).await;
+                    return self.obey(command);
                 }
                 debug!(peer = %self.peer, "Received back from client: {text}");
                 self.tally.count(text.len());
@@ -206,12 +238,12 @@ where
                     Utf8Bytes::from(format!("{prefix}{text}"))
                 };
                 debug!(peer = %self.peer, "Sending to client: {reply}");
-                Message::Text(reply)
+                Step::Queue(Message::Text(reply))
             }
             Message::Binary(data) => {
                 debug!(peer = %self.peer, bytes = data.len(), "binary message");
                 self.tally.count(data.len());
-                Message::Binary(data)
+                Step::Queue(Message::Binary(data))
             }
             // tungstenite answers the Close with the same code and ends the stream once the
             // answer is written: reading on is what completes the close handshake.
@@ -219,42 +251,32 @@ where
                 if !self.closing {
                     self.tally.close_code = frame.map(|frame| frame.code);
                 }
-                return ControlFlow::Continue(());
+                Step::Continue
             }
             // Pings are answered by tungstenite on the next read or write.
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {
-                return ControlFlow::Continue(());
-            }
-        };
-        self.queue(reply).await
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Step::Continue,
+        }
     }
 
     /// Carries out a test control.
-    async fn obey(&mut self, command: Command) -> ControlFlow<()> {
+    fn obey(&mut self, command: Command) -> Step {
         match command {
-            Command::Close(frame) => self.queue(Message::Close(Some(frame))).await,
-            Command::Drop => ControlFlow::Break(()),
+            Command::Close(frame) => {
+                self.closing = true;
+                self.tally.close_code = Some(frame.code);
+                Step::Queue(Message::Close(Some(frame)))
+            }
+            Command::Drop => Step::Stop,
             Command::Outage(duration) => {
                 self.server.controls.start_outage(duration);
-                ControlFlow::Break(())
+                Step::Stop
             }
         }
     }
 
-    /// Queues a reply without writing it: if more messages are already here, their replies go
-    /// out with this one in a single write. The loop flushes before it waits.
-    async fn queue(&mut self, reply: Message) -> ControlFlow<()> {
-        let limit = self.server.config.send_timeout;
-        let queued = within(limit, self.socket.feed(reply)).await;
-        self.unflushed = true;
-        self.check_write(queued)
-    }
-
-    /// Sends a message of the server's own now, within the send timeout.
-    async fn send(&mut self, message: Message) -> ControlFlow<()> {
-        let limit = self.server.config.send_timeout;
-        let sent = within(limit, self.socket.send(message)).await;
-        self.check_write(sent)
+    /// How long a write may wait for a peer that does not read.
+    fn send_timeout(&self) -> Duration {
+        self.server.config.send_timeout
     }
 
     /// Whether the connection goes on after a write: a peer that does not read within the
@@ -272,33 +294,33 @@ where
     /// On a tick of the keepalive clock: pings a peer silent for half an interval, closes one
     /// silent for the idle timeout (1001), and gives up on a peer that left our Close
     /// unanswered for a whole interval.
-    async fn keep_alive(&mut self) -> ControlFlow<()> {
+    fn keep_alive(&mut self) -> Step {
         if self.closing {
-            return ControlFlow::Break(());
+            return Step::Stop;
         }
         let config = &self.server.config;
         let silent = self.last_heard.elapsed();
         if silent >= config.idle_timeout {
-            self.go_away("idle").await
+            self.go_away("idle")
         } else if silent >= config.ping_interval / 2 {
             // Half an interval, not a whole one: a ping answered just after the last tick
             // must not leave two intervals without a ping.
-            self.send(Message::Ping(Default::default())).await
+            Step::Send(Message::Ping(Default::default()))
         } else {
-            ControlFlow::Continue(())
+            Step::Continue
         }
     }
 
     /// Starts the closing handshake with 1001: the server ends the connection itself (idle,
     /// or shutting down). The loop then waits for the peer's Close.
-    async fn go_away(&mut self, reason: &'static str) -> ControlFlow<()> {
+    fn go_away(&mut self, reason: &'static str) -> Step {
         self.closing = true;
         self.tally.close_code = Some(CloseCode::Away);
         let close = CloseFrame {
             code: CloseCode::Away,
             reason: reason.into(),
         };
-        self.send(Message::Close(Some(close))).await
+        Step::Send(Message::Close(Some(close)))
     }
 
     /// Fails the connection after a read error that is the peer's fault: sends the Close
@@ -313,7 +335,9 @@ where
             return;
         };
         self.tally.close_code = Some(frame.code);
-        if self.send(Message::Close(Some(frame))).await.is_break() {
+        let close = Message::Close(Some(frame));
+        let sent = within(self.send_timeout(), self.socket.send(close)).await;
+        if self.check_write(sent).is_break() {
             return;
         }
         let socket = self.socket.get_mut().get_mut();
@@ -411,5 +435,24 @@ impl Tally {
             "connection closed"
         );
         self.metrics.closed(close_code);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection's task is allocated at the size of its largest state, idle or not: a
+    /// few hundred bytes more here are a few hundred bytes more per idle connection (the
+    /// whole of it is about 4 KiB). 1,960 bytes before issue 13's `Handler`, 1,968 after.
+    #[tokio::test]
+    async fn the_handlers_future_stays_small() {
+        let (io, _peer) = tokio::io::duplex(1024);
+        let server = Server::for_tests();
+        let socket = open(io, Vec::new(), &server).await;
+        let peer = "127.0.0.1:1".parse().unwrap();
+        let run = Handler::new(socket, peer, &server).run(None);
+        let size = std::mem::size_of_val(&run);
+        assert!(size <= 2048, "the echo loop's future takes {size} bytes");
     }
 }

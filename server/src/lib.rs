@@ -209,6 +209,21 @@ struct Server {
 }
 
 impl Server {
+    /// A server with the default configuration, for unit tests.
+    #[cfg(test)]
+    fn for_tests() -> Server {
+        let config = Config::default();
+        Server {
+            origins: origin::Policy::new(&[], &[], true, false),
+            page: files::Page::new(None),
+            connections: Arc::new(Semaphore::new(config.max_connections)),
+            peak: memory::Peak::default(),
+            controls: controls::Controls::default(),
+            config,
+            shutdown: watch::channel(false).1,
+        }
+    }
+
     /// How many WebSocket connections are open.
     fn open_connections(&self) -> usize {
         self.config.max_connections - self.connections.available_permits()

@@ -81,8 +81,8 @@ struct Args {
     /// refused handshakes). Anyone who can reach the port can read them.
     #[arg(long)]
     metrics: bool,
-    /// Obey the test-only commands (`!close CODE REASON`, `!drop`, `!outage MILLIS`) sent as
-    /// text messages. Never on a public server.
+    /// Obey the test-only commands (`!close CODE REASON`, `!drop`, `!outage MILLIS` up to a
+    /// minute) sent as text messages. Never on a public server.
     #[arg(long)]
     test_controls: bool,
 }

@@ -364,6 +364,46 @@ mod tests {
     }
 
     #[test]
+    fn feed_says_where_the_bad_run_starts_so_what_came_before_passes() {
+        let mut watch = unlimited();
+        let good = masked_frame(0x81, b"hello");
+        let bad = masked_frame(0x81, &[0xff, 0xfe]);
+        let read = [good.clone(), bad].concat();
+        // The good frame and the bad one's header (2 bytes and the mask) pass.
+        assert_eq!(watch.feed(&read), Some(good.len() + 6));
+        assert_eq!(watch.state, State::Invalid);
+    }
+
+    #[test]
+    fn headers_tungstenite_rejects_end_the_watch_before_their_payload() {
+        let bad = [0xffu8, 0xfe];
+        let rejected = [
+            masked_frame(0x80 | 0x40 | 0x01, &bad), // a reserved bit
+            [masked_frame(0x01, b"a"), masked_frame(0x81, &bad)].concat(), // a new message
+            masked_frame(0x80, &bad),               // a continuation of nothing
+            vec![0x81, 0x02, 0xff, 0xfe],           // no mask
+        ];
+        for bytes in rejected {
+            let mut watch = unlimited();
+            assert_eq!(watch.feed(&bytes), None, "{bytes:x?}");
+            assert_eq!(watch.state, State::Off, "{bytes:x?}");
+        }
+        let mut small = Watch {
+            max_size: 4,
+            ..Watch::default()
+        };
+        assert_eq!(small.feed(&masked_frame(0x81, &[0xff; 5])), None);
+        assert_eq!(small.state, State::Off, "over the size limit");
+        let mut small = Watch {
+            max_size: 4,
+            ..Watch::default()
+        };
+        let message = [masked_frame(0x01, b"abc"), masked_frame(0x80, &bad)].concat();
+        assert_eq!(small.feed(&message), None);
+        assert_eq!(small.state, State::Off, "a message over the size limit");
+    }
+
+    #[test]
     fn watch_follows_text_across_fragments_and_interleaved_pings() {
         let mut watch = unlimited();
         let euro = "€".as_bytes(); // three bytes, split over two fragments

@@ -125,3 +125,22 @@ async fn a_client_still_sending_past_the_limit_reads_1009_then_a_clean_end() {
     let sent = sending.await.unwrap();
     sent.expect("every write went through: the server read and discarded them");
 }
+
+/// After the server's own Close (here the `!close` test control) no data frame may follow
+/// (RFC 6455 section 5.5.1): a message that arrives meanwhile goes unanswered, and the Close
+/// still goes out.
+#[tokio::test]
+async fn nothing_is_echoed_after_the_servers_close() {
+    let server = Server::start(&["--test-controls"]);
+    let mut stream = opened(server.addr).await;
+    let close = [0x0f, 0xa1]; // 4001
+    let bytes = [
+        client_frame(0x80 | TEXT, b"!close 4001 bye"),
+        client_frame(0x80 | TEXT, b"after"),
+        client_frame(0x80 | CLOSE, &close),
+    ]
+    .concat();
+    let frames = frames_after(&mut stream, &bytes).await;
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(last_close_code(&frames), Some(4001));
+}

@@ -243,12 +243,14 @@ async fn non_ascii_header_values_get_an_answer_not_a_panic() {
 /// The handshake's status line for a page at `host` sent to `host`.
 async fn status_for_host(server: &Server, host: &str) -> String {
     let origin = format!("{VERSION_AND_KEY}Origin: http://{host}\r\n");
-    status_line(&server.raw(&upgrade_request("GET", host, &origin)).await)
+    server
+        .status_of(&upgrade_request("GET", host, &origin))
+        .await
 }
 
 /// The handshake's status line for a request with these extra header lines.
 async fn status_for(server: &Server, headers: &str) -> String {
-    status_line(&server.raw(&handshake_with(headers)).await)
+    server.status_of(&handshake_with(headers)).await
 }
 
 const SWITCHING: &str = "HTTP/1.1 101 Switching Protocols";

@@ -25,6 +25,9 @@ async fn the_page_echoes_and_closes_with_1000() -> anyhow::Result<()> {
     browser
         .wait_for_line("message received: Received:  Hello, world!")
         .await?;
+    // Nothing the page asked for was missing, the browser's icon included.
+    let console = browser.console().await?;
+    assert!(!console.iter().any(|m| m.contains("404")), "{console:#?}");
 
     // Enter in the input sends too.
     let input = page.find(Locator::Id("message")).await?;

@@ -92,6 +92,23 @@ impl Server {
             .await
     }
 
+    /// Sends raw bytes and returns the status line of the answer, without waiting for more.
+    pub async fn status_of(&self, request: &[u8]) -> String {
+        let mut stream = TcpStream::connect(self.addr).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let mut answer = Vec::new();
+        let read_line = async {
+            let mut byte = [0];
+            while !answer.ends_with(b"\r\n") && stream.read(&mut byte).await.unwrap() == 1 {
+                answer.push(byte[0]);
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(5), read_line)
+            .await
+            .expect("an answer within 5 s");
+        status_line(&answer)
+    }
+
     /// Like [`raw`](Self::raw), reading for up to `time`.
     pub async fn raw_for(&self, request: &[u8], time: std::time::Duration) -> Vec<u8> {
         let mut stream = TcpStream::connect(self.addr).await.unwrap();
