@@ -501,11 +501,7 @@ fn wasm_test(target: &str) -> Command {
             target,
         ],
     );
-    test.env(
-        "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
-        "wasm-bindgen-test-runner",
-    )
-    .env("CHROMEDRIVER", CHROMEDRIVER);
+    test.envs(test_support::browser::WASM_TEST_RUNNER_ENV);
     test
 }
 
