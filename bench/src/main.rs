@@ -364,7 +364,7 @@ fn browser_section(root: &Path, ours: &Target) -> Result<String> {
          `client/tests/speed.rs` in headless Chromium ({chromium}), one page, our server as a \
          pure echo; every reply checked on both sides; runs alternate (which goes first too), \
          median of 7. The wasm client is built for release and measured through its async API \
-         (`send_text`/`send_binary` and the `messages()` stream, in a task of its own) and, for \
+         (`send` and the `messages()` stream, in a task of its own) and, for \
          round trips, through its callbacks (each reply sends the next from `on_message`, as \
          the JavaScript does).\n\n\
          | workload | plain JavaScript `WebSocket` | wasm client (ours) | ratio |\n\
