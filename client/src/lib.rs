@@ -142,6 +142,7 @@
 //!   or any other code: the state it sees is the one [`WebSocket::state`] reports.
 
 mod error;
+mod liveness;
 mod queue;
 mod reconnect;
 mod sink;
@@ -154,6 +155,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use error::Error;
+pub use liveness::Heartbeat;
 pub use reconnect::{Overflow, Reconnect};
 pub use sink::MessageSink;
 pub use socket::{Builder, DEFAULT_HIGH_WATER_MARK, WeakWebSocket, WebSocket};
@@ -245,17 +247,47 @@ pub struct CloseEvent {
     pub reason: String,
     /// Whether the close handshake completed.
     pub was_clean: bool,
+    /// Why, as far as the client can tell.
+    pub cause: CloseCause,
 }
 
 impl CloseEvent {
-    /// A close event, as the browser would report it; for tests and adapters.
+    /// A close event, as the browser would report it, of a connection the server closed or
+    /// lost; for tests and adapters.
     pub fn new(code: u16, reason: impl Into<String>, was_clean: bool) -> Self {
         CloseEvent {
             code,
             reason: reason.into(),
             was_clean,
+            cause: CloseCause::Remote,
         }
     }
+
+    /// The same close, for another cause.
+    pub fn with_cause(mut self, cause: CloseCause) -> Self {
+        self.cause = cause;
+        self
+    }
+}
+
+/// Why a connection closed. Reconnection never follows [`CloseCause::Application`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseCause {
+    /// The server closed the connection (with its code and reason), or the connection was
+    /// lost after it opened (1006).
+    Remote,
+    /// The application closed it: [`WebSocket::close`] and its kin, or the last handle
+    /// dropped.
+    Application,
+    /// It never opened: the server could not be reached or refused the handshake (browsers
+    /// say no more, on purpose), or the browser refused the URL of a reconnection attempt.
+    HandshakeFailed,
+    /// It did not open within [`Builder::connect_timeout`].
+    ConnectTimeout,
+    /// No message came within the [`Heartbeat`]'s timeout: the peer is gone, though the
+    /// browser had not noticed.
+    HeartbeatLost,
 }
 
 /// A reconnection attempt, scheduled after a close.

@@ -23,13 +23,16 @@ use wasm_bindgen::closure::Closure;
 use web_sys::{BinaryType, MessageEvent};
 
 use crate::error::describe;
+use crate::liveness::{self, Heartbeat, Watch, Watchdog};
 use crate::queue::Queue;
 use crate::reconnect::Reconnect;
 use crate::sink::MessageSink;
 use crate::stream::{self, Events, Feed, MessageStream, Messages};
 use crate::timer::{Timeout, sleep};
 use crate::tracked::Tracked;
-use crate::{CloseEvent, Error, Event, Message, NORMAL_CLOSURE, Reconnecting, State, Unsent};
+use crate::{
+    CloseCause, CloseEvent, Error, Event, Message, NORMAL_CLOSURE, Reconnecting, State, Unsent,
+};
 
 /// The default high-water mark of [`WebSocket::send_async`]: 1 MiB.
 pub const DEFAULT_HIGH_WATER_MARK: u32 = 1 << 20;
@@ -51,6 +54,8 @@ pub struct Builder {
     protocols: Vec<String>,
     reconnect: Option<Reconnect>,
     high_water_mark: u32,
+    /// Made by the first of `connect_timeout` and `heartbeat` that is called.
+    watchdog: Option<Box<dyn Watchdog>>,
     callbacks: Callbacks,
 }
 
@@ -85,6 +90,23 @@ impl Builder {
     /// many bytes not yet sent (`bufferedAmount`). Default: [`DEFAULT_HIGH_WATER_MARK`].
     pub fn high_water_mark(mut self, bytes: u32) -> Self {
         self.high_water_mark = bytes;
+        self
+    }
+
+    /// Gives each connection attempt `timeout` to open; one that does not is closed with
+    /// [`CloseCause::ConnectTimeout`] (and counts as a failed attempt when reconnecting), and
+    /// an awaited [`open`](Self::open) fails with it. Off by default: the browser's own limit
+    /// is minutes.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        let watchdog = self.watchdog.get_or_insert_with(liveness::watchdog);
+        watchdog.set_connect_timeout(timeout);
+        self
+    }
+
+    /// Checks that open connections are alive; see [`Heartbeat`]. Off by default.
+    pub fn heartbeat(mut self, heartbeat: Heartbeat) -> Self {
+        let watchdog = self.watchdog.get_or_insert_with(liveness::watchdog);
+        watchdog.set_heartbeat(heartbeat);
         self
     }
 
@@ -144,6 +166,7 @@ impl Builder {
             protocols: self.protocols,
             reconnect: self.reconnect,
             high_water_mark: self.high_water_mark,
+            watchdog: self.watchdog,
             connection: RefCell::new(None),
             timer: Cell::new(None),
             soon: Cell::new(None),
@@ -161,8 +184,7 @@ impl Builder {
         });
         let connection = Connection::open(&shared, &self.url);
         shared.url.set(self.url);
-        let connection = connection?;
-        *shared.connection.borrow_mut() = Some(connection);
+        shared.attach(connection?);
         Ok(WebSocket { shared })
     }
 
@@ -181,11 +203,8 @@ impl Builder {
                 _ => {}
             }
         }
-        Err(Error::ConnectFailed(last_close.unwrap_or(CloseEvent {
-            code: 1006,
-            reason: String::new(),
-            was_clean: false,
-        })))
+        let never = CloseEvent::new(1006, "", false).with_cause(CloseCause::HandshakeFailed);
+        Err(Error::ConnectFailed(last_close.unwrap_or(never)))
     }
 }
 
@@ -255,6 +274,7 @@ impl WebSocket {
             protocols: Vec::new(),
             reconnect: None,
             high_water_mark: DEFAULT_HIGH_WATER_MARK,
+            watchdog: None,
             callbacks: Callbacks::default(),
         }
     }
@@ -346,11 +366,7 @@ impl WebSocket {
                 // Report the close from a timer of its own, like the browser's events, never
                 // inside this call.
                 shared.phase.set(Phase::Finished);
-                let event = CloseEvent {
-                    code,
-                    reason: reason.to_owned(),
-                    was_clean: true,
-                };
+                let event = CloseEvent::new(code, reason, true).with_cause(CloseCause::Application);
                 let report = shared.alarm(Duration::ZERO, Alarm::Report(event));
                 shared.timer.set(Some(report));
             }
@@ -490,23 +506,28 @@ impl Callbacks {
 }
 
 /// What a timer of the socket's is for.
-enum Alarm {
+pub(crate) enum Alarm {
     /// Make the next reconnection attempt.
     Reopen,
     /// Report the close the application made while waiting to reconnect.
     Report(CloseEvent),
     /// Deliver deferred events and drain the queue: [`Shared::tick`].
     Tick,
+    /// The watchdog's: see `liveness.rs`.
+    Watch(Watch),
 }
 
 /// What all handles of one socket share.
-struct Shared {
+pub(crate) struct Shared {
     /// The URL of the current or last connection.
     url: Cell<String>,
     url_provider: Cell<Option<Box<dyn FnMut() -> String>>>,
     protocols: Vec<String>,
     reconnect: Option<Reconnect>,
     high_water_mark: u32,
+    /// Connect timeout and heartbeat, when asked for: behind a trait object made only by the
+    /// builder methods that ask, so that their code is left out of applications that do not.
+    watchdog: Option<Box<dyn Watchdog>>,
     connection: RefCell<Option<Connection>>,
     /// The reconnection attempt, or the report of a close made while waiting for one.
     timer: Cell<Option<Timeout>>,
@@ -542,7 +563,7 @@ impl Shared {
             .unwrap_or_default()
     }
 
-    fn state(&self) -> State {
+    pub(crate) fn state(&self) -> State {
         match self.phase.get() {
             Phase::Waiting => State::Reconnecting,
             Phase::Finished => State::Closed,
@@ -587,7 +608,7 @@ impl Shared {
         (!self.closed_by_app.get() && state != State::Closed).then_some(policy)
     }
 
-    fn with_connection(
+    pub(crate) fn with_connection(
         &self,
         act: impl FnOnce(&Connection) -> Result<(), Error>,
     ) -> Result<(), Error> {
@@ -599,7 +620,7 @@ impl Shared {
 
     /// A timer that calls [`ring`](Self::ring) with `alarm` after `delay`, while the socket
     /// exists. (One kind of closure for every timer: each kind costs the page code.)
-    fn alarm(self: &Rc<Self>, delay: Duration, alarm: Alarm) -> Timeout {
+    pub(crate) fn alarm(self: &Rc<Self>, delay: Duration, alarm: Alarm) -> Timeout {
         let weak = Rc::downgrade(self);
         Timeout::new(delay, move || {
             if let Some(shared) = weak.upgrade() {
@@ -619,6 +640,11 @@ impl Shared {
                 self.finish();
             }
             Alarm::Tick => self.tick(),
+            Alarm::Watch(watch) => {
+                if let Some(watchdog) = &self.watchdog {
+                    watchdog.ring(self, watch);
+                }
+            }
         }
     }
 
@@ -669,17 +695,45 @@ impl Shared {
         }
     }
 
+    /// Makes `connection` the current one, and starts its connect timeout.
+    fn attach(self: &Rc<Self>, connection: Connection) {
+        *self.connection.borrow_mut() = Some(connection);
+        if let Some(watchdog) = &self.watchdog {
+            watchdog.attached(self);
+        }
+    }
+
+    /// The current connection is given up for `event`: let it go (which closes the browser's
+    /// socket, whose own events no longer reach us) and report it as closed.
+    pub(crate) fn lost(self: &Rc<Self>, event: CloseEvent) {
+        drop(self.connection.borrow_mut().take());
+        self.closed(event);
+    }
+
     /// The browser opened the current connection: send what waited for it, then tell.
     fn opened(self: &Rc<Self>) {
         self.opened_at.set(Some(js_sys::Date::now()));
+        if let Some(watchdog) = &self.watchdog {
+            watchdog.opened(self);
+        }
         self.drain();
         self.emit(Some(Event::Open));
     }
 
     /// The current connection closed: reconnect or finish, then tell. The phase changes
     /// first, so that the close callback sees the state that follows it.
-    fn closed(self: &Rc<Self>, event: CloseEvent) {
+    fn closed(self: &Rc<Self>, mut event: CloseEvent) {
         drop(self.connection.borrow_mut().take());
+        if let Some(watchdog) = &self.watchdog {
+            watchdog.closed();
+        }
+        if event.cause == CloseCause::Remote {
+            if self.closed_by_app.get() {
+                event.cause = CloseCause::Application;
+            } else if self.opened_at.get().is_none() {
+                event.cause = CloseCause::HandshakeFailed;
+            }
+        }
         match self.next_attempt(&event) {
             Some(attempt) => {
                 let announcement = self.schedule(attempt);
@@ -744,7 +798,7 @@ impl Shared {
         self.url.set(url);
         match opened {
             Ok(connection) => {
-                *self.connection.borrow_mut() = Some(connection);
+                self.attach(connection);
                 self.phase.set(Phase::Active);
             }
             Err(error) => {
@@ -758,11 +812,8 @@ impl Shared {
                 if self.phase.get() != Phase::Waiting {
                     return;
                 }
-                self.closed(CloseEvent {
-                    code: 1006,
-                    reason,
-                    was_clean: false,
-                });
+                let refused = CloseEvent::new(1006, reason, false);
+                self.closed(refused.with_cause(CloseCause::HandshakeFailed));
             }
         }
     }
@@ -858,7 +909,7 @@ impl Shared {
 }
 
 /// One browser WebSocket and the closures set as its handlers.
-struct Connection {
+pub(crate) struct Connection {
     socket: web_sys::WebSocket,
     _closures: Closures,
 }
@@ -901,7 +952,10 @@ impl Connection {
             let weak = weak.clone();
             Closure::<dyn FnMut(_)>::new(move |event: MessageEvent| {
                 if let (Some(shared), Some(message)) = (weak.upgrade(), decode(&event)) {
-                    shared.emit(Some(Event::Message(message)));
+                    let own = (shared.watchdog.as_ref()).is_some_and(|dog| dog.heard(&message));
+                    if !own {
+                        shared.emit(Some(Event::Message(message)));
+                    }
                 }
             })
         };
@@ -915,11 +969,11 @@ impl Connection {
         };
         let on_close = Closure::<dyn FnMut(_)>::new(move |event: web_sys::CloseEvent| {
             if let Some(shared) = weak.upgrade() {
-                shared.closed(CloseEvent {
-                    code: event.code(),
-                    reason: event.reason(),
-                    was_clean: event.was_clean(),
-                });
+                shared.closed(CloseEvent::new(
+                    event.code(),
+                    event.reason(),
+                    event.was_clean(),
+                ));
             }
         });
         socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
@@ -946,7 +1000,7 @@ impl Connection {
         }
     }
 
-    fn send(&self, message: &Message) -> Result<(), Error> {
+    pub(crate) fn send(&self, message: &Message) -> Result<(), Error> {
         match message {
             Message::Text(text) => self.socket.send_with_str(text),
             // Browsers refuse a view into shared memory (wasm threads, `+atomics`): there the

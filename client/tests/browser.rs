@@ -14,8 +14,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use wasm_websocket::{
-    CloseEvent, Error, Event, Events, Message, MessageSink, Overflow, Reconnect, Reconnecting,
-    State, WebSocket, live_closures,
+    CloseCause, CloseEvent, Error, Event, Events, Heartbeat, Message, MessageSink, Overflow,
+    Reconnect, Reconnecting, State, WebSocket, live_closures,
 };
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -53,8 +53,14 @@ fn text(text: &str) -> Event {
     Event::Message(Message::Text(text.into()))
 }
 
-fn close(code: u16, reason: &str) -> Event {
+/// The server's close, with its code and reason.
+fn server_close(code: u16, reason: &str) -> Event {
     Event::Close(CloseEvent::new(code, reason, true))
+}
+
+/// The close of the application's `close_with(code, reason)`.
+fn close(code: u16, reason: &str) -> Event {
+    Event::Close(CloseEvent::new(code, reason, true).with_cause(CloseCause::Application))
 }
 
 /// An open socket and its events.
@@ -166,7 +172,7 @@ async fn a_server_close_with_code_and_reason_reaches_the_app() {
     socket.send("!close 4002 server says bye").unwrap();
     assert_eq!(
         next_event(&mut events).await,
-        close(4002, "server says bye")
+        server_close(4002, "server says bye")
     );
     assert_eq!(next(&mut events).await, None);
 }
@@ -374,7 +380,10 @@ async fn a_close_code_marked_final_is_never_followed_by_a_reconnection() {
         .unwrap();
     let (socket, mut events) = open(socket).await;
     socket.send("!close 4001 logged out").unwrap();
-    assert_eq!(next_event(&mut events).await, close(4001, "logged out"));
+    assert_eq!(
+        next_event(&mut events).await,
+        server_close(4001, "logged out")
+    );
     assert_eq!(next(&mut events).await, None);
     assert_eq!(socket.state(), State::Closed);
 }
@@ -917,5 +926,138 @@ async fn a_server_close_ends_the_message_stream_with_its_code_and_reason() {
     assert_eq!(
         (closed.code, closed.reason.as_str()),
         (4002, "server says bye")
+    );
+}
+
+/// A handshake on the server's `/silent` path (a test control) is never answered.
+fn silent_url() -> String {
+    format!("{}silent", server_url())
+}
+
+#[wasm_bindgen_test]
+async fn a_connect_timeout_fails_an_attempt_that_hangs_with_a_typed_cause() {
+    let before = live_closures();
+    let error = within(
+        5_000,
+        WebSocket::builder(&silent_url())
+            .connect_timeout(Duration::from_millis(300))
+            .open(),
+    )
+    .await
+    .unwrap_err();
+    let Error::ConnectFailed(close) = &error else {
+        panic!("{error}")
+    };
+    assert_eq!(close.cause, CloseCause::ConnectTimeout, "{close:?}");
+    assert_eq!((close.code, close.was_clean), (1006, false));
+    sleep(0).await;
+    assert_eq!(live_closures(), before);
+
+    // With reconnection, each timed-out attempt counts.
+    let socket = WebSocket::builder(&silent_url())
+        .connect_timeout(Duration::from_millis(100))
+        .reconnect(
+            quick_reconnect()
+                .initial_delay(Duration::from_millis(10))
+                .max_attempts(2),
+        )
+        .connect()
+        .unwrap();
+    let mut events = socket.events();
+    let mut causes = Vec::new();
+    while let Some(event) = next(&mut events).await {
+        if let Event::Close(close) = event {
+            causes.push(close.cause);
+        }
+    }
+    assert_eq!(causes, [CloseCause::ConnectTimeout; 3]);
+}
+
+#[wasm_bindgen_test]
+async fn the_heartbeat_finds_a_stalled_server_and_the_socket_reconnects() {
+    let before = live_closures();
+    let (interval, timeout) = (Duration::from_millis(200), Duration::from_millis(200));
+    let socket = WebSocket::builder(server_url())
+        .reconnect(quick_reconnect())
+        .heartbeat(Heartbeat::new(interval, timeout))
+        .connect()
+        .unwrap();
+    let (socket, mut events) = open(socket).await;
+    // Alive while the server answers: several intervals pass with no close.
+    sleep(700).await;
+    assert_eq!(socket.state(), State::Open);
+    // A half-open peer: the TCP connection stays, nothing comes back.
+    socket.send("!stall 10000").unwrap();
+    let stalled = js_sys::Date::now();
+    let lost = loop {
+        match next_event(&mut events).await {
+            Event::Close(close) => break close,
+            // Replies to the pings before the stall.
+            Event::Message(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let detected = js_sys::Date::now() - stalled;
+    assert_eq!(lost.cause, CloseCause::HeartbeatLost, "{lost:?}");
+    // Within one interval and one timeout, give or take the timers.
+    let bound = (interval + timeout).as_millis() as f64 + 300.0;
+    assert!(detected <= bound, "detected after {detected} ms");
+    wasm_bindgen_test::console_log!("heartbeat: stall detected after {detected} ms");
+    assert!(matches!(
+        next_event(&mut events).await,
+        Event::Reconnecting(_)
+    ));
+    while next_event(&mut events).await != Event::Open {}
+    socket.send("back").unwrap();
+    loop {
+        if next_event(&mut events).await == text("Received:  back") {
+            break;
+        }
+    }
+    finish(socket, events).await;
+    sleep(0).await;
+    assert_eq!(live_closures(), before);
+}
+
+#[wasm_bindgen_test]
+async fn heartbeat_replies_it_recognises_are_not_delivered() {
+    let socket = WebSocket::builder(server_url())
+        .heartbeat(
+            Heartbeat::new(Duration::from_millis(50), Duration::from_millis(500))
+                .message("beat")
+                .reply(|message| message.as_text() == Some("Received:  beat")),
+        )
+        .connect()
+        .unwrap();
+    let (socket, mut events) = open(socket).await;
+    sleep(400).await;
+    socket.send("real").unwrap();
+    // Only the application's own message comes through, though some pings went and came back.
+    assert_eq!(next_event(&mut events).await, text("Received:  real"));
+    assert_eq!(socket.state(), State::Open);
+    finish(socket, events).await;
+}
+
+#[wasm_bindgen_test]
+async fn close_causes_tell_who_closed() {
+    let (socket, mut events) = open_url(server_url()).await;
+    socket.close().unwrap();
+    assert_eq!(next_close(&mut events).await.cause, CloseCause::Application);
+
+    let (socket, mut events) = open_url(server_url()).await;
+    socket.send("!close 4002 bye").unwrap();
+    assert_eq!(next_close(&mut events).await.cause, CloseCause::Remote);
+
+    let (socket, mut events) = open_url(server_url()).await;
+    socket.send("!drop").unwrap();
+    let dropped = next_close(&mut events).await;
+    assert_eq!((dropped.code, dropped.cause), (1006, CloseCause::Remote));
+
+    let socket = WebSocket::connect(UNREACHABLE).unwrap();
+    let mut events = socket.events();
+    assert_eq!(next_event(&mut events).await, Event::Error);
+    assert_eq!(
+        next_close(&mut events).await.cause,
+        CloseCause::HandshakeFailed
     );
 }

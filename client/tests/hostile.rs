@@ -16,8 +16,8 @@ use futures_util::future::{Either, join, select};
 use futures_util::{Sink, SinkExt, Stream};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use wasm_websocket::{
-    CloseEvent, Error, Event, Events, Message, Overflow, Reconnect, State, WeakWebSocket,
-    WebSocket, live_closures,
+    CloseCause, CloseEvent, Error, Event, Events, Message, Overflow, Reconnect, State,
+    WeakWebSocket, WebSocket, live_closures,
 };
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -45,8 +45,9 @@ fn text(text: &str) -> Event {
     Event::Message(Message::Text(text.into()))
 }
 
+/// The close of the application's `close_with(code, reason)`.
 fn close(code: u16, reason: &str) -> Event {
-    Event::Close(CloseEvent::new(code, reason, true))
+    Event::Close(CloseEvent::new(code, reason, true).with_cause(CloseCause::Application))
 }
 
 fn is_unsent(event: &Event, message: impl Into<Message>, error: &Error) -> bool {

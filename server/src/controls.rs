@@ -6,6 +6,11 @@
 //! - `!drop`: the server drops the TCP connection without a Close frame (the browser says 1006).
 //! - `!outage MILLIS`: the server drops every connection and refuses handshakes with 503 for
 //!   that long (at most [`MAX_OUTAGE`]), as if it had stopped and started again.
+//! - `!stall MILLIS`: the server stops reading and answering this connection but keeps it
+//!   open for that long (at most [`MAX_OUTAGE`]), then drops it: a half-open peer, as after a
+//!   laptop sleeps or a network changes.
+//! - A handshake on [`SILENT_PATH`] is never answered (until the HTTP timeout): a server that
+//!   accepts connections and hangs, for clients' connect timeouts.
 //!
 //! Any other text, `!` or not, is echoed as usual.
 
@@ -20,12 +25,16 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 /// enough that a mistaken or hostile command cannot take the server down for good.
 pub const MAX_OUTAGE: Duration = Duration::from_secs(60);
 
+/// The path whose handshakes are never answered.
+pub const SILENT_PATH: &str = "/silent";
+
 /// A control command.
 #[derive(Debug, PartialEq)]
 pub enum Command {
     Close(CloseFrame),
     Drop,
     Outage(Duration),
+    Stall(Duration),
 }
 
 /// Parses a control command; `None` for any other text, and for an outage longer than
@@ -44,9 +53,15 @@ pub fn parse(text: &str) -> Option<Command> {
             }))
         }
         "drop" => Some(Command::Drop),
-        "outage" => {
+        "outage" | "stall" => {
             let duration = Duration::from_millis(rest.parse().ok()?);
-            (duration <= MAX_OUTAGE).then_some(Command::Outage(duration))
+            if duration > MAX_OUTAGE {
+                return None;
+            }
+            Some(match verb {
+                "outage" => Command::Outage(duration),
+                _ => Command::Stall(duration),
+            })
         }
         _ => None,
     }
@@ -108,6 +123,10 @@ mod tests {
             parse("!outage 60000"),
             Some(Command::Outage(Duration::from_secs(60)))
         );
+        assert_eq!(
+            parse("!stall 2000"),
+            Some(Command::Stall(Duration::from_secs(2)))
+        );
         for text in [
             "Hello, world!",
             "!",
@@ -116,6 +135,7 @@ mod tests {
             "close 4000",
             "!outage 60001",
             "!outage 18446744073709551615",
+            "!stall 60001",
         ] {
             assert_eq!(parse(text), None, "{text}");
         }

@@ -101,6 +101,8 @@ enum Step {
     Continue,
     /// End the connection.
     Stop,
+    /// Test control: neither read nor answer for this long, then end the connection.
+    Stall(Duration),
 }
 
 impl<'a, I> Handler<'a, I>
@@ -183,6 +185,17 @@ where
                 }
                 Step::Continue => ControlFlow::Continue(()),
                 Step::Stop => ControlFlow::Break(()),
+                // On the heap, like a failure: only tests stall.
+                Step::Stall(duration) => {
+                    Box::pin(async {
+                        tokio::select! {
+                            _ = tokio::time::sleep(duration) => {}
+                            _ = &mut shutting_down => {}
+                        }
+                    })
+                    .await;
+                    ControlFlow::Break(())
+                }
             };
             if flow.is_break() {
                 break;
@@ -271,6 +284,7 @@ where
                 self.server.controls.start_outage(duration);
                 Step::Stop
             }
+            Command::Stall(duration) => Step::Stall(duration),
         }
     }
 

@@ -381,6 +381,11 @@ where
     if !handshake::is_upgrade_attempt(&request) {
         return plain_request(&request, &server).await;
     }
+    if server.config.test_controls && request.uri().path() == controls::SILENT_PATH {
+        // Test control: hang like a server that accepted the connection and went away.
+        tokio::time::sleep(controls::MAX_OUTAGE).await;
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "silent\n");
+    }
     let steps = || -> Result<_, Refusal> {
         refuse_during_outage(&server)?;
         let accepted = handshake(&request, peer, &server)?;

@@ -32,7 +32,7 @@ struct Demo {
     page: Rc<Page>,
     url: String,
     socket: Option<WebSocket>,
-    _listeners: Vec<Closure<dyn FnMut(web_sys::Event)>>,
+    _listeners: [Closure<dyn FnMut(web_sys::Event)>; 2],
 }
 
 // The page's globals, bound directly: `web_sys::window()` would look the global object up
@@ -58,7 +58,8 @@ pub fn start_demo() -> Result<(), JsValue> {
     let find = |id: &str| {
         document
             .get_element_by_id(id)
-            .ok_or_else(|| JsValue::from(["the page has no #", id].concat()))
+            // The id of the element that is missing.
+            .ok_or_else(|| JsValue::from_str(id))
     };
     let page = Page {
         status: find("status")?,
@@ -88,7 +89,7 @@ pub fn start_demo() -> Result<(), JsValue> {
             page: Rc::new(page),
             url,
             socket: None,
-            _listeners: vec![submit, toggle],
+            _listeners: [submit, toggle],
         });
     });
     with_demo(Demo::connect);
@@ -176,7 +177,7 @@ impl Demo {
                 self.page.show(State::Connecting);
             }
             Err(error) => {
-                self.page.log("error", &explain(&error));
+                self.page.log("error", explain(&error));
                 self.page.show(State::Closed);
             }
         }
@@ -187,7 +188,7 @@ impl Demo {
             Some(State::Connecting | State::Open | State::Reconnecting) => {
                 let socket = self.socket.as_ref().expect("matched Some");
                 if let Err(error) = socket.close() {
-                    self.page.log("error", &explain(&error));
+                    self.page.log("error", explain(&error));
                 }
                 self.page.show(socket.state());
             }
@@ -203,7 +204,7 @@ impl Demo {
         };
         match result {
             Ok(()) => self.page.log("sent", &["sent: ", &text].concat()),
-            Err(error) => self.page.log("error", &explain(&error)),
+            Err(error) => self.page.log("error", explain(&error)),
         }
     }
 }
@@ -222,12 +223,13 @@ fn decimal(mut n: u32) -> String {
 }
 
 /// What went wrong, in the page's words. (The errors' own `Display` says more, in more
-/// bytes of wasm: each formatted message is code and text the page would carry.)
-fn explain(error: &Error) -> String {
+/// bytes of wasm: each formatted message is code and text the page would carry. The page shows
+/// the URL and the state beside the log.)
+fn explain(error: &Error) -> &'static str {
     match error {
-        Error::InvalidUrl { url, .. } => ["invalid WebSocket URL: ", url].concat(),
-        Error::NotOpen(state) => ["cannot send while ", state.as_str()].concat(),
-        _ => String::from("the browser refused"),
+        Error::InvalidUrl { .. } => "invalid WebSocket URL",
+        Error::NotOpen(_) => "cannot send: not connected",
+        _ => "the browser refused",
     }
 }
 

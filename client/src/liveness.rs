@@ -1,0 +1,205 @@
+//! Liveness: the connect timeout and the heartbeat ([`Heartbeat`]). `Shared` knows them only
+//! as a [`Watchdog`], made by the builder methods that ask for them, so that an application
+//! that never does carries none of their code.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::socket::{Alarm, Shared};
+use crate::timer::Timeout;
+use crate::{CloseCause, CloseEvent, Message, State};
+
+/// A check that an open connection is alive, where browsers have none: WebSocket pings are
+/// not available to pages, and a half-open connection (a laptop that slept, a network that
+/// changed) can look open for many minutes. Every `interval` the client sends an application
+/// message, and expects a message back within `timeout`; without one, the connection is
+/// declared dead, closed with [`CloseCause::HeartbeatLost`], and reconnected if the policy
+/// allows. Set with [`Builder::heartbeat`].
+///
+/// The convention: any message proves the connection alive, so a server that answers the
+/// heartbeat message at all (this project's echo server echoes it) needs no change. With
+/// [`reply`](Self::reply), only the messages it recognises count, and those are the
+/// heartbeat's own: they are not delivered to the application.
+///
+/// Hidden tabs throttle timers (Chromium runs them at most once a second, and after some
+/// minutes hidden once a minute): the heartbeat then pings less often, and the deadline is
+/// judged by when the ping left and when the last message came, never by counting timer
+/// ticks, so a late timer is never taken for a dead connection.
+#[derive(Clone)]
+pub struct Heartbeat {
+    pub(crate) interval: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) message: Message,
+    pub(crate) reply: Option<IsReply>,
+}
+
+type IsReply = Rc<dyn Fn(&Message) -> bool>;
+
+impl std::fmt::Debug for Heartbeat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Heartbeat")
+            .field("interval", &self.interval)
+            .field("timeout", &self.timeout)
+            .field("message", &self.message)
+            .field("reply", &self.reply.is_some())
+            .finish()
+    }
+}
+
+impl Heartbeat {
+    /// A ping every `interval`, and a message expected within `timeout` of it; the ping is
+    /// the text `ping`.
+    pub fn new(interval: Duration, timeout: Duration) -> Self {
+        Heartbeat {
+            interval,
+            timeout,
+            message: Message::Text("ping".to_owned()),
+            reply: None,
+        }
+    }
+
+    /// The message sent as the ping.
+    pub fn message(mut self, message: impl Into<Message>) -> Self {
+        self.message = message.into();
+        self
+    }
+
+    /// Only messages for which `is_reply` holds prove the connection alive; they are the
+    /// heartbeat's, and are not delivered.
+    pub fn reply(mut self, is_reply: impl Fn(&Message) -> bool + 'static) -> Self {
+        self.reply = Some(Rc::new(is_reply));
+        self
+    }
+}
+
+/// What a socket's watchdog is told, and does.
+pub(crate) trait Watchdog {
+    fn set_connect_timeout(&mut self, timeout: Duration);
+    fn set_heartbeat(&mut self, heartbeat: Heartbeat);
+    /// A connection attempt began: arm its connect timeout.
+    fn attached(&self, shared: &Rc<Shared>);
+    /// It opened: start the heartbeat.
+    fn opened(&self, shared: &Rc<Shared>);
+    /// A message came; whether it is the heartbeat's own reply, not to be delivered.
+    fn heard(&self, message: &Message) -> bool;
+    /// One of its alarms rang.
+    fn ring(&self, shared: &Rc<Shared>, watch: Watch);
+    /// The connection closed: stop watching it.
+    fn closed(&self);
+}
+
+/// What a watchdog's alarm is for.
+pub(crate) enum Watch {
+    /// The attempt is out of time, if it has not opened.
+    ConnectTimeout,
+    /// Send the heartbeat's ping.
+    Ping,
+    /// The ping is out of time, unless a message came since it left.
+    Deadline,
+}
+
+/// A watchdog with nothing to watch yet: the builder methods set what.
+pub(crate) fn watchdog() -> Box<dyn Watchdog> {
+    Box::new(Dog {
+        connect_timeout: None,
+        heartbeat: None,
+        timer: Cell::new(None),
+        last_heard: Cell::new(0.0),
+        ping_sent: Cell::new(0.0),
+    })
+}
+
+struct Dog {
+    connect_timeout: Option<Duration>,
+    heartbeat: Option<Heartbeat>,
+    /// The current connection's one alarm: its connect timeout, then its ping or deadline.
+    timer: Cell<Option<Timeout>>,
+    /// When the last message came, and when the last ping left (`Date.now()`).
+    last_heard: Cell<f64>,
+    ping_sent: Cell<f64>,
+}
+
+impl Dog {
+    fn set(&self, shared: &Rc<Shared>, delay: Duration, watch: Watch) {
+        self.timer
+            .set(Some(shared.alarm(delay, Alarm::Watch(watch))));
+    }
+}
+
+impl Watchdog for Dog {
+    fn set_connect_timeout(&mut self, timeout: Duration) {
+        self.connect_timeout = Some(timeout);
+    }
+
+    fn set_heartbeat(&mut self, heartbeat: Heartbeat) {
+        self.heartbeat = Some(heartbeat);
+    }
+
+    fn attached(&self, shared: &Rc<Shared>) {
+        drop(self.timer.take());
+        if let Some(timeout) = self.connect_timeout {
+            self.set(shared, timeout, Watch::ConnectTimeout);
+        }
+    }
+
+    fn opened(&self, shared: &Rc<Shared>) {
+        drop(self.timer.take());
+        self.last_heard.set(js_sys::Date::now());
+        if let Some(beat) = &self.heartbeat {
+            self.set(shared, beat.interval, Watch::Ping);
+        }
+    }
+
+    fn heard(&self, message: &Message) -> bool {
+        let reply = self.heartbeat.as_ref().and_then(|beat| beat.reply.as_ref());
+        let own = reply.is_some_and(|is_reply| is_reply(message));
+        if own || reply.is_none() {
+            self.last_heard.set(js_sys::Date::now());
+        }
+        own
+    }
+
+    fn ring(&self, shared: &Rc<Shared>, watch: Watch) {
+        // Runs inside the timer's closure: freed once the call returns.
+        drop(self.timer.take());
+        match watch {
+            Watch::ConnectTimeout => {
+                if shared.state() == State::Connecting {
+                    let timeout = CloseEvent::new(1006, "connect timeout", false);
+                    shared.lost(timeout.with_cause(CloseCause::ConnectTimeout));
+                }
+            }
+            Watch::Ping => {
+                let Some(beat) = &self.heartbeat else { return };
+                if shared.state() != State::Open {
+                    return;
+                }
+                self.ping_sent.set(js_sys::Date::now());
+                // Around the queue: a ping is about this connection, not the application's
+                // order of messages.
+                let _ = shared.with_connection(|connection| connection.send(&beat.message));
+                self.set(shared, beat.timeout, Watch::Deadline);
+            }
+            // Alive if anything came since the ping left, by the clock: timers in hidden tabs
+            // fire late, messages do not.
+            Watch::Deadline => {
+                let Some(beat) = &self.heartbeat else { return };
+                if shared.state() != State::Open {
+                    return;
+                }
+                if self.last_heard.get() >= self.ping_sent.get() {
+                    self.set(shared, beat.interval, Watch::Ping);
+                } else {
+                    let reason = "no message within the heartbeat's timeout";
+                    let lost = CloseEvent::new(1006, reason, false);
+                    shared.lost(lost.with_cause(CloseCause::HeartbeatLost));
+                }
+            }
+        }
+    }
+
+    fn closed(&self) {
+        drop(self.timer.take());
+    }
+}
