@@ -188,3 +188,48 @@ async fn an_outage_longer_than_a_minute_is_not_obeyed() {
         Message::text("Received:  up")
     );
 }
+
+/// `!stall MILLIS`: a half-open peer for clients' heartbeats. Nothing is answered, the
+/// connection stays open for that long, then it is dropped; other connections go on.
+#[tokio::test]
+async fn stall_control_keeps_the_connection_but_answers_nothing() {
+    let server = Server::start(&["--test-controls"]);
+    let mut socket = server.connect().await;
+    socket.send(Message::text("!stall 600")).await.unwrap();
+    socket.send(Message::text("anyone?")).await.unwrap();
+    let silent = tokio::time::timeout(Duration::from_millis(300), socket.next()).await;
+    assert!(silent.is_err(), "answered during the stall: {silent:?}");
+    let mut another = server.connect().await;
+    another.send(Message::text("up")).await.unwrap();
+    assert_eq!(
+        another.next().await.unwrap().unwrap(),
+        Message::text("Received:  up")
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(5), socket.next()).await;
+    match ended.expect("dropped after the stall") {
+        None | Some(Err(_)) => {}
+        Some(Ok(message)) => panic!("expected the connection to drop, got {message:?}"),
+    }
+}
+
+/// A handshake on `/silent` is never answered, with test controls on: for clients' connect
+/// timeouts. Without them it is a path with no WebSocket, as any other.
+#[tokio::test]
+async fn silent_path_never_answers_the_handshake() {
+    let server = Server::start(&["--test-controls"]);
+    let url = format!("{}silent", server.url());
+    let hung = tokio::time::timeout(
+        Duration::from_millis(500),
+        tokio_tungstenite::connect_async(url),
+    )
+    .await;
+    assert!(hung.is_err(), "the handshake was answered: {hung:?}");
+
+    let server = Server::start(&[]);
+    let url = format!("{}silent", server.url());
+    let refused = tokio_tungstenite::connect_async(url).await.unwrap_err();
+    let tokio_tungstenite::tungstenite::Error::Http(response) = refused else {
+        panic!("expected an HTTP error, got {refused:?}");
+    };
+    assert_eq!(response.status(), 404);
+}
