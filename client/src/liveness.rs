@@ -1,6 +1,7 @@
-//! Liveness: the connect timeout and the heartbeat ([`Heartbeat`]). `Shared` knows them only
-//! as a [`Watchdog`], made by the builder methods that ask for them, so that an application
-//! that never does carries none of their code.
+//! The optional parts of a socket: the connect timeout, the heartbeat ([`Heartbeat`]) and
+//! the application's `should_reconnect`. `Shared` knows them only as a [`Watchdog`], made by
+//! the builder methods that ask for them, so that an application that never does carries none
+//! of their code.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -73,10 +74,16 @@ impl Heartbeat {
     }
 }
 
+/// The application's answer to "reconnect after this close?".
+pub(crate) type ShouldReconnect = Box<dyn Fn(&CloseEvent) -> bool>;
+
 /// What a socket's watchdog is told, and does.
 pub(crate) trait Watchdog {
     fn set_connect_timeout(&mut self, timeout: Duration);
     fn set_heartbeat(&mut self, heartbeat: Heartbeat);
+    fn set_should_reconnect(&mut self, decide: ShouldReconnect);
+    /// Whether to reconnect after `close`, as far as the application says.
+    fn should_reconnect(&self, close: &CloseEvent) -> bool;
     /// A connection attempt began: arm its connect timeout.
     fn attached(&self, shared: &Rc<Shared>);
     /// It opened: start the heartbeat.
@@ -104,6 +111,7 @@ pub(crate) fn watchdog() -> Box<dyn Watchdog> {
     Box::new(Dog {
         connect_timeout: None,
         heartbeat: None,
+        should_reconnect: None,
         timer: Cell::new(None),
         last_heard: Cell::new(0.0),
         ping_sent: Cell::new(0.0),
@@ -113,6 +121,7 @@ pub(crate) fn watchdog() -> Box<dyn Watchdog> {
 struct Dog {
     connect_timeout: Option<Duration>,
     heartbeat: Option<Heartbeat>,
+    should_reconnect: Option<ShouldReconnect>,
     /// The current connection's one alarm: its connect timeout, then its ping or deadline.
     timer: Cell<Option<Timeout>>,
     /// When the last message came, and when the last ping left (`Date.now()`).
@@ -134,6 +143,16 @@ impl Watchdog for Dog {
 
     fn set_heartbeat(&mut self, heartbeat: Heartbeat) {
         self.heartbeat = Some(heartbeat);
+    }
+
+    fn set_should_reconnect(&mut self, decide: ShouldReconnect) {
+        self.should_reconnect = Some(decide);
+    }
+
+    fn should_reconnect(&self, close: &CloseEvent) -> bool {
+        self.should_reconnect
+            .as_ref()
+            .is_none_or(|decide| decide(close))
     }
 
     fn attached(&self, shared: &Rc<Shared>) {

@@ -110,6 +110,17 @@ impl Builder {
         self
     }
 
+    /// With [`reconnect`](Self::reconnect), decides after each close whether to reconnect,
+    /// beside the policy's final codes: `false` ends the socket (until
+    /// [`WebSocket::reconnect_now`]). For example, stop on an authentication failure the
+    /// server reports with a code of its own, whatever the code; or look at
+    /// [`CloseEvent::cause`].
+    pub fn should_reconnect(mut self, decide: impl Fn(&CloseEvent) -> bool + 'static) -> Self {
+        let watchdog = self.watchdog.get_or_insert_with(liveness::watchdog);
+        watchdog.set_should_reconnect(Box::new(decide));
+        self
+    }
+
     /// Called each time a connection opens.
     pub fn on_open(mut self, callback: impl FnMut(&WebSocket) + 'static) -> Self {
         self.callbacks.on_open = Some(Box::new(callback));
@@ -373,6 +384,31 @@ impl WebSocket {
             Phase::Finished => {}
         }
         Ok(())
+    }
+
+    /// Makes the next connection attempt now, unless the application closed the socket:
+    /// while waiting to reconnect, without waiting out the backoff; once the socket has closed
+    /// for good (its attempts used up, a final code, or no reconnection at all), starting
+    /// again, with the attempts counted from one. The attempt starts right after this call;
+    /// streams made before the socket closed have ended, so make new ones. Does nothing while
+    /// connecting or open, or after [`close`](Self::close).
+    pub fn reconnect_now(&self) {
+        let shared = &self.shared;
+        if shared.closed_by_app.get() {
+            return;
+        }
+        match shared.phase.get() {
+            Phase::Active => return,
+            Phase::Waiting => {}
+            Phase::Finished => {
+                shared.attempt.set(0);
+                shared.released.set(false);
+            }
+        }
+        shared.phase.set(Phase::Waiting);
+        shared
+            .timer
+            .set(Some(shared.alarm(Duration::ZERO, Alarm::Reopen)));
     }
 
     /// The socket's state; [`State::Reconnecting`] from the close of a connection that will be
@@ -748,7 +784,10 @@ impl Shared {
             None => {
                 self.phase.set(Phase::Finished);
                 self.emit(Some(Event::Close(event)));
-                self.finish();
+                // Unless the close callback started it again (`reconnect_now`).
+                if self.phase.get() == Phase::Finished {
+                    self.finish();
+                }
             }
         }
     }
@@ -756,7 +795,8 @@ impl Shared {
     /// The number of the next reconnection attempt, if one should be made.
     fn next_attempt(&self, event: &CloseEvent) -> Option<u32> {
         let policy = self.reconnect.as_ref()?;
-        if self.closed_by_app.get() || policy.final_codes.contains(&event.code) {
+        let declined = (self.watchdog.as_ref()).is_some_and(|dog| !dog.should_reconnect(event));
+        if self.closed_by_app.get() || policy.final_codes.contains(&event.code) || declined {
             return None;
         }
         if let Some(opened_at) = self.opened_at.take() {
@@ -821,7 +861,6 @@ impl Shared {
     /// Closed for good: nothing more will happen. Report what is still queued, then let go of
     /// the listeners once every event before this point has been delivered.
     fn finish(self: &Rc<Self>) {
-        self.phase.set(Phase::Finished);
         // Runs from a browser event or a timer, never inside a call of the application's:
         // what waits for the next tick is delivered now.
         drop(self.soon.take());
@@ -855,9 +894,13 @@ impl Shared {
                 Some(Some(event)) => self.deliver(event),
                 Some(None) => {
                     self.released.set(true);
-                    drop(self.callbacks.take());
                     drop(self.streams.take());
-                    drop(self.url_provider.take());
+                    // Closed by the application, it is over for good. Otherwise
+                    // `reconnect_now` may start it again, for these.
+                    if self.closed_by_app.get() {
+                        drop(self.callbacks.take());
+                        drop(self.url_provider.take());
+                    }
                 }
             }
         }

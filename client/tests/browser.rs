@@ -1061,3 +1061,70 @@ async fn close_causes_tell_who_closed() {
         CloseCause::HandshakeFailed
     );
 }
+
+#[wasm_bindgen_test]
+async fn reconnect_now_skips_the_backoff_and_starts_again_after_the_attempts_run_out() {
+    let before = live_closures();
+    let opened = Rc::new(Cell::new(0));
+    let socket = WebSocket::builder(server_url())
+        .reconnect(
+            quick_reconnect()
+                .initial_delay(Duration::from_secs(20))
+                .max_attempts(1),
+        )
+        .on_open({
+            let opened = opened.clone();
+            move |_| opened.set(opened.get() + 1)
+        })
+        .connect()
+        .unwrap();
+    let (socket, mut events) = open(socket).await;
+    dropped_by_the_server(&socket, &mut events).await;
+    // Without it, the attempt would be ten seconds or more away.
+    socket.reconnect_now();
+    assert_eq!(next_event(&mut events).await, Event::Open);
+
+    // The one attempt allowed is used: the next drop ends the socket and its streams.
+    socket.send("!drop").unwrap();
+    next_close(&mut events).await;
+    assert_eq!(next(&mut events).await, None);
+    assert_eq!(socket.state(), State::Closed);
+    // Started again, with its callbacks; a stream made now hears it.
+    socket.reconnect_now();
+    assert_eq!(socket.state(), State::Reconnecting);
+    let mut events = socket.events();
+    assert_eq!(next_event(&mut events).await, Event::Open);
+    assert_eq!(opened.get(), 3);
+
+    // After the application's close, never.
+    finish(socket.clone(), events).await;
+    socket.reconnect_now();
+    sleep(300).await;
+    assert_eq!(socket.state(), State::Closed);
+    assert_eq!(opened.get(), 3);
+    drop(socket);
+    sleep(0).await;
+    assert_eq!(live_closures(), before);
+}
+
+#[wasm_bindgen_test]
+async fn should_reconnect_stops_the_loop() {
+    let socket = WebSocket::builder(server_url())
+        .reconnect(quick_reconnect())
+        .should_reconnect(|close| close.code != 4003)
+        .connect()
+        .unwrap();
+    let (socket, mut events) = open(socket).await;
+    // Another code: reconnected as usual.
+    socket.send("!close 4004 again").unwrap();
+    assert_eq!(next_close(&mut events).await.code, 4004);
+    assert!(matches!(
+        next_event(&mut events).await,
+        Event::Reconnecting(_)
+    ));
+    assert_eq!(next_event(&mut events).await, Event::Open);
+    socket.send("!close 4003 unauthorised").unwrap();
+    assert_eq!(next_close(&mut events).await.code, 4003);
+    assert_eq!(next(&mut events).await, None);
+    assert_eq!(socket.state(), State::Closed);
+}
