@@ -114,6 +114,52 @@
 //! # wasm_bindgen_futures::spawn_local(async { chat().await.unwrap() });
 //! ```
 //!
+//! # A connection that knows when it is dead
+//!
+//! A half-open connection (a laptop that slept, a network that changed) looks open to the
+//! browser for minutes, and a handshake that never completes hangs as long. A heartbeat and a
+//! connect timeout find both; each close says why ([`CloseCause`]), and reconnection can
+//! decide on it. These parts are opt-in, and an application that does not ask for them
+//! carries none of their code.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use futures_util::StreamExt;
+//! use wasm_websocket::{CloseCause, Event, Heartbeat, Reconnect, WebSocket};
+//!
+//! fn token() -> String {
+//!     String::from("fresh") // For example, from the application's session.
+//! }
+//!
+//! async fn resilient() -> Result<(), wasm_websocket::Error> {
+//!     let socket = WebSocket::builder(&format!("wss://example.com/live?token={}", token()))
+//!         // Each attempt must open within 5 s.
+//!         .connect_timeout(Duration::from_secs(5))
+//!         // A ping every 15 s; without a message within 10 s of it, the connection is dead.
+//!         // Servers that echo (as this project's does) need nothing more.
+//!         .heartbeat(Heartbeat::new(Duration::from_secs(15), Duration::from_secs(10)))
+//!         .reconnect(Reconnect::new().initial_delay(Duration::from_millis(500)))
+//!         // A fresh token for every attempt.
+//!         .url_provider(|| format!("wss://example.com/live?token={}", token()))
+//!         // Not after the server says the login is over.
+//!         .should_reconnect(|close| close.code != 4001)
+//!         .connect()?;
+//!     let mut events = socket.events();
+//!     while let Some(event) = events.next().await {
+//!         if let Event::Close(close) = event {
+//!             if close.cause == CloseCause::HeartbeatLost {
+//!                 web_sys::console::log_1(&"the connection was dead; reconnecting".into());
+//!             }
+//!         }
+//!     }
+//!     // Given up: the attempts can start again on demand, for example on a button.
+//!     socket.reconnect_now();
+//!     Ok(())
+//! }
+//! # wasm_bindgen_futures::spawn_local(async { resilient().await.unwrap() });
+//! ```
+//!
 //! # What it guarantees
 //!
 //! - **No panics from the public API**: every failure is an [`Error`], and a sink or stream

@@ -16,7 +16,7 @@ use crate::{CloseCause, CloseEvent, Message, State};
 /// changed) can look open for many minutes. Every `interval` the client sends an application
 /// message, and expects a message back within `timeout`; without one, the connection is
 /// declared dead, closed with [`CloseCause::HeartbeatLost`], and reconnected if the policy
-/// allows. Set with [`Builder::heartbeat`].
+/// allows. Set with [`Builder::heartbeat`](crate::Builder::heartbeat).
 ///
 /// The convention: any message proves the connection alive, so a server that answers the
 /// heartbeat message at all (this project's echo server echoes it) needs no change. With
