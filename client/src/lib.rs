@@ -334,6 +334,8 @@ pub enum CloseCause {
     /// No message came within the [`Heartbeat`]'s timeout: the peer is gone, though the
     /// browser had not noticed.
     HeartbeatLost,
+    /// The browser went offline ([`Builder::follow_network`]).
+    Offline,
 }
 
 /// A reconnection attempt, scheduled after a close.

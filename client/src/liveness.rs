@@ -3,12 +3,16 @@
 //! the builder methods that ask for them, so that an application that never does carries none
 //! of their code.
 
-use std::cell::Cell;
-use std::rc::Rc;
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
 use std::time::Duration;
+
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
 
 use crate::socket::{Alarm, Shared};
 use crate::timer::Timeout;
+use crate::tracked::Tracked;
 use crate::{CloseCause, CloseEvent, Message, State};
 
 /// A check that an open connection is alive, where browsers have none: WebSocket pings are
@@ -82,9 +86,15 @@ pub(crate) trait Watchdog {
     fn set_connect_timeout(&mut self, timeout: Duration);
     fn set_heartbeat(&mut self, heartbeat: Heartbeat);
     fn set_should_reconnect(&mut self, decide: ShouldReconnect);
+    fn set_follow_network(&mut self);
+    /// Whether the browser said it is offline (and not online since).
+    fn offline(&self) -> bool;
+    /// The application closed the socket: stop listening to the browser.
+    fn released(&self);
     /// Whether to reconnect after `close`, as far as the application says.
     fn should_reconnect(&self, close: &CloseEvent) -> bool;
-    /// A connection attempt began: arm its connect timeout.
+    /// A connection attempt began: arm its connect timeout (and, the first time, start
+    /// listening to the browser, if asked to).
     fn attached(&self, shared: &Rc<Shared>);
     /// It opened: start the heartbeat.
     fn opened(&self, shared: &Rc<Shared>);
@@ -104,6 +114,56 @@ pub(crate) enum Watch {
     Ping,
     /// The ping is out of time, unless a message came since it left.
     Deadline,
+    /// The browser went offline.
+    Offline,
+    /// The browser is online again.
+    Online,
+    /// The page is visible again: check the connection now.
+    Visible,
+}
+
+/// A listener for one of the browser's events, removed when dropped.
+struct Listener {
+    target: web_sys::EventTarget,
+    event: &'static str,
+    closure: Tracked<Closure<dyn FnMut(web_sys::Event)>>,
+}
+
+impl Listener {
+    fn new(target: &web_sys::EventTarget, event: &'static str, shared: &Rc<Shared>) -> Self {
+        let weak: Weak<Shared> = Rc::downgrade(shared);
+        let closure = Closure::<dyn FnMut(_)>::new(move |_: web_sys::Event| {
+            let Some(shared) = weak.upgrade() else { return };
+            let watch = match event {
+                "online" => Watch::Online,
+                "offline" => Watch::Offline,
+                _ if is_visible() => Watch::Visible,
+                _ => return,
+            };
+            shared.watch_now(watch);
+        });
+        let _ = target.add_event_listener_with_callback(event, closure.as_ref().unchecked_ref());
+        Listener {
+            target: target.clone(),
+            event,
+            closure: Tracked::new(closure),
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let callback = self.closure.as_ref().unchecked_ref();
+        let _ = (self.target).remove_event_listener_with_callback(self.event, callback);
+    }
+}
+
+/// Whether the page is visible (`document.visibilityState`).
+fn is_visible() -> bool {
+    let global = js_sys::global();
+    let state = js_sys::Reflect::get(&global, &"document".into())
+        .and_then(|document| js_sys::Reflect::get(&document, &"visibilityState".into()));
+    state.ok().and_then(|state| state.as_string()).as_deref() == Some("visible")
 }
 
 /// A watchdog with nothing to watch yet: the builder methods set what.
@@ -112,6 +172,10 @@ pub(crate) fn watchdog() -> Box<dyn Watchdog> {
         connect_timeout: None,
         heartbeat: None,
         should_reconnect: None,
+        follow_network: false,
+        listeners: RefCell::new(Vec::new()),
+        listening: Cell::new(false),
+        offline: Cell::new(false),
         timer: Cell::new(None),
         last_heard: Cell::new(0.0),
         ping_sent: Cell::new(0.0),
@@ -122,6 +186,12 @@ struct Dog {
     connect_timeout: Option<Duration>,
     heartbeat: Option<Heartbeat>,
     should_reconnect: Option<ShouldReconnect>,
+    follow_network: bool,
+    /// The browser's events it listens to, with `follow_network`.
+    listeners: RefCell<Vec<Listener>>,
+    /// Whether it has started listening (once for the socket's life).
+    listening: Cell<bool>,
+    offline: Cell<bool>,
     /// The current connection's one alarm: its connect timeout, then its ping or deadline.
     timer: Cell<Option<Timeout>>,
     /// When the last message came, and when the last ping left (`Date.now()`).
@@ -130,6 +200,25 @@ struct Dog {
 }
 
 impl Dog {
+    /// Listens to the browser's `online` and `offline`, and to the page's visibility: once,
+    /// and only with `follow_network`.
+    fn listen(&self, shared: &Rc<Shared>) {
+        if !self.follow_network || self.listening.replace(true) {
+            return;
+        }
+        let global: web_sys::EventTarget = js_sys::global().unchecked_into();
+        let mut listeners = self.listeners.borrow_mut();
+        for event in ["online", "offline"] {
+            listeners.push(Listener::new(&global, event, shared));
+        }
+        // A page (not a worker) can be hidden and shown again.
+        let document = js_sys::Reflect::get(&global, &"document".into()).ok();
+        if let Some(document) = document.filter(|document| document.is_object()) {
+            let document: web_sys::EventTarget = document.unchecked_into();
+            listeners.push(Listener::new(&document, "visibilitychange", shared));
+        }
+    }
+
     fn set(&self, shared: &Rc<Shared>, delay: Duration, watch: Watch) {
         self.timer
             .set(Some(shared.alarm(delay, Alarm::Watch(watch))));
@@ -149,6 +238,18 @@ impl Watchdog for Dog {
         self.should_reconnect = Some(decide);
     }
 
+    fn set_follow_network(&mut self) {
+        self.follow_network = true;
+    }
+
+    fn offline(&self) -> bool {
+        self.offline.get()
+    }
+
+    fn released(&self) {
+        drop(self.listeners.take());
+    }
+
     fn should_reconnect(&self, close: &CloseEvent) -> bool {
         self.should_reconnect
             .as_ref()
@@ -156,6 +257,7 @@ impl Watchdog for Dog {
     }
 
     fn attached(&self, shared: &Rc<Shared>) {
+        self.listen(shared);
         drop(self.timer.take());
         if let Some(timeout) = self.connect_timeout {
             self.set(shared, timeout, Watch::ConnectTimeout);
@@ -180,9 +282,32 @@ impl Watchdog for Dog {
     }
 
     fn ring(&self, shared: &Rc<Shared>, watch: Watch) {
-        // Runs inside the timer's closure: freed once the call returns.
-        drop(self.timer.take());
+        if matches!(watch, Watch::ConnectTimeout | Watch::Ping | Watch::Deadline) {
+            // Its own timer's, or the one it replaces. A timer's closure dropped during its
+            // own call is freed once the call returns.
+            drop(self.timer.take());
+        }
         match watch {
+            Watch::Offline => {
+                self.offline.set(true);
+                if matches!(shared.state(), State::Connecting | State::Open) {
+                    let offline = CloseEvent::new(1006, "offline", false);
+                    shared.lost(offline.with_cause(CloseCause::Offline));
+                } else {
+                    shared.hold();
+                }
+            }
+            Watch::Online => {
+                self.offline.set(false);
+                if shared.waiting() {
+                    shared.attempt_now();
+                }
+            }
+            Watch::Visible => {
+                if self.heartbeat.is_some() && shared.state() == State::Open {
+                    self.ring(shared, Watch::Ping);
+                }
+            }
             Watch::ConnectTimeout => {
                 if shared.state() == State::Connecting {
                     let timeout = CloseEvent::new(1006, "connect timeout", false);

@@ -121,6 +121,18 @@ impl Builder {
         self
     }
 
+    /// Follows the browser: when it goes `offline`, the connection is closed with
+    /// [`CloseCause::Offline`] and no attempt is made (or spent) until it is back `online`,
+    /// when an attempt waiting in backoff starts at once; when the page becomes visible
+    /// again, the [`Heartbeat`] checks the connection at once rather than at its next
+    /// interval. The events are those of the global scope, so this works in workers too
+    /// (where there is no page to hide). Off by default.
+    pub fn follow_network(mut self) -> Self {
+        let watchdog = self.watchdog.get_or_insert_with(liveness::watchdog);
+        watchdog.set_follow_network();
+        self
+    }
+
     /// Called each time a connection opens.
     pub fn on_open(mut self, callback: impl FnMut(&WebSocket) + 'static) -> Self {
         self.callbacks.on_open = Some(Box::new(callback));
@@ -405,10 +417,7 @@ impl WebSocket {
                 shared.released.set(false);
             }
         }
-        shared.phase.set(Phase::Waiting);
-        shared
-            .timer
-            .set(Some(shared.alarm(Duration::ZERO, Alarm::Reopen)));
+        shared.attempt_now();
     }
 
     /// The socket's state; [`State::Reconnecting`] from the close of a connection that will be
@@ -731,6 +740,32 @@ impl Shared {
         }
     }
 
+    /// The next attempt, right after the current call, instead of after the backoff.
+    pub(crate) fn attempt_now(self: &Rc<Self>) {
+        self.phase.set(Phase::Waiting);
+        self.timer
+            .set(Some(self.alarm(Duration::ZERO, Alarm::Reopen)));
+    }
+
+    /// One of the browser's events the watchdog listens to: handled as its alarms are.
+    pub(crate) fn watch_now(self: &Rc<Self>, watch: Watch) {
+        if let Some(watchdog) = &self.watchdog {
+            watchdog.ring(self, watch);
+        }
+    }
+
+    /// Whether the socket waits to reconnect.
+    pub(crate) fn waiting(&self) -> bool {
+        self.phase.get() == Phase::Waiting
+    }
+
+    /// Holds the attempt that waits, until [`attempt_now`](Self::attempt_now).
+    pub(crate) fn hold(&self) {
+        if self.waiting() {
+            drop(self.timer.take());
+        }
+    }
+
     /// Makes `connection` the current one, and starts its connect timeout.
     fn attach(self: &Rc<Self>, connection: Connection) {
         *self.connection.borrow_mut() = Some(connection);
@@ -769,6 +804,13 @@ impl Shared {
             } else if self.opened_at.get().is_none() {
                 event.cause = CloseCause::HandshakeFailed;
             }
+        }
+        let offline = (self.watchdog.as_ref()).is_some_and(|dog| dog.offline());
+        if offline && self.reconnect.is_some() && !self.closed_by_app.get() {
+            // No attempt while offline, and none spent: `online` starts the next.
+            self.phase.set(Phase::Waiting);
+            self.emit(Some(Event::Close(event)));
+            return;
         }
         match self.next_attempt(&event) {
             Some(attempt) => {
@@ -900,6 +942,9 @@ impl Shared {
                     if self.closed_by_app.get() {
                         drop(self.callbacks.take());
                         drop(self.url_provider.take());
+                        if let Some(watchdog) = &self.watchdog {
+                            watchdog.released();
+                        }
                     }
                 }
             }

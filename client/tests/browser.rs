@@ -9,7 +9,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures_util::{Sink, SinkExt};
+use futures_util::{Sink, SinkExt, StreamExt};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -21,7 +21,7 @@ use wasm_websocket::{
 wasm_bindgen_test_configure!(run_in_browser);
 
 mod support;
-use support::{next, server_url, sleep, within};
+use support::{dispatch, next, server_url, sleep, within};
 
 /// Port 9 (discard) is closed on the loopback of a test machine.
 const UNREACHABLE: &str = "ws://127.0.0.1:9/";
@@ -1127,4 +1127,64 @@ async fn should_reconnect_stops_the_loop() {
     assert_eq!(next_close(&mut events).await.code, 4003);
     assert_eq!(next(&mut events).await, None);
     assert_eq!(socket.state(), State::Closed);
+}
+
+#[wasm_bindgen_test]
+async fn offline_closes_and_holds_the_attempts_until_online() {
+    let before = live_closures();
+    let socket = WebSocket::builder(server_url())
+        .reconnect(quick_reconnect())
+        .follow_network()
+        .connect()
+        .unwrap();
+    let (socket, mut events) = open(socket).await;
+    dispatch(&js_sys::global(), "offline");
+    let offline = next_close(&mut events).await;
+    assert_eq!((offline.code, offline.cause), (1006, CloseCause::Offline));
+    // Longer than any backoff of the policy: no attempt is made, or announced.
+    sleep(600).await;
+    assert_eq!(socket.state(), State::Reconnecting);
+    assert_eq!(futures_util::FutureExt::now_or_never(events.next()), None);
+    dispatch(&js_sys::global(), "online");
+    assert_eq!(next_event(&mut events).await, Event::Open);
+    finish(socket, events).await;
+    sleep(0).await;
+    assert_eq!(live_closures(), before, "the listeners go with the close");
+}
+
+#[wasm_bindgen_test]
+async fn online_starts_an_attempt_waiting_in_backoff_at_once() {
+    let socket = WebSocket::builder(server_url())
+        .reconnect(quick_reconnect().initial_delay(Duration::from_secs(20)))
+        .follow_network()
+        .connect()
+        .unwrap();
+    let (socket, mut events) = open(socket).await;
+    dropped_by_the_server(&socket, &mut events).await;
+    dispatch(&js_sys::global(), "online");
+    // Well within the ten seconds or more of the backoff.
+    assert_eq!(next_event(&mut events).await, Event::Open);
+    finish(socket, events).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_page_shown_again_checks_the_connection_at_once() {
+    let document = js_sys::Reflect::get(&js_sys::global(), &"document".into()).unwrap();
+    let state = js_sys::Reflect::get(&document, &"visibilityState".into()).unwrap();
+    assert_eq!(state.as_string().as_deref(), Some("visible"));
+    let socket = WebSocket::builder(server_url())
+        .heartbeat(Heartbeat::new(
+            Duration::from_secs(60),
+            Duration::from_millis(300),
+        ))
+        .follow_network()
+        .connect()
+        .unwrap();
+    let (socket, mut events) = open(socket).await;
+    socket.send("!stall 10000").unwrap();
+    sleep(100).await;
+    dispatch(&document, "visibilitychange");
+    // Long before the heartbeat's next interval.
+    let lost = next_close(&mut events).await;
+    assert_eq!(lost.cause, CloseCause::HeartbeatLost);
 }

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use futures_util::SinkExt;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
-use wasm_websocket::{Event, Message, Reconnect, State, WebSocket, live_closures};
+use wasm_websocket::{CloseCause, Event, Message, Reconnect, State, WebSocket, live_closures};
 
 wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
 mod support;
-use support::{next, server_url};
+use support::{dispatch, next, server_url};
 
 #[wasm_bindgen_test]
 fn this_is_a_worker() {
@@ -69,4 +69,27 @@ async fn timers_work_in_a_worker_reconnection_and_callbacks_included() {
     );
     socket.close().unwrap();
     while next(&mut events).await.is_some() {}
+}
+
+#[wasm_bindgen_test]
+async fn a_worker_follows_offline_and_online_on_its_global_scope() {
+    let before = live_closures();
+    let socket = WebSocket::builder(server_url())
+        .reconnect(Reconnect::new().initial_delay(Duration::from_millis(50)))
+        .follow_network()
+        .connect()
+        .unwrap();
+    let mut events = socket.events();
+    assert_eq!(next(&mut events).await, Some(Event::Open));
+    dispatch(&js_sys::global(), "offline");
+    let Some(Event::Close(offline)) = next(&mut events).await else {
+        panic!("expected a close")
+    };
+    assert_eq!(offline.cause, CloseCause::Offline);
+    dispatch(&js_sys::global(), "online");
+    assert_eq!(next(&mut events).await, Some(Event::Open));
+    socket.close().unwrap();
+    while next(&mut events).await.is_some() {}
+    drop(socket);
+    assert_eq!(live_closures(), before);
 }

@@ -228,7 +228,7 @@ fn decimal(mut n: u32) -> String {
 fn explain(error: &Error) -> &'static str {
     match error {
         Error::InvalidUrl { .. } => "invalid WebSocket URL",
-        Error::NotOpen(_) => "cannot send: not connected",
+        Error::NotOpen(_) => "not connected",
         _ => "the browser refused",
     }
 }

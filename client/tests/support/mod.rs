@@ -50,3 +50,11 @@ pub async fn within<F: Future>(ms: i32, future: F) -> F::Output {
         Either::Right(_) => panic!("nothing within {ms} ms"),
     }
 }
+
+/// Fires the browser event `name` on `target`, as the browser would.
+pub fn dispatch(target: &wasm_bindgen::JsValue, name: &str) {
+    use wasm_bindgen::JsCast;
+    let target: &web_sys::EventTarget = target.unchecked_ref();
+    let event = web_sys::Event::new(name).unwrap();
+    target.dispatch_event(&event).unwrap();
+}
