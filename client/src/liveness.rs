@@ -4,6 +4,7 @@
 //! of their code.
 
 use std::cell::{Cell, RefCell};
+use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -52,9 +53,18 @@ impl std::fmt::Debug for Heartbeat {
     }
 }
 
+impl Default for Heartbeat {
+    /// A ping every 25 s, a message expected within 10 s of it: a dead connection is found
+    /// within 35 s, at the cost of a small message each way every 25 s. (Proxies and load
+    /// balancers commonly drop connections silent for 60 s; 25 s keeps them open too.)
+    fn default() -> Self {
+        Heartbeat::new(Duration::from_secs(25), Duration::from_secs(10))
+    }
+}
+
 impl Heartbeat {
     /// A ping every `interval`, and a message expected within `timeout` of it; the ping is
-    /// the text `ping`.
+    /// the text `ping`. [`Heartbeat::default`] is 25 s and 10 s.
     pub fn new(interval: Duration, timeout: Duration) -> Self {
         Heartbeat {
             interval,
@@ -78,6 +88,9 @@ impl Heartbeat {
     }
 }
 
+/// The application's asynchronous URL provider.
+pub(crate) type UrlProvider = Box<dyn FnMut() -> Pin<Box<dyn Future<Output = String>>>>;
+
 /// The application's answer to "reconnect after this close?".
 pub(crate) type ShouldReconnect = Box<dyn Fn(&CloseEvent) -> bool>;
 
@@ -87,6 +100,10 @@ pub(crate) trait Watchdog {
     fn set_heartbeat(&mut self, heartbeat: Heartbeat);
     fn set_should_reconnect(&mut self, decide: ShouldReconnect);
     fn set_follow_network(&mut self);
+    fn set_url_provider(&mut self, provider: UrlProvider);
+    /// Starts getting the URL of the next attempt, if an asynchronous provider gives it; the
+    /// attempt is then opened when it is there.
+    fn provide_url(&self, shared: &Rc<Shared>) -> bool;
     /// Whether the browser said it is offline (and not online since).
     fn offline(&self) -> bool;
     /// The application closed the socket: stop listening to the browser.
@@ -172,6 +189,7 @@ pub(crate) fn watchdog() -> Box<dyn Watchdog> {
         connect_timeout: None,
         heartbeat: None,
         should_reconnect: None,
+        url_provider: RefCell::new(None),
         follow_network: false,
         listeners: RefCell::new(Vec::new()),
         listening: Cell::new(false),
@@ -186,6 +204,7 @@ struct Dog {
     connect_timeout: Option<Duration>,
     heartbeat: Option<Heartbeat>,
     should_reconnect: Option<ShouldReconnect>,
+    url_provider: RefCell<Option<UrlProvider>>,
     follow_network: bool,
     /// The browser's events it listens to, with `follow_network`.
     listeners: RefCell<Vec<Listener>>,
@@ -242,12 +261,37 @@ impl Watchdog for Dog {
         self.follow_network = true;
     }
 
+    fn set_url_provider(&mut self, provider: UrlProvider) {
+        *self.url_provider.get_mut() = Some(provider);
+    }
+
+    fn provide_url(&self, shared: &Rc<Shared>) -> bool {
+        let Some(url) = self
+            .url_provider
+            .borrow_mut()
+            .as_mut()
+            .map(|provide| provide())
+        else {
+            return false;
+        };
+        let weak = Rc::downgrade(shared);
+        wasm_bindgen_futures::spawn_local(async move {
+            let url = url.await;
+            if let Some(shared) = weak.upgrade() {
+                shared.set_url(url);
+                shared.open_attempt();
+            }
+        });
+        true
+    }
+
     fn offline(&self) -> bool {
         self.offline.get()
     }
 
     fn released(&self) {
         drop(self.listeners.take());
+        drop(self.url_provider.take());
     }
 
     fn should_reconnect(&self, close: &CloseEvent) -> bool {

@@ -50,7 +50,6 @@ const LONGEST_PAUSE: Duration = Duration::from_millis(16);
 #[must_use = "a builder does nothing until `connect` or `open`"]
 pub struct Builder {
     url: String,
-    url_provider: Option<Box<dyn FnMut() -> String>>,
     protocols: Vec<String>,
     reconnect: Option<Reconnect>,
     high_water_mark: u32,
@@ -80,9 +79,24 @@ impl Builder {
     /// Asks `provider` for the URL of each reconnection attempt, for example to put a fresh
     /// token in the query string; the first connection uses the builder's URL. An attempt
     /// whose URL the browser refuses fails like one that cannot connect: an
-    /// [`Event::Error`] and a close with code 1006 whose reason says why.
-    pub fn url_provider(mut self, provider: impl FnMut() -> String + 'static) -> Self {
-        self.url_provider = Some(Box::new(provider));
+    /// [`Event::Error`] and a close with code 1006 whose reason says why. See also
+    /// [`url_provider_async`](Self::url_provider_async).
+    pub fn url_provider(self, mut provider: impl FnMut() -> String + 'static) -> Self {
+        // One path for both kinds: the URL is ready at once.
+        self.url_provider_async(move || std::future::ready(provider()))
+    }
+
+    /// Like [`url_provider`](Self::url_provider), for a URL that takes a while to get (a token
+    /// fetched from the server, say): `provider`'s future is awaited before each reconnection
+    /// attempt, the socket [`State::Reconnecting`] meanwhile. A close meanwhile is final: the
+    /// URL then goes unused.
+    pub fn url_provider_async<F, Fut>(mut self, mut provider: F) -> Self
+    where
+        F: FnMut() -> Fut + 'static,
+        Fut: Future<Output = String> + 'static,
+    {
+        let watchdog = self.watchdog.get_or_insert_with(liveness::watchdog);
+        watchdog.set_url_provider(Box::new(move || Box::pin(provider())));
         self
     }
 
@@ -185,7 +199,6 @@ impl Builder {
         }
         let shared = Rc::new(Shared {
             url: Cell::new(String::new()),
-            url_provider: Cell::new(self.url_provider),
             protocols: self.protocols,
             reconnect: self.reconnect,
             high_water_mark: self.high_water_mark,
@@ -293,7 +306,6 @@ impl WebSocket {
     pub fn builder(url: &str) -> Builder {
         Builder {
             url: url.to_owned(),
-            url_provider: None,
             protocols: Vec::new(),
             reconnect: None,
             high_water_mark: DEFAULT_HIGH_WATER_MARK,
@@ -566,7 +578,6 @@ pub(crate) enum Alarm {
 pub(crate) struct Shared {
     /// The URL of the current or last connection.
     url: Cell<String>,
-    url_provider: Cell<Option<Box<dyn FnMut() -> String>>>,
     protocols: Vec<String>,
     reconnect: Option<Reconnect>,
     high_water_mark: u32,
@@ -754,6 +765,11 @@ impl Shared {
         }
     }
 
+    /// Sets the URL of the next attempt.
+    pub(crate) fn set_url(&self, url: String) {
+        self.url.set(url);
+    }
+
     /// Whether the socket waits to reconnect.
     pub(crate) fn waiting(&self) -> bool {
         self.phase.get() == Phase::Waiting
@@ -867,13 +883,18 @@ impl Shared {
     /// from the provider that it will not take) counts as a failed attempt.
     fn reopen(self: &Rc<Self>) {
         drop(self.timer.take());
-        if let Some(mut provide) = self.url_provider.take() {
-            self.url.set(provide());
-            self.url_provider.set(Some(provide));
-            // The provider may have closed the socket: then there is no attempt to make.
-            if self.phase.get() != Phase::Waiting {
-                return;
-            }
+        // With a URL provider, the watchdog calls `open_attempt` once it has the URL.
+        if (self.watchdog.as_ref()).is_some_and(|dog| dog.provide_url(self)) {
+            return;
+        }
+        self.open_attempt();
+    }
+
+    /// Opens the attempt's connection, to the URL now set, unless the socket was closed
+    /// meanwhile (by the URL provider, say).
+    pub(crate) fn open_attempt(self: &Rc<Self>) {
+        if self.phase.get() != Phase::Waiting || self.connection.borrow().is_some() {
+            return;
         }
         let url = self.url.take();
         let opened = Connection::open(self, &url);
@@ -941,7 +962,6 @@ impl Shared {
                     // `reconnect_now` may start it again, for these.
                     if self.closed_by_app.get() {
                         drop(self.callbacks.take());
-                        drop(self.url_provider.take());
                         if let Some(watchdog) = &self.watchdog {
                             watchdog.released();
                         }

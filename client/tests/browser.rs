@@ -1188,3 +1188,45 @@ async fn a_page_shown_again_checks_the_connection_at_once() {
     let lost = next_close(&mut events).await;
     assert_eq!(lost.cause, CloseCause::HeartbeatLost);
 }
+
+#[wasm_bindgen_test]
+async fn an_async_url_provider_is_awaited_once_per_attempt_in_order() {
+    let before = live_closures();
+    let asked = Rc::new(Cell::new(0));
+    let base = server_url().to_owned();
+    let socket = WebSocket::builder(server_url())
+        .reconnect(quick_reconnect().initial_delay(Duration::from_millis(50)))
+        .url_provider_async({
+            let asked = asked.clone();
+            move || {
+                asked.set(asked.get() + 1);
+                let url = format!("{base}?attempt={}", asked.get());
+                async move {
+                    // A token fetched from somewhere, say.
+                    sleep(30).await;
+                    url
+                }
+            }
+        })
+        .connect()
+        .unwrap();
+    let (socket, mut events) = open(socket).await;
+    assert_eq!(asked.get(), 0);
+    // Attempts fail (503) for a while: each asks for a URL of its own.
+    socket.send("!outage 400").unwrap();
+    let mut attempts = 0;
+    loop {
+        match next_event(&mut events).await {
+            Event::Reconnecting(_) => attempts += 1,
+            Event::Open => break,
+            _ => {}
+        }
+    }
+    assert!(attempts >= 2, "{attempts} attempts");
+    assert_eq!(asked.get(), attempts);
+    let url = socket.url();
+    assert!(url.ends_with(&format!("?attempt={attempts}")), "{url}");
+    finish(socket, events).await;
+    sleep(0).await;
+    assert_eq!(live_closures(), before);
+}

@@ -386,7 +386,14 @@ fn test() -> Result<()> {
                     "client",
                 ],
             );
-            run_tests(test.env("ECHO_SERVER_URL", &server.url), &mut tally)
+            run_tests(test.env("ECHO_SERVER_URL", &server.url), &mut tally)?;
+            // The liveness defaults take their time (35 s): ignored unless asked for.
+            let mut defaults = wasm_test("defaults");
+            defaults
+                .args(["--", "--include-ignored"])
+                .env("ECHO_SERVER_URL", &server.url)
+                .env("WASM_BINDGEN_TEST_TIMEOUT", "120");
+            run_tests(defaults, &mut tally)
         },
     )?;
     step("Autobahn client cases in headless Chromium", &mut || {
