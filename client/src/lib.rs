@@ -140,8 +140,10 @@
 //!         // Servers that echo (as this project's does) need nothing more.
 //!         .heartbeat(Heartbeat::new(Duration::from_secs(15), Duration::from_secs(10)))
 //!         .reconnect(Reconnect::new().initial_delay(Duration::from_millis(500)))
-//!         // A fresh token for every attempt.
+//!         // A fresh token for every attempt (`url_provider_async` awaits one).
 //!         .url_provider(|| format!("wss://example.com/live?token={}", token()))
+//!         // Offline: no attempts spent; online, or the page shown again: act at once.
+//!         .follow_network()
 //!         // Not after the server says the login is over.
 //!         .should_reconnect(|close| close.code != 4001)
 //!         .connect()?;
@@ -159,6 +161,23 @@
 //! }
 //! # wasm_bindgen_futures::spawn_local(async { resilient().await.unwrap() });
 //! ```
+//!
+//! ## In a hidden tab
+//!
+//! Browsers throttle the timers of hidden pages: Chromium runs them at most once a second,
+//! and after some minutes hidden, at most once a minute. Messages and the browser's own
+//! events are not throttled. For this crate that means:
+//!
+//! - **backoff**: a reconnection attempt may start up to a minute late; with
+//!   [`Builder::follow_network`], coming back `online` starts it at once;
+//! - **heartbeat**: pings go out late, so a dead connection may be found later; a live one is
+//!   never declared dead for it, since the deadline compares when the ping left with when the
+//!   last message came, not timer ticks. With `follow_network`, the page becoming visible again
+//!   checks the connection at once;
+//! - **`send_async` and the sinks**: while waiting for the browser's buffer to drain they look
+//!   again on a timer (there is no event for it), so a hidden page sends in bursts, once a
+//!   second or less. Sends that need not wait (an open socket under its high-water mark) are
+//!   not delayed.
 //!
 //! # What it guarantees
 //!
