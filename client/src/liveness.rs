@@ -104,6 +104,10 @@ pub(crate) trait Watchdog {
     /// Starts getting the URL of the next attempt, if an asynchronous provider gives it; the
     /// attempt is then opened when it is there.
     fn provide_url(&self, shared: &Rc<Shared>) -> bool;
+    /// The URL provider's future is done.
+    fn provided(&self);
+    /// The application or the browser says to try now: not offline any more.
+    fn online(&self);
     /// Whether the browser said it is offline (and not online since).
     fn offline(&self) -> bool;
     /// The application closed the socket: stop listening to the browser.
@@ -193,6 +197,8 @@ pub(crate) fn watchdog() -> Box<dyn Watchdog> {
         follow_network: false,
         listeners: RefCell::new(Vec::new()),
         listening: Cell::new(false),
+        providing: Cell::new(false),
+        awaiting: Cell::new(false),
         offline: Cell::new(false),
         timer: Cell::new(None),
         last_heard: Cell::new(0.0),
@@ -210,6 +216,10 @@ struct Dog {
     listeners: RefCell<Vec<Listener>>,
     /// Whether it has started listening (once for the socket's life).
     listening: Cell<bool>,
+    /// Whether the URL provider's future is pending: asked once per attempt.
+    providing: Cell<bool>,
+    /// Whether a ping waits for its deadline.
+    awaiting: Cell<bool>,
     offline: Cell<bool>,
     /// The current connection's one alarm: its connect timeout, then its ping or deadline.
     timer: Cell<Option<Timeout>>,
@@ -266,6 +276,9 @@ impl Watchdog for Dog {
     }
 
     fn provide_url(&self, shared: &Rc<Shared>) -> bool {
+        if self.providing.get() {
+            return true; // The attempt opens when the URL asked for comes.
+        }
         let Some(url) = self
             .url_provider
             .borrow_mut()
@@ -274,15 +287,27 @@ impl Watchdog for Dog {
         else {
             return false;
         };
+        self.providing.set(true);
         let weak = Rc::downgrade(shared);
         wasm_bindgen_futures::spawn_local(async move {
             let url = url.await;
             if let Some(shared) = weak.upgrade() {
+                if let Some(dog) = shared.watchdog() {
+                    dog.provided();
+                }
                 shared.set_url(url);
                 shared.open_attempt();
             }
         });
         true
+    }
+
+    fn provided(&self) {
+        self.providing.set(false);
+    }
+
+    fn online(&self) {
+        self.offline.set(false);
     }
 
     fn offline(&self) -> bool {
@@ -310,6 +335,9 @@ impl Watchdog for Dog {
 
     fn opened(&self, shared: &Rc<Shared>) {
         drop(self.timer.take());
+        // A connection opened: the browser is online, whatever it said last.
+        self.offline.set(false);
+        self.awaiting.set(false);
         self.last_heard.set(js_sys::Date::now());
         if let Some(beat) = &self.heartbeat {
             self.set(shared, beat.interval, Watch::Ping);
@@ -347,9 +375,18 @@ impl Watchdog for Dog {
                     shared.attempt_now();
                 }
             }
+            // Shown again: a ping awaiting its reply keeps its deadline (judged at once if
+            // a throttled timer let it pass); otherwise, a ping now.
             Watch::Visible => {
-                if self.heartbeat.is_some() && shared.state() == State::Open {
+                let Some(beat) = &self.heartbeat else { return };
+                if shared.state() != State::Open {
+                    return;
+                }
+                let overdue = js_sys::Date::now() - self.ping_sent.get();
+                if !self.awaiting.get() {
                     self.ring(shared, Watch::Ping);
+                } else if overdue >= beat.timeout.as_millis() as f64 {
+                    self.ring(shared, Watch::Deadline);
                 }
             }
             Watch::ConnectTimeout => {
@@ -364,6 +401,7 @@ impl Watchdog for Dog {
                     return;
                 }
                 self.ping_sent.set(js_sys::Date::now());
+                self.awaiting.set(true);
                 // Around the queue: a ping is about this connection, not the application's
                 // order of messages.
                 let _ = shared.with_connection(|connection| connection.send(&beat.message));
@@ -372,6 +410,7 @@ impl Watchdog for Dog {
             // Alive if anything came since the ping left, by the clock: timers in hidden tabs
             // fire late, messages do not.
             Watch::Deadline => {
+                self.awaiting.set(false);
                 let Some(beat) = &self.heartbeat else { return };
                 if shared.state() != State::Open {
                     return;

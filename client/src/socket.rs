@@ -405,6 +405,9 @@ impl WebSocket {
                 let report = shared.alarm(Duration::ZERO, Alarm::Report(event));
                 shared.timer.set(Some(report));
             }
+            // Kept for `reconnect_now` until now: released (after the current callback, if
+            // this runs in one).
+            Phase::Finished if shared.released.get() => shared.emit(None),
             Phase::Finished => {}
         }
         Ok(())
@@ -413,7 +416,9 @@ impl WebSocket {
     /// Makes the next connection attempt now, unless the application closed the socket:
     /// while waiting to reconnect, without waiting out the backoff; once the socket has closed
     /// for good (its attempts used up, a final code, or no reconnection at all), starting
-    /// again, with the attempts counted from one. The attempt starts right after this call;
+    /// again, with the attempts counted from one; also while the browser says it is offline
+    /// ([`Builder::follow_network`]), which it then no longer heeds until it says so again.
+    /// The attempt starts right after this call;
     /// streams made before the socket closed have ended, so make new ones. Does nothing while
     /// connecting or open, or after [`close`](Self::close).
     pub fn reconnect_now(&self) {
@@ -753,6 +758,11 @@ impl Shared {
 
     /// The next attempt, right after the current call, instead of after the backoff.
     pub(crate) fn attempt_now(self: &Rc<Self>) {
+        // Asked for now (by `reconnect_now`, or `online`): offline no more, as far as the
+        // attempts go.
+        if let Some(watchdog) = &self.watchdog {
+            watchdog.online();
+        }
         self.phase.set(Phase::Waiting);
         self.timer
             .set(Some(self.alarm(Duration::ZERO, Alarm::Reopen)));
@@ -763,6 +773,11 @@ impl Shared {
         if let Some(watchdog) = &self.watchdog {
             watchdog.ring(self, watch);
         }
+    }
+
+    /// The watchdog, if the application asked for one.
+    pub(crate) fn watchdog(&self) -> Option<&dyn Watchdog> {
+        self.watchdog.as_deref()
     }
 
     /// Sets the URL of the next attempt.
@@ -821,14 +836,12 @@ impl Shared {
                 event.cause = CloseCause::HandshakeFailed;
             }
         }
-        let offline = (self.watchdog.as_ref()).is_some_and(|dog| dog.offline());
-        if offline && self.reconnect.is_some() && !self.closed_by_app.get() {
-            // No attempt while offline, and none spent: `online` starts the next.
-            self.phase.set(Phase::Waiting);
-            self.emit(Some(Event::Close(event)));
-            return;
-        }
         match self.next_attempt(&event) {
+            // Offline: no attempt, and none spent; `online` starts the next.
+            Some(0) => {
+                self.phase.set(Phase::Waiting);
+                self.emit(Some(Event::Close(event)));
+            }
             Some(attempt) => {
                 let announcement = self.schedule(attempt);
                 // Delivered at once: browser events and timers never run inside a dispatch.
@@ -850,7 +863,8 @@ impl Shared {
         }
     }
 
-    /// The number of the next reconnection attempt, if one should be made.
+    /// The number of the next reconnection attempt, if one should be made; 0 for one held
+    /// while the browser is offline.
     fn next_attempt(&self, event: &CloseEvent) -> Option<u32> {
         let policy = self.reconnect.as_ref()?;
         let declined = (self.watchdog.as_ref()).is_some_and(|dog| !dog.should_reconnect(event));
@@ -862,6 +876,9 @@ impl Shared {
             if up >= policy.reset_after.as_millis() as f64 {
                 self.attempt.set(0);
             }
+        }
+        if (self.watchdog.as_ref()).is_some_and(|dog| dog.offline()) {
+            return Some(0);
         }
         let attempt = self.attempt.get().saturating_add(1);
         self.attempt.set(attempt);
@@ -894,6 +911,10 @@ impl Shared {
     /// meanwhile (by the URL provider, say).
     pub(crate) fn open_attempt(self: &Rc<Self>) {
         if self.phase.get() != Phase::Waiting || self.connection.borrow().is_some() {
+            return;
+        }
+        // Offline meanwhile: held until `online`.
+        if (self.watchdog.as_ref()).is_some_and(|dog| dog.offline()) {
             return;
         }
         let url = self.url.take();

@@ -1,6 +1,5 @@
 //! Hostile and careless uses of the liveness features: connect timeout, heartbeat, close
 //! causes, `should_reconnect`, `reconnect_now`, `follow_network` and the URL providers.
-//! Probes that found a bug are kept, failing, with `#[ignore = "bug: …"]`.
 
 #![cfg(target_arch = "wasm32")]
 
@@ -103,7 +102,7 @@ fn slow_provider(
 /// `should_reconnect` "decides after each close whether to reconnect": a close for `offline`
 /// is one, and `false` must end the socket.
 #[wasm_bindgen_test]
-#[ignore = "bug: an offline close skips should_reconnect; the socket waits and reconnects on online"]
+
 async fn should_reconnect_false_ends_an_offline_close_too() {
     let asked = Rc::new(Cell::new(0));
     let socket = WebSocket::builder(server_url())
@@ -139,7 +138,7 @@ async fn should_reconnect_false_ends_an_offline_close_too() {
 /// "No attempt is made until it is back online": an attempt whose async URL was being fetched
 /// when the browser went offline is opened anyway when the URL comes.
 #[wasm_bindgen_test]
-#[ignore = "bug: offline while the async URL provider is pending does not hold that attempt"]
+
 async fn offline_while_the_async_url_is_pending_holds_the_attempt() {
     let before = live_closures();
     let asked = Rc::new(Cell::new(0));
@@ -169,7 +168,7 @@ async fn offline_while_the_async_url_is_pending_holds_the_attempt() {
 /// overdue a fresh deadline: a user switching tabs now and then keeps a dead connection
 /// "alive" for as long as they do.
 #[wasm_bindgen_test]
-#[ignore = "bug: each visibilitychange sends a new ping and restarts the deadline; a stall is never found"]
+
 async fn visibility_changes_do_not_postpone_a_lost_heartbeat() {
     let socket = WebSocket::builder(server_url())
         .heartbeat(Heartbeat::new(
@@ -199,7 +198,7 @@ async fn visibility_changes_do_not_postpone_a_lost_heartbeat() {
 /// One attempt, one URL: `reconnect_now` (or `online`) while the URL of the attempt is being
 /// fetched starts another fetch, and a second attempt behind the first.
 #[wasm_bindgen_test]
-#[ignore = "bug: reconnect_now while the async URL provider is pending calls it again (two in flight)"]
+
 async fn reconnect_now_while_the_async_url_is_pending_asks_once() {
     let before = live_closures();
     let asked = Rc::new(Cell::new(0));
@@ -232,7 +231,7 @@ async fn reconnect_now_while_the_async_url_is_pending_asks_once() {
 /// (offline, then `reconnect_now`, which connects) is taken as an offline close and waits for
 /// `online`, ignoring the final code.
 #[wasm_bindgen_test]
-#[ignore = "bug: while the offline flag is set, a close with a final code is held, not final; online reconnects"]
+
 async fn a_final_code_is_final_while_offline() {
     let before = live_closures();
     let socket = WebSocket::builder(server_url())
@@ -561,7 +560,7 @@ async fn final_code_then_reconnect_now_then_close() {
 /// previous connection's open time is still there, and the next failed attempt is taken for a
 /// connection that opened and was lost (`Remote`).
 #[wasm_bindgen_test]
-#[ignore = "bug: the first failed attempt after an offline close has cause Remote, not HandshakeFailed"]
+
 async fn a_failed_attempt_after_an_offline_close_is_a_handshake_failure() {
     let before = live_closures();
     let socket = WebSocket::builder(server_url())
@@ -581,18 +580,18 @@ async fn a_failed_attempt_after_an_offline_close_is_a_handshake_failure() {
             causes.push(close.cause);
         }
     }
-    drop(socket);
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
     assert_eq!(
         causes,
         vec![CloseCause::HandshakeFailed, CloseCause::HandshakeFailed]
     );
+    drop(socket);
+    sleep(0).await;
+    assert_eq!(live_closures(), before);
 }
 
 /// `online` while the URL of the waiting attempt is being fetched: the same attempt again.
 #[wasm_bindgen_test]
-#[ignore = "bug: online while the async URL provider is pending calls it again (two in flight)"]
+
 async fn online_while_the_async_url_is_pending_asks_once() {
     let asked = Rc::new(Cell::new(0));
     let socket = WebSocket::builder(server_url())
@@ -680,7 +679,7 @@ async fn a_stall_is_found_within_interval_and_timeout() {
 /// `follow_network` listeners for `reconnect_now`; the application's close() afterwards is
 /// final, and must let them go.
 #[wasm_bindgen_test]
-#[ignore = "bug: close() after the socket finished on its own keeps the follow_network listeners until the last handle goes"]
+
 async fn close_after_a_final_code_lets_the_listeners_go() {
     let before = live_closures();
     let socket = WebSocket::builder(server_url())
