@@ -99,10 +99,9 @@ fn slow_provider(
 // Bugs
 // ---------------------------------------------------------------------------------------
 
-/// `should_reconnect` "decides after each close whether to reconnect": a close for `offline`
+/// Regression (found by this suite, now fixed): `should_reconnect` "decides after each close whether to reconnect": a close for `offline`
 /// is one, and `false` must end the socket.
 #[wasm_bindgen_test]
-
 async fn should_reconnect_false_ends_an_offline_close_too() {
     let asked = Rc::new(Cell::new(0));
     let socket = WebSocket::builder(server_url())
@@ -135,10 +134,9 @@ async fn should_reconnect_false_ends_an_offline_close_too() {
     assert!(after.is_empty(), "after online: {after:?}");
 }
 
-/// "No attempt is made until it is back online": an attempt whose async URL was being fetched
+/// Regression (found by this suite, now fixed): "No attempt is made until it is back online": an attempt whose async URL was being fetched
 /// when the browser went offline is opened anyway when the URL comes.
 #[wasm_bindgen_test]
-
 async fn offline_while_the_async_url_is_pending_holds_the_attempt() {
     let before = live_closures();
     let asked = Rc::new(Cell::new(0));
@@ -164,11 +162,10 @@ async fn offline_while_the_async_url_is_pending_holds_the_attempt() {
     assert!(seen.is_empty(), "while offline: {seen:?}");
 }
 
-/// A page shown again should check the connection at once, not give a ping that is already
+/// Regression (found by this suite, now fixed): A page shown again should check the connection at once, not give a ping that is already
 /// overdue a fresh deadline: a user switching tabs now and then keeps a dead connection
 /// "alive" for as long as they do.
 #[wasm_bindgen_test]
-
 async fn visibility_changes_do_not_postpone_a_lost_heartbeat() {
     let socket = WebSocket::builder(server_url())
         .heartbeat(Heartbeat::new(
@@ -195,10 +192,9 @@ async fn visibility_changes_do_not_postpone_a_lost_heartbeat() {
     assert_eq!(lost.cause, CloseCause::HeartbeatLost);
 }
 
-/// One attempt, one URL: `reconnect_now` (or `online`) while the URL of the attempt is being
+/// Regression (found by this suite, now fixed): One attempt, one URL: `reconnect_now` (or `online`) while the URL of the attempt is being
 /// fetched starts another fetch, and a second attempt behind the first.
 #[wasm_bindgen_test]
-
 async fn reconnect_now_while_the_async_url_is_pending_asks_once() {
     let before = live_closures();
     let asked = Rc::new(Cell::new(0));
@@ -227,11 +223,10 @@ async fn reconnect_now_while_the_async_url_is_pending_asks_once() {
     );
 }
 
-/// A final code is final: but a close that comes while the socket thinks the browser offline
+/// Regression (found by this suite, now fixed): A final code is final: but a close that comes while the socket thinks the browser offline
 /// (offline, then `reconnect_now`, which connects) is taken as an offline close and waits for
 /// `online`, ignoring the final code.
 #[wasm_bindgen_test]
-
 async fn a_final_code_is_final_while_offline() {
     let before = live_closures();
     let socket = WebSocket::builder(server_url())
@@ -556,11 +551,10 @@ async fn final_code_then_reconnect_now_then_close() {
     assert_eq!(live_closures(), before);
 }
 
-/// An attempt that never opens fails with `HandshakeFailed`; but after an offline close the
+/// Regression (found by this suite, now fixed): An attempt that never opens fails with `HandshakeFailed`; but after an offline close the
 /// previous connection's open time is still there, and the next failed attempt is taken for a
 /// connection that opened and was lost (`Remote`).
 #[wasm_bindgen_test]
-
 async fn a_failed_attempt_after_an_offline_close_is_a_handshake_failure() {
     let before = live_closures();
     let socket = WebSocket::builder(server_url())
@@ -589,9 +583,8 @@ async fn a_failed_attempt_after_an_offline_close_is_a_handshake_failure() {
     assert_eq!(live_closures(), before);
 }
 
-/// `online` while the URL of the waiting attempt is being fetched: the same attempt again.
+/// Regression (found by this suite, now fixed): `online` while the URL of the waiting attempt is being fetched: the same attempt again.
 #[wasm_bindgen_test]
-
 async fn online_while_the_async_url_is_pending_asks_once() {
     let asked = Rc::new(Cell::new(0));
     let socket = WebSocket::builder(server_url())
@@ -675,11 +668,10 @@ async fn a_stall_is_found_within_interval_and_timeout() {
     assert_eq!(live_closures(), before);
 }
 
-/// A socket ended by the server's final code (or by its attempts running out) keeps its
+/// Regression (found by this suite, now fixed): A socket ended by the server's final code (or by its attempts running out) keeps its
 /// `follow_network` listeners for `reconnect_now`; the application's close() afterwards is
 /// final, and must let them go.
 #[wasm_bindgen_test]
-
 async fn close_after_a_final_code_lets_the_listeners_go() {
     let before = live_closures();
     let socket = WebSocket::builder(server_url())
