@@ -206,6 +206,8 @@
 //! - **One behaviour everywhere**: a send does the same from a callback, a stream consumer
 //!   or any other code: the state it sees is the one [`WebSocket::state`] reports.
 
+mod builder;
+mod connection;
 mod error;
 mod liveness;
 mod queue;
@@ -219,11 +221,12 @@ mod tracked;
 use std::fmt;
 use std::time::Duration;
 
+pub use builder::Builder;
 pub use error::Error;
 pub use liveness::Heartbeat;
 pub use reconnect::{Overflow, Reconnect};
 pub use sink::MessageSink;
-pub use socket::{Builder, DEFAULT_HIGH_WATER_MARK, WeakWebSocket, WebSocket};
+pub use socket::{DEFAULT_HIGH_WATER_MARK, WeakWebSocket, WebSocket};
 pub use stream::{Events, MessageStream, Messages};
 pub use tracked::live_closures;
 

@@ -1,12 +1,12 @@
 //! The socket: one handle over a browser WebSocket that reconnection may replace, and the
-//! dispatch of its events to callbacks and streams.
+//! dispatch of its events to callbacks and streams. (`builder.rs` configures it,
+//! `connection.rs` is one browser socket, `liveness.rs` the optional parts.)
 //!
 //! Ownership, which is what keeps this leak-free: handles own [`Shared`]; `Shared` owns the
 //! current [`Connection`] (the browser socket and the four closures set as its handlers) and
-//! its timers. Closures and timers hold only a `Weak` back. The application's callbacks and the
-//! streams' feeds are dropped when the socket finishes, so a callback that holds a handle does
-//! not keep its own socket alive forever; callbacks are given the socket instead, so that they
-//! need not hold one.
+//! its timers. Closures and timers hold only a `Weak` back. The streams' feeds are dropped
+//! when the socket closes for good, and the application's callbacks when the application
+//! closes it or drops it; callbacks are given the socket, so that they need not hold a handle.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -16,20 +16,14 @@ use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use js_sys::{ArrayBuffer, Uint8Array};
-use wasm_bindgen::JsCast;
-use wasm_bindgen::closure::Closure;
-use web_sys::{BinaryType, MessageEvent};
-
-use crate::error::describe;
-use crate::liveness::{self, Heartbeat, Watch, Watchdog};
+use crate::builder::{Builder, Callbacks};
+use crate::connection::Connection;
+use crate::liveness::{Watch, Watchdog};
 use crate::queue::Queue;
 use crate::reconnect::Reconnect;
 use crate::sink::MessageSink;
 use crate::stream::{self, Events, Feed, MessageStream, Messages};
 use crate::timer::{Timeout, sleep};
-use crate::tracked::Tracked;
 use crate::{
     CloseCause, CloseEvent, Error, Event, Message, NORMAL_CLOSURE, Reconnecting, State, Unsent,
 };
@@ -40,222 +34,6 @@ pub const DEFAULT_HIGH_WATER_MARK: u32 = 1 << 20;
 /// While the queue drains or the browser's buffer is over the high-water mark, look again
 /// this often at most: browsers have no event for a draining buffer.
 const LONGEST_PAUSE: Duration = Duration::from_millis(16);
-
-/// Configures a socket before it connects: subprotocols, reconnection, the high-water mark,
-/// and callbacks. Made by [`WebSocket::builder`].
-///
-/// Each callback is given the socket, so that it can send or close without capturing a
-/// handle: a handle captured by one of its own callbacks keeps a socket alive until it
-/// closes. To keep one anyway, capture a [`WeakWebSocket`].
-#[must_use = "a builder does nothing until `connect` or `open`"]
-pub struct Builder {
-    url: String,
-    protocols: Vec<String>,
-    reconnect: Option<Reconnect>,
-    high_water_mark: u32,
-    /// Made by the first of `connect_timeout` and `heartbeat` that is called.
-    watchdog: Option<Box<dyn Watchdog>>,
-    callbacks: Callbacks,
-}
-
-impl Builder {
-    /// Offers these subprotocols, in order of preference; [`WebSocket::protocol`] tells which
-    /// one the server chose.
-    pub fn protocols<I>(mut self, protocols: I) -> Self
-    where
-        I: IntoIterator,
-        I::Item: Into<String>,
-    {
-        self.protocols = protocols.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Reopens the connection when it closes, as `policy` says. Off by default.
-    pub fn reconnect(mut self, policy: Reconnect) -> Self {
-        self.reconnect = Some(policy);
-        self
-    }
-
-    /// Asks `provider` for the URL of each reconnection attempt, for example to put a fresh
-    /// token in the query string; the first connection uses the builder's URL. An attempt
-    /// whose URL the browser refuses fails like one that cannot connect: an
-    /// [`Event::Error`] and a close with code 1006 whose reason says why. See also
-    /// [`url_provider_async`](Self::url_provider_async).
-    pub fn url_provider(self, mut provider: impl FnMut() -> String + 'static) -> Self {
-        // One path for both kinds: the URL is ready at once.
-        self.url_provider_async(move || std::future::ready(provider()))
-    }
-
-    /// Like [`url_provider`](Self::url_provider), for a URL that takes a while to get (a token
-    /// fetched from the server, say): `provider`'s future is awaited before each reconnection
-    /// attempt, the socket [`State::Reconnecting`] meanwhile. A close meanwhile is final: the
-    /// URL then goes unused.
-    pub fn url_provider_async<F, Fut>(mut self, mut provider: F) -> Self
-    where
-        F: FnMut() -> Fut + 'static,
-        Fut: Future<Output = String> + 'static,
-    {
-        let watchdog = self.watchdog.get_or_insert_with(liveness::watchdog);
-        watchdog.set_url_provider(Box::new(move || Box::pin(provider())));
-        self
-    }
-
-    /// [`WebSocket::send_async`] and the sinks wait while the browser holds more than this
-    /// many bytes not yet sent (`bufferedAmount`). Default: [`DEFAULT_HIGH_WATER_MARK`].
-    pub fn high_water_mark(mut self, bytes: u32) -> Self {
-        self.high_water_mark = bytes;
-        self
-    }
-
-    /// Gives each connection attempt `timeout` to open; one that does not is closed with
-    /// [`CloseCause::ConnectTimeout`] (and counts as a failed attempt when reconnecting), and
-    /// an awaited [`open`](Self::open) fails with it. Off by default: the browser's own limit
-    /// is minutes.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        let watchdog = self.watchdog.get_or_insert_with(liveness::watchdog);
-        watchdog.set_connect_timeout(timeout);
-        self
-    }
-
-    /// Checks that open connections are alive; see [`Heartbeat`]. Off by default.
-    pub fn heartbeat(mut self, heartbeat: Heartbeat) -> Self {
-        let watchdog = self.watchdog.get_or_insert_with(liveness::watchdog);
-        watchdog.set_heartbeat(heartbeat);
-        self
-    }
-
-    /// With [`reconnect`](Self::reconnect), decides after each close whether to reconnect,
-    /// beside the policy's final codes: `false` ends the socket (until
-    /// [`WebSocket::reconnect_now`]). For example, stop on an authentication failure the
-    /// server reports with a code of its own, whatever the code; or look at
-    /// [`CloseEvent::cause`].
-    pub fn should_reconnect(mut self, decide: impl Fn(&CloseEvent) -> bool + 'static) -> Self {
-        let watchdog = self.watchdog.get_or_insert_with(liveness::watchdog);
-        watchdog.set_should_reconnect(Box::new(decide));
-        self
-    }
-
-    /// Follows the browser: when it goes `offline`, the connection is closed with
-    /// [`CloseCause::Offline`] and no attempt is made (or spent) until it is back `online`,
-    /// when an attempt waiting in backoff starts at once; when the page becomes visible
-    /// again, the [`Heartbeat`] checks the connection at once rather than at its next
-    /// interval. The events are those of the global scope, so this works in workers too
-    /// (where there is no page to hide). Off by default.
-    pub fn follow_network(mut self) -> Self {
-        let watchdog = self.watchdog.get_or_insert_with(liveness::watchdog);
-        watchdog.set_follow_network();
-        self
-    }
-
-    /// Called each time a connection opens.
-    pub fn on_open(mut self, callback: impl FnMut(&WebSocket) + 'static) -> Self {
-        self.callbacks.on_open = Some(Box::new(callback));
-        self
-    }
-
-    /// Called for each message received.
-    pub fn on_message(mut self, callback: impl FnMut(&WebSocket, Message) + 'static) -> Self {
-        self.callbacks.on_message = Some(Box::new(callback));
-        self
-    }
-
-    /// Called when the browser reports an error; a close follows. Browsers tell nothing
-    /// more about the error, on purpose.
-    pub fn on_error(mut self, callback: impl FnMut(&WebSocket) + 'static) -> Self {
-        self.callbacks.on_error = Some(Box::new(callback));
-        self
-    }
-
-    /// Called each time a connection closes, with its code, reason and cleanliness. When a
-    /// reconnection follows, the socket is already [`State::Reconnecting`] here, so a send
-    /// is queued and [`WebSocket::close`] cancels the attempt.
-    pub fn on_close(mut self, callback: impl FnMut(&WebSocket, CloseEvent) + 'static) -> Self {
-        self.callbacks.on_close = Some(Box::new(callback));
-        self
-    }
-
-    /// Called when a reconnection attempt is scheduled, with its number and delay.
-    pub fn on_reconnect(
-        mut self,
-        callback: impl FnMut(&WebSocket, Reconnecting) + 'static,
-    ) -> Self {
-        self.callbacks.on_reconnect = Some(Box::new(callback));
-        self
-    }
-
-    /// Called for each message that was accepted but will never be sent ([`Event::Unsent`]).
-    pub fn on_unsent(mut self, callback: impl FnMut(&WebSocket, Unsent) + 'static) -> Self {
-        self.callbacks.on_unsent = Some(Box::new(callback));
-        self
-    }
-
-    /// Opens the socket and returns at once, in [`State::Connecting`]. Fails, like the
-    /// browser's constructor, on an invalid URL or subprotocol; a server that cannot be
-    /// reached is reported later, as an error and a close event. No event is delivered during
-    /// this call, so a stream made right after it misses nothing.
-    pub fn connect(self) -> Result<WebSocket, Error> {
-        if let Some(bad) = invalid_protocol(&self.protocols) {
-            return Err(Error::InvalidProtocol(bad.to_owned()));
-        }
-        let shared = Rc::new(Shared {
-            url: Cell::new(String::new()),
-            protocols: self.protocols,
-            reconnect: self.reconnect,
-            high_water_mark: self.high_water_mark,
-            watchdog: self.watchdog,
-            connection: RefCell::new(None),
-            timer: Cell::new(None),
-            soon: Cell::new(None),
-            deferred: Cell::new(Vec::new()),
-            phase: Cell::new(Phase::Active),
-            closed_by_app: Cell::new(false),
-            attempt: Cell::new(0),
-            opened_at: Cell::new(None),
-            queue: Cell::new(Queue::default()),
-            callbacks: Cell::new(self.callbacks),
-            streams: Cell::new(Vec::new()),
-            released: Cell::new(false),
-            pending: Cell::new(VecDeque::new()),
-            dispatching: Cell::new(false),
-        });
-        let connection = Connection::open(&shared, &self.url);
-        shared.url.set(self.url);
-        shared.attach(connection?);
-        Ok(WebSocket { shared })
-    }
-
-    /// Opens the socket and waits until it is open. Fails with the errors of
-    /// [`connect`](Self::connect), or with [`Error::ConnectFailed`] and the close code and
-    /// reason when the socket closes for good before it opens: with reconnection, once the
-    /// attempts are used up (so never, without [`Reconnect::max_attempts`]).
-    pub async fn open(self) -> Result<WebSocket, Error> {
-        let socket = self.connect()?;
-        let mut events = socket.events();
-        let mut last_close = None;
-        while let Some(event) = events.next().await {
-            match event {
-                Event::Open => return Ok(socket),
-                Event::Close(close) => last_close = Some(close),
-                _ => {}
-            }
-        }
-        let never = CloseEvent::new(1006, "", false).with_cause(CloseCause::HandshakeFailed);
-        Err(Error::ConnectFailed(last_close.unwrap_or(never)))
-    }
-}
-
-/// A subprotocol the browser would refuse: empty, not an HTTP token, or offered twice.
-fn invalid_protocol(protocols: &[String]) -> Option<&str> {
-    let is_token = |p: &str| {
-        !p.is_empty()
-            && p.bytes()
-                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
-    };
-    protocols
-        .iter()
-        .enumerate()
-        .find_map(|(i, p)| (!is_token(p) || protocols[..i].contains(p)).then_some(p.as_str()))
-}
 
 /// A handle to one WebSocket. Clones are handles to the same socket, and any of them can send
 /// or close it. Dropping the last handle closes the socket with code 1000 and frees
@@ -312,6 +90,35 @@ impl WebSocket {
             watchdog: None,
             callbacks: Callbacks::default(),
         }
+    }
+
+    /// Opens the socket `builder` describes, whose subprotocols are checked.
+    pub(crate) fn start(builder: Builder) -> Result<WebSocket, Error> {
+        let shared = Rc::new(Shared {
+            url: Cell::new(String::new()),
+            protocols: builder.protocols,
+            reconnect: builder.reconnect,
+            high_water_mark: builder.high_water_mark,
+            watchdog: builder.watchdog,
+            connection: RefCell::new(None),
+            timer: Cell::new(None),
+            soon: Cell::new(None),
+            deferred: Cell::new(Vec::new()),
+            phase: Cell::new(Phase::Active),
+            closed_by_app: Cell::new(false),
+            attempt: Cell::new(0),
+            opened_at: Cell::new(None),
+            queue: Cell::new(Queue::default()),
+            callbacks: Cell::new(builder.callbacks),
+            streams: Cell::new(Vec::new()),
+            released: Cell::new(false),
+            pending: Cell::new(VecDeque::new()),
+            dispatching: Cell::new(false),
+        });
+        let connection = Connection::open(&shared, &builder.url);
+        shared.url.set(builder.url);
+        shared.attach(connection?);
+        Ok(WebSocket { shared })
     }
 
     /// A handle that does not keep the socket alive.
@@ -529,44 +336,6 @@ enum Phase {
     Finished,
 }
 
-type Callback<T> = Option<Box<dyn FnMut(&WebSocket, T)>>;
-type Notice = Option<Box<dyn FnMut(&WebSocket)>>;
-
-/// The application's callbacks.
-#[derive(Default)]
-struct Callbacks {
-    on_open: Notice,
-    on_message: Callback<Message>,
-    on_error: Notice,
-    on_close: Callback<CloseEvent>,
-    on_reconnect: Callback<Reconnecting>,
-    on_unsent: Callback<Unsent>,
-}
-
-impl Callbacks {
-    fn wants(&self, event: &Event) -> bool {
-        match event {
-            Event::Open => self.on_open.is_some(),
-            Event::Message(_) => self.on_message.is_some(),
-            Event::Error => self.on_error.is_some(),
-            Event::Close(_) => self.on_close.is_some(),
-            Event::Reconnecting(_) => self.on_reconnect.is_some(),
-            Event::Unsent(_) => self.on_unsent.is_some(),
-        }
-    }
-
-    fn call(&mut self, socket: &WebSocket, event: Event) {
-        match event {
-            Event::Open => self.on_open.as_mut().map(|f| f(socket)),
-            Event::Message(message) => self.on_message.as_mut().map(|f| f(socket, message)),
-            Event::Error => self.on_error.as_mut().map(|f| f(socket)),
-            Event::Close(close) => self.on_close.as_mut().map(|f| f(socket, close)),
-            Event::Reconnecting(next) => self.on_reconnect.as_mut().map(|f| f(socket, next)),
-            Event::Unsent(unsent) => self.on_unsent.as_mut().map(|f| f(socket, unsent)),
-        };
-    }
-}
-
 /// What a timer of the socket's is for.
 pub(crate) enum Alarm {
     /// Make the next reconnection attempt.
@@ -583,7 +352,7 @@ pub(crate) enum Alarm {
 pub(crate) struct Shared {
     /// The URL of the current or last connection.
     url: Cell<String>,
-    protocols: Vec<String>,
+    pub(crate) protocols: Vec<String>,
     reconnect: Option<Reconnect>,
     high_water_mark: u32,
     /// Connect timeout and heartbeat, when asked for: behind a trait object made only by the
@@ -813,7 +582,7 @@ impl Shared {
     }
 
     /// The browser opened the current connection: send what waited for it, then tell.
-    fn opened(self: &Rc<Self>) {
+    pub(crate) fn opened(self: &Rc<Self>) {
         self.opened_at.set(Some(js_sys::Date::now()));
         if let Some(watchdog) = &self.watchdog {
             watchdog.opened(self);
@@ -824,7 +593,7 @@ impl Shared {
 
     /// The current connection closed: reconnect or finish, then tell. The phase changes
     /// first, so that the close callback sees the state that follows it.
-    fn closed(self: &Rc<Self>, mut event: CloseEvent) {
+    pub(crate) fn closed(self: &Rc<Self>, mut event: CloseEvent) {
         drop(self.connection.borrow_mut().take());
         if let Some(watchdog) = &self.watchdog {
             watchdog.closed();
@@ -962,7 +731,7 @@ impl Shared {
 
     /// Delivers `next` after anything being delivered now, so that a callback that causes
     /// another event sees them in order; `None` releases the listeners.
-    fn emit(self: &Rc<Self>, next: Option<Event>) {
+    pub(crate) fn emit(self: &Rc<Self>, next: Option<Event>) {
         let mut pending = self.pending.take();
         pending.push_back(next);
         self.pending.set(pending);
@@ -1034,152 +803,5 @@ impl Shared {
         let result = use_queue(&mut queue);
         self.queue.set(queue);
         result
-    }
-}
-
-/// One browser WebSocket and the closures set as its handlers.
-pub(crate) struct Connection {
-    socket: web_sys::WebSocket,
-    _closures: Closures,
-}
-
-struct Closures {
-    _open: Tracked<Closure<dyn FnMut(web_sys::Event)>>,
-    _message: Tracked<Closure<dyn FnMut(MessageEvent)>>,
-    _error: Tracked<Closure<dyn FnMut(web_sys::Event)>>,
-    _close: Tracked<Closure<dyn FnMut(web_sys::CloseEvent)>>,
-}
-
-impl Connection {
-    fn open(shared: &Rc<Shared>, url: &str) -> Result<Connection, Error> {
-        // One constructor for both cases: an empty list offers no subprotocol.
-        let protocols: js_sys::Array = shared
-            .protocols
-            .iter()
-            .map(|protocol| js_sys::JsString::from(protocol.as_str()))
-            .collect();
-        let socket =
-            web_sys::WebSocket::new_with_str_sequence(url, &protocols).map_err(|error| {
-                Error::InvalidUrl {
-                    url: url.to_owned(),
-                    message: describe(&error),
-                }
-            })?;
-        // Blobs are read asynchronously and can overtake each other; ArrayBuffers cannot.
-        socket.set_binary_type(BinaryType::Arraybuffer);
-
-        let weak = Rc::downgrade(shared);
-        let on_open = {
-            let weak = weak.clone();
-            Closure::<dyn FnMut(_)>::new(move |_: web_sys::Event| {
-                if let Some(shared) = weak.upgrade() {
-                    shared.opened();
-                }
-            })
-        };
-        let on_message = {
-            let weak = weak.clone();
-            Closure::<dyn FnMut(_)>::new(move |event: MessageEvent| {
-                if let (Some(shared), Some(message)) = (weak.upgrade(), decode(&event)) {
-                    let own = (shared.watchdog.as_ref()).is_some_and(|dog| dog.heard(&message));
-                    if !own {
-                        shared.emit(Some(Event::Message(message)));
-                    }
-                }
-            })
-        };
-        let on_error = {
-            let weak = weak.clone();
-            Closure::<dyn FnMut(_)>::new(move |_: web_sys::Event| {
-                if let Some(shared) = weak.upgrade() {
-                    shared.emit(Some(Event::Error));
-                }
-            })
-        };
-        let on_close = Closure::<dyn FnMut(_)>::new(move |event: web_sys::CloseEvent| {
-            if let Some(shared) = weak.upgrade() {
-                shared.closed(CloseEvent::new(
-                    event.code(),
-                    event.reason(),
-                    event.was_clean(),
-                ));
-            }
-        });
-        socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        socket.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        Ok(Connection {
-            socket,
-            _closures: Closures {
-                _open: Tracked::new(on_open),
-                _message: Tracked::new(on_message),
-                _error: Tracked::new(on_error),
-                _close: Tracked::new(on_close),
-            },
-        })
-    }
-
-    fn state(&self) -> State {
-        match self.socket.ready_state() {
-            web_sys::WebSocket::CONNECTING => State::Connecting,
-            web_sys::WebSocket::OPEN => State::Open,
-            web_sys::WebSocket::CLOSING => State::Closing,
-            _ => State::Closed,
-        }
-    }
-
-    pub(crate) fn send(&self, message: &Message) -> Result<(), Error> {
-        match message {
-            Message::Text(text) => self.socket.send_with_str(text),
-            // Browsers refuse a view into shared memory (wasm threads, `+atomics`): there the
-            // bytes go into a buffer of JavaScript's own first. Elsewhere the browser copies
-            // from the view itself; a copy of ours would cost a third of the throughput.
-            Message::Binary(data) if cfg!(target_feature = "atomics") => self
-                .socket
-                .send_with_js_u8_array(&Uint8Array::from(&data[..])),
-            Message::Binary(data) => self.socket.send_with_u8_array(data),
-        }
-        .map_err(Error::from_js)
-    }
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        // No event of this connection may reach the application any more.
-        self.socket.set_onopen(None);
-        self.socket.set_onmessage(None);
-        self.socket.set_onerror(None);
-        self.socket.set_onclose(None);
-        if matches!(self.state(), State::Connecting | State::Open) {
-            let _ = self.socket.close_with_code(NORMAL_CLOSURE);
-        }
-        // The closures are dropped next. This may run inside one of them (the close handler
-        // drops its own connection): wasm-bindgen then frees it when that call returns.
-    }
-}
-
-/// The message a `message` event carries: a string, or an `ArrayBuffer` copied into Rust once.
-fn decode(event: &MessageEvent) -> Option<Message> {
-    let data = event.data();
-    if let Some(text) = data.as_string() {
-        return Some(Message::Text(text));
-    }
-    let buffer = data.dyn_into::<ArrayBuffer>().ok()?;
-    Some(Message::Binary(Uint8Array::new(&buffer).to_vec()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::invalid_protocol;
-
-    #[test]
-    fn protocols_must_be_distinct_tokens() {
-        let list = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(invalid_protocol(&list(&["chat", "echo.v2"])), None);
-        assert_eq!(invalid_protocol(&list(&["chat", ""])), Some(""));
-        assert_eq!(invalid_protocol(&list(&["a b"])), Some("a b"));
-        assert_eq!(invalid_protocol(&list(&["chat", "chat"])), Some("chat"));
-        assert_eq!(invalid_protocol(&list(&["x,y"])), Some("x,y"));
     }
 }

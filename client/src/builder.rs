@@ -1,0 +1,255 @@
+//! The builder: what a socket is configured with before it connects, and the application's
+//! callbacks.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use crate::liveness::{self, Heartbeat, Watchdog};
+use crate::reconnect::Reconnect;
+use crate::{CloseCause, CloseEvent, Error, Event, Message, Reconnecting, Unsent, WebSocket};
+
+/// Configures a socket before it connects: subprotocols, reconnection, the high-water mark,
+/// and callbacks. Made by [`WebSocket::builder`].
+///
+/// Each callback is given the socket, so that it can send or close without capturing a
+/// handle: a handle captured by one of its own callbacks keeps a socket alive until it
+/// closes. To keep one anyway, capture a [`WeakWebSocket`](crate::WeakWebSocket).
+#[must_use = "a builder does nothing until `connect` or `open`"]
+pub struct Builder {
+    pub(crate) url: String,
+    pub(crate) protocols: Vec<String>,
+    pub(crate) reconnect: Option<Reconnect>,
+    pub(crate) high_water_mark: u32,
+    /// Made by the first of the builder methods that need one.
+    pub(crate) watchdog: Option<Box<dyn Watchdog>>,
+    pub(crate) callbacks: Callbacks,
+}
+
+impl Builder {
+    /// Offers these subprotocols, in order of preference; [`WebSocket::protocol`] tells which
+    /// one the server chose.
+    pub fn protocols<I>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.protocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Reopens the connection when it closes, as `policy` says. Off by default.
+    pub fn reconnect(mut self, policy: Reconnect) -> Self {
+        self.reconnect = Some(policy);
+        self
+    }
+
+    /// Asks `provider` for the URL of each reconnection attempt, for example to put a fresh
+    /// token in the query string; the first connection uses the builder's URL. An attempt
+    /// whose URL the browser refuses fails like one that cannot connect: an
+    /// [`Event::Error`] and a close with code 1006 whose reason says why. See also
+    /// [`url_provider_async`](Self::url_provider_async).
+    pub fn url_provider(self, mut provider: impl FnMut() -> String + 'static) -> Self {
+        // One path for both kinds: the URL is ready at once.
+        self.url_provider_async(move || std::future::ready(provider()))
+    }
+
+    /// Like [`url_provider`](Self::url_provider), for a URL that takes a while to get (a token
+    /// fetched from the server, say): `provider`'s future is awaited before each reconnection
+    /// attempt, the socket [`State::Reconnecting`](crate::State::Reconnecting) meanwhile. A close meanwhile is final: the
+    /// URL then goes unused.
+    pub fn url_provider_async<F, Fut>(mut self, mut provider: F) -> Self
+    where
+        F: FnMut() -> Fut + 'static,
+        Fut: Future<Output = String> + 'static,
+    {
+        let watchdog = self.watchdog.get_or_insert_with(liveness::watchdog);
+        watchdog.set_url_provider(Box::new(move || Box::pin(provider())));
+        self
+    }
+
+    /// [`WebSocket::send_async`] and the sinks wait while the browser holds more than this
+    /// many bytes not yet sent (`bufferedAmount`). Default: [`DEFAULT_HIGH_WATER_MARK`](crate::DEFAULT_HIGH_WATER_MARK).
+    pub fn high_water_mark(mut self, bytes: u32) -> Self {
+        self.high_water_mark = bytes;
+        self
+    }
+
+    /// Gives each connection attempt `timeout` to open; one that does not is closed with
+    /// [`CloseCause::ConnectTimeout`] (and counts as a failed attempt when reconnecting), and
+    /// an awaited [`open`](Self::open) fails with it. Off by default: the browser's own limit
+    /// is minutes.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        let watchdog = self.watchdog.get_or_insert_with(liveness::watchdog);
+        watchdog.set_connect_timeout(timeout);
+        self
+    }
+
+    /// Checks that open connections are alive; see [`Heartbeat`]. Off by default.
+    pub fn heartbeat(mut self, heartbeat: Heartbeat) -> Self {
+        let watchdog = self.watchdog.get_or_insert_with(liveness::watchdog);
+        watchdog.set_heartbeat(heartbeat);
+        self
+    }
+
+    /// With [`reconnect`](Self::reconnect), decides after each close whether to reconnect,
+    /// beside the policy's final codes: `false` ends the socket (until
+    /// [`WebSocket::reconnect_now`]). For example, stop on an authentication failure the
+    /// server reports with a code of its own, whatever the code; or look at
+    /// [`CloseEvent::cause`].
+    pub fn should_reconnect(mut self, decide: impl Fn(&CloseEvent) -> bool + 'static) -> Self {
+        let watchdog = self.watchdog.get_or_insert_with(liveness::watchdog);
+        watchdog.set_should_reconnect(Box::new(decide));
+        self
+    }
+
+    /// Follows the browser: when it goes `offline`, the connection is closed with
+    /// [`CloseCause::Offline`] and no attempt is made (or spent) until it is back `online`,
+    /// when an attempt waiting in backoff starts at once; when the page becomes visible
+    /// again, the [`Heartbeat`] checks the connection at once rather than at its next
+    /// interval. The events are those of the global scope, so this works in workers too
+    /// (where there is no page to hide). Off by default.
+    pub fn follow_network(mut self) -> Self {
+        let watchdog = self.watchdog.get_or_insert_with(liveness::watchdog);
+        watchdog.set_follow_network();
+        self
+    }
+
+    /// Called each time a connection opens.
+    pub fn on_open(mut self, callback: impl FnMut(&WebSocket) + 'static) -> Self {
+        self.callbacks.on_open = Some(Box::new(callback));
+        self
+    }
+
+    /// Called for each message received.
+    pub fn on_message(mut self, callback: impl FnMut(&WebSocket, Message) + 'static) -> Self {
+        self.callbacks.on_message = Some(Box::new(callback));
+        self
+    }
+
+    /// Called when the browser reports an error; a close follows. Browsers tell nothing
+    /// more about the error, on purpose.
+    pub fn on_error(mut self, callback: impl FnMut(&WebSocket) + 'static) -> Self {
+        self.callbacks.on_error = Some(Box::new(callback));
+        self
+    }
+
+    /// Called each time a connection closes, with its code, reason and cleanliness. When a
+    /// reconnection follows, the socket is already [`State::Reconnecting`](crate::State::Reconnecting) here, so a send
+    /// is queued and [`WebSocket::close`] cancels the attempt.
+    pub fn on_close(mut self, callback: impl FnMut(&WebSocket, CloseEvent) + 'static) -> Self {
+        self.callbacks.on_close = Some(Box::new(callback));
+        self
+    }
+
+    /// Called when a reconnection attempt is scheduled, with its number and delay.
+    pub fn on_reconnect(
+        mut self,
+        callback: impl FnMut(&WebSocket, Reconnecting) + 'static,
+    ) -> Self {
+        self.callbacks.on_reconnect = Some(Box::new(callback));
+        self
+    }
+
+    /// Called for each message that was accepted but will never be sent ([`Event::Unsent`]).
+    pub fn on_unsent(mut self, callback: impl FnMut(&WebSocket, Unsent) + 'static) -> Self {
+        self.callbacks.on_unsent = Some(Box::new(callback));
+        self
+    }
+
+    /// Opens the socket and returns at once, in [`State::Connecting`](crate::State::Connecting). Fails, like the
+    /// browser's constructor, on an invalid URL or subprotocol; a server that cannot be
+    /// reached is reported later, as an error and a close event. No event is delivered during
+    /// this call, so a stream made right after it misses nothing.
+    pub fn connect(self) -> Result<WebSocket, Error> {
+        if let Some(bad) = invalid_protocol(&self.protocols) {
+            return Err(Error::InvalidProtocol(bad.to_owned()));
+        }
+        WebSocket::start(self)
+    }
+
+    /// Opens the socket and waits until it is open. Fails with the errors of
+    /// [`connect`](Self::connect), or with [`Error::ConnectFailed`] and the close code and
+    /// reason when the socket closes for good before it opens: with reconnection, once the
+    /// attempts are used up (so never, without [`Reconnect::max_attempts`]).
+    pub async fn open(self) -> Result<WebSocket, Error> {
+        let socket = self.connect()?;
+        let mut events = socket.events();
+        let mut last_close = None;
+        while let Some(event) = events.next().await {
+            match event {
+                Event::Open => return Ok(socket),
+                Event::Close(close) => last_close = Some(close),
+                _ => {}
+            }
+        }
+        let never = CloseEvent::new(1006, "", false).with_cause(CloseCause::HandshakeFailed);
+        Err(Error::ConnectFailed(last_close.unwrap_or(never)))
+    }
+}
+
+/// A subprotocol the browser would refuse: empty, not an HTTP token, or offered twice.
+fn invalid_protocol(protocols: &[String]) -> Option<&str> {
+    let is_token = |p: &str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+    };
+    protocols
+        .iter()
+        .enumerate()
+        .find_map(|(i, p)| (!is_token(p) || protocols[..i].contains(p)).then_some(p.as_str()))
+}
+
+type Callback<T> = Option<Box<dyn FnMut(&WebSocket, T)>>;
+type Notice = Option<Box<dyn FnMut(&WebSocket)>>;
+
+/// The application's callbacks.
+#[derive(Default)]
+pub(crate) struct Callbacks {
+    on_open: Notice,
+    on_message: Callback<Message>,
+    on_error: Notice,
+    on_close: Callback<CloseEvent>,
+    on_reconnect: Callback<Reconnecting>,
+    on_unsent: Callback<Unsent>,
+}
+
+impl Callbacks {
+    pub(crate) fn wants(&self, event: &Event) -> bool {
+        match event {
+            Event::Open => self.on_open.is_some(),
+            Event::Message(_) => self.on_message.is_some(),
+            Event::Error => self.on_error.is_some(),
+            Event::Close(_) => self.on_close.is_some(),
+            Event::Reconnecting(_) => self.on_reconnect.is_some(),
+            Event::Unsent(_) => self.on_unsent.is_some(),
+        }
+    }
+
+    pub(crate) fn call(&mut self, socket: &WebSocket, event: Event) {
+        match event {
+            Event::Open => self.on_open.as_mut().map(|f| f(socket)),
+            Event::Message(message) => self.on_message.as_mut().map(|f| f(socket, message)),
+            Event::Error => self.on_error.as_mut().map(|f| f(socket)),
+            Event::Close(close) => self.on_close.as_mut().map(|f| f(socket, close)),
+            Event::Reconnecting(next) => self.on_reconnect.as_mut().map(|f| f(socket, next)),
+            Event::Unsent(unsent) => self.on_unsent.as_mut().map(|f| f(socket, unsent)),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::invalid_protocol;
+
+    #[test]
+    fn protocols_must_be_distinct_tokens() {
+        let list = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(invalid_protocol(&list(&["chat", "echo.v2"])), None);
+        assert_eq!(invalid_protocol(&list(&["chat", ""])), Some(""));
+        assert_eq!(invalid_protocol(&list(&["a b"])), Some("a b"));
+        assert_eq!(invalid_protocol(&list(&["chat", "chat"])), Some("chat"));
+        assert_eq!(invalid_protocol(&list(&["x,y"])), Some("x,y"));
+    }
+}

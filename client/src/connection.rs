@@ -1,0 +1,145 @@
+//! One browser WebSocket and the closures set as its handlers.
+
+use std::rc::Rc;
+
+use js_sys::{ArrayBuffer, Uint8Array};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
+use web_sys::{BinaryType, MessageEvent};
+
+use crate::error::describe;
+use crate::socket::Shared;
+use crate::tracked::Tracked;
+use crate::{CloseEvent, Error, Event, Message, NORMAL_CLOSURE, State};
+
+/// One browser WebSocket and the closures set as its handlers.
+pub(crate) struct Connection {
+    pub(crate) socket: web_sys::WebSocket,
+    _closures: Closures,
+}
+
+struct Closures {
+    _open: Tracked<Closure<dyn FnMut(web_sys::Event)>>,
+    _message: Tracked<Closure<dyn FnMut(MessageEvent)>>,
+    _error: Tracked<Closure<dyn FnMut(web_sys::Event)>>,
+    _close: Tracked<Closure<dyn FnMut(web_sys::CloseEvent)>>,
+}
+
+impl Connection {
+    pub(crate) fn open(shared: &Rc<Shared>, url: &str) -> Result<Connection, Error> {
+        // One constructor for both cases: an empty list offers no subprotocol.
+        let protocols: js_sys::Array = shared
+            .protocols
+            .iter()
+            .map(|protocol| js_sys::JsString::from(protocol.as_str()))
+            .collect();
+        let socket =
+            web_sys::WebSocket::new_with_str_sequence(url, &protocols).map_err(|error| {
+                Error::InvalidUrl {
+                    url: url.to_owned(),
+                    message: describe(&error),
+                }
+            })?;
+        // Blobs are read asynchronously and can overtake each other; ArrayBuffers cannot.
+        socket.set_binary_type(BinaryType::Arraybuffer);
+
+        let weak = Rc::downgrade(shared);
+        let on_open = {
+            let weak = weak.clone();
+            Closure::<dyn FnMut(_)>::new(move |_: web_sys::Event| {
+                if let Some(shared) = weak.upgrade() {
+                    shared.opened();
+                }
+            })
+        };
+        let on_message = {
+            let weak = weak.clone();
+            Closure::<dyn FnMut(_)>::new(move |event: MessageEvent| {
+                if let (Some(shared), Some(message)) = (weak.upgrade(), decode(&event)) {
+                    let own = (shared.watchdog()).is_some_and(|dog| dog.heard(&message));
+                    if !own {
+                        shared.emit(Some(Event::Message(message)));
+                    }
+                }
+            })
+        };
+        let on_error = {
+            let weak = weak.clone();
+            Closure::<dyn FnMut(_)>::new(move |_: web_sys::Event| {
+                if let Some(shared) = weak.upgrade() {
+                    shared.emit(Some(Event::Error));
+                }
+            })
+        };
+        let on_close = Closure::<dyn FnMut(_)>::new(move |event: web_sys::CloseEvent| {
+            if let Some(shared) = weak.upgrade() {
+                shared.closed(CloseEvent::new(
+                    event.code(),
+                    event.reason(),
+                    event.was_clean(),
+                ));
+            }
+        });
+        socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        socket.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        Ok(Connection {
+            socket,
+            _closures: Closures {
+                _open: Tracked::new(on_open),
+                _message: Tracked::new(on_message),
+                _error: Tracked::new(on_error),
+                _close: Tracked::new(on_close),
+            },
+        })
+    }
+
+    pub(crate) fn state(&self) -> State {
+        match self.socket.ready_state() {
+            web_sys::WebSocket::CONNECTING => State::Connecting,
+            web_sys::WebSocket::OPEN => State::Open,
+            web_sys::WebSocket::CLOSING => State::Closing,
+            _ => State::Closed,
+        }
+    }
+
+    pub(crate) fn send(&self, message: &Message) -> Result<(), Error> {
+        match message {
+            Message::Text(text) => self.socket.send_with_str(text),
+            // Browsers refuse a view into shared memory (wasm threads, `+atomics`): there the
+            // bytes go into a buffer of JavaScript's own first. Elsewhere the browser copies
+            // from the view itself; a copy of ours would cost a third of the throughput.
+            Message::Binary(data) if cfg!(target_feature = "atomics") => self
+                .socket
+                .send_with_js_u8_array(&Uint8Array::from(&data[..])),
+            Message::Binary(data) => self.socket.send_with_u8_array(data),
+        }
+        .map_err(Error::from_js)
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // No event of this connection may reach the application any more.
+        self.socket.set_onopen(None);
+        self.socket.set_onmessage(None);
+        self.socket.set_onerror(None);
+        self.socket.set_onclose(None);
+        if matches!(self.state(), State::Connecting | State::Open) {
+            let _ = self.socket.close_with_code(NORMAL_CLOSURE);
+        }
+        // The closures are dropped next. This may run inside one of them (the close handler
+        // drops its own connection): wasm-bindgen then frees it when that call returns.
+    }
+}
+
+/// The message a `message` event carries: a string, or an `ArrayBuffer` copied into Rust once.
+fn decode(event: &MessageEvent) -> Option<Message> {
+    let data = event.data();
+    if let Some(text) = data.as_string() {
+        return Some(Message::Text(text));
+    }
+    let buffer = data.dyn_into::<ArrayBuffer>().ok()?;
+    Some(Message::Binary(Uint8Array::new(&buffer).to_vec()))
+}
