@@ -56,8 +56,8 @@ impl Builder {
 
     /// Like [`url_provider`](Self::url_provider), for a URL that takes a while to get (a token
     /// fetched from the server, say): `provider`'s future is awaited before each reconnection
-    /// attempt, the socket [`State::Reconnecting`](crate::State::Reconnecting) meanwhile. A close meanwhile is final: the
-    /// URL then goes unused.
+    /// attempt, the socket [`State::Reconnecting`](crate::State::Reconnecting) meanwhile. A close
+    /// meanwhile is final: the URL then goes unused.
     pub fn url_provider_async<F, Fut>(mut self, mut provider: F) -> Self
     where
         F: FnMut() -> Fut + 'static,
@@ -69,7 +69,8 @@ impl Builder {
     }
 
     /// [`WebSocket::send_async`] and the sinks wait while the browser holds more than this
-    /// many bytes not yet sent (`bufferedAmount`). Default: [`DEFAULT_HIGH_WATER_MARK`](crate::DEFAULT_HIGH_WATER_MARK).
+    /// many bytes not yet sent (`bufferedAmount`). Default:
+    /// [`DEFAULT_HIGH_WATER_MARK`](crate::DEFAULT_HIGH_WATER_MARK).
     pub fn high_water_mark(mut self, bytes: u32) -> Self {
         self.high_water_mark = bytes;
         self
@@ -135,8 +136,9 @@ impl Builder {
     }
 
     /// Called each time a connection closes, with its code, reason and cleanliness. When a
-    /// reconnection follows, the socket is already [`State::Reconnecting`](crate::State::Reconnecting) here, so a send
-    /// is queued and [`WebSocket::close`] cancels the attempt.
+    /// reconnection follows, the socket is already
+    /// [`State::Reconnecting`](crate::State::Reconnecting) here, so a send is queued and
+    /// [`WebSocket::close`] cancels the attempt.
     pub fn on_close(mut self, callback: impl FnMut(&WebSocket, CloseEvent) + 'static) -> Self {
         self.callbacks.on_close = Some(Box::new(callback));
         self
@@ -157,10 +159,10 @@ impl Builder {
         self
     }
 
-    /// Opens the socket and returns at once, in [`State::Connecting`](crate::State::Connecting). Fails, like the
-    /// browser's constructor, on an invalid URL or subprotocol; a server that cannot be
-    /// reached is reported later, as an error and a close event. No event is delivered during
-    /// this call, so a stream made right after it misses nothing.
+    /// Opens the socket and returns at once, in [`State::Connecting`](crate::State::Connecting).
+    /// Fails, like the browser's constructor, on an invalid URL or subprotocol; a server that
+    /// cannot be reached is reported later, as an error and a close event. No event is delivered
+    /// during this call, so a stream made right after it misses nothing.
     pub fn connect(self) -> Result<WebSocket, Error> {
         if let Some(bad) = invalid_protocol(&self.protocols) {
             return Err(Error::InvalidProtocol(bad.to_owned()));

@@ -99,8 +99,8 @@ fn slow_provider(
 // Bugs
 // ---------------------------------------------------------------------------------------
 
-/// Regression (found by this suite, now fixed): `should_reconnect` "decides after each close whether to reconnect": a close for `offline`
-/// is one, and `false` must end the socket.
+/// Regression (found by this suite, now fixed): `should_reconnect` "decides after each close
+/// whether to reconnect": a close for `offline` is one, and `false` must end the socket.
 #[wasm_bindgen_test]
 async fn should_reconnect_false_ends_an_offline_close_too() {
     let asked = Rc::new(Cell::new(0));
@@ -134,8 +134,9 @@ async fn should_reconnect_false_ends_an_offline_close_too() {
     assert!(after.is_empty(), "after online: {after:?}");
 }
 
-/// Regression (found by this suite, now fixed): "No attempt is made until it is back online": an attempt whose async URL was being fetched
-/// when the browser went offline is opened anyway when the URL comes.
+/// Regression (found by this suite, now fixed): "No attempt is made until it is back online": an
+/// attempt whose async URL was being fetched when the browser went offline is opened anyway when
+/// the URL comes.
 #[wasm_bindgen_test]
 async fn offline_while_the_async_url_is_pending_holds_the_attempt() {
     let before = live_closures();
@@ -162,9 +163,9 @@ async fn offline_while_the_async_url_is_pending_holds_the_attempt() {
     assert!(seen.is_empty(), "while offline: {seen:?}");
 }
 
-/// Regression (found by this suite, now fixed): A page shown again should check the connection at once, not give a ping that is already
-/// overdue a fresh deadline: a user switching tabs now and then keeps a dead connection
-/// "alive" for as long as they do.
+/// Regression (found by this suite, now fixed): A page shown again should check the connection at
+/// once, not give a ping that is already overdue a fresh deadline: a user switching tabs now and
+/// then keeps a dead connection "alive" for as long as they do.
 #[wasm_bindgen_test]
 async fn visibility_changes_do_not_postpone_a_lost_heartbeat() {
     let socket = WebSocket::builder(server_url())
@@ -192,8 +193,9 @@ async fn visibility_changes_do_not_postpone_a_lost_heartbeat() {
     assert_eq!(lost.cause, CloseCause::HeartbeatLost);
 }
 
-/// Regression (found by this suite, now fixed): One attempt, one URL: `reconnect_now` (or `online`) while the URL of the attempt is being
-/// fetched starts another fetch, and a second attempt behind the first.
+/// Regression (found by this suite, now fixed): One attempt, one URL: `reconnect_now` (or `online`)
+/// while the URL of the attempt is being fetched starts another fetch, and a second attempt behind
+/// the first.
 #[wasm_bindgen_test]
 async fn reconnect_now_while_the_async_url_is_pending_asks_once() {
     let before = live_closures();
@@ -223,9 +225,9 @@ async fn reconnect_now_while_the_async_url_is_pending_asks_once() {
     );
 }
 
-/// Regression (found by this suite, now fixed): A final code is final: but a close that comes while the socket thinks the browser offline
-/// (offline, then `reconnect_now`, which connects) is taken as an offline close and waits for
-/// `online`, ignoring the final code.
+/// Regression (found by this suite, now fixed): A final code is final: but a close that comes while
+/// the socket thinks the browser offline (offline, then `reconnect_now`, which connects) is taken
+/// as an offline close and waits for `online`, ignoring the final code.
 #[wasm_bindgen_test]
 async fn a_final_code_is_final_while_offline() {
     let before = live_closures();
@@ -551,9 +553,10 @@ async fn final_code_then_reconnect_now_then_close() {
     assert_eq!(live_closures(), before);
 }
 
-/// Regression (found by this suite, now fixed): An attempt that never opens fails with `HandshakeFailed`; but after an offline close the
-/// previous connection's open time is still there, and the next failed attempt is taken for a
-/// connection that opened and was lost (`Remote`).
+/// Regression (found by this suite, now fixed): An attempt that never opens fails with
+/// `HandshakeFailed`; but after an offline close the previous connection's open time is still
+/// there, and the next failed attempt is taken for a connection that opened and was lost
+/// (`Remote`).
 #[wasm_bindgen_test]
 async fn a_failed_attempt_after_an_offline_close_is_a_handshake_failure() {
     let before = live_closures();
@@ -583,7 +586,8 @@ async fn a_failed_attempt_after_an_offline_close_is_a_handshake_failure() {
     assert_eq!(live_closures(), before);
 }
 
-/// Regression (found by this suite, now fixed): `online` while the URL of the waiting attempt is being fetched: the same attempt again.
+/// Regression (found by this suite, now fixed): `online` while the URL of the waiting attempt is
+/// being fetched: the same attempt again.
 #[wasm_bindgen_test]
 async fn online_while_the_async_url_is_pending_asks_once() {
     let asked = Rc::new(Cell::new(0));
@@ -668,9 +672,9 @@ async fn a_stall_is_found_within_interval_and_timeout() {
     assert_eq!(live_closures(), before);
 }
 
-/// Regression (found by this suite, now fixed): A socket ended by the server's final code (or by its attempts running out) keeps its
-/// `follow_network` listeners for `reconnect_now`; the application's close() afterwards is
-/// final, and must let them go.
+/// Regression (found by this suite, now fixed): A socket ended by the server's final code (or by
+/// its attempts running out) keeps its `follow_network` listeners for `reconnect_now`; the
+/// application's close() afterwards is final, and must let them go.
 #[wasm_bindgen_test]
 async fn close_after_a_final_code_lets_the_listeners_go() {
     let before = live_closures();
