@@ -171,8 +171,8 @@
 //! - **backoff**: a reconnection attempt may start up to a minute late; with
 //!   [`Builder::follow_network`], coming back `online` starts it at once;
 //! - **heartbeat**: pings go out late, so a dead connection may be found later; a live one is
-//!   never declared dead for it, since the deadline compares when the ping left with when the
-//!   last message came, not timer ticks. With `follow_network`, the page becoming visible again
+//!   never declared dead for it, since the deadline asks whether a message came since the ping
+//!   left, not how many timer ticks passed. With `follow_network`, the page becoming visible again
 //!   checks the connection at once;
 //! - **`send_async` and the sinks**: while waiting for the browser's buffer to drain they look
 //!   again on a timer (there is no event for it), so a hidden page sends in bursts, once a

@@ -29,9 +29,10 @@ use crate::{CloseCause, CloseEvent, Message, State};
 /// heartbeat's own: they are not delivered to the application.
 ///
 /// Hidden tabs throttle timers (Chromium runs them at most once a second, and after some
-/// minutes hidden once a minute): the heartbeat then pings less often, and the deadline is
-/// judged by when the ping left and when the last message came, never by counting timer
-/// ticks, so a late timer is never taken for a dead connection.
+/// minutes hidden once a minute): the heartbeat then pings less often, and the deadline asks
+/// whether a message came since the ping left, never how many timer ticks passed, so a late
+/// timer is never taken for a dead connection. A timeout of zero leaves no time for a reply:
+/// each ping then finds the connection dead.
 #[derive(Clone)]
 pub struct Heartbeat {
     pub(crate) interval: Duration,
@@ -201,7 +202,7 @@ pub(crate) fn watchdog() -> Box<dyn Watchdog> {
         awaiting: Cell::new(false),
         offline: Cell::new(false),
         timer: Cell::new(None),
-        last_heard: Cell::new(0.0),
+        heard: Cell::new(false),
         ping_sent: Cell::new(0.0),
     })
 }
@@ -223,8 +224,8 @@ struct Dog {
     offline: Cell<bool>,
     /// The current connection's one alarm: its connect timeout, then its ping or deadline.
     timer: Cell<Option<Timeout>>,
-    /// When the last message came, and when the last ping left (`Date.now()`).
-    last_heard: Cell<f64>,
+    /// Whether a message came since the last ping left, and when it left (`Date.now()`).
+    heard: Cell<bool>,
     ping_sent: Cell<f64>,
 }
 
@@ -338,7 +339,6 @@ impl Watchdog for Dog {
         // A connection opened: the browser is online, whatever it said last.
         self.offline.set(false);
         self.awaiting.set(false);
-        self.last_heard.set(js_sys::Date::now());
         if let Some(beat) = &self.heartbeat {
             self.set(shared, beat.interval, Watch::Ping);
         }
@@ -348,7 +348,7 @@ impl Watchdog for Dog {
         let reply = self.heartbeat.as_ref().and_then(|beat| beat.reply.as_ref());
         let own = reply.is_some_and(|is_reply| is_reply(message));
         if own || reply.is_none() {
-            self.last_heard.set(js_sys::Date::now());
+            self.heard.set(true);
         }
         own
     }
@@ -401,21 +401,27 @@ impl Watchdog for Dog {
                     return;
                 }
                 self.ping_sent.set(js_sys::Date::now());
+                self.heard.set(false);
                 self.awaiting.set(true);
                 // Around the queue: a ping is about this connection, not the application's
                 // order of messages.
                 let _ = shared.with_connection(|connection| connection.send(&beat.message));
-                self.set(shared, beat.timeout, Watch::Deadline);
+                if beat.timeout.is_zero() {
+                    // No time to answer in: judged now, whatever a timer would race.
+                    self.ring(shared, Watch::Deadline);
+                } else {
+                    self.set(shared, beat.timeout, Watch::Deadline);
+                }
             }
-            // Alive if anything came since the ping left, by the clock: timers in hidden tabs
-            // fire late, messages do not.
+            // Alive if anything came since the ping left: judged by what came, not by timer
+            // ticks, since timers in hidden tabs fire late and messages do not.
             Watch::Deadline => {
                 self.awaiting.set(false);
                 let Some(beat) = &self.heartbeat else { return };
                 if shared.state() != State::Open {
                     return;
                 }
-                if self.last_heard.get() >= self.ping_sent.get() {
+                if self.heard.get() {
                     self.set(shared, beat.interval, Watch::Ping);
                 } else {
                     let reason = "no message within the heartbeat's timeout";

@@ -141,14 +141,7 @@ async fn should_reconnect_false_ends_an_offline_close_too() {
 async fn offline_while_the_async_url_is_pending_holds_the_attempt() {
     let before = live_closures();
     let asked = Rc::new(Cell::new(0));
-    let socket = WebSocket::builder(server_url())
-        .reconnect(quick_reconnect().initial_delay(Duration::from_millis(10)))
-        .url_provider_async(slow_provider(400, asked.clone()))
-        .follow_network()
-        .connect()
-        .unwrap();
-    let (socket, mut events) = open(socket).await;
-    dropped_by_the_server(&socket, &mut events).await;
+    let (socket, mut events) = waiting_for_a_url(400, &asked).await;
     sleep(100).await;
     assert_eq!(asked.get(), 1, "the provider is being awaited");
     dispatch(&global(), "offline");
@@ -256,6 +249,20 @@ async fn a_final_code_is_final_while_offline() {
     assert!(after.is_empty(), "after online: {after:?}");
 }
 
+/// A socket that follows the network, whose server dropped it: its next attempt is waiting for
+/// a URL that `slow_provider(ms, asked)` takes `ms` to give.
+async fn waiting_for_a_url(ms: i32, asked: &Rc<Cell<u32>>) -> (WebSocket, Events) {
+    let socket = WebSocket::builder(server_url())
+        .reconnect(quick_reconnect().initial_delay(Duration::from_millis(10)))
+        .url_provider_async(slow_provider(ms, asked.clone()))
+        .follow_network()
+        .connect()
+        .unwrap();
+    let (socket, mut events) = open(socket).await;
+    dropped_by_the_server(&socket, &mut events).await;
+    (socket, events)
+}
+
 // ---------------------------------------------------------------------------------------
 // Probes that pass, kept as regression tests
 // ---------------------------------------------------------------------------------------
@@ -266,14 +273,7 @@ async fn a_final_code_is_final_while_offline() {
 async fn close_while_the_async_url_is_pending_is_final() {
     let before = live_closures();
     let asked = Rc::new(Cell::new(0));
-    let socket = WebSocket::builder(server_url())
-        .reconnect(quick_reconnect().initial_delay(Duration::from_millis(10)))
-        .url_provider_async(slow_provider(300, asked.clone()))
-        .follow_network()
-        .connect()
-        .unwrap();
-    let (socket, mut events) = open(socket).await;
-    dropped_by_the_server(&socket, &mut events).await;
+    let (socket, mut events) = waiting_for_a_url(300, &asked).await;
     sleep(60).await;
     assert_eq!(asked.get(), 1);
     socket.close_with(4100, "bye").unwrap();
@@ -591,14 +591,7 @@ async fn a_failed_attempt_after_an_offline_close_is_a_handshake_failure() {
 #[wasm_bindgen_test]
 async fn online_while_the_async_url_is_pending_asks_once() {
     let asked = Rc::new(Cell::new(0));
-    let socket = WebSocket::builder(server_url())
-        .reconnect(quick_reconnect().initial_delay(Duration::from_millis(10)))
-        .url_provider_async(slow_provider(400, asked.clone()))
-        .follow_network()
-        .connect()
-        .unwrap();
-    let (socket, mut events) = open(socket).await;
-    dropped_by_the_server(&socket, &mut events).await;
+    let (socket, mut events) = waiting_for_a_url(400, &asked).await;
     sleep(100).await;
     assert_eq!(asked.get(), 1);
     dispatch(&global(), "online");
