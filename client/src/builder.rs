@@ -76,7 +76,8 @@ impl Builder {
         self
     }
 
-    /// Gives each connection attempt `timeout` to open; one that does not is closed with
+    /// Gives each connection attempt `timeout` to open (and, with an asynchronous URL
+    /// provider, as long again for its URL); one that does not is closed with
     /// [`CloseCause::ConnectTimeout`] (and counts as a failed attempt when reconnecting), and
     /// an awaited [`open`](Self::open) fails with it. Off by default: the browser's own limit
     /// is minutes.

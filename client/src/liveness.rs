@@ -105,8 +105,9 @@ pub(crate) trait Watchdog {
     /// Starts getting the URL of the next attempt, if an asynchronous provider gives it; the
     /// attempt is then opened when it is there.
     fn provide_url(&self, shared: &Rc<Shared>) -> bool;
-    /// The URL provider's future is done.
-    fn provided(&self);
+    /// The URL provider's future for request `ask` is done: whether it is still wanted (not
+    /// timed out, the socket not closed).
+    fn provided(&self, ask: u32) -> bool;
     /// The application or the browser says to try now: not offline any more.
     fn online(&self);
     /// Whether the browser said it is offline (and not online since).
@@ -199,6 +200,7 @@ pub(crate) fn watchdog() -> Box<dyn Watchdog> {
         listeners: RefCell::new(Vec::new()),
         listening: Cell::new(false),
         providing: Cell::new(false),
+        asked: Cell::new(0),
         awaiting: Cell::new(false),
         offline: Cell::new(false),
         timer: Cell::new(None),
@@ -219,6 +221,8 @@ struct Dog {
     listening: Cell<bool>,
     /// Whether the URL provider's future is pending: asked once per attempt.
     providing: Cell<bool>,
+    /// The number of the last request for a URL; a late answer to an earlier one is dropped.
+    asked: Cell<u32>,
     /// Whether a ping waits for its deadline.
     awaiting: Cell<bool>,
     offline: Cell<bool>,
@@ -289,13 +293,17 @@ impl Watchdog for Dog {
             return false;
         };
         self.providing.set(true);
+        let ask = self.asked.get().wrapping_add(1);
+        self.asked.set(ask);
+        // The connect timeout covers the wait for the URL too (and the handshake again).
+        if let Some(timeout) = self.connect_timeout {
+            self.set(shared, timeout, Watch::ConnectTimeout);
+        }
         let weak = Rc::downgrade(shared);
         wasm_bindgen_futures::spawn_local(async move {
             let url = url.await;
-            if let Some(shared) = weak.upgrade() {
-                if let Some(dog) = shared.watchdog() {
-                    dog.provided();
-                }
+            let Some(shared) = weak.upgrade() else { return };
+            if shared.watchdog().is_some_and(|dog| dog.provided(ask)) {
                 shared.set_url(url);
                 shared.open_attempt();
             }
@@ -303,8 +311,12 @@ impl Watchdog for Dog {
         true
     }
 
-    fn provided(&self) {
-        self.providing.set(false);
+    fn provided(&self, ask: u32) -> bool {
+        let wanted = self.providing.get() && self.asked.get() == ask;
+        if wanted {
+            self.providing.set(false);
+        }
+        wanted
     }
 
     fn online(&self) {
@@ -316,6 +328,7 @@ impl Watchdog for Dog {
     }
 
     fn released(&self) {
+        drop(self.timer.take());
         drop(self.listeners.take());
         drop(self.url_provider.take());
     }
@@ -390,7 +403,14 @@ impl Watchdog for Dog {
                 }
             }
             Watch::ConnectTimeout => {
-                if shared.state() == State::Connecting {
+                if self.providing.replace(false) {
+                    // The URL did not come in time: a failed attempt; the URL, if it comes,
+                    // goes unused.
+                    if shared.waiting() {
+                        let timeout = CloseEvent::new(1006, "connect timeout: no URL", false);
+                        shared.closed(timeout.with_cause(CloseCause::ConnectTimeout));
+                    }
+                } else if shared.state() == State::Connecting {
                     let timeout = CloseEvent::new(1006, "connect timeout", false);
                     shared.lost(timeout.with_cause(CloseCause::ConnectTimeout));
                 }

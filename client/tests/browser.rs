@@ -1230,3 +1230,41 @@ async fn an_async_url_provider_is_awaited_once_per_attempt_in_order() {
     sleep(0).await;
     assert_eq!(live_closures(), before);
 }
+
+#[wasm_bindgen_test]
+async fn a_url_provider_that_never_answers_is_cut_by_the_connect_timeout() {
+    let before = live_closures();
+    let asked = Rc::new(Cell::new(0));
+    let socket = WebSocket::builder(server_url())
+        .connect_timeout(Duration::from_millis(200))
+        .reconnect(
+            quick_reconnect()
+                .initial_delay(Duration::from_millis(10))
+                .max_attempts(2),
+        )
+        .url_provider_async({
+            let asked = asked.clone();
+            move || {
+                asked.set(asked.get() + 1);
+                std::future::pending::<String>()
+            }
+        })
+        .connect()
+        .unwrap();
+    let (socket, mut events) = open(socket).await;
+    dropped_by_the_server(&socket, &mut events).await;
+    let mut causes = Vec::new();
+    while let Some(event) = next(&mut events).await {
+        if let Event::Close(close) = event {
+            causes.push(close.cause);
+        }
+    }
+    // Each attempt asked once, and gave up at the timeout; then the attempts were used up.
+    assert_eq!(causes, [CloseCause::ConnectTimeout; 2]);
+    assert_eq!(asked.get(), 2);
+    assert_eq!(socket.state(), State::Closed);
+    socket.close().unwrap();
+    drop(socket);
+    sleep(0).await;
+    assert_eq!(live_closures(), before);
+}
