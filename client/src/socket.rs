@@ -336,6 +336,16 @@ enum Phase {
     Finished,
 }
 
+/// What follows a close.
+enum Next {
+    /// A reconnection attempt, as announced.
+    Attempt(Reconnecting),
+    /// None yet: the browser is offline.
+    Hold,
+    /// Nothing: the socket is closed for good.
+    End,
+}
+
 /// What a timer of the socket's is for.
 pub(crate) enum Alarm {
     /// Make the next reconnection attempt.
@@ -470,11 +480,7 @@ impl Shared {
                 self.finish();
             }
             Alarm::Tick => self.tick(),
-            Alarm::Watch(watch) => {
-                if let Some(watchdog) = &self.watchdog {
-                    watchdog.ring(self, watch);
-                }
-            }
+            Alarm::Watch(watch) => self.watch_now(watch),
         }
     }
 
@@ -499,12 +505,16 @@ impl Shared {
 
     /// Delivers the deferred events, then goes on draining the queue.
     fn tick(self: &Rc<Self>) {
+        self.deliver_deferred();
+        self.drain();
+    }
+
+    /// Delivers the events that waited for the next tick, now.
+    fn deliver_deferred(self: &Rc<Self>) {
         drop(self.soon.take());
-        let deferred = self.deferred.take();
-        for event in deferred {
+        for event in self.deferred.take() {
             self.emit(Some(event));
         }
-        self.drain();
     }
 
     /// Hands queued messages to the open connection, in order, while the browser's buffer is
@@ -537,7 +547,7 @@ impl Shared {
             .set(Some(self.alarm(Duration::ZERO, Alarm::Reopen)));
     }
 
-    /// One of the browser's events the watchdog listens to: handled as its alarms are.
+    /// One of the watchdog's alarms, or of the browser's events it listens to.
     pub(crate) fn watch_now(self: &Rc<Self>, watch: Watch) {
         if let Some(watchdog) = &self.watchdog {
             watchdog.ring(self, watch);
@@ -607,12 +617,12 @@ impl Shared {
         }
         match self.next_attempt(&event) {
             // Offline: no attempt, and none spent; `online` starts the next.
-            Some(0) => {
+            Next::Hold => {
                 self.phase.set(Phase::Waiting);
                 self.emit(Some(Event::Close(event)));
             }
-            Some(attempt) => {
-                let announcement = self.schedule(attempt);
+            Next::Attempt(announcement) => {
+                self.schedule(announcement.delay);
                 // Delivered at once: browser events and timers never run inside a dispatch.
                 self.emit(Some(Event::Close(event)));
                 // The application may have closed from the close callback: then the attempt
@@ -621,7 +631,7 @@ impl Shared {
                     self.emit(Some(Event::Reconnecting(announcement)));
                 }
             }
-            None => {
+            Next::End => {
                 self.phase.set(Phase::Finished);
                 self.emit(Some(Event::Close(event)));
                 // Unless the close callback started it again (`reconnect_now`).
@@ -632,13 +642,14 @@ impl Shared {
         }
     }
 
-    /// The number of the next reconnection attempt, if one should be made; 0 for one held
-    /// while the browser is offline.
-    fn next_attempt(&self, event: &CloseEvent) -> Option<u32> {
-        let policy = self.reconnect.as_ref()?;
+    /// What follows the close `event`: the next reconnection attempt, if one should be made.
+    fn next_attempt(&self, event: &CloseEvent) -> Next {
+        let Some(policy) = self.reconnect.as_ref() else {
+            return Next::End;
+        };
         let declined = (self.watchdog.as_ref()).is_some_and(|dog| !dog.should_reconnect(event));
         if self.closed_by_app.get() || policy.final_codes.contains(&event.code) || declined {
-            return None;
+            return Next::End;
         }
         if let Some(opened_at) = self.opened_at.take() {
             let up = js_sys::Date::now() - opened_at;
@@ -647,22 +658,21 @@ impl Shared {
             }
         }
         if (self.watchdog.as_ref()).is_some_and(|dog| dog.offline()) {
-            return Some(0);
+            return Next::Hold;
         }
         let attempt = self.attempt.get().saturating_add(1);
         self.attempt.set(attempt);
-        policy.allows(attempt).then_some(attempt)
+        if !policy.allows(attempt) {
+            return Next::End;
+        }
+        let delay = policy.delay(attempt, js_sys::Math::random());
+        Next::Attempt(Reconnecting { attempt, delay })
     }
 
-    fn schedule(self: &Rc<Self>, attempt: u32) -> Reconnecting {
-        let delay = match &self.reconnect {
-            Some(policy) => policy.delay(attempt, js_sys::Math::random()),
-            None => Duration::ZERO,
-        };
-        let timer = self.alarm(delay, Alarm::Reopen);
-        self.timer.set(Some(timer));
+    /// Waits `delay` for the next attempt.
+    fn schedule(self: &Rc<Self>, delay: Duration) {
+        self.timer.set(Some(self.alarm(delay, Alarm::Reopen)));
         self.phase.set(Phase::Waiting);
-        Reconnecting { attempt, delay }
     }
 
     /// The reconnection timer fired: open a new connection. One the browser refuses (a URL
@@ -716,11 +726,7 @@ impl Shared {
     fn finish(self: &Rc<Self>) {
         // Runs from a browser event or a timer, never inside a call of the application's:
         // what waits for the next tick is delivered now.
-        drop(self.soon.take());
-        let deferred = self.deferred.take();
-        for event in deferred {
-            self.emit(Some(event));
-        }
+        self.deliver_deferred();
         let left = self.with_queue(Queue::take);
         for message in left {
             let error = Error::NotOpen(State::Closed);
