@@ -1,7 +1,8 @@
 //! Project automation, run as `cargo xtask COMMAND` (an alias in `.cargo/config.toml`).
 //!
 //! - `serve [--addr HOST:PORT]`: installs what the build needs, builds the page's wasm (`www/`,
-//!   on the client library) into `www/pkg/`, and runs the echo server (default `127.0.0.1:1234`), which serves the page.
+//!   on the client library) into `www/pkg/`, and runs the echo server (default
+//!   `127.0.0.1:1234`), which serves the page.
 //! - `build`: only the first two steps.
 //! - `bench`: builds for release and runs the benchmarks, writing BENCHMARKS.md.
 //! - `test`: everything CI checks, in order: formatting, clippy (native and wasm32), docs, the
@@ -387,25 +388,17 @@ fn test() -> Result<()> {
                 ],
             );
             run_tests(test.env("ECHO_SERVER_URL", &server.url), &mut tally)?;
-            // The liveness defaults take their time (35 s): ignored unless asked for.
-            let mut defaults = wasm_test("defaults");
-            defaults
-                .args(["--", "--include-ignored"])
-                .env("ECHO_SERVER_URL", &server.url)
-                .env("WASM_BINDGEN_TEST_TIMEOUT", "120");
-            run_tests(defaults, &mut tally)
+            // The liveness defaults take their time (35 s).
+            let mut defaults = ignored_wasm_test("defaults", "120");
+            run_tests(defaults.env("ECHO_SERVER_URL", &server.url), &mut tally)
         },
     )?;
     step("Autobahn client cases in headless Chromium", &mut || {
         let reports = target_dir().join("autobahn/client");
         let fuzzing = autobahn::FuzzingServer::start(&reports, &autobahn::client_cases())?;
-        let mut test = wasm_test("autobahn");
-        // One test, ignored unless asked for, runs every case in turn: give it minutes, not
-        // the default 20 s.
-        test.args(["--", "--include-ignored"])
-            .env("AUTOBAHN_URL", &fuzzing.url)
-            .env("WASM_BINDGEN_TEST_TIMEOUT", "900");
-        run_tests(test, &mut tally)?;
+        // One test runs every case in turn: minutes, not the default 20 s.
+        let mut test = ignored_wasm_test("autobahn", "900");
+        run_tests(test.env("AUTOBAHN_URL", &fuzzing.url), &mut tally)?;
         let report = autobahn::Report::read(&reports, "wasm-websocket")?;
         eprintln!("Autobahn, wasm client in Chromium: {}", report.summary());
         let ours: Vec<&String> = (report.failed.iter())
@@ -494,8 +487,10 @@ const BROWSER_TEST_SERVER: [&str; 6] = [
     "echo.v1",
 ];
 
-/// `cargo test` of one test target of the client, in headless Chromium.
-fn wasm_test(target: &str) -> Command {
+/// `cargo test` of one test target of the client in headless Chromium, with the tests that
+/// are ignored unless asked for (they take long, or need a server of their own), each given
+/// `timeout_secs`.
+fn ignored_wasm_test(target: &str, timeout_secs: &str) -> Command {
     let mut test = cmd(
         "cargo",
         &[
@@ -508,7 +503,9 @@ fn wasm_test(target: &str) -> Command {
             target,
         ],
     );
-    test.envs(test_support::browser::WASM_TEST_RUNNER_ENV);
+    test.args(["--", "--include-ignored"])
+        .envs(test_support::browser::WASM_TEST_RUNNER_ENV)
+        .env("WASM_BINDGEN_TEST_TIMEOUT", timeout_secs);
     test
 }
 
