@@ -15,70 +15,27 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use wasm_websocket::{
     CloseCause, CloseEvent, Error, Event, Events, Heartbeat, Message, MessageSink, Overflow,
-    Reconnect, Reconnecting, State, WebSocket, live_closures,
+    Reconnecting, State, WebSocket, live_closures,
 };
 
 wasm_bindgen_test_configure!(run_in_browser);
 
 mod support;
-use support::{dispatch, next, server_url, sleep, within};
+use support::{
+    assert_closures_back_to, close, dispatch, dropped_by_the_server, finish, is_unsent, next,
+    next_close, next_event, open, quick_reconnect, server_url, silent_url, sleep, text, within,
+};
 
 /// Port 9 (discard) is closed on the loopback of a test machine.
 const UNREACHABLE: &str = "ws://127.0.0.1:9/";
-
-async fn next_event(events: &mut Events) -> Event {
-    next(events).await.expect("the stream ended early")
-}
-
-/// Has the server drop the connection of a socket that reconnects, and returns the announced
-/// attempt.
-async fn dropped_by_the_server(socket: &WebSocket, events: &mut Events) -> Reconnecting {
-    socket.send("!drop").unwrap();
-    assert_eq!(next_close(events).await.code, 1006);
-    match next_event(events).await {
-        Event::Reconnecting(next) => next,
-        other => panic!("expected a reconnection attempt, got {other:?}"),
-    }
-}
-
-/// The next event, which must be a close.
-async fn next_close(events: &mut Events) -> CloseEvent {
-    match next_event(events).await {
-        Event::Close(close) => close,
-        other => panic!("expected a close, got {other:?}"),
-    }
-}
-
-fn text(text: &str) -> Event {
-    Event::Message(Message::Text(text.into()))
-}
 
 /// The server's close, with its code and reason.
 fn server_close(code: u16, reason: &str) -> Event {
     Event::Close(CloseEvent::new(code, reason, true))
 }
 
-/// The close of the application's `close_with(code, reason)`.
-fn close(code: u16, reason: &str) -> Event {
-    Event::Close(CloseEvent::new(code, reason, true).with_cause(CloseCause::Application))
-}
-
-/// An open socket and its events.
-async fn open(socket: WebSocket) -> (WebSocket, Events) {
-    let mut events = socket.events();
-    assert_eq!(next_event(&mut events).await, Event::Open);
-    assert_eq!(socket.state(), State::Open);
-    (socket, events)
-}
-
 async fn open_url(url: &str) -> (WebSocket, Events) {
     open(WebSocket::connect(url).unwrap()).await
-}
-
-/// Closes a socket made by a test and waits for the end of its events.
-async fn finish(socket: WebSocket, mut events: Events) {
-    let _ = socket.close();
-    while next(&mut events).await.is_some() {}
 }
 
 fn wasm_memory() -> u32 {
@@ -254,8 +211,7 @@ async fn another_handle_can_close_and_the_last_handle_frees_everything() {
     drop(socket);
     drop(other);
     assert_eq!(next(&mut events).await, None);
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
 }
 
 #[wasm_bindgen_test]
@@ -270,8 +226,7 @@ async fn a_thousand_sockets_leave_no_closures_and_no_memory_behind() {
             memory_after_warmup = wasm_memory();
         }
     }
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
     let growth = wasm_memory() - memory_after_warmup;
     // Nothing per socket is kept: 900 more sockets grow memory by less than one 64 KiB page.
     assert!(
@@ -313,12 +268,6 @@ async fn send_async_keeps_the_browser_buffer_near_the_high_water_mark() {
         "reached {highest} with a mark of {HIGH_WATER_MARK}"
     );
     socket.close().unwrap();
-}
-
-fn quick_reconnect() -> Reconnect {
-    Reconnect::new()
-        .initial_delay(Duration::from_millis(100))
-        .max_delay(Duration::from_millis(400))
 }
 
 #[wasm_bindgen_test]
@@ -491,12 +440,6 @@ async fn a_full_queue_drops_the_oldest_and_reports_it_or_refuses_as_configured()
     socket.send("b").unwrap();
     assert_eq!(socket.send("c"), Err(Error::QueueFull { capacity: 2 }));
     socket.close().unwrap();
-}
-
-/// Whether `event` reports `message` as unsent, for `error`.
-fn is_unsent(event: &Event, message: impl Into<Message>, error: &Error) -> bool {
-    let message = message.into();
-    matches!(event, Event::Unsent(unsent) if unsent.message == message && unsent.error == *error)
 }
 
 /// Bug: a queue of capacity 0 with `DropOldest` accepted a message and dropped it unseen.
@@ -767,8 +710,7 @@ async fn dropping_the_last_handle_closes_with_1000_even_when_callbacks_send_and_
     let code = js_sys::Array::from(&calls.get(0)).get(0).as_f64();
     assert_eq!(code, Some(1000.0));
     assert!(weak.borrow().as_ref().unwrap().upgrade().is_none());
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
 }
 
 /// Bug: binary was always sent as a view into wasm memory, which browsers refuse when that
@@ -929,11 +871,6 @@ async fn a_server_close_ends_the_message_stream_with_its_code_and_reason() {
     );
 }
 
-/// A handshake on the server's `/silent` path (a test control) is never answered.
-fn silent_url() -> String {
-    format!("{}silent", server_url())
-}
-
 #[wasm_bindgen_test]
 async fn a_connect_timeout_fails_an_attempt_that_hangs_with_a_typed_cause() {
     let before = live_closures();
@@ -950,8 +887,7 @@ async fn a_connect_timeout_fails_an_attempt_that_hangs_with_a_typed_cause() {
     };
     assert_eq!(close.cause, CloseCause::ConnectTimeout, "{close:?}");
     assert_eq!((close.code, close.was_clean), (1006, false));
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
 
     // With reconnection, each timed-out attempt counts.
     let socket = WebSocket::builder(&silent_url())
@@ -1015,8 +951,7 @@ async fn the_heartbeat_finds_a_stalled_server_and_the_socket_reconnects() {
         }
     }
     finish(socket, events).await;
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
 }
 
 #[wasm_bindgen_test]
@@ -1103,8 +1038,7 @@ async fn reconnect_now_skips_the_backoff_and_starts_again_after_the_attempts_run
     assert_eq!(socket.state(), State::Closed);
     assert_eq!(opened.get(), 3);
     drop(socket);
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
 }
 
 #[wasm_bindgen_test]
@@ -1227,8 +1161,7 @@ async fn an_async_url_provider_is_awaited_once_per_attempt_in_order() {
     let url = socket.url();
     assert!(url.ends_with(&format!("?attempt={attempts}")), "{url}");
     finish(socket, events).await;
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
 }
 
 #[wasm_bindgen_test]
@@ -1265,6 +1198,5 @@ async fn a_url_provider_that_never_answers_is_cut_by_the_connect_timeout() {
     assert_eq!(socket.state(), State::Closed);
     socket.close().unwrap();
     drop(socket);
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
 }

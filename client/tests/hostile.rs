@@ -16,21 +16,20 @@ use futures_util::future::{Either, join, select};
 use futures_util::{Sink, SinkExt, Stream};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use wasm_websocket::{
-    CloseCause, CloseEvent, Error, Event, Events, Message, Overflow, Reconnect, State,
-    WeakWebSocket, WebSocket, live_closures,
+    CloseEvent, Error, Event, Events, Message, Overflow, Reconnect, State, WeakWebSocket,
+    WebSocket, live_closures,
 };
 
 wasm_bindgen_test_configure!(run_in_browser);
 
 mod support;
-use support::{next, server_url, sleep, within};
+use support::{
+    assert_closures_back_to, close, is_unsent, next, next_event, open, quick_reconnect, server_url,
+    sleep, text, within,
+};
 
 /// Port 9 (discard) is closed on the loopback of a test machine.
 const UNREACHABLE: &str = "ws://127.0.0.1:9/";
-
-async fn next_event(events: &mut Events) -> Event {
-    next(events).await.expect("the stream ended early")
-}
 
 /// Every event until the stream ends.
 async fn rest(events: &mut Events) -> Vec<Event> {
@@ -41,37 +40,9 @@ async fn rest(events: &mut Events) -> Vec<Event> {
     rest
 }
 
-fn text(text: &str) -> Event {
-    Event::Message(Message::Text(text.into()))
-}
-
-/// The close of the application's `close_with(code, reason)`.
-fn close(code: u16, reason: &str) -> Event {
-    Event::Close(CloseEvent::new(code, reason, true).with_cause(CloseCause::Application))
-}
-
-fn is_unsent(event: &Event, message: impl Into<Message>, error: &Error) -> bool {
-    let message = message.into();
-    matches!(event, Event::Unsent(unsent) if unsent.message == message && unsent.error == *error)
-}
-
-fn quick_reconnect() -> Reconnect {
-    Reconnect::new()
-        .initial_delay(Duration::from_millis(100))
-        .max_delay(Duration::from_millis(400))
-}
-
 /// Reconnection whose first attempt waits long enough for a test to act while waiting.
 fn slow_reconnect() -> Reconnect {
     quick_reconnect().initial_delay(Duration::from_secs(10))
-}
-
-/// An open socket and its events.
-async fn open(socket: WebSocket) -> (WebSocket, Events) {
-    let mut events = socket.events();
-    assert_eq!(next_event(&mut events).await, Event::Open);
-    assert_eq!(socket.state(), State::Open);
-    (socket, events)
 }
 
 /// Drops the connection from the server's side and waits until the socket waits to reconnect.
@@ -397,8 +368,7 @@ async fn a_stream_polled_with_a_new_waker_when_the_old_one_owned_the_socket() {
     // The stream holds the last copy of that waker; polling with another one drops it, and
     // with it the socket: the stream ends.
     assert_eq!(next(&mut events).await, None);
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
 }
 
 /// Between the server's close frame and the close event the socket is `Closing`. With
@@ -532,8 +502,7 @@ async fn close_twice_while_waiting_then_send() {
         "queued",
         &Error::NotOpen(State::Closed)
     ));
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
 }
 
 /// `close()` from `on_reconnect` cancels the attempt it announces.
@@ -683,8 +652,7 @@ async fn messages_split_and_one_half_dropped() {
     // The last handle: the stream.
     drop(stream);
     assert_eq!(next(&mut events).await, None);
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
 }
 
 /// An awaited `open` dropped midway, while connecting and while waiting to reconnect, leaves
@@ -784,8 +752,7 @@ async fn a_url_provider_that_returns_junk() {
     assert!(!rest.contains(&Event::Open), "{rest:?}");
     assert_eq!(asked.get(), junk.len());
     assert_eq!(socket.state(), State::Closed);
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
 }
 
 thread_local! {
@@ -940,8 +907,7 @@ async fn dropping_every_handle_while_waiting_frees_the_timer() {
     assert_eq!(live_closures(), before + 1, "the reconnection timer");
     drop(socket);
     assert_eq!(next(&mut events).await, None);
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
 }
 
 /// `close()` from `on_open` of a reconnection while the queue still drains at the pace of the
@@ -1008,8 +974,7 @@ async fn open_with_reconnection_during_an_outage_gives_up_cleanly() {
         matches!(error, Error::ConnectFailed(CloseEvent { code: 1006, .. })),
         "{error}"
     );
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
     // Let the outage end before the next test.
     sleep(2_000).await;
 }

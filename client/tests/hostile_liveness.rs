@@ -10,25 +10,16 @@ use std::time::Duration;
 use futures_util::{FutureExt, StreamExt};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use wasm_websocket::{
-    CloseCause, CloseEvent, Error, Event, Events, Heartbeat, Reconnect, State, WeakWebSocket,
-    WebSocket, live_closures,
+    CloseCause, Error, Event, Events, Heartbeat, State, WeakWebSocket, WebSocket, live_closures,
 };
 
 wasm_bindgen_test_configure!(run_in_browser);
 
 mod support;
-use support::{dispatch, next, server_url, sleep, within};
-
-async fn next_event(events: &mut Events) -> Event {
-    next(events).await.expect("the stream ended early")
-}
-
-async fn next_close(events: &mut Events) -> CloseEvent {
-    match next_event(events).await {
-        Event::Close(close) => close,
-        other => panic!("expected a close, got {other:?}"),
-    }
-}
+use support::{
+    assert_closures_back_to, dispatch, dropped_by_the_server, finish, next, next_close, next_event,
+    open, quick_reconnect, server_url, silent_url, sleep, within,
+};
 
 /// Events already waiting in the stream, without waiting for more.
 fn waiting(events: &mut Events) -> Vec<Event> {
@@ -39,44 +30,12 @@ fn waiting(events: &mut Events) -> Vec<Event> {
     seen
 }
 
-fn quick_reconnect() -> Reconnect {
-    Reconnect::new()
-        .initial_delay(Duration::from_millis(100))
-        .max_delay(Duration::from_millis(400))
-}
-
-async fn open(socket: WebSocket) -> (WebSocket, Events) {
-    let mut events = socket.events();
-    assert_eq!(next_event(&mut events).await, Event::Open);
-    (socket, events)
-}
-
-async fn finish(socket: WebSocket, mut events: Events) {
-    let _ = socket.close();
-    while next(&mut events).await.is_some() {}
-}
-
-fn silent_url() -> String {
-    format!("{}silent", server_url())
-}
-
 fn global() -> wasm_bindgen::JsValue {
     js_sys::global().into()
 }
 
 fn document() -> wasm_bindgen::JsValue {
     js_sys::Reflect::get(&js_sys::global(), &"document".into()).unwrap()
-}
-
-/// Has the server drop the connection of a socket that reconnects; waits for the close and
-/// the announced attempt.
-async fn dropped_by_the_server(socket: &WebSocket, events: &mut Events) {
-    socket.send("!drop").unwrap();
-    assert_eq!(next_close(events).await.code, 1006);
-    match next_event(events).await {
-        Event::Reconnecting(_) => {}
-        other => panic!("expected a reconnection attempt, got {other:?}"),
-    }
 }
 
 /// An async URL provider that takes `ms` to answer the server's URL, counting its calls.
@@ -150,8 +109,7 @@ async fn offline_while_the_async_url_is_pending_holds_the_attempt() {
     let seen = waiting(&mut events);
     dispatch(&global(), "online");
     finish(socket, events).await;
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
     assert_eq!(state, State::Reconnecting, "while offline; events {seen:?}");
     assert!(seen.is_empty(), "while offline: {seen:?}");
 }
@@ -209,8 +167,7 @@ async fn reconnect_now_while_the_async_url_is_pending_asks_once() {
     let asked_now = asked.get();
     let extra = waiting(&mut events);
     finish(socket, events).await;
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
     assert!(extra.is_empty(), "{extra:?}");
     assert_eq!(
         asked_now, 1,
@@ -224,12 +181,7 @@ async fn reconnect_now_while_the_async_url_is_pending_asks_once() {
 #[wasm_bindgen_test]
 async fn a_final_code_is_final_while_offline() {
     let before = live_closures();
-    let socket = WebSocket::builder(server_url())
-        .reconnect(quick_reconnect().final_code(4002))
-        .follow_network()
-        .connect()
-        .unwrap();
-    let (socket, mut events) = open(socket).await;
+    let (socket, mut events) = open(final_code_4002()).await;
     dispatch(&global(), "offline");
     assert_eq!(next_close(&mut events).await.cause, CloseCause::Offline);
     socket.reconnect_now();
@@ -243,10 +195,18 @@ async fn a_final_code_is_final_while_offline() {
     sleep(300).await;
     let after = waiting(&mut events);
     finish(socket, events).await;
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
     assert_eq!(state, State::Closed, "after a final code");
     assert!(after.is_empty(), "after online: {after:?}");
+}
+
+/// A socket that follows the network and reconnects, except after close code 4002.
+fn final_code_4002() -> WebSocket {
+    WebSocket::builder(server_url())
+        .reconnect(quick_reconnect().final_code(4002))
+        .follow_network()
+        .connect()
+        .unwrap()
 }
 
 /// A socket that follows the network, whose server dropped it: its next attempt is waiting for
@@ -291,8 +251,7 @@ async fn close_while_the_async_url_is_pending_is_final() {
     dispatch(&global(), "online");
     assert_eq!(socket.state(), State::Closed);
     drop(socket);
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
 }
 
 /// A connect timeout of zero fails every attempt with its own cause, and `open` with it.
@@ -313,8 +272,7 @@ async fn a_connect_timeout_of_zero_fails_open_with_its_cause() {
         }
         other => panic!("expected a connect timeout, got {other:?}"),
     }
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
 }
 
 /// A heartbeat on a socket that never opens never rings: each attempt ends by its connect
@@ -341,8 +299,7 @@ async fn a_heartbeat_on_a_socket_that_never_opens() {
     assert_eq!(next(&mut events).await, None);
     assert_eq!(socket.state(), State::Closed);
     drop(socket);
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
 }
 
 /// Offline while connecting closes with cause Offline; offline twice, online without offline,
@@ -374,8 +331,7 @@ async fn offline_and_online_in_every_order() {
     sleep(200).await;
     assert_eq!(socket.state(), State::Closed);
     drop(socket);
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
 
     // Online while open, and without offline, changes nothing.
     let socket = WebSocket::builder(server_url())
@@ -399,8 +355,7 @@ async fn offline_and_online_in_every_order() {
         "{seen:?}"
     );
     finish(socket, events).await;
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
 }
 
 /// `should_reconnect` that closes the socket (through a weak handle) makes that close final.
@@ -435,8 +390,7 @@ async fn should_reconnect_that_closes_the_socket() {
     sleep(400).await;
     assert_eq!(socket.state(), State::Closed);
     drop(socket);
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
 }
 
 /// The last handle dropped while every listener and timer is live (open with heartbeat and
@@ -512,8 +466,7 @@ async fn a_heartbeat_of_zero_does_not_break_the_socket() {
     assert_eq!(socket.state(), State::Closed);
     socket.close().unwrap();
     drop(socket);
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
 }
 
 /// A server's final code, then `reconnect_now` (again from one), then close(): the causes of
@@ -521,12 +474,7 @@ async fn a_heartbeat_of_zero_does_not_break_the_socket() {
 #[wasm_bindgen_test]
 async fn final_code_then_reconnect_now_then_close() {
     let before = live_closures();
-    let socket = WebSocket::builder(server_url())
-        .reconnect(quick_reconnect().final_code(4002))
-        .follow_network()
-        .connect()
-        .unwrap();
-    let (socket, mut events) = open(socket).await;
+    let (socket, mut events) = open(final_code_4002()).await;
     socket.send("!close 4002 final").unwrap();
     let last = next_close(&mut events).await;
     assert_eq!(
@@ -549,8 +497,7 @@ async fn final_code_then_reconnect_now_then_close() {
     assert_eq!((last.code, last.cause), (4100, CloseCause::Application));
     assert_eq!(next(&mut events).await, None);
     drop(socket);
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
 }
 
 /// Regression (found by this suite, now fixed): An attempt that never opens fails with
@@ -582,8 +529,7 @@ async fn a_failed_attempt_after_an_offline_close_is_a_handshake_failure() {
         vec![CloseCause::HandshakeFailed, CloseCause::HandshakeFailed]
     );
     drop(socket);
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
 }
 
 /// Regression (found by this suite, now fixed): `online` while the URL of the waiting attempt is
@@ -661,8 +607,7 @@ async fn a_stall_is_found_within_interval_and_timeout() {
     assert_eq!(lost.cause, CloseCause::HeartbeatLost);
     assert_eq!(next(&mut events).await, None);
     drop(socket);
-    sleep(0).await;
-    assert_eq!(live_closures(), before);
+    assert_closures_back_to(before).await;
 }
 
 /// Regression (found by this suite, now fixed): A socket ended by the server's final code (or by
@@ -671,12 +616,7 @@ async fn a_stall_is_found_within_interval_and_timeout() {
 #[wasm_bindgen_test]
 async fn close_after_a_final_code_lets_the_listeners_go() {
     let before = live_closures();
-    let socket = WebSocket::builder(server_url())
-        .reconnect(quick_reconnect().final_code(4002))
-        .follow_network()
-        .connect()
-        .unwrap();
-    let (socket, mut events) = open(socket).await;
+    let (socket, mut events) = open(final_code_4002()).await;
     socket.send("!close 4002 final").unwrap();
     assert_eq!(next_close(&mut events).await.code, 4002);
     assert_eq!(next(&mut events).await, None);

@@ -143,11 +143,7 @@ async fn outage_control_drops_everyone_and_refuses_handshakes_for_a_while() {
     socket.send(Message::text("!outage 500")).await.unwrap();
     // Both connections end without a Close frame.
     for connection in [&mut socket, &mut bystander] {
-        let ended = tokio::time::timeout(std::time::Duration::from_secs(5), connection.next());
-        match ended.await.expect("the connection is dropped at once") {
-            None | Some(Err(_)) => {}
-            Some(Ok(message)) => panic!("expected the connection to drop, got {message:?}"),
-        }
+        assert_dropped(connection).await;
     }
     let refused = tokio_tungstenite::connect_async(server.url())
         .await
@@ -205,11 +201,7 @@ async fn stall_control_keeps_the_connection_but_answers_nothing() {
         another.next().await.unwrap().unwrap(),
         Message::text("Received:  up")
     );
-    let ended = tokio::time::timeout(Duration::from_secs(5), socket.next()).await;
-    match ended.expect("dropped after the stall") {
-        None | Some(Err(_)) => {}
-        Some(Ok(message)) => panic!("expected the connection to drop, got {message:?}"),
-    }
+    assert_dropped(&mut socket).await;
 }
 
 /// A handshake on `/silent` is never answered, with test controls on: for clients' connect
@@ -232,4 +224,17 @@ async fn silent_path_never_answers_the_handshake() {
         panic!("expected an HTTP error, got {refused:?}");
     };
     assert_eq!(response.status(), 404);
+}
+
+/// Checks that the server drops `connection` within 5 s, without a Close frame or any other
+/// message first.
+async fn assert_dropped<S>(connection: &mut S)
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let ended = tokio::time::timeout(Duration::from_secs(5), connection.next()).await;
+    match ended.expect("the connection is dropped within 5 s") {
+        None | Some(Err(_)) => {}
+        Some(Ok(message)) => panic!("expected the connection to drop, got {message:?}"),
+    }
 }

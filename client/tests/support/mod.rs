@@ -3,16 +3,22 @@
 
 #![allow(dead_code)] // Each test file uses its own part.
 
+use std::time::Duration;
+
 use futures_util::future::{Either, select};
 use futures_util::{Stream, StreamExt};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
+use wasm_websocket::{
+    CloseCause, CloseEvent, Error, Event, Events, Message, Reconnect, Reconnecting, State,
+    WebSocket,
+};
 
 /// Where the tests find the echo server, started with the flags they need (README, "The
 /// client crate"):
 ///
 /// ```sh
-/// cargo run -p echo-server -- --addr 127.0.0.1:1235 --test-controls --protocol echo.v1
+/// cargo run -p echo-server -- --addr 127.0.0.1:1235 --dev --test-controls --protocol echo.v1
 /// ```
 ///
 /// `cargo xtask test` starts its own on port 0 and names it in `ECHO_SERVER_URL` at build time.
@@ -57,4 +63,78 @@ pub fn dispatch(target: &wasm_bindgen::JsValue, name: &str) {
     let target: &web_sys::EventTarget = target.unchecked_ref();
     let event = web_sys::Event::new(name).unwrap();
     target.dispatch_event(&event).unwrap();
+}
+
+/// Checks that the crate holds exactly `before` JavaScript closures again, once wasm-bindgen
+/// has freed those dropped during their own calls (which happens after the current task).
+pub async fn assert_closures_back_to(before: usize) {
+    sleep(0).await;
+    assert_eq!(
+        wasm_websocket::live_closures(),
+        before,
+        "closures left behind"
+    );
+}
+
+pub fn quick_reconnect() -> Reconnect {
+    Reconnect::new()
+        .initial_delay(Duration::from_millis(100))
+        .max_delay(Duration::from_millis(400))
+}
+
+/// An open socket and its events.
+pub async fn open(socket: WebSocket) -> (WebSocket, Events) {
+    let mut events = socket.events();
+    assert_eq!(next_event(&mut events).await, Event::Open);
+    assert_eq!(socket.state(), State::Open);
+    (socket, events)
+}
+
+pub async fn next_event(events: &mut Events) -> Event {
+    next(events).await.expect("the stream ended early")
+}
+
+pub fn text(text: &str) -> Event {
+    Event::Message(Message::Text(text.into()))
+}
+
+/// A handshake on the server's `/silent` path (a test control) is never answered.
+pub fn silent_url() -> String {
+    format!("{}silent", server_url())
+}
+
+/// Whether `event` reports `message` as unsent, for `error`.
+pub fn is_unsent(event: &Event, message: impl Into<Message>, error: &Error) -> bool {
+    let message = message.into();
+    matches!(event, Event::Unsent(unsent) if unsent.message == message && unsent.error == *error)
+}
+
+/// The close of the application's `close_with(code, reason)`.
+pub fn close(code: u16, reason: &str) -> Event {
+    Event::Close(CloseEvent::new(code, reason, true).with_cause(CloseCause::Application))
+}
+
+/// The next event, which must be a close.
+pub async fn next_close(events: &mut Events) -> CloseEvent {
+    match next_event(events).await {
+        Event::Close(close) => close,
+        other => panic!("expected a close, got {other:?}"),
+    }
+}
+
+/// Closes a socket made by a test and waits for the end of its events.
+pub async fn finish(socket: WebSocket, mut events: Events) {
+    let _ = socket.close();
+    while next(&mut events).await.is_some() {}
+}
+
+/// Has the server drop the connection of a socket that reconnects, and returns the announced
+/// attempt.
+pub async fn dropped_by_the_server(socket: &WebSocket, events: &mut Events) -> Reconnecting {
+    socket.send("!drop").unwrap();
+    assert_eq!(next_close(events).await.code, 1006);
+    match next_event(events).await {
+        Event::Reconnecting(next) => next,
+        other => panic!("expected a reconnection attempt, got {other:?}"),
+    }
 }
