@@ -32,6 +32,7 @@
 //!
 //! #[wasm_bindgen(start)]
 //! pub fn main() -> Result<(), JsError> {
+//!     // The application's choice (this example is an application): the library sets no hook.
 //!     console_error_panic_hook::set_once();
 //!     let socket = WebSocket::builder("ws://127.0.0.1:1234/")
 //!         .on_open(|socket| {
