@@ -1,4 +1,4 @@
-//! One browser WebSocket and the closures set as its handlers.
+//! The browser transport: one browser `WebSocket` and the closures set as its handlers.
 
 use std::rc::Rc;
 
@@ -14,7 +14,7 @@ use crate::{CloseEvent, Error, Event, Message, NORMAL_CLOSURE, State};
 
 /// One browser WebSocket and the closures set as its handlers.
 pub(crate) struct Connection {
-    pub(crate) socket: web_sys::WebSocket,
+    socket: web_sys::WebSocket,
     _closures: Closures,
 }
 
@@ -56,10 +56,7 @@ impl Connection {
             let weak = weak.clone();
             Closure::<dyn FnMut(_)>::new(move |event: MessageEvent| {
                 if let (Some(shared), Some(message)) = (weak.upgrade(), decode(&event)) {
-                    let own = (shared.watchdog()).is_some_and(|dog| dog.heard(&message));
-                    if !own {
-                        shared.emit(Some(Event::Message(message)));
-                    }
+                    shared.received(message);
                 }
             })
         };
@@ -116,6 +113,31 @@ impl Connection {
             Message::Binary(data) => self.socket.send_with_u8_array(data),
         }
         .map_err(Error::from_js)
+    }
+
+    /// Starts the close handshake; the close event follows.
+    pub(crate) fn close(&self, code: u16, reason: &str) -> Result<(), Error> {
+        (self.socket)
+            .close_with_code_and_reason(code, reason)
+            .map_err(Error::from_js)
+    }
+
+    /// Bytes handed to the browser that it has not yet sent (`bufferedAmount`).
+    pub(crate) fn buffered_amount(&self) -> u32 {
+        self.socket.buffered_amount()
+    }
+
+    /// The URL as the browser resolved it.
+    pub(crate) fn url(&self) -> String {
+        self.socket.url()
+    }
+
+    pub(crate) fn protocol(&self) -> String {
+        self.socket.protocol()
+    }
+
+    pub(crate) fn extensions(&self) -> String {
+        self.socket.extensions()
     }
 }
 

@@ -1,5 +1,6 @@
 //! The crate's one error type.
 
+#[cfg(target_arch = "wasm32")]
 use wasm_bindgen::prelude::*;
 
 use crate::{CloseEvent, MAX_CLOSE_REASON, State};
@@ -47,6 +48,13 @@ pub enum Error {
     /// The browser threw an exception this crate did not foresee.
     #[error("the browser raised an exception: {0}")]
     Js(String),
+    /// Natively, sockets run as local tasks: make them inside a tokio `LocalSet` (or from a
+    /// task it runs), on a runtime with the `time` and `net` drivers enabled.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[error(
+        "no tokio LocalSet here: connect from inside `tokio::task::LocalSet::run_until` (or a task it runs)"
+    )]
+    NoLocalSet,
 }
 
 fn reason_suffix(reason: &str) -> String {
@@ -57,12 +65,14 @@ fn reason_suffix(reason: &str) -> String {
     }
 }
 
+#[cfg(target_arch = "wasm32")]
 impl Error {
     pub(crate) fn from_js(value: JsValue) -> Error {
         Error::Js(describe(&value))
     }
 }
 
+#[cfg(target_arch = "wasm32")]
 #[wasm_bindgen]
 extern "C" {
     /// The text of a JavaScript exception: `String(value)`, which is `name: message` for an

@@ -208,9 +208,12 @@
 //!   or any other code: the state it sees is the one [`WebSocket::state`] reports.
 
 mod builder;
+#[cfg(target_arch = "wasm32")]
 mod connection;
 mod error;
 mod liveness;
+#[cfg(not(target_arch = "wasm32"))]
+mod native;
 mod queue;
 mod reconnect;
 mod sink;
@@ -218,6 +221,17 @@ mod socket;
 mod stream;
 mod timer;
 mod tracked;
+
+/// The transport seam: the one connection type the state machine (`socket.rs`) drives, per
+/// target. Each has the same methods: `open`, `state`, `send`, `close`, `buffered_amount`,
+/// `url`, `protocol`, `extensions`; each reports to `Shared` (`opened`, `received`, `closed`,
+/// `emit(Event::Error)`), and dropping one closes it with 1000 and silences it.
+mod transport {
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) use crate::connection::Connection;
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) use crate::native::Connection;
+}
 
 use std::fmt;
 use std::time::Duration;

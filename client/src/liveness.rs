@@ -5,14 +5,17 @@
 
 use std::cell::{Cell, RefCell};
 use std::pin::Pin;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::time::Duration;
 
+#[cfg(target_arch = "wasm32")]
 use wasm_bindgen::JsCast;
+#[cfg(target_arch = "wasm32")]
 use wasm_bindgen::closure::Closure;
 
 use crate::socket::{Alarm, Shared};
 use crate::timer::Timeout;
+#[cfg(target_arch = "wasm32")]
 use crate::tracked::Tracked;
 use crate::{CloseCause, CloseEvent, Message, State};
 
@@ -130,6 +133,8 @@ pub(crate) trait Watchdog {
 }
 
 /// What a watchdog's alarm is for.
+// Natively there are no browser events: the last three are never made there.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub(crate) enum Watch {
     /// The attempt is out of time, if it has not opened.
     ConnectTimeout,
@@ -145,16 +150,22 @@ pub(crate) enum Watch {
     Visible,
 }
 
+/// Natively there are no network or visibility events to listen to.
+#[cfg(not(target_arch = "wasm32"))]
+type Listener = ();
+
 /// A listener for one of the browser's events, removed when dropped.
+#[cfg(target_arch = "wasm32")]
 struct Listener {
     target: web_sys::EventTarget,
     event: &'static str,
     closure: Tracked<Closure<dyn FnMut(web_sys::Event)>>,
 }
 
+#[cfg(target_arch = "wasm32")]
 impl Listener {
     fn new(target: &web_sys::EventTarget, event: &'static str, shared: &Rc<Shared>) -> Self {
-        let weak: Weak<Shared> = Rc::downgrade(shared);
+        let weak: std::rc::Weak<Shared> = Rc::downgrade(shared);
         let closure = Closure::<dyn FnMut(_)>::new(move |_: web_sys::Event| {
             let Some(shared) = weak.upgrade() else { return };
             let watch = match event {
@@ -174,6 +185,7 @@ impl Listener {
     }
 }
 
+#[cfg(target_arch = "wasm32")]
 impl Drop for Listener {
     fn drop(&mut self) {
         let callback = self.closure.as_ref().unchecked_ref();
@@ -182,6 +194,7 @@ impl Drop for Listener {
 }
 
 /// Whether the page is visible (`document.visibilityState`).
+#[cfg(target_arch = "wasm32")]
 fn is_visible() -> bool {
     let global = js_sys::global();
     let state = js_sys::Reflect::get(&global, &"document".into())
@@ -218,6 +231,7 @@ struct Dog {
     /// The browser's events it listens to, with `follow_network`.
     listeners: RefCell<Vec<Listener>>,
     /// Whether it has started listening (once for the socket's life).
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     listening: Cell<bool>,
     /// Whether the URL provider's future is pending: asked once per attempt.
     providing: Cell<bool>,
@@ -234,8 +248,13 @@ struct Dog {
 }
 
 impl Dog {
+    /// Natively there is nothing to follow: `follow_network` does nothing.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn listen(&self, _: &Rc<Shared>) {}
+
     /// Listens to the browser's `online` and `offline`, and to the page's visibility: once,
     /// and only with `follow_network`.
+    #[cfg(target_arch = "wasm32")]
     fn listen(&self, shared: &Rc<Shared>) {
         if !self.follow_network || self.listening.replace(true) {
             return;
@@ -300,7 +319,7 @@ impl Watchdog for Dog {
             self.set(shared, timeout, Watch::ConnectTimeout);
         }
         let weak = Rc::downgrade(shared);
-        wasm_bindgen_futures::spawn_local(async move {
+        crate::timer::spawn(async move {
             let url = url.await;
             let Some(shared) = weak.upgrade() else { return };
             if shared.watchdog().is_some_and(|dog| dog.provided(ask)) {
@@ -395,7 +414,7 @@ impl Watchdog for Dog {
                 if shared.state() != State::Open {
                     return;
                 }
-                let overdue = js_sys::Date::now() - self.ping_sent.get();
+                let overdue = crate::timer::now_ms() - self.ping_sent.get();
                 if !self.awaiting.get() {
                     self.ring(shared, Watch::Ping);
                 } else if overdue >= beat.timeout.as_millis() as f64 {
@@ -420,7 +439,7 @@ impl Watchdog for Dog {
                 if shared.state() != State::Open {
                     return;
                 }
-                self.ping_sent.set(js_sys::Date::now());
+                self.ping_sent.set(crate::timer::now_ms());
                 self.heard.set(false);
                 self.awaiting.set(true);
                 // Around the queue: a ping is about this connection, not the application's

@@ -17,13 +17,13 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use crate::builder::{Builder, Callbacks};
-use crate::connection::Connection;
 use crate::liveness::{Watch, Watchdog};
 use crate::queue::Queue;
 use crate::reconnect::Reconnect;
 use crate::sink::MessageSink;
 use crate::stream::{self, Events, Feed, MessageStream, Messages};
-use crate::timer::{Timeout, sleep};
+use crate::timer::{Timeout, now_ms, random, sleep};
+use crate::transport::Connection;
 use crate::{
     CloseCause, CloseEvent, Error, Event, Message, NORMAL_CLOSURE, Reconnecting, State, Unsent,
 };
@@ -198,10 +198,7 @@ impl WebSocket {
         match shared.phase.get() {
             Phase::Active => {
                 if let Some(connection) = shared.connection.borrow().as_ref() {
-                    connection
-                        .socket
-                        .close_with_code_and_reason(code, reason)
-                        .map_err(Error::from_js)?;
+                    connection.close(code, reason)?;
                 }
             }
             Phase::Waiting => {
@@ -395,11 +392,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn with_socket<T: Default>(&self, read: impl FnOnce(&web_sys::WebSocket) -> T) -> T {
+    fn with_socket<T: Default>(&self, read: impl FnOnce(&Connection) -> T) -> T {
         self.connection
             .borrow()
             .as_ref()
-            .map(|connection| read(&connection.socket))
+            .map(read)
             .unwrap_or_default()
     }
 
@@ -593,12 +590,21 @@ impl Shared {
 
     /// The browser opened the current connection: send what waited for it, then tell.
     pub(crate) fn opened(self: &Rc<Self>) {
-        self.opened_at.set(Some(js_sys::Date::now()));
+        self.opened_at.set(Some(now_ms()));
         if let Some(watchdog) = &self.watchdog {
             watchdog.opened(self);
         }
         self.drain();
         self.emit(Some(Event::Open));
+    }
+
+    /// A message came on the current connection: the heartbeat's own reply, or the
+    /// application's.
+    pub(crate) fn received(self: &Rc<Self>, message: Message) {
+        let own = (self.watchdog()).is_some_and(|dog| dog.heard(&message));
+        if !own {
+            self.emit(Some(Event::Message(message)));
+        }
     }
 
     /// The current connection closed: reconnect or finish, then tell. The phase changes
@@ -652,7 +658,7 @@ impl Shared {
             return Next::End;
         }
         if let Some(opened_at) = self.opened_at.take() {
-            let up = js_sys::Date::now() - opened_at;
+            let up = now_ms() - opened_at;
             if up >= policy.reset_after.as_millis() as f64 {
                 self.attempt.set(0);
             }
@@ -665,7 +671,7 @@ impl Shared {
         if !policy.allows(attempt) {
             return Next::End;
         }
-        let delay = policy.delay(attempt, js_sys::Math::random());
+        let delay = policy.delay(attempt, random());
         Next::Attempt(Reconnecting { attempt, delay })
     }
 

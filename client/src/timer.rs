@@ -1,61 +1,161 @@
-//! Timers on the browser's `setTimeout`: a one-shot callback owned by Rust and cancelled when
-//! dropped, and a sleep future.
+//! Time, chance and tasks, per platform: in the browser on `setTimeout`, `Date.now()`,
+//! `Math.random()` and the microtask queue; natively on tokio's timers and local tasks. The
+//! rest of the crate sees one interface: a one-shot [`Timeout`] owned by Rust and cancelled when
+//! dropped, a [`sleep`] future, [`spawn`], [`now_ms`] and [`random`].
 
-use std::time::Duration;
+#[cfg(target_arch = "wasm32")]
+pub(crate) use browser::*;
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) use native::*;
 
-use wasm_bindgen::JsCast;
-use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
+#[cfg(target_arch = "wasm32")]
+mod browser {
+    use std::time::Duration;
 
-use crate::tracked::Tracked;
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::prelude::*;
+    use wasm_bindgen_futures::JsFuture;
 
-/// A pending `setTimeout` callback. Dropping it cancels the timeout and frees the closure.
-pub(crate) struct Timeout {
-    id: i32,
-    _callback: Tracked<Closure<dyn FnMut()>>,
-}
+    use crate::tracked::Tracked;
 
-impl Timeout {
-    /// Calls `callback` once after `delay`.
-    pub(crate) fn new(delay: Duration, callback: impl FnOnce() + 'static) -> Timeout {
-        let mut callback = Some(callback);
-        let closure = Closure::<dyn FnMut()>::new(move || {
-            if let Some(callback) = callback.take() {
-                callback();
+    /// A pending `setTimeout` callback. Dropping it cancels the timeout and frees the closure.
+    pub(crate) struct Timeout {
+        id: i32,
+        _callback: Tracked<Closure<dyn FnMut()>>,
+    }
+
+    impl Timeout {
+        /// Calls `callback` once after `delay`.
+        pub(crate) fn new(delay: Duration, callback: impl FnOnce() + 'static) -> Timeout {
+            let mut callback = Some(callback);
+            let closure = Closure::<dyn FnMut()>::new(move || {
+                if let Some(callback) = callback.take() {
+                    callback();
+                }
+            });
+            let id = set_timeout(closure.as_ref().unchecked_ref(), millis(delay));
+            Timeout {
+                id,
+                _callback: Tracked::new(closure),
             }
-        });
-        let id = set_timeout(closure.as_ref().unchecked_ref(), millis(delay));
-        Timeout {
-            id,
-            _callback: Tracked::new(closure),
         }
     }
-}
 
-impl Drop for Timeout {
-    fn drop(&mut self) {
-        clear_timeout(self.id);
+    impl Drop for Timeout {
+        fn drop(&mut self) {
+            clear_timeout(self.id);
+        }
+    }
+
+    /// Resolves after `delay`. The timeout callback is the promise's own resolve function, so
+    /// there is no Rust closure to keep alive.
+    pub(crate) async fn sleep(delay: Duration) {
+        let promise = js_sys::Promise::new(&mut |resolve, _| {
+            set_timeout(&resolve, millis(delay));
+        });
+        let _ = JsFuture::from(promise).await;
+    }
+
+    /// Runs `future` to completion on the page's event loop.
+    pub(crate) fn spawn(future: impl Future<Output = ()> + 'static) {
+        wasm_bindgen_futures::spawn_local(future);
+    }
+
+    /// Milliseconds since the epoch (`Date.now()`).
+    pub(crate) fn now_ms() -> f64 {
+        js_sys::Date::now()
+    }
+
+    /// A number in `[0, 1)` (`Math.random()`), for the backoff's jitter.
+    pub(crate) fn random() -> f64 {
+        js_sys::Math::random()
+    }
+
+    fn millis(delay: Duration) -> i32 {
+        delay.as_millis().try_into().unwrap_or(i32::MAX)
+    }
+
+    // The global functions, so that timers work in a window and in a worker alike.
+    #[wasm_bindgen]
+    extern "C" {
+        #[wasm_bindgen(js_name = setTimeout)]
+        fn set_timeout(handler: &js_sys::Function, timeout: i32) -> i32;
+        #[wasm_bindgen(js_name = clearTimeout)]
+        fn clear_timeout(id: i32);
     }
 }
 
-/// Resolves after `delay`. The timeout callback is the promise's own resolve function, so
-/// there is no Rust closure to keep alive.
-pub(crate) async fn sleep(delay: Duration) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        set_timeout(&resolve, millis(delay));
-    });
-    let _ = JsFuture::from(promise).await;
-}
+#[cfg(not(target_arch = "wasm32"))]
+mod native {
+    use std::hash::{BuildHasher, Hasher};
+    use std::panic::AssertUnwindSafe;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-fn millis(delay: Duration) -> i32 {
-    delay.as_millis().try_into().unwrap_or(i32::MAX)
-}
+    use tokio::task::JoinHandle;
 
-// The global functions, so that timers work in a window and in a worker alike.
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(handler: &js_sys::Function, timeout: i32) -> i32;
-    #[wasm_bindgen(js_name = clearTimeout)]
-    fn clear_timeout(id: i32);
+    use crate::tracked::Tracked;
+
+    /// A local task that calls a callback after a delay. Dropping it aborts the task.
+    pub(crate) struct Timeout {
+        task: Option<Tracked<JoinHandle<()>>>,
+    }
+
+    impl Timeout {
+        /// Calls `callback` once after `delay`, on the current `LocalSet`.
+        pub(crate) fn new(delay: Duration, callback: impl FnOnce() + 'static) -> Timeout {
+            let task = spawn_local(async move {
+                tokio::time::sleep(delay).await;
+                callback();
+            });
+            Timeout {
+                task: task.map(Tracked::new),
+            }
+        }
+    }
+
+    impl Drop for Timeout {
+        fn drop(&mut self) {
+            // Aborting the task that is running this very drop (a timer dropped from its own
+            // callback) is allowed: it ends when the callback returns.
+            if let Some(task) = &self.task {
+                task.abort();
+            }
+        }
+    }
+
+    pub(crate) async fn sleep(delay: Duration) {
+        tokio::time::sleep(delay).await;
+    }
+
+    /// Runs `future` to completion as a local task.
+    pub(crate) fn spawn(future: impl Future<Output = ()> + 'static) {
+        drop(spawn_local(future));
+    }
+
+    /// `tokio::task::spawn_local`, or `None` outside a `LocalSet`, where tokio panics (it has
+    /// no query for one): the panic is caught so that the public API can return
+    /// [`Error::NoLocalSet`](crate::Error::NoLocalSet) instead. The panic hook still reports
+    /// it, once, on stderr: a program that gets this error has a bug to fix.
+    pub(crate) fn spawn_local<F>(future: F) -> Option<JoinHandle<F::Output>>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        tokio::runtime::Handle::try_current().ok()?;
+        std::panic::catch_unwind(AssertUnwindSafe(|| tokio::task::spawn_local(future))).ok()
+    }
+
+    pub(crate) fn now_ms() -> f64 {
+        let since = SystemTime::now().duration_since(UNIX_EPOCH);
+        since.unwrap_or_default().as_secs_f64() * 1000.0
+    }
+
+    /// A number in `[0, 1)` from the standard library's randomly seeded hasher: enough for
+    /// jitter, and no dependency for it.
+    pub(crate) fn random() -> f64 {
+        let bits = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        (bits >> 11) as f64 / (1u64 << 53) as f64
+    }
 }

@@ -370,6 +370,25 @@ fn test() -> Result<()> {
         // The nginx test skips itself where nginx is missing; here it was installed.
         run_tests(cmd("cargo", &args).env("REQUIRE_NGINX", "1"), &mut tally)
     })?;
+    step("transport suite, natively on tokio-tungstenite", &mut || {
+        // The suite the browser runs too (`client/tests/transports.rs`), against the same
+        // server. One test at a time, as in the browser: `!outage` affects every connection.
+        let server = EchoServer::start("debug", &BROWSER_TEST_SERVER, "warn")?;
+        let args = [
+            "test",
+            "-p",
+            CLIENT,
+            "--test",
+            "transports",
+            "--",
+            "--include-ignored",
+            "--test-threads=1",
+        ];
+        run_tests(
+            cmd("cargo", &args).env("ECHO_SERVER_URL", &server.url),
+            &mut tally,
+        )
+    })?;
     step("build the client", &mut build_client)?;
     step(
         "wasm tests in headless Chromium, through wasm-pack",

@@ -1,5 +1,5 @@
-//! What the browser test files share. Nothing here touches `window`, so that the same helpers
-//! work in a dedicated worker.
+//! What the test files share, in the browser and natively (`transports.rs` runs on both).
+//! Nothing here touches `window`, so that the same helpers work in a dedicated worker.
 
 #![allow(dead_code)] // Each test file uses its own part.
 
@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use futures_util::future::{Either, select};
 use futures_util::{Stream, StreamExt};
+#[cfg(target_arch = "wasm32")]
 use wasm_bindgen::prelude::*;
+#[cfg(target_arch = "wasm32")]
 use wasm_bindgen_futures::JsFuture;
 use wasm_websocket::{
-    CloseCause, CloseEvent, Error, Event, Events, Message, Reconnect, Reconnecting, State,
+    Builder, CloseCause, CloseEvent, Error, Event, Events, Message, Reconnect, Reconnecting, State,
     WebSocket,
 };
 
@@ -24,10 +26,56 @@ use wasm_websocket::{
 /// `cargo xtask test` starts its own on port 0 and names it in `ECHO_SERVER_URL` at build time.
 pub const DEFAULT_SERVER_URL: &str = "ws://127.0.0.1:1235/";
 
+/// In the browser, `ECHO_SERVER_URL` at build time; natively, at run time.
+#[cfg(target_arch = "wasm32")]
 pub fn server_url() -> &'static str {
     option_env!("ECHO_SERVER_URL").unwrap_or(DEFAULT_SERVER_URL)
 }
 
+#[cfg(not(target_arch = "wasm32"))]
+pub fn server_url() -> &'static str {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| std::env::var("ECHO_SERVER_URL").unwrap_or(DEFAULT_SERVER_URL.into()))
+}
+
+/// A builder on the transport the suite runs on: the target's default.
+pub fn builder(url: &str) -> Builder {
+    WebSocket::builder(url)
+}
+
+/// The crate's closures (or, natively, tasks) that one connection holds.
+#[cfg(target_arch = "wasm32")]
+pub const CLOSURES_PER_CONNECTION: usize = 4;
+#[cfg(not(target_arch = "wasm32"))]
+pub const CLOSURES_PER_CONNECTION: usize = 1;
+
+/// Runs a test's body where sockets can be made: natively, on a tokio `LocalSet` (the socket
+/// is `!Send`, like the browser's); in the browser, as it is.
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn local<F: Future>(body: F) -> F::Output {
+    tokio::task::LocalSet::new().run_until(body).await
+}
+
+/// Runs a test's body (in the browser, there is nothing to set up).
+#[cfg(target_arch = "wasm32")]
+pub async fn local<F: Future>(body: F) -> F::Output {
+    body.await
+}
+
+/// Milliseconds since the epoch.
+#[cfg(target_arch = "wasm32")]
+pub fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// Milliseconds since the epoch.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn now_ms() -> f64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.unwrap().as_secs_f64() * 1000.0
+}
+
+#[cfg(target_arch = "wasm32")]
 #[wasm_bindgen]
 extern "C" {
     // The global function, in a window and in a worker alike. (Declared unlike the library's
@@ -37,6 +85,13 @@ extern "C" {
 }
 
 /// Resolves after `ms` milliseconds.
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn sleep(ms: i32) {
+    tokio::time::sleep(Duration::from_millis(ms.max(0) as u64)).await;
+}
+
+/// Resolves after `ms` milliseconds.
+#[cfg(target_arch = "wasm32")]
 pub async fn sleep(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
         set_timeout_for_tests(&resolve, ms.into());
@@ -58,6 +113,7 @@ pub async fn within<F: Future>(ms: i32, future: F) -> F::Output {
 }
 
 /// Fires the browser event `name` on `target`, as the browser would.
+#[cfg(target_arch = "wasm32")]
 pub fn dispatch(target: &wasm_bindgen::JsValue, name: &str) {
     use wasm_bindgen::JsCast;
     let target: &web_sys::EventTarget = target.unchecked_ref();
@@ -65,10 +121,27 @@ pub fn dispatch(target: &wasm_bindgen::JsValue, name: &str) {
     target.dispatch_event(&event).unwrap();
 }
 
+/// A line in the test's output: the browser's console, or stdout.
+pub fn log(line: &str) {
+    #[cfg(target_arch = "wasm32")]
+    wasm_bindgen_test::console_log!("{line}");
+    #[cfg(not(target_arch = "wasm32"))]
+    println!("{line}");
+}
+
 /// Checks that the crate holds exactly `before` JavaScript closures again, once wasm-bindgen
 /// has freed those dropped during their own calls (which happens after the current task).
+/// Natively, a dropped connection's task first finishes its close handshake: it gets the
+/// transport's close timeout (2 s) to.
 pub async fn assert_closures_back_to(before: usize) {
     sleep(0).await;
+    #[cfg(not(target_arch = "wasm32"))]
+    for _ in 0..250 {
+        if wasm_websocket::live_closures() == before {
+            break;
+        }
+        sleep(10).await;
+    }
     assert_eq!(
         wasm_websocket::live_closures(),
         before,
