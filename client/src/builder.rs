@@ -24,6 +24,8 @@ pub struct Builder {
     /// Made by the first of the builder methods that need one.
     pub(crate) watchdog: Option<Box<dyn Watchdog>>,
     pub(crate) callbacks: Callbacks,
+    #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
+    pub(crate) web_socket_stream: bool,
 }
 
 impl Builder {
@@ -73,6 +75,38 @@ impl Builder {
     /// [`DEFAULT_HIGH_WATER_MARK`](crate::DEFAULT_HIGH_WATER_MARK).
     pub fn high_water_mark(mut self, bytes: u32) -> Self {
         self.high_water_mark = bytes;
+        self
+    }
+
+    /// Bounds what waits to be read: each stream made by [`WebSocket::events`] (and so
+    /// [`WebSocket::messages`]) holds at most `events` events. Callbacks are called at once and
+    /// need no bound.
+    ///
+    /// - Natively and on `WebSocketStream` (`Builder::web_socket_stream`, in the browser with
+    ///   the `web-socket-stream` feature),
+    ///   the transport stops reading while a stream is full, so the server feels TCP
+    ///   backpressure and nothing grows on the client. There the default is
+    ///   [`DEFAULT_RECEIVE_LIMIT`](crate::DEFAULT_RECEIVE_LIMIT).
+    /// - The browser's `WebSocket` cannot be told to stop reading: there, by default, streams
+    ///   are unbounded, and with this limit a message that finds a stream full gives the
+    ///   connection up: the server sees a close with 1000, the application a close with 1008
+    ///   and [`CloseCause::ReceiveOverflow`], and reconnection follows if its policy allows.
+    ///   Nothing is dropped unseen.
+    pub fn receive_limit(mut self, events: usize) -> Self {
+        let watchdog = self.watchdog.get_or_insert_with(liveness::watchdog);
+        watchdog.set_receive_limit(events);
+        self
+    }
+
+    /// Uses the browser's `WebSocketStream` (Chromium 124 and later) where there is one, and
+    /// its `WebSocket` elsewhere; [`WebSocket::transport`] tells which. `WebSocketStream`
+    /// reads only while the application's streams have room
+    /// ([`receive_limit`](Self::receive_limit)), so a slow reader slows the server down
+    /// instead of growing the page's memory. Behind the `web-socket-stream` feature, so that
+    /// pages that do not ask for it carry none of its code.
+    #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
+    pub fn web_socket_stream(mut self) -> Self {
+        self.web_socket_stream = true;
         self
     }
 

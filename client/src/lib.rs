@@ -222,16 +222,9 @@ mod stream;
 mod timer;
 mod tracked;
 
-/// The transport seam: the one connection type the state machine (`socket.rs`) drives, per
-/// target. Each has the same methods: `open`, `state`, `send`, `close`, `buffered_amount`,
-/// `url`, `protocol`, `extensions`; each reports to `Shared` (`opened`, `received`, `closed`,
-/// `emit(Event::Error)`), and dropping one closes it with 1000 and silences it.
-mod transport {
-    #[cfg(target_arch = "wasm32")]
-    pub(crate) use crate::connection::Connection;
-    #[cfg(not(target_arch = "wasm32"))]
-    pub(crate) use crate::native::Connection;
-}
+mod transport;
+#[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
+mod websocketstream;
 
 use std::fmt;
 use std::time::Duration;
@@ -241,9 +234,10 @@ pub use error::Error;
 pub use liveness::Heartbeat;
 pub use reconnect::{Overflow, Reconnect};
 pub use sink::MessageSink;
-pub use socket::{DEFAULT_HIGH_WATER_MARK, WeakWebSocket, WebSocket};
+pub use socket::{DEFAULT_HIGH_WATER_MARK, DEFAULT_RECEIVE_LIMIT, WeakWebSocket, WebSocket};
 pub use stream::{Events, MessageStream, Messages};
 pub use tracked::live_closures;
+pub use transport::Transport;
 
 /// The largest close reason the protocol allows, in bytes of UTF-8 (RFC 6455 section 5.5).
 pub const MAX_CLOSE_REASON: usize = 123;
@@ -373,6 +367,10 @@ pub enum CloseCause {
     HeartbeatLost,
     /// The browser went offline ([`Builder::follow_network`]).
     Offline,
+    /// A message came while a stream's inbox already held [`Builder::receive_limit`] events,
+    /// on the browser's `WebSocket`, which cannot be told to stop: the connection was given up
+    /// (the server sees a close with 1000; the application, this cause and 1008).
+    ReceiveOverflow,
 }
 
 /// A reconnection attempt, scheduled after a close.

@@ -1,5 +1,5 @@
-//! The optional parts of a socket: the connect timeout, the heartbeat ([`Heartbeat`]) and
-//! the application's `should_reconnect`. `Shared` knows them only as a [`Watchdog`], made by
+//! The optional parts of a socket: the connect timeout, the heartbeat ([`Heartbeat`]), the
+//! receive limit and the application's `should_reconnect`. `Shared` knows them only as a [`Watchdog`], made by
 //! the builder methods that ask for them, so that an application that never does carries none
 //! of their code.
 
@@ -124,8 +124,13 @@ pub(crate) trait Watchdog {
     fn attached(&self, shared: &Rc<Shared>);
     /// It opened: start the heartbeat.
     fn opened(&self, shared: &Rc<Shared>);
-    /// A message came; whether it is the heartbeat's own reply, not to be delivered.
-    fn heard(&self, message: &Message) -> bool;
+    /// A message came; whether it is not to be delivered: the heartbeat's own reply, or one
+    /// past the receive limit (the connection is then given up).
+    fn heard(&self, shared: &Rc<Shared>, message: &Message) -> bool;
+    fn set_receive_limit(&mut self, limit: usize);
+    /// How many events a stream's inbox may hold before the transport stops reading (or,
+    /// on the browser's `WebSocket`, gives the connection up).
+    fn receive_limit(&self) -> Option<usize>;
     /// One of its alarms rang.
     fn ring(&self, shared: &Rc<Shared>, watch: Watch);
     /// The connection closed: stop watching it.
@@ -207,6 +212,7 @@ pub(crate) fn watchdog() -> Box<dyn Watchdog> {
     Box::new(Dog {
         connect_timeout: None,
         heartbeat: None,
+        receive_limit: None,
         should_reconnect: None,
         url_provider: RefCell::new(None),
         follow_network: false,
@@ -224,6 +230,7 @@ pub(crate) fn watchdog() -> Box<dyn Watchdog> {
 
 struct Dog {
     connect_timeout: Option<Duration>,
+    receive_limit: Option<usize>,
     heartbeat: Option<Heartbeat>,
     should_reconnect: Option<ShouldReconnect>,
     url_provider: RefCell<Option<UrlProvider>>,
@@ -376,13 +383,29 @@ impl Watchdog for Dog {
         }
     }
 
-    fn heard(&self, message: &Message) -> bool {
+    fn heard(&self, shared: &Rc<Shared>, message: &Message) -> bool {
         let reply = self.heartbeat.as_ref().and_then(|beat| beat.reply.as_ref());
         let own = reply.is_some_and(|is_reply| is_reply(message));
         if own || reply.is_none() {
             self.heard.set(true);
         }
+        // A pulling transport never reads past the limit; only the browser's `WebSocket`,
+        // which cannot be stopped, gets here with a full inbox.
+        let full = (self.receive_limit).is_some_and(|limit| !shared.has_room(limit));
+        if full && !own {
+            let overflow = CloseEvent::new(1008, "receive limit exceeded", false);
+            shared.lost(overflow.with_cause(CloseCause::ReceiveOverflow));
+            return true;
+        }
         own
+    }
+
+    fn set_receive_limit(&mut self, limit: usize) {
+        self.receive_limit = Some(limit);
+    }
+
+    fn receive_limit(&self) -> Option<usize> {
+        self.receive_limit
     }
 
     fn ring(&self, shared: &Rc<Shared>, watch: Watch) {

@@ -35,6 +35,9 @@ use crate::{CloseEvent, Error, Event, Message, NORMAL_CLOSURE, State};
 /// answer (a stalled server, or one found dead by the heartbeat).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How often a reader that waits for room looks again (no event says a stream was read).
+const ROOM_PAUSE: Duration = Duration::from_millis(16);
+
 /// One tokio-tungstenite connection: the sending end of its task's commands, and the state it
 /// shares with the task.
 pub(crate) struct Connection {
@@ -286,7 +289,15 @@ async fn run(
     };
     let read = async {
         let mut close = None;
-        while let Some(received) = incoming.next().await {
+        loop {
+            // Not a message more than the application's streams have room for: TCP pushes
+            // back on the server meanwhile.
+            while attached().is_some_and(|shared| !shared.may_read()) {
+                sleep(ROOM_PAUSE).await;
+            }
+            let Some(received) = incoming.next().await else {
+                break;
+            };
             let message = match received {
                 Ok(WireMessage::Text(text)) => Message::Text(text.as_str().to_owned()),
                 Ok(WireMessage::Binary(data)) => Message::Binary(data.into()),

@@ -31,6 +31,10 @@ use crate::{
 /// The default high-water mark of [`WebSocket::send_async`]: 1 MiB.
 pub const DEFAULT_HIGH_WATER_MARK: u32 = 1 << 20;
 
+/// How many events a stream holds before a pulling transport (natively, or `WebSocketStream`)
+/// stops reading, unless [`Builder::receive_limit`] says otherwise.
+pub const DEFAULT_RECEIVE_LIMIT: usize = 64;
+
 /// While the queue drains or the browser's buffer is over the high-water mark, look again
 /// this often at most: browsers have no event for a draining buffer.
 const LONGEST_PAUSE: Duration = Duration::from_millis(16);
@@ -89,6 +93,8 @@ impl WebSocket {
             high_water_mark: DEFAULT_HIGH_WATER_MARK,
             watchdog: None,
             callbacks: Callbacks::default(),
+            #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
+            web_socket_stream: false,
         }
     }
 
@@ -114,6 +120,8 @@ impl WebSocket {
             released: Cell::new(false),
             pending: Cell::new(VecDeque::new()),
             dispatching: Cell::new(false),
+            #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
+            web_socket_stream: builder.web_socket_stream,
         });
         let connection = Connection::open(&shared, &builder.url);
         shared.url.set(builder.url);
@@ -245,6 +253,13 @@ impl WebSocket {
     /// reopened until the next attempt starts.
     pub fn state(&self) -> State {
         self.shared.state()
+    }
+
+    /// The transport the socket's connections use: with
+    /// `Builder::web_socket_stream` (feature `web-socket-stream`), whether the browser had
+    /// `WebSocketStream`.
+    pub fn transport(&self) -> crate::Transport {
+        crate::transport::Connection::transport(&self.shared)
     }
 
     /// Bytes passed to the browser that it has not yet handed to the network.
@@ -389,6 +404,9 @@ pub(crate) struct Shared {
     released: Cell<bool>,
     pending: Cell<VecDeque<Option<Event>>>,
     dispatching: Cell<bool>,
+    /// Whether the application asked for `WebSocketStream`.
+    #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
+    pub(crate) web_socket_stream: bool,
 }
 
 impl Shared {
@@ -601,10 +619,31 @@ impl Shared {
     /// A message came on the current connection: the heartbeat's own reply, or the
     /// application's.
     pub(crate) fn received(self: &Rc<Self>, message: Message) {
-        let own = (self.watchdog()).is_some_and(|dog| dog.heard(&message));
+        let own = (self.watchdog()).is_some_and(|dog| dog.heard(self, &message));
         if !own {
             self.emit(Some(Event::Message(message)));
         }
+    }
+
+    /// Whether every stream has room for another event under `limit`.
+    pub(crate) fn has_room(&self, limit: usize) -> bool {
+        let streams = self.streams.take();
+        let room = streams
+            .iter()
+            .all(|feed| feed.is_closed() || feed.len() < limit);
+        self.streams.set(streams);
+        room
+    }
+
+    /// For a transport that pulls: whether to read the next message now, under the receive
+    /// limit (by default [`DEFAULT_RECEIVE_LIMIT`]).
+    #[cfg_attr(
+        all(target_arch = "wasm32", not(feature = "web-socket-stream")),
+        allow(dead_code)
+    )]
+    pub(crate) fn may_read(&self) -> bool {
+        let limit = self.watchdog().and_then(|dog| dog.receive_limit());
+        self.has_room(limit.unwrap_or(DEFAULT_RECEIVE_LIMIT))
     }
 
     /// The current connection closed: reconnect or finish, then tell. The phase changes

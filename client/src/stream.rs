@@ -52,6 +52,11 @@ impl Feed {
         Rc::strong_count(&self.inbox) == 1
     }
 
+    /// How many events wait to be read.
+    pub(crate) fn len(&self) -> usize {
+        self.inbox.borrow().events.len()
+    }
+
     /// Leaves `event` for the reader, and wakes it outside the borrow: an executor may poll
     /// the stream right away.
     pub(crate) fn send(&self, event: Event) {

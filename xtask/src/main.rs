@@ -351,18 +351,24 @@ fn test() -> Result<()> {
         ])
     })?;
     step("clippy (wasm32)", &mut || {
-        cargo(
-            &[
-                &["clippy", "-p", CLIENT, "--all-targets"],
-                &wasm[..],
-                &["--", "-D", "warnings"],
-            ]
-            .concat(),
-        )
+        // Without and with the `WebSocketStream` transport, which is behind a feature.
+        for features in [&[][..], &["--features", "web-socket-stream"][..]] {
+            cargo(
+                &[
+                    &["clippy", "-p", CLIENT, "--all-targets"],
+                    &wasm[..],
+                    features,
+                    &["--", "-D", "warnings"],
+                ]
+                .concat(),
+            )?;
+        }
+        Ok(())
     })?;
     step("docs", &mut || {
         deny_doc_warnings(&["doc", "--workspace", "--no-deps"])?;
-        deny_doc_warnings(&[&["doc", "-p", CLIENT, "--no-deps"], &wasm[..]].concat())
+        let features = ["--features", "web-socket-stream"];
+        deny_doc_warnings(&[&["doc", "-p", CLIENT, "--no-deps"], &wasm[..], &features].concat())
     })?;
     let mut tally = Tally::default();
     step("native tests", &mut || {
@@ -370,25 +376,28 @@ fn test() -> Result<()> {
         // The nginx test skips itself where nginx is missing; here it was installed.
         run_tests(cmd("cargo", &args).env("REQUIRE_NGINX", "1"), &mut tally)
     })?;
-    step("transport suite, natively on tokio-tungstenite", &mut || {
-        // The suite the browser runs too (`client/tests/transports.rs`), against the same
-        // server. One test at a time, as in the browser: `!outage` affects every connection.
-        let server = EchoServer::start("debug", &BROWSER_TEST_SERVER, "warn")?;
-        let args = [
-            "test",
-            "-p",
-            CLIENT,
-            "--test",
-            "transports",
-            "--",
-            "--include-ignored",
-            "--test-threads=1",
-        ];
-        run_tests(
-            cmd("cargo", &args).env("ECHO_SERVER_URL", &server.url),
-            &mut tally,
-        )
-    })?;
+    step(
+        "transport suite, natively on tokio-tungstenite",
+        &mut || {
+            // The suite the browser runs too (`client/tests/transports.rs`), against the same
+            // server. One test at a time, as in the browser: `!outage` affects every connection.
+            let server = EchoServer::start("debug", &BROWSER_TEST_SERVER, "warn")?;
+            let args = [
+                "test",
+                "-p",
+                CLIENT,
+                "--test",
+                "transports",
+                "--",
+                "--include-ignored",
+                "--test-threads=1",
+            ];
+            run_tests(
+                cmd("cargo", &args).env("ECHO_SERVER_URL", &server.url),
+                &mut tally,
+            )
+        },
+    )?;
     step("build the client", &mut build_client)?;
     step(
         "wasm tests in headless Chromium, through wasm-pack",
@@ -407,6 +416,12 @@ fn test() -> Result<()> {
                 ],
             );
             run_tests(test.env("ECHO_SERVER_URL", &server.url), &mut tally)?;
+            // The same suite on `WebSocketStream` (the `transports` target, built to ask for it).
+            let mut stream = wasm_test("transports", "60");
+            stream
+                .args(["--features", "web-socket-stream"])
+                .env("WS_TRANSPORT", "stream");
+            run_tests(stream.env("ECHO_SERVER_URL", &server.url), &mut tally)?;
             // The liveness defaults take their time (35 s).
             let mut defaults = ignored_wasm_test("defaults", "120");
             run_tests(defaults.env("ECHO_SERVER_URL", &server.url), &mut tally)
@@ -510,6 +525,14 @@ const BROWSER_TEST_SERVER: [&str; 6] = [
 /// are ignored unless asked for (they take long, or need a server of their own), each given
 /// `timeout_secs`.
 fn ignored_wasm_test(target: &str, timeout_secs: &str) -> Command {
+    let mut test = wasm_test(target, timeout_secs);
+    test.args(["--", "--include-ignored"]);
+    test
+}
+
+/// `cargo test` of one test target of the client in headless Chromium, each test given
+/// `timeout_secs`; arguments for cargo may follow.
+fn wasm_test(target: &str, timeout_secs: &str) -> Command {
     let mut test = cmd(
         "cargo",
         &[
@@ -522,8 +545,7 @@ fn ignored_wasm_test(target: &str, timeout_secs: &str) -> Command {
             target,
         ],
     );
-    test.args(["--", "--include-ignored"])
-        .envs(test_support::browser::WASM_TEST_RUNNER_ENV)
+    test.envs(test_support::browser::WASM_TEST_RUNNER_ENV)
         .env("WASM_BINDGEN_TEST_TIMEOUT", timeout_secs);
     test
 }

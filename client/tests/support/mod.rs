@@ -38,16 +38,38 @@ pub fn server_url() -> &'static str {
     URL.get_or_init(|| std::env::var("ECHO_SERVER_URL").unwrap_or(DEFAULT_SERVER_URL.into()))
 }
 
-/// A builder on the transport the suite runs on: the target's default.
+/// A builder on the transport the suite runs on: `WS_TRANSPORT=stream` at build time (with
+/// the `web-socket-stream` feature) picks the browser's `WebSocketStream`; otherwise the
+/// target's default.
 pub fn builder(url: &str) -> Builder {
-    WebSocket::builder(url)
+    let builder = WebSocket::builder(url);
+    #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
+    if option_env!("WS_TRANSPORT") == Some("stream") {
+        return builder.web_socket_stream();
+    }
+    builder
 }
 
-/// The crate's closures (or, natively, tasks) that one connection holds.
-#[cfg(target_arch = "wasm32")]
-pub const CLOSURES_PER_CONNECTION: usize = 4;
-#[cfg(not(target_arch = "wasm32"))]
-pub const CLOSURES_PER_CONNECTION: usize = 1;
+/// The transport [`builder`] picks.
+pub fn expected_transport() -> wasm_websocket::Transport {
+    use wasm_websocket::Transport;
+    if cfg!(not(target_arch = "wasm32")) {
+        Transport::Tungstenite
+    } else if option_env!("WS_TRANSPORT") == Some("stream") {
+        Transport::WebSocketStream
+    } else {
+        Transport::WebSocket
+    }
+}
+
+/// The crate's closures (or, on the transports driven by a task, tasks) that one connection
+/// holds: the browser's `WebSocket` has four handlers; the others, one task.
+pub fn closures_per_connection() -> usize {
+    match expected_transport() {
+        wasm_websocket::Transport::WebSocket => 4,
+        _ => 1,
+    }
+}
 
 /// Runs a test's body where sockets can be made: natively, on a tokio `LocalSet` (the socket
 /// is `!Send`, like the browser's); in the browser, as it is.
@@ -131,12 +153,15 @@ pub fn log(line: &str) {
 
 /// Checks that the crate holds exactly `before` JavaScript closures again, once wasm-bindgen
 /// has freed those dropped during their own calls (which happens after the current task).
-/// Natively, a dropped connection's task first finishes its close handshake: it gets the
-/// transport's close timeout (2 s) to.
+/// On the transports driven by a task, a dropped connection's task first finishes its close
+/// handshake: it gets the transport's close timeout (2 s) for it.
 pub async fn assert_closures_back_to(before: usize) {
     sleep(0).await;
-    #[cfg(not(target_arch = "wasm32"))]
-    for _ in 0..250 {
+    let waits = match expected_transport() {
+        wasm_websocket::Transport::WebSocket => 0,
+        _ => 250,
+    };
+    for _ in 0..waits {
         if wasm_websocket::live_closures() == before {
             break;
         }
