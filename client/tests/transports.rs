@@ -45,6 +45,45 @@ async fn open_url(url: &str) -> (WebSocket, Events) {
     open(builder(url).connect().unwrap()).await
 }
 
+/// A reader slower than the server, with a receive limit of 8: on the transports that pull,
+/// every message arrives, in order, however late it is read; on the browser's `WebSocket`,
+/// which cannot be told to stop, the connection is given up once a stream is full, with 1008
+/// and its own cause, and nothing is dropped unseen.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    tokio::test,
+    ignore = "needs the echo server: cargo xtask test"
+)]
+async fn a_slow_reader_is_held_to_the_receive_limit() {
+    local(async {
+        let before = live_closures();
+        let socket = builder(server_url()).receive_limit(8).connect().unwrap();
+        let (socket, mut events) = open(socket).await;
+        socket.send("!flood 100 1000").unwrap();
+        // Not reading, while the server sends far more than the limit.
+        sleep(500).await;
+        if expected_transport() == wasm_websocket::Transport::WebSocket {
+            for _ in 0..8 {
+                let message = next_event(&mut events).await;
+                assert_eq!(message, Event::Message(Message::Binary(vec![0x5a; 1000])));
+            }
+            let overflow = next_close(&mut events).await;
+            assert_eq!(overflow.code, 1008);
+            assert_eq!(overflow.cause, CloseCause::ReceiveOverflow);
+            assert_eq!(next(&mut events).await, None);
+        } else {
+            for _ in 0..100 {
+                let message = next_event(&mut events).await;
+                assert_eq!(message, Event::Message(Message::Binary(vec![0x5a; 1000])));
+            }
+            finish(socket, events).await;
+        }
+        assert_closures_back_to(before).await;
+    })
+    .await
+}
+
 /// The suite runs on the transport it says it does: a fallback would show here.
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 #[cfg_attr(

@@ -9,6 +9,10 @@
 //! - `!stall MILLIS`: the server stops reading and answering this connection but keeps it
 //!   open for that long (at most [`MAX_OUTAGE`]), then drops it: a half-open peer, as after a
 //!   laptop sleeps or a network changes.
+//! - `!flood COUNT SIZE`: the server sends COUNT binary messages of SIZE bytes (at most
+//!   [`MAX_FLOOD_COUNT`] and [`MAX_FLOOD_SIZE`]), each as soon as the peer takes the one
+//!   before, and reads nothing meanwhile: for clients' receive backpressure. It holds one
+//!   message at a time, whatever COUNT: what waits is in the kernel's socket buffers.
 //! - A handshake on [`SILENT_PATH`] is never answered (until the HTTP timeout): a server that
 //!   accepts connections and hangs, for clients' connect timeouts.
 //!
@@ -17,13 +21,22 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use futures_util::{Sink, SinkExt};
 use tokio::sync::broadcast;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::error::Error;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// The longest outage `!outage` may ask for: long enough for any reconnection test, short
 /// enough that a mistaken or hostile command cannot take the server down for good.
 pub const MAX_OUTAGE: Duration = Duration::from_secs(60);
+
+/// The most messages one `!flood` sends.
+pub const MAX_FLOOD_COUNT: u32 = 1_000_000;
+
+/// The largest message `!flood` sends: 1 MiB.
+pub const MAX_FLOOD_SIZE: usize = 1 << 20;
 
 /// The path whose handshakes are never answered.
 pub const SILENT_PATH: &str = "/silent";
@@ -35,6 +48,11 @@ pub enum Command {
     Drop,
     Outage(Duration),
     Stall(Duration),
+    /// `!flood COUNT SIZE`.
+    Flood {
+        count: u32,
+        size: usize,
+    },
 }
 
 /// Parses a control command; `None` for any other text, and for an outage longer than
@@ -53,6 +71,12 @@ pub fn parse(text: &str) -> Option<Command> {
             }))
         }
         "drop" => Some(Command::Drop),
+        "flood" => {
+            let (count, size) = rest.split_once(' ')?;
+            let (count, size) = (count.parse().ok()?, size.parse().ok()?);
+            (count <= MAX_FLOOD_COUNT && size <= MAX_FLOOD_SIZE)
+                .then_some(Command::Flood { count, size })
+        }
         "outage" | "stall" => {
             let duration = Duration::from_millis(rest.parse().ok()?);
             if duration > MAX_OUTAGE {
@@ -102,6 +126,23 @@ impl Controls {
     }
 }
 
+/// Sends `count` binary messages of `size` bytes on `sink`, each within `timeout` (a peer that
+/// stops reading for longer ends the flood with a timeout error). One buffer is shared by
+/// every message, so the server holds one message however many it sends.
+pub async fn flood<S>(sink: &mut S, count: u32, size: usize, timeout: Duration) -> Result<(), Error>
+where
+    S: Sink<Message, Error = Error> + Unpin,
+{
+    let message = Message::Binary(vec![0x5a; size].into());
+    for _ in 0..count {
+        match tokio::time::timeout(timeout, sink.send(message.clone())).await {
+            Ok(sent) => sent?,
+            Err(_) => return Err(Error::Io(std::io::ErrorKind::TimedOut.into())),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,7 +168,17 @@ mod tests {
             parse("!stall 2000"),
             Some(Command::Stall(Duration::from_secs(2)))
         );
+        assert_eq!(
+            parse("!flood 1000 65536"),
+            Some(Command::Flood {
+                count: 1000,
+                size: 65536
+            })
+        );
         for text in [
+            "!flood 10",
+            "!flood 10 1048577",
+            "!flood 1000001 1",
             "Hello, world!",
             "!",
             "!close x",

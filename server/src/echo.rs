@@ -103,6 +103,8 @@ enum Step {
     Stop,
     /// Test control: neither read nor answer for this long, then end the connection.
     Stall(Duration),
+    /// Test control: send this many binary messages of this size, reading nothing meanwhile.
+    Flood(u32, usize),
 }
 
 impl<'a, I> Handler<'a, I>
@@ -196,6 +198,12 @@ where
                     .await;
                     ControlFlow::Break(())
                 }
+                Step::Flood(count, size) => {
+                    let timeout = self.send_timeout();
+                    let flood = controls::flood(&mut self.socket, count, size, timeout);
+                    let flooded = Box::pin(flood).await;
+                    self.check_write(flooded)
+                }
             };
             if flow.is_break() {
                 break;
@@ -285,6 +293,7 @@ where
                 Step::Stop
             }
             Command::Stall(duration) => Step::Stall(duration),
+            Command::Flood { count, size } => Step::Flood(count, size),
         }
     }
 

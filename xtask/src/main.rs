@@ -422,6 +422,10 @@ fn test() -> Result<()> {
                 .args(["--features", "web-socket-stream"])
                 .env("WS_TRANSPORT", "stream");
             run_tests(stream.env("ECHO_SERVER_URL", &server.url), &mut tally)?;
+            // Receive backpressure, measured: the page's memory under `!flood`.
+            let mut flood = wasm_test("backpressure", "120");
+            flood.args(["--features", "web-socket-stream"]);
+            run_tests(flood.env("ECHO_SERVER_URL", &server.url), &mut tally)?;
             // The liveness defaults take their time (35 s).
             let mut defaults = ignored_wasm_test("defaults", "120");
             run_tests(defaults.env("ECHO_SERVER_URL", &server.url), &mut tally)
