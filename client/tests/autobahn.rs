@@ -1,27 +1,40 @@
-//! The Autobahn TestSuite's client cases, run by this crate inside headless Chromium against
-//! kosoku's fuzzing server (`kosoku -m fuzzingserver`), whose address `cargo xtask test` passes
-//! in `AUTOBAHN_URL` at build time. The client echoes every message back unchanged; the
-//! fuzzing server judges each case and `cargo xtask test` reads its report.
-
-#![cfg(target_arch = "wasm32")]
+//! The Autobahn TestSuite's client cases, run by this crate against kosoku's fuzzing server
+//! (`kosoku -m fuzzingserver`), whose address `cargo xtask test` passes in `AUTOBAHN_URL` (at
+//! build time for the browser, at run time natively), on each transport: in headless Chromium
+//! on `WebSocket` and (with `WS_TRANSPORT=stream`) on `WebSocketStream`, and natively. The
+//! client echoes every message back unchanged; the fuzzing server judges each case, and
+//! `cargo xtask test` reads its report, one agent per transport.
 
 use futures_util::StreamExt;
 use futures_util::future::{Either, select};
+#[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
-use wasm_websocket::{Event, Message, WebSocket};
+use wasm_websocket::{Event, Message, Transport};
 
+#[cfg(target_arch = "wasm32")]
 wasm_bindgen_test_configure!(run_in_browser);
 
 mod support;
-use support::sleep;
+use support::{builder, expected_transport, local, sleep};
 
-const AGENT: &str = "wasm-websocket";
+/// The agent the report names: one per transport.
+fn agent() -> &'static str {
+    match expected_transport() {
+        Transport::WebSocketStream => "wasm-websocket-stream",
+        Transport::Tungstenite => "wasm-websocket-native",
+        _ => "wasm-websocket",
+    }
+}
 
 /// A case that has not closed by then is abandoned; the report shows it.
 const CASE_TIMEOUT_MS: i32 = 30_000;
 
-fn fuzzing_server() -> &'static str {
-    match option_env!("AUTOBAHN_URL") {
+fn fuzzing_server() -> String {
+    #[cfg(not(target_arch = "wasm32"))]
+    let url = std::env::var("AUTOBAHN_URL").ok();
+    #[cfg(target_arch = "wasm32")]
+    let url = option_env!("AUTOBAHN_URL").map(str::to_owned);
+    match url {
         Some(url) => url,
         None => panic!("AUTOBAHN_URL names kosoku's fuzzing server; run `cargo xtask test`"),
     }
@@ -30,7 +43,9 @@ fn fuzzing_server() -> &'static str {
 /// Connects to `path` of the fuzzing server, echoes every message until the connection closes
 /// or the case times out, and returns the first message received.
 async fn run(path: &str) -> Option<Message> {
-    let socket = WebSocket::connect(&format!("{}{path}", fuzzing_server())).unwrap();
+    let socket = builder(&format!("{}{path}", fuzzing_server()))
+        .connect()
+        .unwrap();
     let mut events = socket.events();
     let mut first = None;
     let echo = async {
@@ -42,22 +57,28 @@ async fn run(path: &str) -> Option<Message> {
         }
     };
     if let Either::Right(_) = select(Box::pin(echo), Box::pin(sleep(CASE_TIMEOUT_MS))).await {
-        web_sys::console::log_1(&format!("{path} timed out").into());
+        support::log(&format!("{path} timed out"));
         let _ = socket.close();
     }
     first
 }
 
-#[wasm_bindgen_test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), tokio::test)]
 #[ignore = "needs kosoku's fuzzing server: `cargo xtask test` runs it with --include-ignored"]
 async fn autobahn_client_cases() {
+    local(cases()).await
+}
+
+async fn cases() {
+    let agent = agent();
     let Some(Message::Text(count)) = run("/getCaseCount").await else {
         panic!("the fuzzing server did not say how many cases it has");
     };
     let count: u32 = count.parse().expect("a number of cases");
     assert!(count > 0);
     for case in 1..=count {
-        run(&format!("/runCase?case={case}&agent={AGENT}")).await;
+        run(&format!("/runCase?case={case}&agent={agent}")).await;
     }
-    run(&format!("/updateReports?agent={AGENT}")).await;
+    run(&format!("/updateReports?agent={agent}")).await;
 }

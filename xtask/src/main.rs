@@ -431,22 +431,41 @@ fn test() -> Result<()> {
             run_tests(defaults.env("ECHO_SERVER_URL", &server.url), &mut tally)
         },
     )?;
-    step("Autobahn client cases in headless Chromium", &mut || {
-        let reports = target_dir().join("autobahn/client");
-        let fuzzing = autobahn::FuzzingServer::start(&reports, &autobahn::client_cases())?;
+    step("Autobahn client cases, on each transport", &mut || {
         // One test runs every case in turn: minutes, not the default 20 s.
-        let mut test = ignored_wasm_test("autobahn", "900");
-        run_tests(test.env("AUTOBAHN_URL", &fuzzing.url), &mut tally)?;
-        let report = autobahn::Report::read(&reports, "wasm-websocket")?;
-        eprintln!("Autobahn, wasm client in Chromium: {}", report.summary());
-        let ours: Vec<&String> = (report.failed.iter())
-            .filter(|case| !autobahn::DECIDED_BY_CHROMIUM.contains(&case.as_str()))
-            .collect();
-        if !ours.is_empty() {
-            bail!(
-                "Autobahn cases FAILED by the client: {ours:?} (see {})",
-                reports.display()
-            );
+        let classic = ignored_wasm_test("autobahn", "900");
+        // Not on `WebSocketStream` yet: against kosoku's fuzzing server the page hangs in
+        // Chromium 156 before the first case (ARCHITECTURE.md, "Transports").
+        let native = ["test", "-p", CLIENT, "--test", "autobahn"];
+        let mut native = cmd("cargo", &native);
+        native.args(["--", "--include-ignored"]);
+        let runs = [
+            (
+                "wasm-websocket",
+                "client",
+                "in Chromium on WebSocket",
+                classic,
+            ),
+            ("wasm-websocket-native", "client-native", "natively", native),
+        ];
+        for (agent, dir, transport, mut test) in runs {
+            // A fuzzing server for each run: it stops once its reports are written.
+            let reports = target_dir().join("autobahn").join(dir);
+            let fuzzing = autobahn::FuzzingServer::start(&reports, &autobahn::client_cases())?;
+            run_tests(test.env("AUTOBAHN_URL", &fuzzing.url), &mut tally)?;
+            let report = autobahn::Report::read(&reports, agent)?;
+            eprintln!("Autobahn, client {transport}: {}", report.summary());
+            // Natively no browser decides anything: every FAILED case is ours.
+            let native = agent.ends_with("native");
+            let ours: Vec<&String> = (report.failed.iter())
+                .filter(|case| native || !autobahn::DECIDED_BY_CHROMIUM.contains(&case.as_str()))
+                .collect();
+            if !ours.is_empty() {
+                bail!(
+                    "Autobahn cases FAILED by the client {transport}: {ours:?} (see {})",
+                    reports.display()
+                );
+            }
         }
         Ok(())
     })?;
