@@ -1,7 +1,39 @@
-//! The browser's WebSocket for Rust on `wasm32-unknown-unknown`: callbacks, or async streams
-//! and sinks; typed errors and validated closes; opt-in reconnection with a bounded queue;
-//! backpressure; and JavaScript closures that are owned and freed, never leaked. It runs
-//! wherever browsers run code, in a page or a worker: it never touches `window`.
+//! The browser's WebSocket for Rust on `wasm32-unknown-unknown`, and the same API natively:
+//! callbacks, or async streams and sinks; typed errors and validated closes; opt-in
+//! reconnection with a bounded queue; backpressure on sending and on receiving; and JavaScript
+//! closures that are owned and freed, never leaked. In the browser it runs wherever browsers
+//! run code, in a page or a worker: it never touches `window`.
+//!
+//! # Transports
+//!
+//! One public API, three transports ([`Transport`], [`WebSocket::transport`]):
+//!
+//! - **the browser's `WebSocket`**, the default on `wasm32`. It cannot be told to stop
+//!   receiving: a slow reader's messages wait in the page ([`Builder::receive_limit`] bounds
+//!   that, by giving the connection up);
+//! - **the browser's `WebSocketStream`** (Chromium 124 and later), with the
+//!   `web-socket-stream` feature and `Builder::web_socket_stream()`; where the browser has
+//!   none, the socket uses `WebSocket` and says so. It reads only while the application's
+//!   streams have room, so a stream that is not polled makes TCP push back on the server;
+//! - **tokio-tungstenite**, natively, with rustls (ring, Mozilla's roots) for `wss://`; it
+//!   reads only while the streams have room, too.
+//!
+//! The differences, and why:
+//!
+//! - **`!Send` everywhere.** The state machine is `Rc`/`RefCell`, as a browser's one thread
+//!   needs. Natively a socket lives on the thread that made it, driven by local tasks: make
+//!   it inside a tokio `LocalSet` (`LocalSet::run_until`, or a task it runs) on a runtime with
+//!   timers and I/O enabled; elsewhere `connect` fails with `Error::NoLocalSet`. A `Send`
+//!   handle would need `Arc`/`Mutex` in the browser too, where they cost size and buy
+//!   nothing; an application that wants one runs a socket on its own thread and talks to it
+//!   over channels.
+//! - **Natively there is no page:** URLs must be absolute (`http(s)://` is taken as
+//!   `ws(s)://`), `follow_network` does nothing, `extensions()` is empty (no
+//!   permessage-deflate), and a server that answers an offered subprotocol with none fails
+//!   the handshake (tungstenite's rule; browsers accept it).
+//! - [`live_closures`] counts JavaScript closures in the browser's `WebSocket` (four a
+//!   connection) and the task of each connection on the other transports; a dropped
+//!   connection's task lives on for its close handshake, at most 2 s.
 //!
 //! One socket, three styles, usable together. A [`WebSocket`] is a handle: clone it freely.
 //! Its [`Event`]s go to the callbacks given to its [`Builder`] and to every stream made with
@@ -80,6 +112,48 @@
 //!     Ok(())
 //! }
 //! # wasm_bindgen_futures::spawn_local(async { echo_twice().await.unwrap() });
+//! ```
+//!
+//! # The same program in the browser and natively
+//!
+//! Only what starts it differs (`examples/hello.rs`, which `cargo xtask test` runs natively):
+//!
+//! ```no_run
+//! use futures_util::{SinkExt, StreamExt};
+//! use wasm_websocket::{Message, WebSocket};
+//!
+//! async fn hello(url: &str) -> Result<String, wasm_websocket::Error> {
+//!     let socket = WebSocket::open(url).await?;
+//!     let (mut sink, mut stream) = socket.messages().split();
+//!     sink.send("Hello, world!".into()).await?;
+//!     let reply = match stream.next().await {
+//!         Some(Message::Text(text)) => text,
+//!         _ => String::new(),
+//!     };
+//!     stream.close()?;
+//!     Ok(reply)
+//! }
+//!
+//! // In the browser: the page's event loop runs it.
+//! #[cfg(target_arch = "wasm32")]
+//! fn main() {
+//!     wasm_bindgen_futures::spawn_local(async {
+//!         if let Ok(reply) = hello("ws://127.0.0.1:1234/").await {
+//!             web_sys::console::log_1(&reply.into());
+//!         }
+//!     });
+//! }
+//!
+//! // Natively: tokio on one thread, the socket's tasks on a `LocalSet`.
+//! #[cfg(not(target_arch = "wasm32"))]
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), wasm_websocket::Error> {
+//!     let reply = tokio::task::LocalSet::new()
+//!         .run_until(hello("ws://127.0.0.1:1234/"))
+//!         .await?;
+//!     println!("{reply}");
+//!     Ok(())
+//! }
 //! ```
 //!
 //! # Every event, with reconnection

@@ -395,7 +395,15 @@ fn test() -> Result<()> {
             run_tests(
                 cmd("cargo", &args).env("ECHO_SERVER_URL", &server.url),
                 &mut tally,
-            )
+            )?;
+            // The README's program, natively, against the same server.
+            let example = ["run", "-q", "-p", CLIENT, "--example", "hello", "--"];
+            let out = cmd("cargo", &example).arg(&server.url).output()?;
+            let reply = String::from_utf8_lossy(&out.stdout);
+            if !out.status.success() || reply.trim() != "Received:  Hello, world!" {
+                bail!("the hello example answered {reply:?} ({})", out.status);
+            }
+            Ok(())
         },
     )?;
     step("build the client", &mut build_client)?;
