@@ -15,6 +15,8 @@ use anyhow::{Context, Result, bail, ensure};
 use bench::{Outcome, Shape, Wire};
 use test_support::Spawned;
 
+mod transports;
+
 /// One server under test, started as its own process so its CPU time can be read.
 struct Target {
     name: &'static str,
@@ -192,6 +194,11 @@ fn main() -> Result<()> {
     if wanted('5') {
         let ours = targets.last().expect("ours is the last target");
         report.push_str(&browser_section(&root, ours)?);
+        let server = ours.start()?;
+        report.push_str(&transports::section(
+            &root,
+            &format!("ws://{}/", server.addr),
+        )?);
     }
     if wanted('6') {
         report.push_str(&size_section(&root.join("www/pkg"))?);

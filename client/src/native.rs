@@ -35,6 +35,9 @@ use crate::{CloseEvent, Error, Event, Message, NORMAL_CLOSURE, State};
 /// answer (a stalled server, or one found dead by the heartbeat).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The most commands written before one flush.
+const BATCH: usize = 64;
+
 /// How often a reader that waits for room looks again (no event says a stream was read).
 const ROOM_PAUSE: Duration = Duration::from_millis(16);
 
@@ -245,15 +248,12 @@ async fn run(
     }
     let (mut sink, mut incoming) = stream.split();
     let write = async {
-        while let Some(command) = commands.recv().await {
-            // Everything already waiting goes out in one flush.
-            let mut batch = vec![command];
-            while let Ok(command) = commands.try_recv() {
-                batch.push(command);
-            }
+        // Everything already waiting goes out in one flush (the batch's room is reused).
+        let mut batch = Vec::new();
+        while commands.recv_many(&mut batch, BATCH).await > 0 {
             let mut written = 0u32;
             let mut closing = false;
-            for command in batch {
+            for command in batch.drain(..) {
                 let wire = match command {
                     Command::Send(message) => {
                         written = written.saturating_add(payload(&message).len() as u32);

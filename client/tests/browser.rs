@@ -45,20 +45,22 @@ fn wasm_memory() -> u32 {
 async fn a_thousand_sockets_leave_no_closures_and_no_memory_behind() {
     let before = live_closures();
     let mut memory_after_warmup = 0;
-    for round in 0..1_000 {
+    for round in 0..1_500 {
         let (socket, events) = open_url(server_url()).await;
         finish(socket, events).await;
-        if round == 99 {
+        // Warmed up first: run alone, with no test before it, the heap grows by one 64 KiB page
+        // once, between the 250th and the 500th socket, and never again (measured up to 3,000).
+        if round == 499 {
             sleep(0).await;
             memory_after_warmup = wasm_memory();
         }
     }
     assert_closures_back_to(before).await;
     let growth = wasm_memory() - memory_after_warmup;
-    // Nothing per socket is kept: 900 more sockets grow memory by less than one 64 KiB page.
+    // Nothing per socket is kept: 1,000 more sockets grow memory by less than one 64 KiB page.
     assert!(
         growth < 65_536,
-        "wasm memory grew by {growth} bytes over 900 sockets"
+        "wasm memory grew by {growth} bytes over 1,000 sockets"
     );
 }
 

@@ -4,7 +4,9 @@
 //! sides. The round trips run twice in Rust: through the async API (`messages()` in a task
 //! of its own) and through the callbacks. It prints `speed:` lines that the benchmark reads;
 //! it is ignored by default (the test command only builds it) and `cargo xtask bench` runs it
-//! with `--include-ignored`.
+//! with `--include-ignored`. Built with the `web-socket-stream` feature and
+//! `WS_TRANSPORT=stream`, the crate runs on the browser's `WebSocketStream` instead (the
+//! benchmark's transport rows).
 
 #![cfg(target_arch = "wasm32")]
 
@@ -15,7 +17,7 @@ use futures_util::StreamExt;
 use js_sys::Date;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
-use wasm_websocket::{Event, Message, Messages, WebSocket};
+use wasm_websocket::{Builder, Event, Message, Messages, WebSocket};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -104,8 +106,18 @@ fn server_url() -> &'static str {
     }
 }
 
+/// A builder on the transport measured: `WebSocketStream` when built for it.
+fn builder() -> Builder {
+    let builder = WebSocket::builder(server_url());
+    #[cfg(feature = "web-socket-stream")]
+    if option_env!("WS_TRANSPORT") == Some("stream") {
+        return builder.web_socket_stream();
+    }
+    builder
+}
+
 async fn open() -> (WebSocket, Messages) {
-    let socket = WebSocket::connect(server_url()).unwrap();
+    let socket = builder().connect().unwrap();
     let mut events = socket.events();
     assert_eq!(events.next().await, Some(Event::Open));
     drop(events);
@@ -167,7 +179,7 @@ async fn rust_callback_round_trips() -> f64 {
             }
         }
     };
-    let socket = WebSocket::builder(server_url())
+    let socket = builder()
         .on_open(on_open)
         .on_message(on_message)
         .connect()
