@@ -57,6 +57,16 @@ pub fn section(root: &Path, url: &str) -> Result<String> {
         stream("binary_mb_per_s", "stream=")?,
     );
     section += &row(
+        "Chromium: round trips/s, JavaScript on `WebSocketStream` vs ours on it, async API",
+        stream("stream_round_trips", "js_stream=")?,
+        stream("round_trips", "stream=")?,
+    );
+    section += &row(
+        "Chromium: 64 KiB binary MB/s, JavaScript on `WebSocketStream` vs ours on it",
+        stream("stream_binary_mb_per_s", "js_stream=")?,
+        stream("binary_mb_per_s", "stream=")?,
+    );
+    section += &row(
         "native: round trips/s, tokio-tungstenite vs ours",
         native("round_trips", "tungstenite=")?,
         native("round_trips", "ours=")?,

@@ -86,8 +86,51 @@ export async function js_binary(url, count, size, inFlight) {
     ws.close();
     return elapsed;
 }
+// The same on `WebSocketStream`, the baseline of the crate on that transport.
+export async function js_stream_round_trips(url, count, size) {
+    const wss = new WebSocketStream(url);
+    const { readable, writable } = await wss.opened;
+    const reader = readable.getReader(), writer = writable.getWriter();
+    const start = performance.now();
+    for (let n = 0; n < count; n++) {
+        writer.write(text(n, size));
+        const { value } = await reader.read();
+        if (value !== text(n, size)) throw new Error("wrong reply " + n);
+    }
+    const elapsed = performance.now() - start;
+    wss.close();
+    return elapsed;
+}
+export async function js_stream_binary(url, count, size, inFlight) {
+    const wss = new WebSocketStream(url);
+    const { readable, writable } = await wss.opened;
+    const reader = readable.getReader(), writer = writable.getWriter();
+    const messages = [];
+    for (let n = 0; n < count; n++) messages.push(binary(n, size));
+    const start = performance.now();
+    let sent = 0;
+    for (let received = 0; received < count; received++) {
+        while (sent < count && sent - received < inFlight) writer.write(messages[sent++]);
+        const { value } = await reader.read();
+        const reply = new Uint8Array(value), expected = messages[received];
+        if (reply.length !== size || reply[0] !== expected[0] || reply[size - 1] !== expected[size - 1])
+            throw new Error("wrong reply " + received);
+    }
+    const elapsed = performance.now() - start;
+    wss.close();
+    return elapsed;
+}
 "#)]
 extern "C" {
+    #[wasm_bindgen(catch)]
+    async fn js_stream_round_trips(url: &str, count: u32, size: usize) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn js_stream_binary(
+        url: &str,
+        count: u32,
+        size: usize,
+        in_flight: u32,
+    ) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(catch)]
     async fn js_round_trips(url: &str, count: u32, size: usize) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(catch)]
@@ -104,6 +147,12 @@ fn server_url() -> &'static str {
         Some(url) => url,
         None => panic!("ECHO_SERVER_URL names a pure echo server; run `cargo xtask bench`"),
     }
+}
+
+/// Whether the crate is measured on `WebSocketStream`: then plain JavaScript on it is measured
+/// too.
+fn on_stream() -> bool {
+    cfg!(feature = "web-socket-stream") && option_env!("WS_TRANSPORT") == Some("stream")
 }
 
 /// A builder on the transport measured: `WebSocketStream` when built for it.
@@ -249,6 +298,15 @@ async fn wasm_client_against_plain_javascript() {
         per_second(median(cb)),
     );
     console_log!("speed: round_trips js={js:.0} stream={rust:.0} callbacks={cb:.0}");
+    if on_stream() {
+        let mut runs = Vec::new();
+        for _ in 0..RUNS {
+            let ms = js_stream_round_trips(url, ROUND_TRIPS, TEXT_SIZE).await;
+            runs.push(ms.unwrap().as_f64().unwrap());
+        }
+        let js = f64::from(ROUND_TRIPS) / median(runs) * 1e3;
+        console_log!("speed: stream_round_trips js_stream={js:.0}");
+    }
 
     let (mut js_ms, mut rust_ms) = (Vec::new(), Vec::new());
     for run in 0..RUNS {
@@ -268,4 +326,13 @@ async fn wasm_client_against_plain_javascript() {
     let per_second = |ms: f64| megabytes / ms * 1e3;
     let (js, rust) = (per_second(median(js_ms)), per_second(median(rust_ms)));
     console_log!("speed: binary_mb_per_s js={js:.1} stream={rust:.1}");
+    if on_stream() {
+        let mut runs = Vec::new();
+        for _ in 0..RUNS {
+            let ms = js_stream_binary(url, BINARY_COUNT, BINARY_SIZE, IN_FLIGHT).await;
+            runs.push(ms.unwrap().as_f64().unwrap());
+        }
+        let js = per_second(median(runs));
+        console_log!("speed: stream_binary_mb_per_s js_stream={js:.1}");
+    }
 }
