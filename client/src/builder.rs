@@ -26,6 +26,8 @@ pub struct Builder {
     pub(crate) callbacks: Callbacks,
     #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
     pub(crate) web_socket_stream: bool,
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Builder {
@@ -107,6 +109,15 @@ impl Builder {
     #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
     pub fn web_socket_stream(mut self) -> Self {
         self.web_socket_stream = true;
+        self
+    }
+
+    /// Natively, the TLS setup for `wss://`: for example roots of the application's own, or
+    /// client certificates. By default, rustls on the ring provider with Mozilla's roots
+    /// (`webpki-roots`). (In the browser, the browser's.)
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn tls_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
         self
     }
 

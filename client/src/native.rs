@@ -78,7 +78,8 @@ impl Connection {
             abort: Notify::new(),
         });
         let (commands, receiver) = mpsc::unbounded_channel();
-        let task = run(Rc::downgrade(shared), link.clone(), request, receiver);
+        let tls = shared.tls.clone();
+        let task = run(Rc::downgrade(shared), link.clone(), request, receiver, tls);
         // The task counts as one of the crate's closures while it lives: it is what the
         // browser transport's four closures are.
         let tracked = Tracked::new(());
@@ -185,9 +186,13 @@ fn request(url: &str, protocols: &[String]) -> Result<Request, Error> {
     Ok(request)
 }
 
-/// The TLS setup for `wss://`: rustls on the ring provider (no C toolchain needed), with the
-/// Mozilla roots of `webpki-roots` (the same on every machine, unlike the system's store).
-fn tls() -> Result<Connector, String> {
+/// The TLS setup for `wss://`: the application's, or rustls on the ring provider (no C
+/// toolchain needed) with the Mozilla roots of `webpki-roots` (the same on every machine,
+/// unlike the system's store).
+fn tls(config: Option<Arc<rustls::ClientConfig>>) -> Result<Connector, String> {
+    if let Some(config) = config {
+        return Ok(Connector::Rustls(config));
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -207,11 +212,12 @@ async fn run(
     link: Rc<Link>,
     request: Request,
     mut commands: mpsc::UnboundedReceiver<Command>,
+    tls_config: Option<Arc<rustls::ClientConfig>>,
 ) {
     // The socket, while it wants this connection's events.
     let attached = || shared.upgrade().filter(|_| !link.detached.get());
     let handshake = async {
-        let connector = tls()?;
+        let connector = tls(tls_config)?;
         connect_async_tls_with_config(request, None, false, Some(connector))
             .await
             .map_err(|error| error.to_string())

@@ -95,6 +95,8 @@ impl WebSocket {
             callbacks: Callbacks::default(),
             #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
             web_socket_stream: false,
+            #[cfg(not(target_arch = "wasm32"))]
+            tls: None,
         }
     }
 
@@ -122,6 +124,8 @@ impl WebSocket {
             dispatching: Cell::new(false),
             #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
             web_socket_stream: builder.web_socket_stream,
+            #[cfg(not(target_arch = "wasm32"))]
+            tls: builder.tls,
         });
         let connection = Connection::open(&shared, &builder.url);
         shared.url.set(builder.url);
@@ -407,6 +411,9 @@ pub(crate) struct Shared {
     /// Whether the application asked for `WebSocketStream`.
     #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
     pub(crate) web_socket_stream: bool,
+    /// Natively, the application's TLS setup, if it gave one.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Shared {
