@@ -95,6 +95,24 @@ async fn binary_round_trip_is_byte_exact() {
     finish(socket, events).await;
 }
 
+/// The test server runs with `--deflate`: Chromium offers permessage-deflate on every
+/// handshake, and the server's compressed replies (and its inflating of the browser's
+/// compressed messages) are what every test here goes through.
+#[wasm_bindgen_test]
+async fn chromium_negotiates_permessage_deflate_and_large_messages_round_trip() {
+    let (socket, mut events) = open_url(server_url()).await;
+    assert_eq!(
+        socket.extensions(),
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+    );
+    // Over the server's 1 KiB threshold, and compressible: the reply comes back compressed.
+    let json = r#"{"id": 7, "name": "echo", "tags": ["a", "b", "c"]} "#.repeat(400);
+    socket.send(json.as_str()).unwrap();
+    let expected = format!("Received:  {json}");
+    assert_eq!(next_event(&mut events).await, text(&expected));
+    finish(socket, events).await;
+}
+
 #[wasm_bindgen_test]
 async fn messages_stream_and_sink_carry_both_kinds() {
     let socket = WebSocket::connect(server_url()).unwrap();
