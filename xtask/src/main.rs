@@ -214,6 +214,22 @@ fn ensure_node_ws() -> Result<PathBuf> {
     Ok(module)
 }
 
+/// Python's `websockets` in a venv under `target/tools/pyws` (installed unless there); the
+/// venv's python. It offers permessage-deflate by default: the interop check's client.
+fn ensure_python_websockets() -> Result<PathBuf> {
+    let venv = target_dir().join("tools/pyws");
+    let python = venv.join("bin/python");
+    let python_name = python.to_string_lossy().into_owned();
+    if output(&python_name, &["-c", "import websockets"]).is_none() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(cmd(
+            &python_name,
+            &["-m", "pip", "install", "--quiet", "websockets>=17,<18"],
+        ))?;
+    }
+    Ok(python)
+}
+
 /// wasm-pack, which the test command uses to check the README's wasm-pack build.
 fn ensure_wasm_pack() -> Result<()> {
     if output("wasm-pack", &["--version"]).is_none() {
@@ -484,6 +500,13 @@ fn test() -> Result<()> {
         let report = autobahn::Report::read(&reports, addr)?;
         eprintln!("Autobahn, echo server with --deflate: {}", report.summary());
         report.require_all_passed(autobahn::CASES, &reports)
+    })?;
+    step("Python websockets client against --deflate", &mut || {
+        let python = ensure_python_websockets()?;
+        let args = ["--addr", "127.0.0.1:0", "--prefix", "", "--deflate"];
+        let server = EchoServer::start("debug", &args, "warn")?;
+        let script = root().join("tests/interop/websockets_client.py");
+        run(Command::new(python).arg(script).arg(&server.url))
     })?;
     step("wasm-pack build", &mut || {
         let out = target_dir().join("wasm-pack-pkg");
