@@ -417,8 +417,7 @@ impl Reader {
                 self.input_at += header_len;
                 self.message = Some(Inflating {
                     opcode,
-                    // 15 bits read a stream made with any smaller window.
-                    decompress: Decompress::new_with_window_bits(false, 15),
+                    decompress: take_inflater(),
                     chunk: Vec::new(),
                     started: false,
                     inflated: 0,
@@ -543,9 +542,11 @@ impl Reader {
             return true;
         };
         if made == 0 {
-            // Everything is out: the last frame ends the message, and the inflater goes.
+            // Everything is out: the last frame ends the message, and the inflater goes back.
             self.emit(true);
-            self.message = None;
+            if let Some(message) = self.message.take() {
+                give_back_inflater(message.decompress);
+            }
             self.state = State::Header;
         }
         true
@@ -629,6 +630,31 @@ impl Reader {
         self.input = Vec::new();
         self.input_at = 0;
     }
+}
+
+thread_local! {
+    /// An inflater between messages, one per worker thread: without context takeover a reset
+    /// one is as good as a new one, and making one (zlib's state and its 32 KiB window) cost
+    /// more than inflating a small message. A message under way while another starts on the
+    /// same thread gets a new one.
+    static INFLATER: RefCell<Option<Decompress>> = const { RefCell::new(None) };
+}
+
+/// A reset inflater: the thread's spare, or a new one.
+fn take_inflater() -> Decompress {
+    let spare = INFLATER.with(|cell| cell.try_borrow_mut().ok()?.take());
+    // 15 bits read a stream made with any smaller window.
+    spare.unwrap_or_else(|| Decompress::new_with_window_bits(false, 15))
+}
+
+/// Keeps `decompress` as the thread's spare, reset, if there is none.
+fn give_back_inflater(mut decompress: Decompress) {
+    decompress.reset(false);
+    INFLATER.with(|cell| {
+        if let Ok(mut spare) = cell.try_borrow_mut() {
+            spare.get_or_insert(decompress);
+        }
+    });
 }
 
 thread_local! {
