@@ -61,8 +61,9 @@ pub struct Negotiated {
 /// when there is no such offer: the connection then goes on without compression.
 ///
 /// The response always says `server_no_context_takeover` and `client_no_context_takeover`
-/// (section 7.1.1: a server may add both unasked), so that neither side keeps a window
-/// between messages.
+/// (section 7.1.1; Node's `ws` answers both unasked too, and Autobahn, Chromium and Python's
+/// `websockets` accept it), so that neither side keeps a window between messages: the
+/// server's idle memory does not depend on the client.
 pub fn negotiate(headers: &HeaderMap) -> Option<(Negotiated, HeaderValue)> {
     let offers = headers
         .get_all(SEC_WEBSOCKET_EXTENSIONS)
@@ -226,6 +227,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Inflate<S> {
         let Some(reader) = this.reader.as_mut() else {
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         };
+        if buf.remaining() == 0 {
+            // Nothing can be handed up; reading on would look like the end of the stream.
+            return Poll::Ready(Ok(()));
+        }
         loop {
             if reader.hand_up(buf) {
                 return Poll::Ready(Ok(()));
