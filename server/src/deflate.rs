@@ -243,6 +243,24 @@ impl<S: AsyncRead + Unpin> AsyncRead for Inflate<S> {
             if reader.follow() {
                 continue;
             }
+            if reader.is_passing() {
+                // Straight into tungstenite's buffer; what must be inflated is taken back.
+                let before = buf.filled().len();
+                ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+                let read = buf.filled().len() - before;
+                if read == 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                let passed = reader.pass_in_place(&buf.filled()[before..]);
+                if passed < read {
+                    reader.take_in(&buf.filled()[before + passed..]);
+                    buf.set_filled(before + passed);
+                }
+                if passed > 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
+            }
             // Nothing to hand up and nothing to follow: read on. On the stack, not in the
             // reader: an idle connection keeps no buffer.
             let mut bytes = [0u8; 8 << 10];
@@ -436,30 +454,78 @@ impl Reader {
                 self.input_at += header_len;
                 self.compressed_frame(length, mask, header.is_final);
             }
-            opcode => {
-                if let OpCode::Data(data) = opcode {
-                    // A data frame inside a compressed message is a protocol error:
-                    // tungstenite must know a message is under way to see it.
-                    if self.message.is_some() {
-                        self.start_message();
-                    }
-                    match data {
-                        Data::Continue if header.is_final => self.in_plain_message = false,
-                        Data::Text | Data::Binary => self.in_plain_message = !header.is_final,
-                        _ => {}
-                    }
+            _ => {
+                // A data frame inside a compressed message is a protocol error: tungstenite
+                // must know a message is under way to see it.
+                if self.message.is_some() && matches!(header.opcode, OpCode::Data(_)) {
+                    self.start_message();
                 }
                 let bytes = &self.input[self.input_at..self.input_at + header_len];
                 self.output.extend_from_slice(bytes);
                 self.input_at += header_len;
-                self.state = if length == 0 {
-                    State::Header
-                } else {
-                    State::Passed { remaining: length }
-                };
+                self.pass(&header, length);
             }
         }
         true
+    }
+
+    /// Follows a frame passed on unchanged.
+    fn pass(&mut self, header: &FrameHeader, length: u64) {
+        match header.opcode {
+            OpCode::Data(Data::Continue) if header.is_final => self.in_plain_message = false,
+            OpCode::Data(Data::Text | Data::Binary) => self.in_plain_message = !header.is_final,
+            _ => {}
+        }
+        self.state = if length == 0 {
+            State::Header
+        } else {
+            State::Passed { remaining: length }
+        };
+    }
+
+    /// Whether the reader holds nothing and is between or inside frames passed on unchanged:
+    /// then a read can go straight into tungstenite's buffer ([`Reader::pass_in_place`]).
+    fn is_passing(&self) -> bool {
+        matches!(self.state, State::Header | State::Passed { .. })
+            && self.message.is_none()
+            && self.failure.is_none()
+            && self.input_at == self.input.len()
+            && self.output_at == self.output.len()
+    }
+
+    /// Follows `data`, just read into tungstenite's buffer, as long as it holds whole headers
+    /// of frames passed on unchanged and their payload; how many of its bytes may stay there
+    /// as they are. The rest (from a compressed message's header, or a header cut off) is
+    /// for [`Reader::follow`]. Uncompressed messages so cost no copy.
+    fn pass_in_place(&mut self, data: &[u8]) -> usize {
+        let mut at = 0;
+        while at < data.len() {
+            match self.state {
+                State::Passed { remaining } => {
+                    let take = remaining.min((data.len() - at) as u64);
+                    at += take as usize;
+                    self.state = match remaining - take {
+                        0 => State::Header,
+                        remaining => State::Passed { remaining },
+                    };
+                }
+                State::Header => {
+                    let mut cursor = Cursor::new(&data[at..]);
+                    let Ok(Some((header, length))) = FrameHeader::parse(&mut cursor) else {
+                        return at;
+                    };
+                    let compressed = header.rsv1
+                        && matches!(header.opcode, OpCode::Data(Data::Text | Data::Binary));
+                    if compressed {
+                        return at;
+                    }
+                    at += cursor.position() as usize;
+                    self.pass(&header, length);
+                }
+                _ => return at,
+            }
+        }
+        at
     }
 
     /// Starts following a frame of the compressed message.
