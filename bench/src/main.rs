@@ -4,7 +4,8 @@
 //!
 //! Scenarios 1 to 3: echo throughput and latency under load (CPU per message); 4: idle
 //! connections held (memory per connection, after close, and a million-connection estimate);
-//! 5: the wasm client against plain JavaScript in Chromium; 6: the demo's sizes.
+//! 5: the wasm client against plain JavaScript in Chromium; 6: the demo's sizes; 7:
+//! permessage-deflate, against Node's `ws` (`deflate.rs`).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
+
+mod deflate;
 use bench::{Outcome, Shape, Wire};
 use test_support::Spawned;
 
@@ -202,6 +205,9 @@ fn main() -> Result<()> {
     }
     if wanted('6') {
         report.push_str(&size_section(&root.join("www/pkg"))?);
+    }
+    if wanted('7') {
+        report.push_str(&deflate::section(&runtime, dir)?);
     }
     println!("{report}");
     if let Some(file) = write {

@@ -26,7 +26,7 @@ wasm_bindgen_test_configure!(run_in_browser);
 mod support;
 use support::{
     assert_closures_back_to, dispatch, dropped_by_the_server, finish, next, next_close, next_event,
-    open, quick_reconnect, server_url, sleep,
+    open, quick_reconnect, server_url, sleep, text,
 };
 
 async fn open_url(url: &str) -> (WebSocket, Events) {
@@ -39,6 +39,24 @@ fn wasm_memory() -> u32 {
         .buffer()
         .unchecked_into::<js_sys::ArrayBuffer>()
         .byte_length()
+}
+
+/// The test server runs with `--deflate`: Chromium offers permessage-deflate on every
+/// handshake, and the server's compressed replies (and its inflating of the browser's
+/// compressed messages) are what every browser test goes through.
+#[wasm_bindgen_test]
+async fn chromium_negotiates_permessage_deflate_and_large_messages_round_trip() {
+    let (socket, mut events) = open_url(server_url()).await;
+    assert_eq!(
+        socket.extensions(),
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+    );
+    // Over the server's 1 KiB threshold, and compressible: the reply comes back compressed.
+    let json = r#"{"id": 7, "name": "echo", "tags": ["a", "b", "c"]} "#.repeat(400);
+    socket.send(json.as_str()).unwrap();
+    let expected = format!("Received:  {json}");
+    assert_eq!(next_event(&mut events).await, text(&expected));
+    finish(socket, events).await;
 }
 
 #[wasm_bindgen_test]

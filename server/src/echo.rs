@@ -26,6 +26,7 @@ use tracing::{debug, info};
 
 use crate::Server;
 use crate::controls::{self, Command};
+use crate::deflate::{self, Inflate, InflateError, Negotiated};
 use crate::read_ahead::ReadAhead;
 use crate::telemetry;
 use crate::utf8_guard::{self, Utf8Guard};
@@ -39,22 +40,32 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 /// received.
 const LINGER_BYTES: usize = 16 << 20;
 
-/// The socket stack of one WebSocket: tungstenite over the UTF-8 guard over the read-ahead
-/// buffer over the connection (TCP or TLS).
-pub(crate) type Socket<I> = WebSocketStream<Utf8Guard<ReadAhead<I>>>;
+/// The socket stack of one WebSocket: tungstenite over the UTF-8 guard over the inflating
+/// layer (inert unless permessage-deflate was negotiated) over the read-ahead buffer over the
+/// connection (TCP or TLS).
+pub(crate) type Socket<I> = WebSocketStream<Utf8Guard<Inflate<ReadAhead<I>>>>;
 
 /// Wraps an upgraded connection, and the bytes hyper had read past the handshake, in the
 /// socket stack.
-pub(crate) async fn open<I>(io: I, already_read: Vec<u8>, server: &Server) -> Socket<I>
+pub(crate) async fn open<I>(
+    io: I,
+    mut already_read: Vec<u8>,
+    deflate: Option<Negotiated>,
+    server: &Server,
+) -> Socket<I>
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
     let config = server.config.websocket();
-    let guarded = Utf8Guard::new(
-        ReadAhead::new(io),
-        &already_read,
-        server.config.max_message_size,
-    );
+    let max_size = server.config.max_message_size;
+    // With deflate on, what was already read may be compressed: it goes through the
+    // inflating layer, and tungstenite and the guard see it from there.
+    let for_inflate = match deflate {
+        Some(_) => std::mem::take(&mut already_read),
+        None => Vec::new(),
+    };
+    let inflate = Inflate::new(ReadAhead::new(io), deflate.is_some(), for_inflate, max_size);
+    let guarded = Utf8Guard::new(inflate, &already_read, max_size);
     WebSocketStream::from_partially_read(guarded, already_read, Role::Server, Some(config)).await
 }
 
@@ -73,6 +84,8 @@ pub(crate) struct Handler<'a, I> {
     closing: bool,
     /// Replies are queued in tungstenite's write buffer but not yet written.
     unflushed: bool,
+    /// permessage-deflate, if negotiated: replies over the threshold go out compressed.
+    deflate: Option<Negotiated>,
     /// What the connection did, for its closing log line and the metrics.
     tally: Tally,
 }
@@ -112,7 +125,12 @@ where
     I: AsyncRead + AsyncWrite + Unpin,
 {
     /// A handler for `socket`, whose handshake is done.
-    pub(crate) fn new(socket: Socket<I>, peer: SocketAddr, server: &'a Server) -> Self {
+    pub(crate) fn new(
+        socket: Socket<I>,
+        deflate: Option<Negotiated>,
+        peer: SocketAddr,
+        server: &'a Server,
+    ) -> Self {
         info!(%peer, "connection opened");
         let now = Instant::now();
         let interval = server.config.ping_interval;
@@ -126,6 +144,7 @@ where
             last_heard: now,
             closing: false,
             unflushed: false,
+            deflate,
             tally: Tally::new(now),
         }
     }
@@ -259,12 +278,12 @@ where
                     Utf8Bytes::from(format!("{prefix}{text}"))
                 };
                 debug!(peer = %self.peer, "Sending to client: {reply}");
-                Step::Queue(Message::Text(reply))
+                Step::Queue(self.compress(Message::Text(reply)))
             }
             Message::Binary(data) => {
                 debug!(peer = %self.peer, bytes = data.len(), "binary message");
                 self.tally.count(data.len());
-                Step::Queue(Message::Binary(data))
+                Step::Queue(self.compress(Message::Binary(data)))
             }
             // tungstenite answers the Close with the same code and ends the stream once the
             // answer is written: reading on is what completes the close handshake.
@@ -277,6 +296,12 @@ where
             // Pings are answered by tungstenite on the next read or write.
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Step::Continue,
         }
+    }
+
+    /// A reply as it goes out: compressed if deflate is on and it is large enough.
+    fn compress(&self, reply: Message) -> Message {
+        let threshold = self.server.config.deflate_threshold;
+        deflate::compress(reply, self.deflate, threshold)
     }
 
     /// Carries out a test control.
@@ -363,7 +388,7 @@ where
         if self.check_write(sent).is_break() {
             return;
         }
-        let socket = self.socket.get_mut().get_mut();
+        let socket = self.socket.get_mut().get_mut().get_mut();
         let _ = tokio::time::timeout(LINGER_TIME, linger(socket)).await;
     }
 }
@@ -408,6 +433,11 @@ fn close_frame_for(error: &Error) -> Option<CloseFrame> {
         Error::Io(error) if utf8_guard::is_invalid_utf8(error) => {
             (CloseCode::Invalid, "invalid UTF-8 in a text message")
         }
+        Error::Io(error) => match deflate::inflate_error(error) {
+            Some(InflateError::TooBig) => (CloseCode::Size, "message too big"),
+            Some(InflateError::Corrupt) => (CloseCode::Invalid, "invalid compressed data"),
+            None => return None,
+        },
         Error::Capacity(CapacityError::MessageTooLong { .. }) => {
             (CloseCode::Size, "message too big")
         }
@@ -472,9 +502,9 @@ mod tests {
     async fn the_handlers_future_stays_small() {
         let (io, _peer) = tokio::io::duplex(1024);
         let server = Server::for_tests();
-        let socket = open(io, Vec::new(), &server).await;
+        let socket = open(io, Vec::new(), None, &server).await;
         let peer = "127.0.0.1:1".parse().unwrap();
-        let run = Handler::new(socket, peer, &server).run(None);
+        let run = Handler::new(socket, None, peer, &server).run(None);
         let size = std::mem::size_of_val(&run);
         assert!(size <= 2048, "the echo loop's future takes {size} bytes");
     }

@@ -68,6 +68,7 @@ macro_rules! forward_writes {
 pub(crate) use forward_writes;
 
 mod controls;
+mod deflate;
 mod echo;
 mod files;
 mod handshake;
@@ -142,6 +143,12 @@ pub struct Config {
     pub send_timeout: Duration,
     /// How long shutdown waits for the close handshakes.
     pub shutdown_timeout: Duration,
+    /// Whether to negotiate permessage-deflate (RFC 7692) with clients that offer it, always
+    /// without context takeover, so that an idle connection keeps no compression state.
+    pub deflate: bool,
+    /// With `deflate`, replies shorter than this many bytes go out uncompressed, as do those
+    /// that compression would not shrink; 0 compresses every reply.
+    pub deflate_threshold: usize,
     /// Whether the test-only controls (`!close`, `!drop`, `!outage` text messages) are on.
     pub test_controls: bool,
     /// TLS, for `wss://` ([`tls::load`]); `None` serves plain `ws://`.
@@ -167,6 +174,8 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(120),
             send_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(5),
+            deflate: false,
+            deflate_threshold: 1024,
             test_controls: false,
             tls: None,
             metrics: None,
@@ -394,8 +403,8 @@ where
         Ok((accepted, permit))
     };
     match steps() {
-        Ok((accepted, permit)) => {
-            spawn_websocket::<I>(request, peer, server, permit, alive);
+        Ok(((accepted, deflate), permit)) => {
+            spawn_websocket::<I>(request, peer, server, deflate, permit, alive);
             accepted
         }
         Err(refusal) => refusal.into_response(),
@@ -453,16 +462,29 @@ fn refuse_during_outage(server: &Server) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// The `101` answer, or the handshake's fault.
+/// The `101` answer, with permessage-deflate if it is on and the client offers it in a way
+/// the server can honour; or the handshake's fault.
 fn handshake<B>(
     request: &Request<B>,
     peer: SocketAddr,
     server: &Server,
-) -> Result<HttpResponse, Refusal> {
-    handshake::accept(request, &server.config.protocols).map_err(|rejection| {
-        info!(%peer, ?rejection, status = %rejection.status(), "handshake rejected");
-        Refusal::Handshake(rejection)
-    })
+) -> Result<(HttpResponse, Option<deflate::Negotiated>), Refusal> {
+    let mut response =
+        handshake::accept(request, &server.config.protocols).map_err(|rejection| {
+            info!(%peer, ?rejection, status = %rejection.status(), "handshake rejected");
+            Refusal::Handshake(rejection)
+        })?;
+    let negotiated = server
+        .config
+        .deflate
+        .then(|| deflate::negotiate(request.headers()))
+        .flatten()
+        .map(|(negotiated, answer)| {
+            let headers = response.headers_mut();
+            headers.insert(hyper::header::SEC_WEBSOCKET_EXTENSIONS, answer);
+            negotiated
+        });
+    Ok((response, negotiated))
 }
 
 /// Whether the origin policy lets the page in.
@@ -494,6 +516,7 @@ fn spawn_websocket<I>(
     request: Request<Incoming>,
     peer: SocketAddr,
     server: Arc<Server>,
+    deflate: Option<deflate::Negotiated>,
     permit: OwnedSemaphorePermit,
     alive: mpsc::Sender<()>,
 ) where
@@ -521,8 +544,8 @@ fn spawn_websocket<I>(
         // go now, rather than keep it for the life of the connection.
         let already_read = parts.read_buf.to_vec();
         drop(parts.read_buf);
-        let socket = echo::open(parts.io.into_inner(), already_read, &server).await;
-        echo::Handler::new(socket, peer, &server)
+        let socket = echo::open(parts.io.into_inner(), already_read, deflate, &server).await;
+        echo::Handler::new(socket, deflate, peer, &server)
             .run(drop_all)
             .await;
     });

@@ -81,6 +81,15 @@ struct Args {
     /// refused handshakes). Anyone who can reach the port can read them.
     #[arg(long)]
     metrics: bool,
+    /// Negotiate permessage-deflate (RFC 7692) with clients that offer it: worth it for
+    /// large, repetitive messages (JSON) on slow links; costs CPU per message. Never keeps
+    /// compression state between messages, so idle connections cost the same.
+    #[arg(long)]
+    deflate: bool,
+    /// With --deflate, replies shorter than this many bytes go out uncompressed (as do those
+    /// that compression would not shrink); 0 compresses every reply.
+    #[arg(long, default_value_t = Config::default().deflate_threshold)]
+    deflate_threshold: usize,
     /// Obey the test-only commands (`!close CODE REASON`, `!drop`, `!outage MILLIS` up to a
     /// minute) sent as text messages. Never on a public server.
     #[arg(long)]
@@ -148,6 +157,8 @@ async fn main() -> anyhow::Result<()> {
         idle_timeout: Duration::from_secs(args.idle_timeout),
         send_timeout: Duration::from_secs(args.send_timeout),
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
+        deflate: args.deflate,
+        deflate_threshold: args.deflate_threshold,
         test_controls: args.test_controls,
         tls,
         metrics: args

@@ -20,7 +20,8 @@ pub fn www() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../www")
 }
 
-/// Starts the real server in this process on `127.0.0.1:0`, serving `www/`, and returns the
+/// Starts the real server in this process on `127.0.0.1:0`, serving `www/` and negotiating
+/// permessage-deflate, and returns the
 /// address it is bound to. It runs until the test's runtime stops.
 pub async fn start_server(config: Config) -> Result<SocketAddr> {
     start_server_at("127.0.0.1:0", config).await
@@ -39,8 +40,11 @@ pub async fn start_server_at(addr: &str, config: Config) -> Result<SocketAddr> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let addr = listener.local_addr()?;
+    // With permessage-deflate, as `--deflate` serves it: Chromium offers it on every
+    // handshake, so the page's messages go through the server's inflating layer.
     let config = Config {
         www: Some(www()),
+        deflate: true,
         ..config
     };
     tokio::spawn(echo_server::serve(listener, config, std::future::pending()));

@@ -32,6 +32,9 @@ pub fn client_cases() -> Vec<String> {
     cases
 }
 
+/// The suite's cases, all of which the server runs.
+pub const CASES: usize = 517;
+
 /// Installs kosoku from PyPI unless it is there.
 pub fn ensure_kosoku() -> Result<()> {
     if output(&kosoku()?, &["--help"]).is_none() {
@@ -159,6 +162,24 @@ impl Report {
         Ok(report)
     }
 
+    /// Fails unless the report has all `cases`, each OK or INFORMATIONAL: nothing FAILED,
+    /// NON-STRICT, UNIMPLEMENTED, or left in ERROR by the suite itself.
+    pub fn require_all_passed(&self, cases: usize, reports: &Path) -> Result<()> {
+        let total: usize = self.counts.values().sum();
+        let passed: usize = ["OK", "INFORMATIONAL"]
+            .iter()
+            .filter_map(|behaviour| self.counts.get(*behaviour))
+            .sum();
+        if total != cases || passed != cases {
+            bail!(
+                "Autobahn: {} of {cases} cases, {passed} OK or INFORMATIONAL (see {})",
+                total,
+                reports.display()
+            );
+        }
+        Ok(())
+    }
+
     /// One line: every behaviour and its count.
     pub fn summary(&self) -> String {
         let counts: Vec<String> = self
@@ -190,5 +211,15 @@ mod tests {
         assert_eq!(report.failed, ["7.9.1", "7.9.2"]);
         assert_eq!(report.summary(), "5 cases: 2 FAILED, 1 NON-STRICT, 2 OK");
         assert!(Report::parse(text, "other").is_err());
+        let reports = Path::new("reports");
+        assert!(report.require_all_passed(5, reports).is_err());
+        let all_ok =
+            r#"{"a": {"1.1.1": {"behavior": "OK"}, "2.1": {"behavior": "INFORMATIONAL"}}}"#;
+        let report = Report::parse(all_ok, "a").unwrap();
+        assert!(report.require_all_passed(2, reports).is_ok());
+        assert!(
+            report.require_all_passed(3, reports).is_err(),
+            "a case missing"
+        );
     }
 }

@@ -193,6 +193,43 @@ fn ensure_wasm_opt() -> Result<PathBuf> {
     Ok(wasm_opt)
 }
 
+/// The version of Node's `ws` the deflate benchmark runs (the one measured in
+/// `shared/notes/measured.md`).
+const WS_VERSION: &str = "8.23.0";
+
+/// Installs `ws` from npm under `target/tools/ws` unless it is there; its module directory.
+/// A prefix of its own: `npm install --no-save` elsewhere would prune binaryen.
+fn ensure_node_ws() -> Result<PathBuf> {
+    let prefix = target_dir().join("tools/ws");
+    let module = prefix.join("node_modules/ws");
+    let installed = std::fs::read_to_string(module.join("package.json")).unwrap_or_default();
+    if !installed.contains(&format!("\"version\": \"{WS_VERSION}\"")) {
+        let mut install = cmd("npm", &["install", "--no-save", "--no-audit", "--no-fund"]);
+        install
+            .arg("--prefix")
+            .arg(&prefix)
+            .arg(format!("ws@{WS_VERSION}"));
+        run(install)?;
+    }
+    Ok(module)
+}
+
+/// Python's `websockets` in a venv under `target/tools/pyws` (installed unless there); the
+/// venv's python. It offers permessage-deflate by default: the interop check's client.
+fn ensure_python_websockets() -> Result<PathBuf> {
+    let venv = target_dir().join("tools/pyws");
+    let python = venv.join("bin/python");
+    let python_name = python.to_string_lossy().into_owned();
+    if output(&python_name, &["-c", "import websockets"]).is_none() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(cmd(
+            &python_name,
+            &["-m", "pip", "install", "--quiet", "websockets>=17,<18"],
+        ))?;
+    }
+    Ok(python)
+}
+
 /// wasm-pack, which the test command uses to check the README's wasm-pack build.
 fn ensure_wasm_pack() -> Result<()> {
     if output("wasm-pack", &["--version"]).is_none() {
@@ -315,6 +352,8 @@ fn bench() -> Result<()> {
     ))?;
     let mut bench = Command::new(target_dir().join("release/bench"));
     bench.arg("--root").arg(root());
+    // Scenario 7's baseline: Node's ws with permessage-deflate.
+    bench.env("BENCH_NODE_WS", ensure_node_ws()?);
     run(bench.arg("--write").arg(root().join("BENCHMARKS.md")))
 }
 
@@ -505,6 +544,35 @@ fn test() -> Result<()> {
         }
         Ok(())
     })?;
+    step("Autobahn server cases with permessage-deflate", &mut || {
+        // Every reply compressed (threshold 0): kosoku's compression cases (12.x, 13.x) fail
+        // on an uncompressed echo, which RFC 7692 allows.
+        let args = [
+            "--addr",
+            "127.0.0.1:0",
+            "--prefix",
+            "",
+            "--max-message-size",
+            "20000000",
+            "--deflate",
+            "--deflate-threshold",
+            "0",
+        ];
+        let server = EchoServer::start("debug", &args, "warn")?;
+        let addr = server.url.trim_start_matches("ws://").trim_end_matches('/');
+        let reports = target_dir().join("autobahn/server-deflate");
+        autobahn::run_fuzzing_client(addr, &reports)?;
+        let report = autobahn::Report::read(&reports, addr)?;
+        eprintln!("Autobahn, echo server with --deflate: {}", report.summary());
+        report.require_all_passed(autobahn::CASES, &reports)
+    })?;
+    step("Python websockets client against --deflate", &mut || {
+        let python = ensure_python_websockets()?;
+        let args = ["--addr", "127.0.0.1:0", "--prefix", "", "--deflate"];
+        let server = EchoServer::start("debug", &args, "warn")?;
+        let script = root().join("tests/interop/websockets_client.py");
+        run(Command::new(python).arg(script).arg(&server.url))
+    })?;
     step("wasm-pack build", &mut || {
         let out = target_dir().join("wasm-pack-pkg");
         let mut build = cmd("wasm-pack", &["build", "www", "--target", "web"]);
@@ -543,13 +611,15 @@ fn test() -> Result<()> {
 /// The flags of the server the client's browser tests run against (README, "The client
 /// crate"), here on port 0: page origins on loopback (`--dev`), the test controls, and the
 /// subprotocol the tests negotiate.
-const BROWSER_TEST_SERVER: [&str; 6] = [
+const BROWSER_TEST_SERVER: [&str; 7] = [
     "--addr",
     "127.0.0.1:0",
     "--dev",
     "--test-controls",
     "--protocol",
     "echo.v1",
+    // Chromium offers permessage-deflate on every handshake: the browser suites run over it.
+    "--deflate",
 ];
 
 /// `cargo test` of one test target of the client in headless Chromium, with the tests that

@@ -1,0 +1,229 @@
+//! permessage-deflate against the real server (`--deflate`), in raw frames: negotiation,
+//! compressed echo both ways, and compression bombs, each answered with 1009 while the server's
+//! memory stays bounded and another client is still served.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
+use futures_util::{SinkExt, StreamExt};
+use support::{Server, client_frame, close_code, handshake_with, server_frames};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+/// What Chromium offers.
+const CHROMIUM_OFFER: &str =
+    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+
+/// Peak server memory allowed through a bomb: what the other attacks are allowed.
+const MEMORY_LIMIT_MIB: u64 = 64;
+
+/// Opens a WebSocket with `extra` header lines; the stream and the `101` answer's headers.
+async fn open_with(addr: SocketAddr, extra: &str) -> (TcpStream, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(&handshake_with(extra)).await.unwrap();
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"\r\n\r\n") {
+        let mut byte = [0];
+        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "{answer:?}");
+        answer.push(byte[0]);
+    }
+    let answer = String::from_utf8(answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 101 "), "{answer}");
+    (stream, answer)
+}
+
+/// The `Sec-WebSocket-Extensions` value of an answer, if any.
+fn extensions(answer: &str) -> Option<&str> {
+    answer.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("sec-websocket-extensions")
+            .then(|| value.trim())
+    })
+}
+
+/// Raw DEFLATE ending in a flush of `flush` kind, as a client compresses a message.
+fn deflate(data: &[u8], flush: FlushCompress) -> Vec<u8> {
+    let mut compress = Compress::new(Compression::new(6), false);
+    let mut out = Vec::with_capacity(data.len() / 2 + 64);
+    loop {
+        let used = compress.total_in() as usize;
+        compress
+            .compress_vec(&data[used..], &mut out, flush)
+            .unwrap();
+        if compress.total_in() as usize == data.len() && out.len() < out.capacity() {
+            return out;
+        }
+        out.reserve(out.capacity());
+    }
+}
+
+/// A message as a client compresses it: the sync flush's `00 00 ff ff` left off.
+fn compressed(data: &[u8]) -> Vec<u8> {
+    let mut out = deflate(data, FlushCompress::Sync);
+    assert!(out.ends_with(&[0, 0, 0xff, 0xff]));
+    out.truncate(out.len() - 4);
+    out
+}
+
+fn inflate(payload: &[u8]) -> Vec<u8> {
+    let mut input = payload.to_vec();
+    input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+    let mut decompress = Decompress::new(false);
+    let mut out = Vec::with_capacity(1 << 20);
+    decompress
+        .decompress_vec(&input, &mut out, FlushDecompress::Sync)
+        .unwrap();
+    out
+}
+
+/// Reads frames until `count` have arrived: (first byte, payload).
+async fn read_frames(stream: &mut TcpStream, count: usize) -> Vec<(u8, Vec<u8>)> {
+    let mut bytes = Vec::new();
+    let read = async {
+        loop {
+            let frames = first_bytes_and_frames(&bytes);
+            if frames.len() >= count {
+                return frames;
+            }
+            let mut buf = [0; 16 << 10];
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the server closed after {} frames", frames.len());
+            bytes.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("the frames within 10 s")
+}
+
+/// `server_frames`, with each frame's first byte (FIN, RSV1, opcode) instead of its opcode.
+fn first_bytes_and_frames(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut rest = bytes;
+    let mut frames = Vec::new();
+    for (_, payload) in server_frames(bytes) {
+        let header = match payload.len() {
+            0..=125 => 2,
+            126..=65535 => 4,
+            _ => 10,
+        };
+        frames.push((rest[0], payload.clone()));
+        rest = &rest[header + payload.len()..];
+    }
+    frames
+}
+
+#[tokio::test]
+async fn chromiums_offer_is_accepted_and_messages_echo_compressed_both_ways() {
+    let server = Server::start(&["--deflate"]);
+    let (mut stream, answer) = open_with(server.addr, CHROMIUM_OFFER).await;
+    assert_eq!(
+        extensions(&answer),
+        Some("permessage-deflate; server_no_context_takeover; client_no_context_takeover")
+    );
+    let text = "{\"id\": 1, \"name\": \"echo\", \"tags\": [\"a\", \"b\"]} ".repeat(100);
+    // Compressed, in two fragments with a ping between, then a short plain message.
+    let payload = compressed(text.as_bytes());
+    let (head, tail) = payload.split_at(payload.len() / 2);
+    stream.write_all(&client_frame(0x41, head)).await.unwrap();
+    stream.write_all(&client_frame(0x89, b"hi")).await.unwrap();
+    stream.write_all(&client_frame(0x80, tail)).await.unwrap();
+    stream
+        .write_all(&client_frame(0x81, b"short"))
+        .await
+        .unwrap();
+    let frames = read_frames(&mut stream, 3).await;
+    assert_eq!(frames[0], (0x8a, b"hi".to_vec()), "the pong");
+    let (first, reply) = &frames[1];
+    assert_eq!(*first, 0xc1, "one final text frame with RSV1");
+    assert!(reply.len() < text.len() / 5, "{} bytes", reply.len());
+    let expected = format!("Received:  {text}");
+    assert_eq!(inflate(reply), expected.as_bytes());
+    assert_eq!(
+        frames[2],
+        (0x81, b"Received:  short".to_vec()),
+        "under the threshold: plain"
+    );
+}
+
+#[tokio::test]
+async fn without_deflate_or_an_acceptable_offer_rsv1_gets_1002() {
+    let plain = Server::start(&[]);
+    let declined = Server::start(&["--deflate"]);
+    let offer_8 = "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=8\r\n";
+    for (server, offer) in [(&plain, CHROMIUM_OFFER), (&declined, offer_8)] {
+        let (mut stream, answer) = open_with(server.addr, offer).await;
+        assert_eq!(extensions(&answer), None, "{answer}");
+        stream
+            .write_all(&client_frame(0xc1, &compressed(b"hello")))
+            .await
+            .unwrap();
+        let frames = read_frames(&mut stream, 1).await;
+        assert_eq!(frames[0].0, 0x88);
+        assert_eq!(close_code(&frames[0].1), Some(1002));
+    }
+}
+
+#[tokio::test]
+async fn corrupt_compressed_data_gets_1007() {
+    let server = Server::start(&["--deflate"]);
+    let (mut stream, _) = open_with(server.addr, CHROMIUM_OFFER).await;
+    stream
+        .write_all(&client_frame(0xc2, &[0xff; 64]))
+        .await
+        .unwrap();
+    let frames = read_frames(&mut stream, 1).await;
+    assert_eq!(close_code(&frames[0].1), Some(1007));
+}
+
+/// A DEFLATE stream of `segments` MiB of zeros: one MiB ending in a full flush (which forgets
+/// the window, so the next segment compresses to the same bytes), repeated. About 1 KiB a
+/// MiB, the most DEFLATE can shrink anything.
+fn zeros_bomb(segments: usize) -> Vec<u8> {
+    let segment = deflate(&vec![0; 1 << 20], FlushCompress::Full);
+    segment.repeat(segments)
+}
+
+/// Sends `bomb` (client frames) on a deflate connection while another client talks, and
+/// checks the answer is 1009, the other client still served and the memory bounded.
+async fn assert_defused(server: &Server, bomb: &[u8]) {
+    let mut bystander = server.connect().await;
+    bystander.send("before".into()).await.unwrap();
+    let (mut stream, _) = open_with(server.addr, CHROMIUM_OFFER).await;
+    // The server answers after about a KiB of it; the rest it reads and discards.
+    stream.write_all(bomb).await.unwrap();
+    let frames = read_frames(&mut stream, 1).await;
+    assert_eq!(frames[0].0, 0x88, "a Close");
+    assert_eq!(close_code(&frames[0].1), Some(1009));
+    bystander.send("after".into()).await.unwrap();
+    for expected in ["Received:  before", "Received:  after"] {
+        let reply = bystander.next().await.unwrap().unwrap();
+        assert_eq!(reply, Message::text(expected));
+    }
+    server.assert_healthy(MEMORY_LIMIT_MIB).await;
+}
+
+#[tokio::test]
+async fn a_frame_that_inflates_to_a_gigabyte_gets_1009_with_memory_bounded() {
+    let server = Server::start(&["--deflate"]);
+    let bomb = zeros_bomb(1024);
+    assert!(bomb.len() < 1100 << 10, "{} bytes", bomb.len());
+    // A segment really inflates to what it claims.
+    assert_eq!(inflate(&bomb[..bomb.len() / 1024]), vec![0; 1 << 20]);
+    assert_defused(&server, &client_frame(0xc2, &bomb)).await;
+}
+
+#[tokio::test]
+async fn a_bomb_over_many_small_continuations_gets_1009_with_memory_bounded() {
+    let server = Server::start(&["--deflate"]);
+    let bomb = zeros_bomb(64);
+    let mut frames = Vec::new();
+    for (index, piece) in bomb.chunks(16).enumerate() {
+        let first = if index == 0 { 0x42 } else { 0x00 };
+        frames.extend(client_frame(first, piece));
+    }
+    assert_defused(&server, &frames).await;
+}
