@@ -714,10 +714,13 @@ async fn replies_respect_the_negotiated_server_window() {
         extensions(&answer),
         Some(format!("{PLAIN}; server_max_window_bits=9"))
     );
-    // Repeats 600 bytes apart: a 512-byte window cannot reach them, a larger one would.
-    let block: Vec<u8> = (0..600u32)
+    // Runs a small window compresses well, between bytes that do not compress: the reply
+    // is compressed. (Whether its matches all stay within 512 bytes is not checked here:
+    // zlib's inflater, given one large output buffer, follows matches past its window.)
+    let mut block: Vec<u8> = (0..300u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
+    block.extend_from_slice(&b"xyz".repeat(100));
     let data = block.repeat(50);
     stream
         .write_all(&frame(0xc2, &compressed(&data)))
@@ -725,13 +728,8 @@ async fn replies_respect_the_negotiated_server_window() {
         .unwrap();
     let frames = read_frames(&mut stream, 1).await;
     let (first, payload) = &frames[0];
-    assert_eq!(*first & 0x0f, 0x2);
-    let echoed = if first & 0x40 != 0 {
-        inflate(payload, 9)
-    } else {
-        payload.clone()
-    };
-    assert_eq!(echoed, data);
+    assert_eq!(*first, 0xc2, "one compressed binary frame");
+    assert_eq!(inflate(payload, 9), data);
 }
 
 // Memory.
@@ -824,4 +822,134 @@ async fn replies_under_the_threshold_go_plain_and_at_it_compressed() {
             }
         }
     }
+}
+
+// Frames that break the message structure around compressed ones.
+
+#[tokio::test]
+async fn compressed_and_plain_messages_may_not_nest_and_must_be_masked() {
+    let server = Server::start(&["--deflate"]);
+    let hello = compressed(b"hello hello hello");
+    let unmasked = {
+        let mut out = vec![0xc1, hello.len() as u8];
+        out.extend_from_slice(&hello);
+        out
+    };
+    let cases: [(&str, Vec<u8>); 5] = [
+        (
+            "a compressed message inside a plain one",
+            [frame(0x01, b"a"), frame(0xc1, &hello)].concat(),
+        ),
+        (
+            "a plain message inside a compressed one",
+            [frame(0x41, &hello[..3]), frame(0x81, b"x")].concat(),
+        ),
+        (
+            "a compressed message inside a compressed one",
+            [frame(0x41, &hello[..3]), frame(0xc1, &hello)].concat(),
+        ),
+        ("a continuation with no message", frame(0x80, &hello)),
+        ("an unmasked compressed frame", unmasked),
+    ];
+    for (what, wire) in cases {
+        assert_eq!(
+            first_answer(&server, &wire).await,
+            Answer::Close(Some(1002)),
+            "{what}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_huge_declared_compressed_frame_is_refused_before_its_payload() {
+    let server = Server::start(&["--deflate"]);
+    // 2^40 bytes declared, a few sent: the server must not wait for (or buffer) the rest.
+    let mut wire = vec![0xc2, 0x80 | 127];
+    wire.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    wire.extend_from_slice(&[0; 4]);
+    wire.extend_from_slice(&compressed(b"abc"));
+    assert_eq!(
+        first_answer(&server, &wire).await,
+        Answer::Close(Some(1009))
+    );
+    // The most significant bit of a 64-bit length must be 0 (RFC 6455 section 5.2).
+    let mut wire = vec![0xc2, 0x80 | 127];
+    wire.extend_from_slice(&(1u64 << 63).to_be_bytes());
+    wire.extend_from_slice(&[0; 4]);
+    let answer = first_answer(&server, &wire).await;
+    assert!(
+        matches!(answer, Answer::Close(Some(1002 | 1009))),
+        "{answer:?}"
+    );
+    server.assert_healthy(64).await;
+}
+
+#[tokio::test]
+async fn a_client_that_keeps_its_window_despite_client_no_context_takeover_gets_1007() {
+    let server = Server::start(&["--deflate"]);
+    let message = b"a sentence the second message will refer back to, word for word";
+    // One compressor for both messages, as a client with context takeover would.
+    let mut compress = Compress::new(Compression::new(6), false);
+    let mut payloads = Vec::new();
+    for _ in 0..2 {
+        let mut out = Vec::with_capacity(1024);
+        compress
+            .compress_vec(message, &mut out, FlushCompress::Sync)
+            .unwrap();
+        out.truncate(out.len() - 4);
+        payloads.push(out);
+    }
+    assert!(payloads[1].len() < payloads[0].len() / 2, "{payloads:?}");
+    let mut stream = open(server.addr).await;
+    stream.write_all(&frame(0xc2, &payloads[0])).await.unwrap();
+    stream.write_all(&frame(0xc2, &payloads[1])).await.unwrap();
+    let frames = read_frames(&mut stream, 2).await;
+    assert_eq!(answer_of(frames.first()), Answer::Binary(message.to_vec()));
+    // The server answered client_no_context_takeover: the back-reference reaches before
+    // the message's start, which is not DEFLATE data it can read.
+    assert_eq!(answer_of(frames.get(1)), Answer::Close(Some(1007)));
+}
+
+#[tokio::test]
+async fn interleaved_compressed_messages_on_two_connections_do_not_mix() {
+    let server = Server::start(&["--deflate"]);
+    let a_text = "connection A's message ".repeat(200);
+    let b_text = "connection B's message, which differs ".repeat(150);
+    let a_payload = compressed(a_text.as_bytes());
+    let b_payload = compressed(b_text.as_bytes());
+    let mut a = open(server.addr).await;
+    let mut b = open(server.addr).await;
+    let (a_head, a_tail) = a_payload.split_at(a_payload.len() / 2);
+    let (b_head, b_tail) = b_payload.split_at(b_payload.len() / 2);
+    // Each half lands while the other connection's message is under way.
+    a.write_all(&frame(0x41, a_head)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    b.write_all(&frame(0x41, b_head)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    a.write_all(&frame(0x80, a_tail)).await.unwrap();
+    assert_eq!(
+        answer_of(read_frames(&mut a, 1).await.first()),
+        text(&a_text)
+    );
+    // A fresh message on A while B is still half-sent.
+    a.write_all(&frame(0xc1, &b_payload)).await.unwrap();
+    assert_eq!(
+        answer_of(read_frames(&mut a, 1).await.first()),
+        text(&b_text)
+    );
+    b.write_all(&frame(0x80, b_tail)).await.unwrap();
+    assert_eq!(
+        answer_of(read_frames(&mut b, 1).await.first()),
+        text(&b_text)
+    );
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_a_compressed_binary_message_is_echoed() {
+    let server = Server::start(&["--deflate"]);
+    let data = [0xff, 0xfe, 0xc3, 0x28, 0xed, 0xa0, 0x80].repeat(300);
+    assert_eq!(
+        first_answer(&server, &frame(0xc2, &compressed(&data))).await,
+        Answer::Binary(data)
+    );
 }
