@@ -953,3 +953,69 @@ async fn invalid_utf8_in_a_compressed_binary_message_is_echoed() {
         Answer::Binary(data)
     );
 }
+
+#[tokio::test]
+async fn with_a_threshold_of_0_every_data_reply_is_compressed_but_no_control_frame() {
+    let server = Server::start(&["--deflate", "--deflate-threshold", "0"]);
+    let mut stream = open(server.addr).await;
+    let cases: [(&[u8], u8, &[u8]); 4] = [
+        (&frame(0x82, b""), 0xc2, b""),
+        (&frame(0xc2, &[0x00]), 0xc2, b""),
+        (&frame(0x82, b"x"), 0xc2, b"x"),
+        (&frame(0x81, b""), 0xc1, PREFIX.as_bytes()),
+    ];
+    for (wire, first, expected) in cases {
+        stream.write_all(wire).await.unwrap();
+        let frames = read_frames(&mut stream, 1).await;
+        assert_eq!(frames[0].0, first, "{wire:x?}");
+        assert_eq!(inflate(&frames[0].1, 15), expected, "{wire:x?}");
+    }
+    stream.write_all(&frame(0x89, b"ping")).await.unwrap();
+    let frames = read_frames(&mut stream, 1).await;
+    assert_eq!(frames[0], (0x8a, b"ping".to_vec()), "a plain pong");
+    stream.write_all(&frame(0x88, &[0x03, 0xe8])).await.unwrap();
+    let frames = read_frames(&mut stream, 1).await;
+    assert_eq!(frames[0], (0x88, vec![0x03, 0xe8]), "a plain close");
+}
+
+/// What 100 connections keep, each, once each has echoed one 64 KiB message (compressed or
+/// not, as `first` says) and gone idle, in KiB.
+async fn kept_after_one_message(first: u8) -> u64 {
+    let server = Server::start(&["--deflate"]);
+    let count = 100;
+    let data: Vec<u8> = (0..64 << 10).map(|i: u32| (i % 251) as u8).collect();
+    let wire = if first & 0x40 != 0 {
+        frame(first, &compressed(&data))
+    } else {
+        frame(first, &data)
+    };
+    let mut streams = Vec::new();
+    for _ in 0..count {
+        streams.push(open(server.addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (idle, _) = server.memory_kib();
+    for stream in &mut streams {
+        stream.write_all(&wire).await.unwrap();
+        let frames = read_frames(stream, 1).await;
+        assert_eq!(frames.len(), 1);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (after, _) = server.memory_kib();
+    after.saturating_sub(idle) / count
+}
+
+#[tokio::test]
+async fn a_connection_idle_after_a_compressed_message_keeps_no_more_than_after_a_plain_one() {
+    let plain = kept_after_one_message(0x82).await;
+    let compressed = kept_after_one_message(0xc2).await;
+    eprintln!(
+        "kept a connection after one 64 KiB message: {plain} KiB plain, {compressed} KiB compressed"
+    );
+    // The inflater goes back to the thread and the layer's buffers are freed: a few KiB of
+    // noise at most.
+    assert!(
+        compressed <= plain + 16,
+        "{compressed} KiB against {plain} KiB"
+    );
+}
