@@ -39,6 +39,10 @@ pub const EXTENSION: &str = "permessage-deflate";
 /// sender strips from the end of its own (section 7.2.1).
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
+/// An empty, non-final, uncompressed DEFLATE block: after the tail, a message that ended on
+/// a block boundary (as RFC 7692 section 7.2.1 makes every sender's) reads it as nothing.
+const EMPTY_BLOCK: [u8; 5] = [0x00, 0x00, 0x00, 0xff, 0xff];
+
 /// The most inflated bytes handed up in one frame, and so how far past the size limit a bomb
 /// is inflated before the read fails.
 pub const CHUNK: usize = 16 << 10;
@@ -327,6 +331,9 @@ struct Inflating {
     started: bool,
     inflated: u64,
     compressed: u64,
+    /// Whether the inflater is at the start of a DEFLATE stream: nothing of the message fed
+    /// yet, or its last block had BFINAL set. The message may end there without the tail.
+    fresh: bool,
 }
 
 impl Reader {
@@ -445,6 +452,7 @@ impl Reader {
                     started: false,
                     inflated: 0,
                     compressed: 0,
+                    fresh: true,
                 });
                 self.compressed_frame(length, mask, header.is_final);
             }
@@ -602,7 +610,9 @@ impl Reader {
         let State::Tail { fed } = self.state else {
             return false;
         };
-        if fed < TAIL.len() {
+        let fresh = self.message.as_ref().is_some_and(|message| message.fresh);
+        // A message that ends a DEFLATE stream (or is empty) needs no tail.
+        if fed < TAIL.len() && !(fed == 0 && fresh) {
             let Some((used, made)) = self.inflate(&TAIL[fed..]) else {
                 return true;
             };
@@ -613,7 +623,16 @@ impl Reader {
             return true;
         };
         if made == 0 {
-            // Everything is out: the last frame ends the message, and the inflater goes back.
+            // Everything is out. A message that stopped inside a block (cut short, or a
+            // stored block missing bytes) used the tail as data: an empty stored block after
+            // it then inflates to something, or is no block at all.
+            if !fresh && self.inflate(&EMPTY_BLOCK) != Some((EMPTY_BLOCK.len(), 0)) {
+                if self.failure.is_none() {
+                    self.fail(InflateError::Corrupt);
+                }
+                return true;
+            }
+            // The last frame ends the message, and the inflater goes back.
             self.emit(true);
             if let Some(message) = self.message.take() {
                 give_back_inflater(message.decompress);
@@ -644,10 +663,13 @@ impl Reader {
                 self.fail(InflateError::Corrupt);
                 return None;
             }
-            // A block with BFINAL set ends the DEFLATE stream; anything after it (the tail
-            // at least) starts a new one.
-            Ok(Status::StreamEnd) => message.decompress.reset(false),
-            Ok(Status::Ok | Status::BufError) => {}
+            // A block with BFINAL set ends the DEFLATE stream; anything after it starts a
+            // new one.
+            Ok(Status::StreamEnd) => {
+                message.decompress.reset(false);
+                message.fresh = true;
+            }
+            Ok(Status::Ok | Status::BufError) => message.fresh &= used == 0,
         }
         if message.inflated > max_size {
             self.fail(InflateError::TooBig);
