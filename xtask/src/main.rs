@@ -201,12 +201,14 @@ fn ensure_wasm_pack() -> Result<()> {
     Ok(())
 }
 
-/// The Debian packages the tests need, each with the file that shows it is installed:
-/// Chromium and its driver for the browser tests, nginx for the reverse-proxy test.
-const DEBIAN_PACKAGES: [(&str, &str); 3] = [
+/// The Debian packages the tests and the benchmarks need, each with the file that shows it
+/// is installed: Chromium and its driver for the browser tests, nginx for the reverse-proxy
+/// test, valgrind for the benchmarks' instruction and allocation counts.
+const DEBIAN_PACKAGES: [(&str, &str); 4] = [
     ("chromium", CHROMIUM),
     ("chromium-driver", CHROMEDRIVER),
     ("nginx", NGINX),
+    ("valgrind", "/usr/bin/valgrind"),
 ];
 
 fn ensure_debian_packages() -> Result<()> {
