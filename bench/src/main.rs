@@ -186,11 +186,18 @@ struct Row {
 }
 
 fn main() -> Result<()> {
-    let usage = "usage: bench --root WORKSPACE [--write FILE] [--only 1,4,...]";
-    let (mut root, mut write, mut only) = (None, None, None);
+    let usage = "usage: bench --root WORKSPACE [--write FILE] [--only 1,4,...] \
+                 [--server NAME] [--callgrind-only]";
+    let (mut root, mut write, mut only, mut server) = (None, None, None, None);
+    let mut callgrind_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        if arg == "--callgrind-only" {
+            callgrind_only = true;
+            continue;
+        }
         match (arg.as_str(), args.next()) {
+            ("--server", Some(name)) => server = Some(name),
             ("--root", Some(dir)) => root = Some(PathBuf::from(dir)),
             ("--write", Some(file)) => write = Some(PathBuf::from(file)),
             ("--only", Some(list)) => only = Some(list),
@@ -198,8 +205,10 @@ fn main() -> Result<()> {
         }
     }
     let root = root.context(usage)?;
-    // `--only` is for working on one scenario; a report needs them all.
-    ensure!(write.is_none() || only.is_none(), usage);
+    // `--only`, `--server` and `--callgrind-only` are for working on one scenario or server
+    // (the server's program name, e.g. `echo-server`); a report needs them all.
+    let partial = only.is_some() || server.is_some() || callgrind_only;
+    ensure!(write.is_none() || !partial, usage);
     let wanted = |n: char| only.as_ref().is_none_or(|list| list.contains(n));
     // The generator's core; every server gets the other one (`Target::spawn`). Set before
     // the runtime starts, so that any thread it makes inherits it.
@@ -244,9 +253,14 @@ fn main() -> Result<()> {
         .iter()
         .filter(|s| wanted(s.name.chars().next().unwrap_or('?')))
     {
-        for target in &targets {
+        let chosen = |target: &&Target| {
+            server
+                .as_ref()
+                .is_none_or(|name| target.program.ends_with(name))
+        };
+        for target in targets.iter().filter(chosen) {
             let mut runs = Vec::new();
-            for _ in 0..RUNS {
+            for _ in 0..if callgrind_only { 1 } else { RUNS } {
                 let server = target.start()?;
                 let before = server.counters()?;
                 let outcome =
@@ -644,10 +658,13 @@ fn ratios(rows: &[Row]) -> String {
          |---|---|---|---|\n",
     );
     for rows in scenarios(rows) {
-        let (Some(tcp), Some(ours)) = (rows.first(), rows.last()) else {
+        // `--server` leaves out the others: no ratios then.
+        let [tcp, baselines @ .., ours] = &rows[..] else {
             continue;
         };
-        let baselines = &rows[1..rows.len() - 1];
+        if baselines.is_empty() {
+            continue;
+        }
         let fastest = baselines
             .iter()
             .map(|row| row.per_second.median)
