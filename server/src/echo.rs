@@ -144,28 +144,21 @@ where
         tokio::pin!(dropped);
         loop {
             let event = match self.already_received().await {
-                Some(Poll::Ready(received)) => Event::Received(received),
-                polled => {
-                    let waited = match self.flush().await {
-                        ControlFlow::Continue(waited) => waited,
-                        ControlFlow::Break(()) => break,
-                    };
-                    // The socket was just polled and is pending, and the task has not been
-                    // woken since (which would have used up the waker): it is still
-                    // registered, so the socket need not be polled again before it wakes.
-                    let read_pending = polled.is_some() && !waited;
+                Some(received) => Event::Received(received),
+                None => {
+                    if self.flush().await.is_break() {
+                        break;
+                    }
                     tokio::select! {
                         // In this order, without the random start select! would draw each
                         // time: the socket first, since a message is what usually woke the
-                        // task, and polling the signals' futures again costs more than the
-                        // echo's own work (about 300 instructions a message, callgrind). A
+                        // task, and polling the signals' futures first cost about 150
+                        // instructions a message of 4,860 (callgrind, benchmark scenario 2). A
                         // busy connection still hears them: the socket's reads count against
                         // tokio's cooperative budget, so a peer that never lets it be
                         // pending gets a pending read within 128, and the signals are polled.
                         biased;
-                        received = NotTwice::new(self.socket.next(), read_pending) => {
-                            Event::Received(received)
-                        }
+                        received = self.socket.next() => Event::Received(received),
                         _ = &mut shutting_down, if !self.closing => Event::Shutdown,
                         _ = &mut dropped, if can_drop => Event::Dropped,
                         _ = self.keepalive.tick() => Event::Tick,
@@ -217,34 +210,25 @@ where
     }
 
     /// While replies are queued, a message that has already arrived: its reply then leaves
-    /// in the same write as theirs. `None` when nothing is queued (the socket is not polled),
-    /// `Some(Poll::Pending)` when nothing is waiting.
-    async fn already_received(&mut self) -> Option<Poll<Option<Result<Message, Error>>>> {
+    /// in the same write as theirs. `None` when nothing is queued or nothing is waiting.
+    async fn already_received(&mut self) -> Option<Option<Result<Message, Error>>> {
         if !self.unflushed {
             return None;
         }
-        Some(futures_util::poll!(self.socket.next()))
+        match futures_util::poll!(self.socket.next()) {
+            Poll::Ready(received) => Some(received),
+            Poll::Pending => None,
+        }
     }
 
     /// Writes out the queued replies, if any, before the loop waits.
-    /// Goes on with whether the write had to wait: the task yielded, and may have been woken
-    /// meanwhile.
-    async fn flush(&mut self) -> ControlFlow<(), bool> {
+    async fn flush(&mut self) -> ControlFlow<()> {
         if !self.unflushed {
-            return ControlFlow::Continue(false);
+            return ControlFlow::Continue(());
         }
         self.unflushed = false;
-        let limit = self.send_timeout();
-        let flushing = self.socket.flush();
-        tokio::pin!(flushing);
-        let (flushed, waited) = match futures_util::poll!(&mut flushing) {
-            Poll::Ready(flushed) => (flushed, false),
-            Poll::Pending => (within(limit, flushing).await, true),
-        };
-        match self.check_write(flushed) {
-            ControlFlow::Continue(()) => ControlFlow::Continue(waited),
-            ControlFlow::Break(()) => ControlFlow::Break(()),
-        }
+        let flushed = within(self.send_timeout(), self.socket.flush()).await;
+        self.check_write(flushed)
     }
 
     /// The answer to one message from the peer.
@@ -394,39 +378,6 @@ async fn linger<S: AsyncRead + AsyncWrite + Unpin>(socket: &mut S) -> std::io::R
         }
     }
     Ok(())
-}
-
-/// A future whose first poll is skipped (answered `Pending` without polling it) when the
-/// task has just polled the same source, found it pending, and has not yielded since: its
-/// waker is registered and unused, so the task wakes when it is ready, and polling it again at once would only repeat a read
-/// through every layer of the socket stack that the kernel answers with nothing (about 500
-/// instructions a message in the benchmark's scenario 2, callgrind).
-struct NotTwice<F> {
-    inner: F,
-    skip: bool,
-}
-
-impl<F> NotTwice<F> {
-    fn new(inner: F, just_polled_pending: bool) -> Self {
-        NotTwice {
-            inner,
-            skip: just_polled_pending,
-        }
-    }
-}
-
-impl<F: Future + Unpin> Future for NotTwice<F> {
-    type Output = F::Output;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> Poll<F::Output> {
-        if std::mem::take(&mut self.skip) {
-            return Poll::Pending;
-        }
-        std::pin::Pin::new(&mut self.inner).poll(cx)
-    }
 }
 
 /// Runs a write, giving a peer that does not read `limit` to make room for it. The timer is
