@@ -19,9 +19,17 @@ pub const SERVER_CORE: usize = 0;
 /// The core the load generator runs on.
 pub const LOAD_CORE: usize = 1;
 
+/// The machine's cores online. Not `available_parallelism`, which follows this thread's
+/// affinity: once the generator has pinned itself, that says 1.
+pub fn cores() -> usize {
+    // SAFETY: `sysconf` only reads a system setting.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(online).unwrap_or(1).max(1)
+}
+
 /// Whether this machine has the two cores that pinning needs.
 pub fn can_pin() -> bool {
-    std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
+    cores() >= 2
 }
 
 /// Runs the calling thread (and the threads it starts afterwards) on `cores` only.
@@ -56,8 +64,7 @@ pub fn pin_command(command: &mut Command, cores: &[usize]) {
 /// Every core of the machine: what a child that is not measured (the browser benchmark's
 /// compiler and Chromium) gets back after the generator pinned itself.
 pub fn all_cores() -> Vec<usize> {
-    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (0..n).collect()
+    (0..cores()).collect()
 }
 
 /// A snapshot of a process's counters, thread by thread.
@@ -179,6 +186,15 @@ mod tests {
         if !can_pin() {
             return;
         }
+        // A pinned thread still sees every core, so that what it starts can be pinned
+        // elsewhere (the generator pins itself first, then starts the servers).
+        let (cores_seen, can_pin_still) = std::thread::spawn(|| {
+            pin_current_thread(&[LOAD_CORE]).unwrap();
+            (cores(), can_pin())
+        })
+        .join()
+        .unwrap();
+        assert!(cores_seen >= 2 && can_pin_still);
         let mut command = Command::new("grep");
         command.args(["Cpus_allowed_list", "/proc/self/status"]);
         pin_command(&mut command, &[SERVER_CORE]);

@@ -823,7 +823,7 @@ fn write_report(file: &Path, table: &str) -> Result<()> {
          difference over the extra messages is the figure per message, without start-up, \
          handshakes and idling. Compare within one run.\n\n{table}",
         date = run("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-        cores = run("nproc", &[]),
+        cores = counters::cores(),
         short_2 = SCENARIOS[1].callgrind_round_trips.unwrap_or_default(),
         short_3 = SCENARIOS[2].callgrind_round_trips.unwrap_or_default(),
         LOAD = counters::LOAD_CORE,
