@@ -2,6 +2,12 @@
 //! that is the floor, and the minimal tokio-tungstenite echo that is the baseline.
 //!
 //! Every loop is bounded by a message count, and every wait by a timeout: loopback only.
+//! [`counters`] reads what the kernel counts for a server (CPU time in nanoseconds, context
+//! switches) and pins processes to cores; [`callgrind`] reads valgrind's instruction and
+//! allocation counts.
+
+pub mod callgrind;
+pub mod counters;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};

@@ -1,8 +1,12 @@
 //! `cargo xtask bench`: builds in release mode (xtask does), then runs every scenario against
-//! our server and the baselines, each three times, and prints one table (median of three),
-//! which `--write FILE` also writes with the machine and the date.
+//! our server and the baselines, each five times, and prints one table (medians of five, and
+//! how far the runs spread), which `--write FILE` also writes with the machine and the date.
 //!
-//! Scenarios 1 to 3: echo throughput and latency under load (CPU per message); 4: idle
+//! Every server runs on core 0 and the load generator on core 1 (`counters`), so that neither
+//! takes the other's time. Scenarios 1 to 3: echo throughput and latency under load, with the
+//! server's CPU time in nanoseconds and its context switches per message; for 2 and 3 also a
+//! short fixed run of each server under callgrind, for user-space instructions and allocations
+//! per message, which the machine's load does not move (`callgrind`); 4: idle
 //! connections held (memory per connection, after close, and a million-connection estimate);
 //! 5: the wasm client against plain JavaScript in Chromium; 6: the demo's sizes; 7:
 //! permessage-deflate, against Node's `ws` (`deflate.rs`).
@@ -13,11 +17,12 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-
-mod deflate;
+use bench::callgrind::Counts;
+use bench::counters::{self, Snapshot, Used};
 use bench::{Outcome, Shape, Wire};
 use test_support::Spawned;
 
+mod deflate;
 mod transports;
 
 /// One server under test, started as its own process so its CPU time can be read.
@@ -36,11 +41,29 @@ struct Running {
 
 impl Target {
     fn start(&self) -> Result<Running> {
-        let mut command = Command::new(&self.program);
+        self.spawn(Command::new(&self.program))
+    }
+
+    /// Starts the target under callgrind, which writes its counts to `out` when it ends.
+    fn start_under_callgrind(&self, out: &Path) -> Result<Running> {
+        let mut valgrind = Command::new("valgrind");
+        valgrind
+            .arg("--tool=callgrind")
+            .arg(format!("--callgrind-out-file={}", out.display()))
+            .arg(&self.program);
+        self.spawn(valgrind)
+    }
+
+    /// Starts `command` (the target, or valgrind running it) with the target's arguments,
+    /// pinned to the server's core.
+    fn spawn(&self, mut command: Command) -> Result<Running> {
         command
             .args(self.args)
             .env("RUST_LOG", "warn")
             .stderr(Stdio::null());
+        if counters::can_pin() {
+            counters::pin_command(&mut command, &[counters::SERVER_CORE]);
+        }
         let process =
             Spawned::start(&mut command).with_context(|| format!("cannot start {}", self.name))?;
         let addr = process.addr().to_owned();
@@ -49,19 +72,9 @@ impl Target {
 }
 
 impl Running {
-    /// The process's CPU time so far (user + system), from `/proc/PID/stat`.
-    fn cpu(&self) -> Result<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.process.id()))?;
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .context("stat")?
-            .1
-            .split_whitespace()
-            .collect();
-        let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-        // Linux reports in clock ticks of 1/100 s.
-        Ok(Duration::from_millis(ticks * 10))
+    /// The process's counters now, over all its threads.
+    fn counters(&self) -> Result<Snapshot> {
+        Ok(Snapshot::of(self.process.id())?)
     }
 
     /// The process's resident memory, from `/proc/PID/status`.
@@ -73,6 +86,9 @@ impl Running {
 struct Scenario {
     name: &'static str,
     shape: Shape,
+    /// Round trips per connection of the short run under callgrind (and twice as many in the
+    /// second run, whose difference is the per-message figure); `None`: no callgrind runs.
+    callgrind_round_trips: Option<usize>,
 }
 
 const SCENARIOS: [Scenario; 3] = [
@@ -85,6 +101,7 @@ const SCENARIOS: [Scenario; 3] = [
             size: 32,
             binary: false,
         },
+        callgrind_round_trips: None,
     },
     Scenario {
         name: "2: 100 conns x 2,000 x 32 B",
@@ -95,6 +112,7 @@ const SCENARIOS: [Scenario; 3] = [
             size: 32,
             binary: false,
         },
+        callgrind_round_trips: Some(10),
     },
     Scenario {
         name: "3: 50 conns x 16 in flight x 16 KiB",
@@ -105,28 +123,85 @@ const SCENARIOS: [Scenario; 3] = [
             size: 16 * 1024,
             binary: true,
         },
+        callgrind_round_trips: Some(16),
     },
 ];
 
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 
-/// One row of the table: the median run of a target in a scenario.
+/// The fastest WebSocket baseline, which the targets compare with.
+const FASTWEBSOCKETS: &str = "fastwebsockets";
+
+/// One figure over the runs: its median, lowest and highest.
+#[derive(Clone, Copy, Debug)]
+struct Figure {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Figure {
+    fn of(mut values: Vec<f64>) -> Figure {
+        values.sort_by(f64::total_cmp);
+        Figure {
+            median: values[values.len() / 2],
+            min: values[0],
+            max: values[values.len() - 1],
+        }
+    }
+
+    /// `value` as a fraction of the median, less one.
+    fn off_median(&self, value: f64) -> f64 {
+        if self.median == 0.0 {
+            0.0
+        } else {
+            value / self.median - 1.0
+        }
+    }
+
+    /// The spread, as `-3.1%..+4.0%` of the median.
+    fn spread(&self) -> String {
+        let (low, high) = (self.off_median(self.min), self.off_median(self.max));
+        format!("{:+.1}%..{:+.1}%", low * 100.0, high * 100.0)
+    }
+
+    /// The width of the spread, as a fraction of the median.
+    fn width(&self) -> f64 {
+        self.off_median(self.max) - self.off_median(self.min)
+    }
+}
+
+/// One row of the table: a target in a scenario, each figure the median of its runs.
 struct Row {
     scenario: &'static str,
     target: &'static str,
-    per_second: f64,
+    per_second: Figure,
     megabytes_per_second: f64,
-    cpu_per_message: Duration,
+    /// Server CPU time per message, in nanoseconds.
+    cpu_per_message: Figure,
+    /// Server context switches per 1,000 messages.
+    switches: Figure,
+    /// User-space instructions and allocations per message, from callgrind.
+    instructions: Option<Figure>,
+    allocations: Option<Figure>,
+    /// Latencies of the run with the median rate.
     p50: Option<Duration>,
     p99: Option<Duration>,
 }
 
 fn main() -> Result<()> {
-    let usage = "usage: bench --root WORKSPACE [--write FILE] [--only 1,4,...]";
-    let (mut root, mut write, mut only) = (None, None, None);
+    let usage = "usage: bench --root WORKSPACE [--write FILE] [--only 1,4,...] \
+                 [--server NAME] [--callgrind-only]";
+    let (mut root, mut write, mut only, mut server) = (None, None, None, None);
+    let mut callgrind_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        if arg == "--callgrind-only" {
+            callgrind_only = true;
+            continue;
+        }
         match (arg.as_str(), args.next()) {
+            ("--server", Some(name)) => server = Some(name),
             ("--root", Some(dir)) => root = Some(PathBuf::from(dir)),
             ("--write", Some(file)) => write = Some(PathBuf::from(file)),
             ("--only", Some(list)) => only = Some(list),
@@ -134,9 +209,16 @@ fn main() -> Result<()> {
         }
     }
     let root = root.context(usage)?;
-    // `--only` is for working on one scenario; a report needs them all.
-    ensure!(write.is_none() || only.is_none(), usage);
+    // `--only`, `--server` and `--callgrind-only` are for working on one scenario or server
+    // (the server's program name, e.g. `echo-server`); a report needs them all.
+    let partial = only.is_some() || server.is_some() || callgrind_only;
+    ensure!(write.is_none() || !partial, usage);
     let wanted = |n: char| only.as_ref().is_none_or(|list| list.contains(n));
+    // The generator's core; every server gets the other one (`Target::spawn`). Set before
+    // the runtime starts, so that any thread it makes inherits it.
+    if counters::can_pin() {
+        counters::pin_current_thread(&[counters::LOAD_CORE])?;
+    }
     let here = std::env::current_exe()?;
     let dir = here.parent().context("the binary's directory")?;
     let targets = [
@@ -153,7 +235,7 @@ fn main() -> Result<()> {
             wire: Wire::WebSocket,
         },
         Target {
-            name: "fastwebsockets",
+            name: FASTWEBSOCKETS,
             program: dir.join("fastwebsockets-echo"),
             args: &[],
             wire: Wire::WebSocket,
@@ -175,22 +257,40 @@ fn main() -> Result<()> {
         .iter()
         .filter(|s| wanted(s.name.chars().next().unwrap_or('?')))
     {
-        for target in &targets {
+        let chosen = |target: &&Target| {
+            server
+                .as_ref()
+                .is_none_or(|name| target.program.ends_with(name))
+        };
+        for target in targets.iter().filter(chosen) {
             let mut runs = Vec::new();
-            for _ in 0..RUNS {
+            for _ in 0..if callgrind_only { 1 } else { RUNS } {
                 let server = target.start()?;
-                let before = server.cpu()?;
+                let before = server.counters()?;
                 let outcome =
                     runtime.block_on(bench::run(&server.addr, target.wire, scenario.shape))?;
-                let cpu = server.cpu()? - before;
-                runs.push((outcome, cpu));
+                let used = server.counters()?.since(&before);
+                runs.push((outcome, used));
             }
-            rows.push(median(scenario.name, target.name, runs));
-            eprintln!("{}", line(rows.last().expect("pushed")));
+            let mut row = median(scenario.name, target.name, runs);
+            if let Some(round_trips) = scenario.callgrind_round_trips {
+                let shape = Shape {
+                    round_trips,
+                    ..scenario.shape
+                };
+                let out = dir.join("callgrind");
+                let counted = under_callgrind(&runtime, target, shape, &out)?;
+                row.instructions = Some(counted.0);
+                row.allocations = Some(counted.1);
+            }
+            eprintln!("{}", line(&row));
+            rows.push(row);
         }
     }
     let mut report = table(&rows);
     report.push_str(&ratios(&rows));
+    report.push_str(&targets_section(&rows));
+    report.push_str(&spread_section(&rows));
     if wanted('4') {
         report.push_str(&idle_section(&runtime, &targets)?);
     }
@@ -334,7 +434,8 @@ const IDLE_RUNS: usize = 2;
 /// Scenario 5: `client/tests/speed.rs` in headless Chromium, against our server as a pure echo.
 fn browser_section(root: &Path, ours: &Target) -> Result<String> {
     let server = ours.start()?;
-    let output = Command::new("cargo")
+    let mut cargo = Command::new("cargo");
+    cargo
         .current_dir(root)
         .args(["test", "--release", "-p", "wasm-websocket", "--target"])
         .args([
@@ -348,9 +449,11 @@ fn browser_section(root: &Path, ours: &Target) -> Result<String> {
         .env("ECHO_SERVER_URL", format!("ws://{}/", server.addr))
         .env("WASM_BINDGEN_TEST_TIMEOUT", "300")
         .envs(test_support::browser::WASM_TEST_RUNNER_ENV)
-        .stderr(Stdio::inherit())
-        .output()
-        .context("cannot run cargo test")?;
+        .stderr(Stdio::inherit());
+    // The compiler and the browser may use every core, as before pinning: this scenario
+    // measures the client, against our server (still on its own core).
+    counters::pin_command(&mut cargo, &counters::all_cores());
+    let output = cargo.output().context("cannot run cargo test")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     ensure!(
         output.status.success(),
@@ -427,10 +530,14 @@ fn command_output(program: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-/// The run with the median rate, with its CPU time per message.
-fn median(scenario: &'static str, target: &'static str, mut runs: Vec<(Outcome, Duration)>) -> Row {
+/// Each figure's median over the runs; the latencies of the run with the median rate.
+fn median(scenario: &'static str, target: &'static str, mut runs: Vec<(Outcome, Used)>) -> Row {
+    let figure = |f: &dyn Fn(&(Outcome, Used)) -> f64| Figure::of(runs.iter().map(f).collect());
+    let per_second = figure(&|(o, _)| o.messages as f64 / o.elapsed.as_secs_f64());
+    let cpu_per_message = figure(&|(o, used)| used.cpu_ns as f64 / o.messages as f64);
+    let switches = figure(&|(o, used)| used.switches as f64 * 1000.0 / o.messages as f64);
     runs.sort_by_key(|run| run.0.elapsed);
-    let (outcome, cpu) = runs.swap_remove(runs.len() / 2);
+    let (outcome, _) = runs.swap_remove(runs.len() / 2);
     let seconds = outcome.elapsed.as_secs_f64();
     let mut latencies = outcome.latencies.clone();
     latencies.sort();
@@ -440,13 +547,61 @@ fn median(scenario: &'static str, target: &'static str, mut runs: Vec<(Outcome, 
     Row {
         scenario,
         target,
-        per_second: outcome.messages as f64 / seconds,
+        per_second,
         // Both directions: every byte goes there and back.
         megabytes_per_second: 2.0 * outcome.bytes as f64 / seconds / 1e6,
-        cpu_per_message: cpu / outcome.messages as u32,
+        cpu_per_message,
+        switches,
+        instructions: None,
+        allocations: None,
         p50: percentile(0.50),
         p99: percentile(0.99),
     }
+}
+
+/// Instructions and allocations per message: `RUNS` pairs of callgrind runs of `shape`, one
+/// with its round trips and one with twice as many; the difference over the extra messages
+/// leaves out start-up, handshakes and idling.
+fn under_callgrind(
+    runtime: &tokio::runtime::Runtime,
+    target: &Target,
+    shape: Shape,
+    dir: &Path,
+) -> Result<(Figure, Figure)> {
+    std::fs::create_dir_all(dir)?;
+    // Kept after the run, one file for each server and length, for `callgrind_annotate`.
+    let program = target
+        .program
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy();
+    let count = |shape: Shape| -> Result<Counts> {
+        let out = dir.join(format!(
+            "{program}.{}x{}x{}.out",
+            shape.connections, shape.round_trips, shape.size
+        ));
+        let _ = std::fs::remove_file(&out);
+        let mut server = target.start_under_callgrind(&out)?;
+        runtime.block_on(bench::run(&server.addr, target.wire, shape))?;
+        // SIGTERM: our server shuts down, the baselines die of it; callgrind writes either way.
+        server.process.terminate()?;
+        Counts::read(&out)
+    };
+    let double = Shape {
+        round_trips: 2 * shape.round_trips,
+        ..shape
+    };
+    let extra = (shape.connections * shape.round_trips) as f64;
+    let (mut instructions, mut allocations) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let started = std::time::Instant::now();
+        let (single, twice) = (count(shape)?, count(double)?);
+        eprintln!("  callgrind: {} in {:.1?}", target.name, started.elapsed());
+        let per = |of: fn(&Counts) -> u64| of(&twice).saturating_sub(of(&single)) as f64 / extra;
+        instructions.push(per(|c| c.instructions));
+        allocations.push(per(|c| c.allocations));
+    }
+    Ok((Figure::of(instructions), Figure::of(allocations)))
 }
 
 fn micros(duration: Option<Duration>) -> String {
@@ -456,14 +611,26 @@ fn micros(duration: Option<Duration>) -> String {
     )
 }
 
+/// Nanoseconds as microseconds, to the nearest 10 ns.
+fn micros_of_ns(ns: f64) -> String {
+    format!("{:.2} µs", ns / 1000.0)
+}
+
+fn optional(figure: Option<Figure>, show: impl Fn(f64) -> String) -> String {
+    figure.map_or_else(|| "-".to_owned(), |figure| show(figure.median))
+}
+
 fn line(row: &Row) -> String {
     format!(
-        "| {} | {} | {:.0} | {:.0} | {} | {} | {} |",
+        "| {} | {} | {:.0} | {:.0} | {} | {:.0} | {} | {} | {} | {} |",
         row.scenario,
         row.target,
-        row.per_second,
+        row.per_second.median,
         row.megabytes_per_second,
-        micros(Some(row.cpu_per_message)),
+        micros_of_ns(row.cpu_per_message.median),
+        row.switches.median,
+        optional(row.instructions, |n| format!("{n:.0}")),
+        optional(row.allocations, |n| format!("{n:.2}")),
         micros(row.p50),
         micros(row.p99),
     )
@@ -471,14 +638,27 @@ fn line(row: &Row) -> String {
 
 fn table(rows: &[Row]) -> String {
     let mut table = String::from(
-        "### 1 to 3: round trips\n\n| scenario | server | round trips/s | MB/s (both ways) | server CPU per message | p50 | p99 |\n\
-         |---|---|---|---|---|---|---|\n",
+        "### 1 to 3: round trips\n\n\
+         | scenario | server | round trips/s | MB/s (both ways) | server CPU per message | \
+         context switches per 1,000 messages | instructions per message (callgrind) | \
+         allocations per message (callgrind) | p50 | p99 |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
         table.push_str(&line(row));
         table.push('\n');
     }
     table
+}
+
+/// The rows of one scenario, in the targets' order: the TCP floor first, ours last.
+fn scenarios(rows: &[Row]) -> Vec<Vec<&Row>> {
+    let mut names: Vec<&str> = rows.iter().map(|row| row.scenario).collect();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| rows.iter().filter(|row| row.scenario == name).collect())
+        .collect()
 }
 
 /// Ours against the best WebSocket baseline and the TCP floor, scenario by scenario.
@@ -489,31 +669,145 @@ fn ratios(rows: &[Row]) -> String {
          | scenario | throughput vs best | CPU vs TCP floor | CPU vs best baseline |\n\
          |---|---|---|---|\n",
     );
-    let mut scenarios: Vec<&str> = rows.iter().map(|row| row.scenario).collect();
-    scenarios.dedup();
-    for scenario in scenarios {
-        let rows: Vec<&Row> = rows.iter().filter(|row| row.scenario == scenario).collect();
-        let (Some(tcp), Some(ours)) = (rows.first(), rows.last()) else {
+    for rows in scenarios(rows) {
+        // `--server` leaves out the others: no ratios then.
+        let [tcp, baselines @ .., ours] = &rows[..] else {
             continue;
         };
-        let baselines = &rows[1..rows.len() - 1];
+        if baselines.is_empty() {
+            continue;
+        }
         let fastest = baselines
             .iter()
-            .map(|row| row.per_second)
+            .map(|row| row.per_second.median)
             .fold(0.0, f64::max);
         let leanest = baselines
             .iter()
-            .map(|row| row.cpu_per_message)
-            .min()
-            .unwrap_or_default();
-        let cpu = |of: &Row, to: Duration| of.cpu_per_message.as_secs_f64() / to.as_secs_f64();
+            .map(|row| row.cpu_per_message.median)
+            .fold(f64::INFINITY, f64::min);
+        let cpu = ours.cpu_per_message.median;
         text.push_str(&format!(
-            "| {scenario} | {:.2}x | {:.2}x | {:.2}x |\n",
-            ours.per_second / fastest,
-            cpu(ours, tcp.cpu_per_message),
-            cpu(ours, leanest),
+            "| {} | {:.2}x | {:.2}x | {:.2}x |\n",
+            ours.scenario,
+            ours.per_second.median / fastest,
+            cpu / tcp.cpu_per_message.median,
+            cpu / leanest,
         ));
     }
+    text
+}
+
+/// The target our server is held to, scenario by scenario (issue 16), from this run's
+/// medians: server CPU per message against the TCP floor, and CPU, instructions and
+/// messages per second against fastwebsockets.
+fn targets_section(rows: &[Row]) -> String {
+    let mut text = String::from(
+        "\nTargets (issue 16), medians of this run: ours / the TCP floor in server CPU per \
+         message (at most 1.2x in scenario 2, 1.3x in 3); ours / fastwebsockets in server CPU \
+         and in instructions per message (at most 0.90x) and in messages per second (at \
+         least 1.05x).\n\n\
+         | scenario | CPU vs TCP floor | CPU vs fastwebsockets | instructions vs fastwebsockets | \
+         messages/s vs fastwebsockets |\n\
+         |---|---|---|---|---|\n",
+    );
+    for rows in scenarios(rows) {
+        let (Some(tcp), Some(ours)) = (rows.first(), rows.last()) else {
+            continue;
+        };
+        let Some(fast) = rows.iter().find(|row| row.target == FASTWEBSOCKETS) else {
+            continue;
+        };
+        let floor_limit = match ours.scenario.chars().next() {
+            Some('2') => 1.2,
+            Some('3') => 1.3,
+            _ => continue,
+        };
+        let mark = |ratio: f64, met: bool| {
+            format!("{ratio:.2}x ({})", if met { "met" } else { "not met" })
+        };
+        let cpu = ours.cpu_per_message.median;
+        let floor = cpu / tcp.cpu_per_message.median;
+        let against_fast = cpu / fast.cpu_per_message.median;
+        let instructions = match (ours.instructions, fast.instructions) {
+            (Some(ours), Some(fast)) => {
+                let ratio = ours.median / fast.median;
+                mark(ratio, ratio <= 0.9)
+            }
+            _ => "-".to_owned(),
+        };
+        let rate = ours.per_second.median / fast.per_second.median;
+        text.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            ours.scenario,
+            mark(floor, floor <= floor_limit),
+            mark(against_fast, against_fast <= 0.9),
+            instructions,
+            mark(rate, rate >= 1.05),
+        ));
+    }
+    text
+}
+
+/// How far each figure moved across the runs, and which figure is steadiest.
+fn spread_section(rows: &[Row]) -> String {
+    let mut text = format!(
+        "\n### Spread across the {RUNS} runs\n\n\
+         The lowest and the highest run of each figure, as a percentage of its median \
+         (allocations per message: the lowest and the highest figure).\n\n\
+         | scenario | server | round trips/s | server CPU per message | context switches | \
+         instructions per message | allocations per message |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    let spread = |figure: Option<Figure>| figure.map_or_else(|| "-".to_owned(), |f| f.spread());
+    // Near zero, a percentage says nothing: allocations are shown as their range.
+    let range = |figure: Option<Figure>| {
+        figure.map_or_else(|| "-".to_owned(), |f| format!("{:.2}..{:.2}", f.min, f.max))
+    };
+    for row in rows {
+        text.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            row.scenario,
+            row.target,
+            row.per_second.spread(),
+            row.cpu_per_message.spread(),
+            row.switches.spread(),
+            spread(row.instructions),
+            range(row.allocations),
+        ));
+    }
+    // The widest spread of each figure over all rows: the steadiest has the narrowest.
+    let widest = |figure: &dyn Fn(&Row) -> Option<Figure>| {
+        rows.iter()
+            .filter_map(figure)
+            .map(|figure| figure.width())
+            .fold(None, |widest: Option<f64>, width| {
+                Some(widest.map_or(width, |w| w.max(width)))
+            })
+    };
+    let mut figures: Vec<(&str, f64)> = [
+        ("round trips/s", widest(&|row| Some(row.per_second))),
+        (
+            "server CPU per message",
+            widest(&|row| Some(row.cpu_per_message)),
+        ),
+        ("context switches", widest(&|row| Some(row.switches))),
+        ("instructions per message", widest(&|row| row.instructions)),
+    ]
+    .into_iter()
+    .filter_map(|(name, width)| Some((name, width?)))
+    .collect();
+    figures.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let order: Vec<String> = figures
+        .iter()
+        .map(|(name, width)| format!("{name} ({:.1}%)", width * 100.0))
+        .collect();
+    text.push_str(&format!(
+        "\nFrom steadiest to least steady, by the widest spread (max - min, as a percentage \
+         of the median) over all rows: {}. The targets are judged on the medians of the same \
+         run; instructions per message, which the machine's load does not move, decide between \
+         two changes of the server.\n",
+        order.join(", ")
+    ));
     text
 }
 
@@ -528,12 +822,29 @@ fn write_report(file: &Path, table: &str) -> Result<()> {
         .unwrap_or_default();
     let report = format!(
         "# Benchmarks\n\n`cargo xtask bench`, {date}, on {cores} cores ({cpu}), {kernel}.\n\
-         Loopback; the load generator (ours, one thread, every reply verified) shares the machine \
-         with the server. Median of {RUNS} runs. Server CPU is user + system time from \
-         `/proc/PID/stat` (10 ms ticks) divided by messages; the machine is noisy, so compare \
-         within one run.\n\n{table}",
+         Loopback; the load generator (ours, one thread, every reply verified) runs on core \
+         {LOAD} and every server on core {SERVER} (`sched_setaffinity`{pinned}). Medians of {RUNS} \
+         runs; how far the runs spread is at the end of the round trips. Server CPU is the time \
+         on a CPU of all its threads, in nanoseconds (the first field of \
+         `/proc/PID/task/*/schedstat`), and context switches are voluntary + involuntary \
+         (`/proc/PID/task/*/status`), both divided by messages. Instructions (user space only; \
+         the kernel's share, most of the CPU time on loopback, is not in it) and allocations \
+         (calls of `malloc`, `calloc`, `realloc` and the aligned allocators) are counted by \
+         `valgrind --tool=callgrind` on a short fixed run of scenarios 2 and 3 ({short_2} round \
+         trips per connection in 2, {short_3} in 3), run again with twice the round trips: the \
+         difference over the extra messages is the figure per message, without start-up, \
+         handshakes and idling. Compare within one run.\n\n{table}",
         date = run("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-        cores = run("nproc", &[]),
+        cores = counters::cores(),
+        short_2 = SCENARIOS[1].callgrind_round_trips.unwrap_or_default(),
+        short_3 = SCENARIOS[2].callgrind_round_trips.unwrap_or_default(),
+        LOAD = counters::LOAD_CORE,
+        SERVER = counters::SERVER_CORE,
+        pinned = if counters::can_pin() {
+            ""
+        } else {
+            ": not done, fewer than 2 cores"
+        },
         kernel = run("uname", &["-sr"]),
     );
     std::fs::write(file, report)?;

@@ -123,6 +123,8 @@ struct Watch {
     frame_is_text: bool,
     /// Whether the current frame is a data frame that ends its message.
     frame_ends_message: bool,
+    /// Whether the current frame is a whole text message: `Text` with FIN.
+    frame_is_whole_message: bool,
     /// Whether the current frame is a data frame (not a control frame between fragments).
     frame_is_data: bool,
     /// Whether a fragmented message is under way, and its size so far.
@@ -144,6 +146,23 @@ impl Watch {
         while !data.is_empty() {
             match self.state {
                 State::Off | State::Invalid => return None,
+                // The usual case, a header whole at the start of what is left: parsed in
+                // place, not copied into `header` first.
+                State::Header if self.header.is_empty() => {
+                    let mut cursor = Cursor::new(data);
+                    match FrameHeader::parse(&mut cursor) {
+                        Ok(Some((header, length))) => {
+                            data = &data[cursor.position() as usize..];
+                            self.start_frame(&header, length);
+                        }
+                        // Shorter than the longest header: all of it is a header's start.
+                        Ok(None) => {
+                            self.header.extend_from_slice(data);
+                            data = &[];
+                        }
+                        Err(_) => self.state = State::Off,
+                    }
+                }
                 State::Header => {
                     let had = self.header.len();
                     let take = (MAX_HEADER - had).min(data.len());
@@ -162,7 +181,15 @@ impl Watch {
                 }
                 State::Payload => {
                     let take = (self.remaining.min(data.len() as u64)) as usize;
-                    if self.frame_is_text && !self.check(&data[..take]) {
+                    // A text message that is one frame, all of it in this read: tungstenite
+                    // validates it as soon as it parses the frame, before anything after it,
+                    // and fails with the same 1007, so checking it here would only do the
+                    // work twice. The guard is for what tungstenite cannot see yet: a frame
+                    // cut off at the end of a read, and the fragments of a message.
+                    let whole = self.frame_is_whole_message
+                        && self.position == 0
+                        && take as u64 == self.remaining;
+                    if self.frame_is_text && !whole && !self.check(&data[..take]) {
                         self.state = State::Invalid;
                         return Some(total - data.len());
                     }
@@ -188,6 +215,7 @@ impl Watch {
         self.remaining = length;
         self.frame_is_data = matches!(header.opcode, OpCode::Data(_));
         self.frame_ends_message = self.frame_is_data && header.is_final;
+        self.frame_is_whole_message = header.is_final && header.opcode == OpCode::Data(Data::Text);
         self.frame_is_text = match header.opcode {
             OpCode::Data(Data::Text) => {
                 self.message_is_text = true;
@@ -367,11 +395,29 @@ mod tests {
     fn feed_says_where_the_bad_run_starts_so_what_came_before_passes() {
         let mut watch = unlimited();
         let good = masked_frame(0x81, b"hello");
-        let bad = masked_frame(0x81, &[0xff, 0xfe]);
-        let read = [good.clone(), bad].concat();
+        let bad = masked_frame(0x81, &[0xff, 0xfe, b'a']);
+        // The bad frame is cut off by the end of the read: tungstenite cannot see it yet.
+        let read = [&good[..], &bad[..bad.len() - 1]].concat();
         // The good frame and the bad one's header (2 bytes and the mask) pass.
         assert_eq!(watch.feed(&read), Some(good.len() + 6));
         assert_eq!(watch.state, State::Invalid);
+    }
+
+    #[test]
+    fn a_whole_text_message_in_one_read_is_left_to_tungstenite() {
+        // tungstenite validates it as soon as it parses it, with the same 1007: the guard
+        // passes it on unchecked and keeps following the stream.
+        let mut watch = unlimited();
+        let bad = masked_frame(0x81, &[0xff, 0xfe]);
+        let after = masked_frame(0x81, &[b'a', 0xff]);
+        assert_eq!(watch.feed(&[bad, after.clone()].concat()), None);
+        assert_eq!(watch.state, State::Header);
+        // The same bytes as a fragment, or cut off by the end of the read, are checked.
+        let mut watch = unlimited();
+        assert_eq!(watch.feed(&masked_frame(0x01, &[0xff, 0xfe])), Some(6));
+        let mut watch = unlimited();
+        assert_eq!(watch.feed(&after[..after.len() - 1]), None);
+        assert_eq!(watch.feed(&after[after.len() - 1..]), Some(0));
     }
 
     #[test]
