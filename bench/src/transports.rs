@@ -101,7 +101,8 @@ fn figures(mut test: Command) -> Result<impl Fn(&str, &str) -> Result<f64>> {
     ensure!(output.status.success(), "the benchmark failed:\n{stdout}");
     Ok(move |name: &str, key: &str| -> Result<f64> {
         let line = (stdout.lines())
-            .find_map(|line| line.trim().strip_prefix("speed: ")?.strip_prefix(name))
+            // The test harness may print `test NAME ... ` before the line on the same line.
+            .find_map(|line| line.split_once("speed: ")?.1.strip_prefix(name))
             .with_context(|| format!("no {name} figures in:\n{stdout}"))?;
         let word = line.split_whitespace().find_map(|w| w.strip_prefix(key));
         Ok(word
