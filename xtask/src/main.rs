@@ -522,20 +522,7 @@ fn test() -> Result<()> {
         Ok(())
     })?;
     step("Autobahn server cases", &mut || {
-        // A pure echo, with room for the suite's 16 MiB messages.
-        let args = [
-            "--addr",
-            "127.0.0.1:0",
-            "--prefix",
-            "",
-            "--max-message-size",
-            "20000000",
-        ];
-        let server = EchoServer::start("debug", &args, "warn")?;
-        let addr = server.url.trim_start_matches("ws://").trim_end_matches('/');
-        let reports = target_dir().join("autobahn/server");
-        autobahn::run_fuzzing_client(addr, &reports)?;
-        let report = autobahn::Report::read(&reports, addr)?;
+        let (report, reports) = autobahn_server(&[], "server")?;
         eprintln!("Autobahn, echo server: {}", report.summary());
         if !report.failed.is_empty() {
             bail!("Autobahn cases FAILED by the server: {:?}", report.failed);
@@ -552,22 +539,8 @@ fn test() -> Result<()> {
     step("Autobahn server cases with permessage-deflate", &mut || {
         // Every reply compressed (threshold 0): kosoku's compression cases (12.x, 13.x) fail
         // on an uncompressed echo, which RFC 7692 allows.
-        let args = [
-            "--addr",
-            "127.0.0.1:0",
-            "--prefix",
-            "",
-            "--max-message-size",
-            "20000000",
-            "--deflate",
-            "--deflate-threshold",
-            "0",
-        ];
-        let server = EchoServer::start("debug", &args, "warn")?;
-        let addr = server.url.trim_start_matches("ws://").trim_end_matches('/');
-        let reports = target_dir().join("autobahn/server-deflate");
-        autobahn::run_fuzzing_client(addr, &reports)?;
-        let report = autobahn::Report::read(&reports, addr)?;
+        let flags = ["--deflate", "--deflate-threshold", "0"];
+        let (report, reports) = autobahn_server(&flags, "server-deflate")?;
         eprintln!("Autobahn, echo server with --deflate: {}", report.summary());
         report.require_all_passed(autobahn::CASES, &reports)
     })?;
@@ -611,6 +584,26 @@ fn test() -> Result<()> {
     // The closing line CI reads: the tests of every runner above, added up.
     println!("tests: {} passed, {} failed", tally.passed, tally.failed);
     Ok(())
+}
+
+/// Autobahn's fuzzing client against a debug echo server with `flags`, a pure echo with room
+/// for the suite's 16 MiB messages; its report, and where it was written (under
+/// `target/autobahn/DIR`).
+fn autobahn_server(flags: &[&str], dir: &str) -> Result<(autobahn::Report, PathBuf)> {
+    let base = [
+        "--addr",
+        "127.0.0.1:0",
+        "--prefix",
+        "",
+        "--max-message-size",
+        "20000000",
+    ];
+    let server = EchoServer::start("debug", &[&base[..], flags].concat(), "warn")?;
+    let addr = server.url.trim_start_matches("ws://").trim_end_matches('/');
+    let reports = target_dir().join("autobahn").join(dir);
+    autobahn::run_fuzzing_client(addr, &reports)?;
+    let report = autobahn::Report::read(&reports, addr)?;
+    Ok((report, reports))
 }
 
 /// The flags of the server the client's browser tests run against (README, "The client
