@@ -43,8 +43,8 @@
 //! Every send takes ownership of its message, as anything that is `Into<Message>`: `&str`,
 //! `String`, `&[u8]` and `Vec<u8>` alike.
 //!
-//! This is a library: it installs no panic hook and no allocator. An application should
-//! install `console_error_panic_hook` (or its own) so that a panic shows in the console.
+//! This is a library: it installs no panic hook and no allocator; both are the application's
+//! (the demo page in `www/` installs `console_error_panic_hook` and `talc`).
 //!
 //! # Callbacks
 //!
@@ -64,8 +64,6 @@
 //!
 //! #[wasm_bindgen(start)]
 //! pub fn main() -> Result<(), JsError> {
-//!     // The application's choice (this example is an application): the library sets no hook.
-//!     console_error_panic_hook::set_once();
 //!     let socket = WebSocket::builder("ws://127.0.0.1:1234/")
 //!         .on_open(|socket| {
 //!             // Sends from a callback cannot fail for want of a connection.
