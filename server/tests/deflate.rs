@@ -4,12 +4,11 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use futures_util::{SinkExt, StreamExt};
-use support::{Server, client_frame, close_code, handshake_with, server_frames};
+use support::{Server, client_frame, close_code, opened_with, server_frames};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -20,21 +19,6 @@ const CHROMIUM_OFFER: &str =
 
 /// Peak server memory allowed through a bomb: what the other attacks are allowed.
 const MEMORY_LIMIT_MIB: u64 = 64;
-
-/// Opens a WebSocket with `extra` header lines; the stream and the `101` answer's headers.
-async fn open_with(addr: SocketAddr, extra: &str) -> (TcpStream, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(&handshake_with(extra)).await.unwrap();
-    let mut answer = Vec::new();
-    while !answer.ends_with(b"\r\n\r\n") {
-        let mut byte = [0];
-        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "{answer:?}");
-        answer.push(byte[0]);
-    }
-    let answer = String::from_utf8(answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 101 "), "{answer}");
-    (stream, answer)
-}
 
 /// The `Sec-WebSocket-Extensions` value of an answer, if any.
 fn extensions(answer: &str) -> Option<&str> {
@@ -119,7 +103,7 @@ fn first_bytes_and_frames(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
 #[tokio::test]
 async fn chromiums_offer_is_accepted_and_messages_echo_compressed_both_ways() {
     let server = Server::start(&["--deflate"]);
-    let (mut stream, answer) = open_with(server.addr, CHROMIUM_OFFER).await;
+    let (mut stream, answer) = opened_with(server.addr, CHROMIUM_OFFER).await;
     assert_eq!(
         extensions(&answer),
         Some("permessage-deflate; server_no_context_takeover; client_no_context_takeover")
@@ -155,7 +139,7 @@ async fn without_deflate_or_an_acceptable_offer_rsv1_gets_1002() {
     let declined = Server::start(&["--deflate"]);
     let offer_8 = "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=8\r\n";
     for (server, offer) in [(&plain, CHROMIUM_OFFER), (&declined, offer_8)] {
-        let (mut stream, answer) = open_with(server.addr, offer).await;
+        let (mut stream, answer) = opened_with(server.addr, offer).await;
         assert_eq!(extensions(&answer), None, "{answer}");
         stream
             .write_all(&client_frame(0xc1, &compressed(b"hello")))
@@ -170,7 +154,7 @@ async fn without_deflate_or_an_acceptable_offer_rsv1_gets_1002() {
 #[tokio::test]
 async fn corrupt_compressed_data_gets_1007() {
     let server = Server::start(&["--deflate"]);
-    let (mut stream, _) = open_with(server.addr, CHROMIUM_OFFER).await;
+    let (mut stream, _) = opened_with(server.addr, CHROMIUM_OFFER).await;
     stream
         .write_all(&client_frame(0xc2, &[0xff; 64]))
         .await
@@ -192,7 +176,7 @@ fn zeros_bomb(segments: usize) -> Vec<u8> {
 async fn assert_defused(server: &Server, bomb: &[u8]) {
     let mut bystander = server.connect().await;
     bystander.send("before".into()).await.unwrap();
-    let (mut stream, _) = open_with(server.addr, CHROMIUM_OFFER).await;
+    let (mut stream, _) = opened_with(server.addr, CHROMIUM_OFFER).await;
     // The server answers after about a KiB of it; the rest it reads and discards.
     stream.write_all(bomb).await.unwrap();
     let frames = read_frames(&mut stream, 1).await;

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
-use support::{Server, close_code, handshake_with};
+use support::{Server, close_code, masked_client_frame, opened_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -26,43 +26,12 @@ const PREFIX: &str = "Received:  ";
 /// A masked client frame with a real mask, so that unmasking has to follow the payload's
 /// position across reads and frames.
 fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x37, 0xfa, 0x21, 0x3d];
-    let mut out = vec![first];
-    match payload.len() {
-        len @ 0..=125 => out.push(0x80 | len as u8),
-        len @ 126..=65535 => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        len => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
-}
-
-/// Opens a WebSocket with `extra` header lines; the stream and the `101` answer.
-async fn open_with(addr: SocketAddr, extra: &str) -> (TcpStream, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    stream.write_all(&handshake_with(extra)).await.unwrap();
-    let mut answer = Vec::new();
-    while !answer.ends_with(b"\r\n\r\n") {
-        let mut byte = [0];
-        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "{answer:?}");
-        answer.push(byte[0]);
-    }
-    let answer = String::from_utf8(answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 101 "), "{answer}");
-    (stream, answer)
+    masked_client_frame(first, payload, [0x37, 0xfa, 0x21, 0x3d])
 }
 
 /// A deflate connection (Chromium's offer, accepted).
 async fn open(addr: SocketAddr) -> TcpStream {
-    let (stream, answer) = open_with(addr, OFFER).await;
+    let (stream, answer) = opened_with(addr, OFFER).await;
     assert_eq!(extensions(&answer), Some(PLAIN.to_owned()), "{answer}");
     stream
 }
@@ -243,7 +212,7 @@ async fn rsv1_without_negotiation_gets_1002() {
         ),
     ];
     for (server, offer) in offers {
-        let (mut stream, answer) = open_with(server.addr, offer).await;
+        let (mut stream, answer) = opened_with(server.addr, offer).await;
         assert_eq!(extensions(&answer), None, "{answer}");
         stream.write_all(&frame(0xc1, &payload)).await.unwrap();
         let frames = read_frames(&mut stream, 1).await;
@@ -711,7 +680,7 @@ async fn negotiation_edge_cases_get_exactly_the_expected_answer() {
         ),
     ];
     for (offer, expected) in cases {
-        let (_, answer) = open_with(server.addr, &offer).await;
+        let (_, answer) = opened_with(server.addr, &offer).await;
         assert_eq!(extensions(&answer), expected, "{offer}");
     }
 }
@@ -720,7 +689,7 @@ async fn negotiation_edge_cases_get_exactly_the_expected_answer() {
 async fn replies_respect_the_negotiated_server_window() {
     let server = Server::start(&["--deflate"]);
     let offer = "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=9\r\n";
-    let (mut stream, answer) = open_with(server.addr, offer).await;
+    let (mut stream, answer) = opened_with(server.addr, offer).await;
     assert_eq!(
         extensions(&answer),
         Some(format!("{PLAIN}; server_max_window_bits=9"))

@@ -123,16 +123,24 @@ impl Server {
 /// Connects, sends a valid handshake and reads up to the end of the `101` answer, so that
 /// what the test writes next reaches the server as WebSocket frames in reads of their own.
 pub async fn opened(addr: SocketAddr) -> TcpStream {
+    opened_with(addr, "").await.0
+}
+
+/// [`opened`] with `extra` header lines in the handshake (each ending in CRLF); the stream
+/// and the `101` answer. Small writes go out at once (no Nagle), each in a read of its own.
+pub async fn opened_with(addr: SocketAddr, extra: &str) -> (TcpStream, String) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(&handshake_with("")).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream.write_all(&handshake_with(extra)).await.unwrap();
     let mut answer = Vec::new();
     while !answer.ends_with(b"\r\n\r\n") {
         let mut byte = [0];
         assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "{answer:?}");
         answer.push(byte[0]);
     }
-    assert!(answer.starts_with(b"HTTP/1.1 101 "), "{answer:?}");
-    stream
+    let answer = String::from_utf8(answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 101 "), "{answer}");
+    (stream, answer)
 }
 
 /// Tries `attempt` every 20 ms until it gives a value, and fails after `limit`.

@@ -154,6 +154,12 @@ pub mod raw {
 
     /// A masked client frame (mask 0, so the payload goes as is) with a given first byte.
     pub fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        masked_client_frame(first, payload, [0; 4])
+    }
+
+    /// A client frame with a given first byte, its payload masked with `mask` (a real mask
+    /// makes a reader follow the payload's position across reads and frames).
+    pub fn masked_client_frame(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
         let mut frame = vec![first];
         match payload.len() {
             len @ 0..=125 => frame.push(0x80 | len as u8),
@@ -166,8 +172,8 @@ pub mod raw {
                 frame.extend_from_slice(&(len as u64).to_be_bytes());
             }
         }
-        frame.extend_from_slice(&[0, 0, 0, 0]);
-        frame.extend_from_slice(payload);
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
         frame
     }
 
