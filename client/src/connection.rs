@@ -10,7 +10,7 @@ use web_sys::{BinaryType, MessageEvent};
 use crate::error::describe;
 use crate::socket::Shared;
 use crate::tracked::Tracked;
-use crate::{CloseEvent, Error, Event, Message, NORMAL_CLOSURE, State};
+use crate::{CloseEvent, Error, Event, Message, NORMAL_CLOSURE, State, Unsent};
 
 /// One browser WebSocket and the closures set as its handlers.
 pub(crate) struct Connection {
@@ -101,8 +101,8 @@ impl Connection {
         }
     }
 
-    pub(crate) fn send(&self, message: &Message) -> Result<(), Error> {
-        match message {
+    pub(crate) fn send(&self, message: Message) -> Result<(), Unsent> {
+        match &message {
             Message::Text(text) => self.socket.send_with_str(text),
             // Browsers refuse a view into shared memory (wasm threads, `+atomics`): there the
             // bytes go into a buffer of JavaScript's own first. Elsewhere the browser copies
@@ -112,7 +112,10 @@ impl Connection {
                 .send_with_js_u8_array(&Uint8Array::from(&data[..])),
             Message::Binary(data) => self.socket.send_with_u8_array(data),
         }
-        .map_err(Error::from_js)
+        .map_err(|error| Unsent {
+            message,
+            error: Error::from_js(error),
+        })
     }
 
     /// Starts the close handshake; the close event follows.

@@ -467,7 +467,7 @@ impl Watchdog for Dog {
                 self.awaiting.set(true);
                 // Around the queue: a ping is about this connection, not the application's
                 // order of messages.
-                let _ = shared.with_connection(|connection| connection.send(&beat.message));
+                let _ = shared.hand_over(beat.message.clone());
                 if beat.timeout.is_zero() {
                     // No time to answer in: judged now, whatever a timer would race.
                     self.ring(shared, Watch::Deadline);

@@ -36,7 +36,7 @@ use tokio_tungstenite::{
 use crate::socket::Shared;
 use crate::timer::{sleep, spawn_local};
 use crate::tracked::Tracked;
-use crate::{CloseEvent, Error, Event, Message, NORMAL_CLOSURE, State};
+use crate::{CloseEvent, Error, Event, Message, NORMAL_CLOSURE, State, Unsent};
 
 /// How long a close handshake may take before the connection is dropped: the peer may never
 /// answer (a stalled server, or one found dead by the heartbeat).
@@ -115,30 +115,28 @@ impl Connection {
         self.link.state.get()
     }
 
-    pub(crate) fn send(&self, message: &Message) -> Result<(), Error> {
-        // As the browser: a send is refused while connecting, and silently dropped while
-        // closing (the state machine never sends then).
-        match self.state() {
-            State::Open => {}
-            State::Connecting => return Err(Error::NotOpen(State::Connecting)),
-            _ => return Ok(()),
+    pub(crate) fn send(&self, message: Message) -> Result<(), Unsent> {
+        let state = self.state();
+        if state != State::Open {
+            return crate::transport::not_open(state, message);
         }
-        let size = u32::try_from(payload(message).len()).unwrap_or(u32::MAX);
+        let size = u32::try_from(payload(&message).len()).unwrap_or(u32::MAX);
         let link = &self.link;
-        if link.waiting.borrow().is_empty() {
-            if let Some(flushed) = link.write_now(message) {
-                if !flushed {
-                    // In tungstenite's buffer until the task flushes it.
+        let message = match link.waiting.borrow().is_empty() {
+            true => match link.write_now(message) {
+                Ok(true) => return Ok(()),
+                // In tungstenite's buffer until the task flushes it.
+                Ok(false) => {
                     link.buffered.set(link.buffered.get().saturating_add(size));
                     link.work.notify_one();
+                    return Ok(());
                 }
-                return Ok(());
-            }
-        }
+                Err(message) => message,
+            },
+            false => message,
+        };
         link.buffered.set(link.buffered.get().saturating_add(size));
-        link.waiting
-            .borrow_mut()
-            .push_back(Command::Send(message.clone()));
+        link.waiting.borrow_mut().push_back(Command::Send(message));
         link.work.notify_one();
         Ok(())
     }
@@ -181,24 +179,29 @@ impl Connection {
 }
 
 impl Link {
-    /// Writes `message` to the socket now, without waiting: `None` if the stream cannot take
-    /// it now (the task writes it later), else whether it was flushed too. A broken stream
-    /// takes it: the reading side sees the connection end.
-    fn write_now(&self, message: &Message) -> Option<bool> {
-        let mut stream = self.stream.try_borrow_mut().ok()?;
-        let mut stream = Pin::new(stream.as_mut()?);
+    /// Writes `message` to the socket now, without waiting: whether it was flushed too, or
+    /// the message back if the stream cannot take it now (the task writes it later). A broken
+    /// stream takes it: the reading side sees the connection end.
+    fn write_now(&self, message: Message) -> Result<bool, Message> {
+        let Ok(mut stream) = self.stream.try_borrow_mut() else {
+            return Err(message);
+        };
+        let Some(stream) = stream.as_mut() else {
+            return Err(message);
+        };
+        let mut stream = Pin::new(stream);
         // Nothing here waits: the task is woken to flush what does not go out now, and polls
         // with its own waker then.
         let mut cx = Context::from_waker(Waker::noop());
         match stream.as_mut().poll_ready(&mut cx) {
-            Poll::Pending => return None,
-            Poll::Ready(Err(_)) => return Some(true),
+            Poll::Pending => return Err(message),
+            Poll::Ready(Err(_)) => return Ok(true),
             Poll::Ready(Ok(())) => {}
         }
-        if stream.as_mut().start_send(wire(message.clone())).is_err() {
-            return Some(true);
+        if stream.as_mut().start_send(wire(message)).is_err() {
+            return Ok(true);
         }
-        Some(stream.poll_flush(&mut cx).is_ready())
+        Ok(stream.poll_flush(&mut cx).is_ready())
     }
 
     /// Polls the open stream with `act`; ends (never ready) if there is none.

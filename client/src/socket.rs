@@ -441,7 +441,7 @@ impl Shared {
     fn send(self: &Rc<Self>, message: Message) -> Result<(), Error> {
         let state = self.state();
         if state == State::Open && self.with_queue(|queue| queue.is_empty()) {
-            return self.with_connection(|connection| connection.send(&message));
+            return self.hand_over(message).map_err(|unsent| unsent.error);
         }
         match self.queue_policy(state) {
             // Queued while down, and behind what is still queued while the queue drains.
@@ -470,13 +470,15 @@ impl Shared {
         (!self.closed_by_app.get() && state != State::Closed).then_some(policy)
     }
 
-    pub(crate) fn with_connection(
-        &self,
-        act: impl FnOnce(&Connection) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+    /// Gives `message` to the current connection; hands it back if there is none or it
+    /// refuses it.
+    pub(crate) fn hand_over(&self, message: Message) -> Result<(), Unsent> {
         match self.connection.borrow().as_ref() {
-            Some(connection) => act(connection),
-            None => Err(Error::NotOpen(State::Closed)),
+            Some(connection) => connection.send(message),
+            None => Err(Unsent {
+                message,
+                error: Error::NotOpen(State::Closed),
+            }),
         }
     }
 
@@ -551,7 +553,7 @@ impl Shared {
             let Some(message) = self.with_queue(Queue::pop) else {
                 return;
             };
-            if let Err(error) = self.with_connection(|connection| connection.send(&message)) {
+            if let Err(Unsent { message, error }) = self.hand_over(message) {
                 self.unsent(message, error);
             }
         }

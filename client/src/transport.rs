@@ -1,7 +1,8 @@
 //! The transport seam: the one connection type the state machine (`socket.rs`) drives.
 //!
 //! Every transport's connection has the same methods (`open`, `state`, `send`, `close`,
-//! `buffered_amount`, `url`, `protocol`, `extensions`) and reports to `Shared` the same way
+//! `buffered_amount`, `url`, `protocol`, `extensions`; `send` takes the message and hands it
+//! back with the reason if it refuses it) and reports to `Shared` the same way
 //! (`opened`, `received`, `closed`, and `emit(Some(Event::Error))` before the close of a
 //! connection that failed to open); dropping one closes it with 1000 and silences it. The
 //! choice is made at compile time, so that a page carries only the transports it can use:
@@ -23,6 +24,9 @@ pub(crate) use crate::connection::Connection;
 #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
 pub(crate) use either::Connection;
 
+#[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+use crate::{Error, Message, State, Unsent};
+
 /// What carries a socket's connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -34,6 +38,20 @@ pub enum Transport {
     WebSocketStream,
     /// tokio-tungstenite, natively: it reads only while the application's streams have room.
     Tungstenite,
+}
+
+/// A send while not open, by the browser's rule, for the transports that are not the browser's
+/// `WebSocket`: refused while connecting; dropped silently while closing or closed (the state
+/// machine never sends then).
+#[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+pub(crate) fn not_open(state: State, message: Message) -> Result<(), Unsent> {
+    match state {
+        State::Connecting => Err(Unsent {
+            message,
+            error: Error::NotOpen(state),
+        }),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -56,7 +74,7 @@ mod either {
 
     use super::Transport;
     use crate::socket::Shared;
-    use crate::{Error, Message, State, connection, websocketstream};
+    use crate::{Error, Message, State, Unsent, connection, websocketstream};
 
     /// A connection on whichever browser transport the socket uses.
     pub(crate) enum Connection {
@@ -90,7 +108,7 @@ mod either {
             }
         }
 
-        pub(crate) fn send(&self, message: &Message) -> Result<(), Error> {
+        pub(crate) fn send(&self, message: Message) -> Result<(), Unsent> {
             match self {
                 Connection::WebSocket(c) => c.send(message),
                 Connection::Stream(c) => c.send(message),

@@ -27,7 +27,7 @@ use crate::error::describe;
 use crate::socket::Shared;
 use crate::timer::{sleep, spawn};
 use crate::tracked::Tracked;
-use crate::{CloseEvent, Error, Event, Message, NORMAL_CLOSURE, State};
+use crate::{CloseEvent, Error, Event, Message, NORMAL_CLOSURE, State, Unsent};
 
 /// How often a reader that waits for room looks again (no event says a stream was read).
 const ROOM_PAUSE: Duration = Duration::from_millis(16);
@@ -131,21 +131,19 @@ impl Connection {
         self.link.state.get()
     }
 
-    pub(crate) fn send(&self, message: &Message) -> Result<(), Error> {
-        match self.state() {
-            State::Open => {}
-            State::Connecting => return Err(Error::NotOpen(State::Connecting)),
-            // As the browser's `WebSocket`: dropped while closing (the state machine never
-            // sends then).
-            _ => return Ok(()),
+    pub(crate) fn send(&self, message: Message) -> Result<(), Unsent> {
+        let state = self.state();
+        if state != State::Open {
+            return crate::transport::not_open(state, message);
         }
-        let (chunk, size): (JsValue, usize) = match message {
+        let (chunk, size): (JsValue, usize) = match &message {
             Message::Text(text) => (text.into(), text.len()),
             // Copied out of wasm memory: the write finishes later.
             Message::Binary(data) => (Uint8Array::from(&data[..]).into(), data.len()),
         };
         let Some(written) = (self.link.writer.borrow().as_ref()).map(|w| w.write(&chunk)) else {
-            return Err(Error::NotOpen(State::Closing));
+            let error = Error::NotOpen(State::Closing);
+            return Err(Unsent { message, error });
         };
         let size = u32::try_from(size).unwrap_or(u32::MAX);
         self.link
