@@ -31,9 +31,9 @@
 //!   `ws(s)://`), `follow_network` does nothing, `extensions()` is empty (no
 //!   permessage-deflate), and a server that answers an offered subprotocol with none fails
 //!   the handshake (tungstenite's rule; browsers accept it).
-//! - [`live_closures`] counts JavaScript closures in the browser's `WebSocket` (four a
-//!   connection) and the task of each connection on the other transports; a dropped
-//!   connection's task lives on for its close handshake, at most 2 s.
+//! - [`live_closures`] counts the JavaScript closures of each connection (four on the
+//!   browser's `WebSocket`, seven promise callbacks on `WebSocketStream`) and, natively, its
+//!   task; a dropped connection's live on for its close handshake, at most 2 s.
 //!
 //! One socket, three styles, usable together. A [`WebSocket`] is a handle: clone it freely.
 //! Its [`Event`]s go to the callbacks given to its [`Builder`] and to every stream made with

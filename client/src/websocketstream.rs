@@ -1,27 +1,29 @@
 //! The `WebSocketStream` transport (Chromium 124 and later): the browser's WebSocket with
-//! streams, whose readable side is pulled. A local task reads a message only while the
-//! socket's streams have room ([`Shared::may_read`]); while it does not read, the browser
-//! stops reading the TCP connection and the server feels the backpressure. web-sys has no
-//! bindings for it yet: they are declared here.
+//! streams, whose readable side is pulled. A read is asked for only while the socket's
+//! streams have room ([`Shared::may_read`]); while none is, the browser stops reading the TCP
+//! connection and the server feels the backpressure. web-sys has no bindings for it yet: they
+//! are declared here.
 //!
 //! It behaves as the `WebSocket` transport does (`connection.rs`): `send` never waits (each
 //! message goes to the stream's writer; what is not yet written counts in
 //! [`Connection::buffered_amount`]), a connection that fails to open reports an error and a
 //! close with 1006, and dropping the connection closes it with 1000 without further events.
+//!
+//! It is driven as the browser's `WebSocket` is, by callbacks: seven closures made once per
+//! connection and given to every promise it waits on (the handshake, each read, each write,
+//! the close), so that a message costs no closure, task or microtask of ours, as plain
+//! JavaScript's `await reader.read()` costs none. The closures hold the connection, and it
+//! holds them, until the close is reported and every promise they were given has settled:
+//! a closure the browser may still call is never freed.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::future::poll_fn;
-use std::pin::pin;
 use std::rc::{Rc, Weak};
-use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use futures_util::future::{Either, select};
 use js_sys::{ArrayBuffer, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 
 use crate::error::describe;
 use crate::socket::Shared;
@@ -32,7 +34,8 @@ use crate::{CloseEvent, Error, Event, Message, NORMAL_CLOSURE, State, Unsent};
 /// How often a reader that waits for room looks again (no event says a stream was read).
 const ROOM_PAUSE: Duration = Duration::from_millis(16);
 
-/// How long a dropped connection's close handshake may take before the task lets it go.
+/// How long a dropped connection's close handshake may take before it is let go: its peer
+/// may never answer (a stalled server, found dead by the heartbeat).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[wasm_bindgen]
@@ -51,20 +54,49 @@ extern "C" {
     #[wasm_bindgen(method, catch)]
     fn close(this: &JsWebSocketStream, info: &JsValue) -> Result<(), JsValue>;
 
-    /// A `ReadableStream`'s default reader.
-    type Reader;
-    #[wasm_bindgen(method)]
-    fn read(this: &Reader) -> Promise;
-    /// A `WritableStream`'s default writer.
-    type Writer;
-    #[wasm_bindgen(method)]
-    fn write(this: &Writer, chunk: &JsValue) -> Promise;
-    /// The `ReadableStream` and `WritableStream` of an open connection.
+    /// What `opened` resolves to.
+    type Opened;
+    #[wasm_bindgen(method, getter)]
+    fn readable(this: &Opened) -> Stream;
+    #[wasm_bindgen(method, getter)]
+    fn writable(this: &Opened) -> Stream;
+    #[wasm_bindgen(method, getter)]
+    fn protocol(this: &Opened) -> JsValue;
+    #[wasm_bindgen(method, getter)]
+    fn extensions(this: &Opened) -> JsValue;
+
+    /// What `closed` resolves to.
+    type Closed;
+    #[wasm_bindgen(method, getter, js_name = closeCode)]
+    fn close_code(this: &Closed) -> JsValue;
+    #[wasm_bindgen(method, getter)]
+    fn reason(this: &Closed) -> JsValue;
+
+    /// A `ReadableStream` or a `WritableStream`, of an open connection.
     type Stream;
     #[wasm_bindgen(method, js_name = getReader)]
     fn get_reader(this: &Stream) -> Reader;
     #[wasm_bindgen(method, js_name = getWriter)]
     fn get_writer(this: &Stream) -> Writer;
+
+    /// A `ReadableStream`'s default reader.
+    #[derive(Clone)]
+    type Reader;
+    #[wasm_bindgen(method)]
+    fn read(this: &Reader) -> Promise;
+    #[wasm_bindgen(method)]
+    fn cancel(this: &Reader) -> Promise;
+    /// What a read resolves to.
+    type ReadResult;
+    #[wasm_bindgen(method, getter)]
+    fn done(this: &ReadResult) -> bool;
+    #[wasm_bindgen(method, getter)]
+    fn value(this: &ReadResult) -> JsValue;
+
+    /// A `WritableStream`'s default writer.
+    type Writer;
+    #[wasm_bindgen(method)]
+    fn write(this: &Writer, chunk: &JsValue) -> Promise;
 }
 
 /// Whether this browser has `WebSocketStream`.
@@ -72,26 +104,47 @@ pub(crate) fn available() -> bool {
     Reflect::has(&js_sys::global(), &"WebSocketStream".into()).unwrap_or(false)
 }
 
-/// One `WebSocketStream` and what its task shares with it.
+/// One `WebSocketStream`: the socket's handle on its link.
 pub(crate) struct Connection {
     link: Rc<Link>,
 }
 
+/// A connection's state, shared with its callbacks.
 struct Link {
     stream: JsWebSocketStream,
+    shared: Weak<Shared>,
     state: Cell<State>,
     protocol: RefCell<String>,
     extensions: RefCell<String>,
+    reader: RefCell<Option<Reader>>,
     writer: RefCell<Option<Writer>>,
-    /// The writes not yet done, oldest first, with their sizes: they finish in order.
-    writes: RefCell<VecDeque<(Promise, u32)>>,
+    /// The sizes of the writes not yet done, oldest first: they finish in order.
+    writes: RefCell<VecDeque<u32>>,
     buffered: Cell<u32>,
-    /// Whether a task waits for the writes.
-    draining: Cell<bool>,
+    /// Whether a read is under way, or a look for room is due.
+    reading: Cell<bool>,
+    /// Whether the readable side has ended: no read follows.
+    read_ended: Cell<bool>,
+    /// Whether the close has been reported: nothing more is.
+    reported: Cell<bool>,
     /// Set when the connection is dropped: no event of its may reach the socket any more.
     detached: Cell<bool>,
-    /// The task, woken when the connection is dropped.
-    task: RefCell<Option<Waker>>,
+    /// The promises given a callback that has not run yet.
+    pending: Cell<u32>,
+    callbacks: RefCell<Option<Callbacks>>,
+}
+
+type Callback = Tracked<Closure<dyn FnMut(JsValue)>>;
+
+/// The connection's closures, each given to every promise of its kind.
+struct Callbacks {
+    opened: Callback,
+    refused: Callback,
+    read: Callback,
+    read_failed: Callback,
+    written: Callback,
+    closed: Callback,
+    lost: Callback,
 }
 
 impl Connection {
@@ -107,23 +160,34 @@ impl Connection {
         })?;
         let link = Rc::new(Link {
             stream,
+            shared: Rc::downgrade(shared),
             state: Cell::new(State::Connecting),
             protocol: RefCell::new(String::new()),
             extensions: RefCell::new(String::new()),
+            reader: RefCell::new(None),
             writer: RefCell::new(None),
             writes: RefCell::new(VecDeque::new()),
             buffered: Cell::new(0),
-            draining: Cell::new(false),
+            reading: Cell::new(false),
+            read_ended: Cell::new(false),
+            reported: Cell::new(false),
             detached: Cell::new(false),
-            task: RefCell::new(None),
+            pending: Cell::new(0),
+            callbacks: RefCell::new(None),
         });
-        // The task counts as one of the crate's closures while it lives.
-        let tracked = Tracked::new(());
-        let task = run(Rc::downgrade(shared), link.clone());
-        spawn(async move {
-            task.await;
-            drop(tracked);
-        });
+        let callbacks = Callbacks {
+            opened: callback(&link, Link::opened),
+            refused: callback(&link, Link::refused),
+            read: callback(&link, Link::read),
+            read_failed: callback(&link, |link, _| link.read_end()),
+            written: callback(&link, Link::written),
+            closed: callback(&link, Link::closed),
+            lost: callback(&link, |link, _| {
+                link.report(CloseEvent::new(1006, "", false))
+            }),
+        };
+        *link.callbacks.borrow_mut() = Some(callbacks);
+        link.when(&link.stream.opened(), |c| (&c.opened, &c.refused));
         Ok(Connection { link })
     }
 
@@ -141,18 +205,15 @@ impl Connection {
             // Copied out of wasm memory: the write finishes later.
             Message::Binary(data) => (Uint8Array::from(&data[..]).into(), data.len()),
         };
-        let Some(written) = (self.link.writer.borrow().as_ref()).map(|w| w.write(&chunk)) else {
+        let link = &self.link;
+        let Some(written) = (link.writer.borrow().as_ref()).map(|w| w.write(&chunk)) else {
             let error = Error::NotOpen(State::Closing);
             return Err(Unsent { message, error });
         };
         let size = u32::try_from(size).unwrap_or(u32::MAX);
-        self.link
-            .buffered
-            .set(self.link.buffered.get().saturating_add(size));
-        self.link.writes.borrow_mut().push_back((written, size));
-        if !self.link.draining.replace(true) {
-            spawn(drain(self.link.clone()));
-        }
+        link.buffered.set(link.buffered.get().saturating_add(size));
+        link.writes.borrow_mut().push_back(size);
+        link.when(&written, |c| (&c.written, &c.written));
         Ok(())
     }
 
@@ -186,117 +247,171 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        // No event of this connection may reach the socket any more; it closes with 1000 on
+        // its own, as the browser's does, and is let go if that takes too long.
         self.link.detached.set(true);
         let _ = self.close(NORMAL_CLOSURE, "");
-        if let Some(task) = self.link.task.take() {
-            task.wake();
+        let link = self.link.clone();
+        spawn(async move {
+            sleep(CLOSE_TIMEOUT).await;
+            link.let_go();
+        });
+    }
+}
+
+/// A closure that calls `on` with `link`, counting the promise it was given as settled. It
+/// holds the link, which holds it, until [`Link::release`].
+fn callback(link: &Rc<Link>, on: fn(&Rc<Link>, JsValue)) -> Callback {
+    let link = link.clone();
+    Tracked::new(Closure::new(move |value| {
+        link.pending.set(link.pending.get() - 1);
+        on(&link, value);
+        link.release();
+    }))
+}
+
+impl Link {
+    /// The socket, while it wants this connection's events.
+    fn attached(&self) -> Option<Rc<Shared>> {
+        self.shared.upgrade().filter(|_| !self.detached.get())
+    }
+
+    /// Calls the callbacks `pick` chooses when `promise` is fulfilled or rejected.
+    fn when(&self, promise: &Promise, pick: fn(&Callbacks) -> (&Callback, &Callback)) {
+        if let Some(callbacks) = self.callbacks.borrow().as_ref() {
+            let (fulfilled, rejected) = pick(callbacks);
+            let _ = promise.then2(fulfilled, rejected);
+            self.pending.set(self.pending.get() + 1);
         }
     }
-}
 
-/// Counts the writes out of the buffered amount as they finish. They finish in order, so
-/// the newest write's promise stands for every write before it: one wait (two closures and
-/// a microtask) for each batch of sends instead of each message.
-async fn drain(link: Rc<Link>) {
-    loop {
-        let newest = {
-            let mut writes = link.writes.borrow_mut();
-            let size = (writes.iter()).fold(0u32, |sum, (_, size)| sum.saturating_add(*size));
-            let newest = writes.pop_back().map(|(written, _)| (written, size));
-            writes.clear();
-            newest
-        };
-        let Some((written, size)) = newest else { break };
-        let _ = JsFuture::from(written).await;
-        link.buffered.set(link.buffered.get().saturating_sub(size));
+    /// Frees the callbacks (and so the link) once the close is reported and no promise may
+    /// call them any more. A closure freed during its own call is freed when the call returns.
+    fn release(&self) {
+        if self.reported.get() && self.pending.get() == 0 {
+            drop(self.callbacks.borrow_mut().take());
+        }
     }
-    link.draining.set(false);
-}
 
-/// The connection's task: the handshake, then reading while there is room, then the close.
-async fn run(shared: Weak<Shared>, link: Rc<Link>) {
-    let attached = || shared.upgrade().filter(|_| !link.detached.get());
-    let opened = match JsFuture::from(link.stream.opened()).await {
-        Ok(opened) if link.state.get() == State::Connecting => opened,
-        failed => {
-            // Closed by the application meanwhile, or refused: an error (for a refusal),
-            // then a close with 1006, as the browser's `WebSocket` reports them.
-            let refused = failed.is_err() && link.state.get() == State::Connecting;
-            link.state.set(State::Closed);
-            if let Some(shared) = attached().filter(|_| refused) {
+    /// The handshake succeeded: open, and start reading.
+    fn opened(self: &Rc<Self>, opened: JsValue) {
+        if self.state.get() != State::Connecting {
+            // Closed by the application meanwhile: failed, as the browser's `WebSocket`.
+            return self.report(CloseEvent::new(1006, "", false));
+        }
+        let opened = opened.unchecked_into::<Opened>();
+        *self.protocol.borrow_mut() = opened.protocol().as_string().unwrap_or_default();
+        *self.extensions.borrow_mut() = opened.extensions().as_string().unwrap_or_default();
+        *self.reader.borrow_mut() = Some(opened.readable().get_reader());
+        *self.writer.borrow_mut() = Some(opened.writable().get_writer());
+        self.state.set(State::Open);
+        if let Some(shared) = self.attached() {
+            shared.opened();
+        }
+        self.read_next();
+    }
+
+    /// The handshake failed, or the application closed the connection while it ran: an
+    /// error (for a refusal), then a close with 1006, as the browser's `WebSocket` reports
+    /// them.
+    fn refused(self: &Rc<Self>, _: JsValue) {
+        if self.state.get() == State::Connecting {
+            self.state.set(State::Closed);
+            if let Some(shared) = self.attached() {
                 shared.emit(Some(Event::Error));
             }
-            if let Some(shared) = attached() {
-                shared.closed(CloseEvent::new(1006, "", false));
-            }
+        }
+        self.report(CloseEvent::new(1006, "", false));
+    }
+
+    /// Asks for the next message, if the socket's streams have room for it; else looks again
+    /// shortly (no event says a stream was read).
+    fn read_next(self: &Rc<Self>) {
+        if self.reading.get() || self.read_ended.get() {
             return;
         }
-    };
-    let get = |name: &str| Reflect::get(&opened, &name.into()).unwrap_or(JsValue::UNDEFINED);
-    let text = |name: &str| get(name).as_string().unwrap_or_default();
-    *link.protocol.borrow_mut() = text("protocol");
-    *link.extensions.borrow_mut() = text("extensions");
-    let reader = get("readable").unchecked_into::<Stream>().get_reader();
-    let writer = get("writable").unchecked_into::<Stream>().get_writer();
-    *link.writer.borrow_mut() = Some(writer);
-    link.state.set(State::Open);
-    if let Some(shared) = attached() {
-        shared.opened();
-    }
-    let reading = async {
-        loop {
-            // Not a message more than the application's streams have room for.
-            while attached().is_some_and(|shared| !shared.may_read()) {
+        let Some(reader) = self.reader.borrow().clone() else {
+            return;
+        };
+        self.reading.set(true);
+        if self.attached().is_some_and(|shared| !shared.may_read()) {
+            let link = self.clone();
+            spawn(async move {
                 sleep(ROOM_PAUSE).await;
-            }
-            let Ok(read) = JsFuture::from(reader.read()).await else {
-                break;
-            };
-            if Reflect::get(&read, &"done".into()).is_ok_and(|done| done.is_truthy()) {
-                break;
-            }
-            let value = Reflect::get(&read, &"value".into()).unwrap_or(JsValue::UNDEFINED);
-            if let (Some(shared), Some(message)) = (attached(), decode(value)) {
-                shared.received(message);
-            }
+                link.reading.set(false);
+                link.read_next();
+            });
+            return;
         }
-    };
-    // A dropped connection's peer may never answer its close (a stalled server, found dead
-    // by the heartbeat): it gets this long, then the task lets it go.
-    let dropped = async {
-        poll_fn(|cx| {
-            if link.detached.get() {
-                return Poll::Ready(());
-            }
-            *link.task.borrow_mut() = Some(cx.waker().clone());
-            Poll::Pending
-        })
-        .await;
-        sleep(CLOSE_TIMEOUT).await;
-    };
-    if let Either::Right(_) = select(pin!(reading), pin!(dropped)).await {
-        link.state.set(State::Closed);
-        return;
+        self.when(&reader.read(), |c| (&c.read, &c.read_failed));
     }
-    link.state.set(State::Closing);
-    let closed = JsFuture::from(link.stream.closed()).await.ok();
-    link.state.set(State::Closed);
-    *link.writer.borrow_mut() = None;
-    let event = match closed {
-        Some(info) => {
-            let code = Reflect::get(&info, &"closeCode".into()).ok();
-            let code = code.and_then(|code| code.as_f64()).unwrap_or(1005.0) as u16;
-            let reason = Reflect::get(&info, &"reason".into()).ok();
-            CloseEvent::new(
-                code,
-                reason.and_then(|r| r.as_string()).unwrap_or_default(),
-                true,
-            )
+
+    /// Gives up a dropped connection whose close handshake has not finished: reported (to no
+    /// one), and its pending read cancelled, so that no callback waits on the peer.
+    fn let_go(self: &Rc<Self>) {
+        if self.reported.get() {
+            return;
         }
-        None => CloseEvent::new(1006, "", false),
-    };
-    if let Some(shared) = attached() {
-        shared.closed(event);
+        let reader = self.reader.take().filter(|_| self.reading.get());
+        self.report(CloseEvent::new(1006, "", false));
+        if let Some(reader) = reader {
+            let _ = reader.cancel();
+        }
+        self.release();
+    }
+
+    /// A read finished: a message for the socket, or the end of the readable side.
+    fn read(self: &Rc<Self>, result: JsValue) {
+        self.reading.set(false);
+        let result = result.unchecked_into::<ReadResult>();
+        if result.done() {
+            return self.read_end();
+        }
+        if let (Some(shared), Some(message)) = (self.attached(), decode(result.value())) {
+            shared.received(message);
+        }
+        self.read_next();
+    }
+
+    /// The readable side ended, every message before the close delivered: the close
+    /// follows, once the browser reports it. (Asked for only now, so that no callback waits
+    /// on a close handshake while messages are read, nor on a peer that never answers it.)
+    fn read_end(self: &Rc<Self>) {
+        self.reading.set(false);
+        self.read_ended.set(true);
+        if !self.reported.get() {
+            self.state.set(State::Closing);
+            self.when(&self.stream.closed(), |c| (&c.closed, &c.lost));
+        }
+    }
+
+    /// A write finished (or failed): out of the buffered amount.
+    fn written(self: &Rc<Self>, _: JsValue) {
+        let size = self.writes.borrow_mut().pop_front().unwrap_or(0);
+        self.buffered.set(self.buffered.get().saturating_sub(size));
+    }
+
+    /// The browser reports the close handshake done.
+    fn closed(self: &Rc<Self>, info: JsValue) {
+        let info = info.unchecked_into::<Closed>();
+        let code = info.close_code().as_f64().map_or(1005, |code| code as u16);
+        let reason = info.reason().as_string().unwrap_or_default();
+        self.report(CloseEvent::new(code, reason, true));
+    }
+
+    /// Reports the close, once.
+    fn report(self: &Rc<Self>, event: CloseEvent) {
+        if self.reported.replace(true) {
+            return;
+        }
+        self.state.set(State::Closed);
+        *self.writer.borrow_mut() = None;
+        *self.reader.borrow_mut() = None;
+        self.writes.borrow_mut().clear();
+        self.buffered.set(0);
+        if let Some(shared) = self.attached() {
+            shared.closed(event);
+        }
     }
 }
 

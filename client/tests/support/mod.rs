@@ -62,11 +62,13 @@ pub fn expected_transport() -> wasm_websocket::Transport {
     }
 }
 
-/// The crate's closures (or, on the transports driven by a task, tasks) that one connection
-/// holds: the browser's `WebSocket` has four handlers; the others, one task.
+/// The crate's closures (or, natively, tasks) that one connection holds: the browser's
+/// `WebSocket` has four handlers, `WebSocketStream` seven promise callbacks, tungstenite one
+/// task.
 pub fn closures_per_connection() -> usize {
     match expected_transport() {
         wasm_websocket::Transport::WebSocket => 4,
+        wasm_websocket::Transport::WebSocketStream => 7,
         _ => 1,
     }
 }
