@@ -278,18 +278,24 @@ fn median(mut runs: Vec<f64>) -> f64 {
 #[ignore = "a benchmark: `cargo xtask bench` runs it with --include-ignored"]
 async fn wasm_client_against_plain_javascript() {
     let url = server_url();
-    let (mut js, mut rust, mut cb) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut js, mut js_stream, mut rust, mut cb) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 0..RUNS {
         // Alternate which goes first: the second of a pair may pay for the first's garbage.
         if run % 2 == 1 {
             rust.push(spawned(rust_round_trips()).await);
+            cb.push(rust_callback_round_trips().await);
         }
         let ms = js_round_trips(url, ROUND_TRIPS, TEXT_SIZE).await.unwrap();
         js.push(ms.as_f64().unwrap());
+        if on_stream() {
+            let ms = js_stream_round_trips(url, ROUND_TRIPS, TEXT_SIZE).await;
+            js_stream.push(ms.unwrap().as_f64().unwrap());
+        }
         if run % 2 == 0 {
             rust.push(spawned(rust_round_trips()).await);
+            cb.push(rust_callback_round_trips().await);
         }
-        cb.push(rust_callback_round_trips().await);
     }
     let per_second = |ms: f64| f64::from(ROUND_TRIPS) / ms * 1e3;
     let (js, rust, cb) = (
@@ -299,16 +305,11 @@ async fn wasm_client_against_plain_javascript() {
     );
     console_log!("speed: round_trips js={js:.0} stream={rust:.0} callbacks={cb:.0}");
     if on_stream() {
-        let mut runs = Vec::new();
-        for _ in 0..RUNS {
-            let ms = js_stream_round_trips(url, ROUND_TRIPS, TEXT_SIZE).await;
-            runs.push(ms.unwrap().as_f64().unwrap());
-        }
-        let js = f64::from(ROUND_TRIPS) / median(runs) * 1e3;
+        let js = per_second(median(js_stream));
         console_log!("speed: stream_round_trips js_stream={js:.0}");
     }
 
-    let (mut js_ms, mut rust_ms) = (Vec::new(), Vec::new());
+    let (mut js_ms, mut js_stream_ms, mut rust_ms) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..RUNS {
         if run % 2 == 1 {
             rust_ms.push(spawned(rust_binary()).await);
@@ -317,6 +318,10 @@ async fn wasm_client_against_plain_javascript() {
             .await
             .unwrap();
         js_ms.push(ms.as_f64().unwrap());
+        if on_stream() {
+            let ms = js_stream_binary(url, BINARY_COUNT, BINARY_SIZE, IN_FLIGHT).await;
+            js_stream_ms.push(ms.unwrap().as_f64().unwrap());
+        }
         if run % 2 == 0 {
             rust_ms.push(spawned(rust_binary()).await);
         }
@@ -327,12 +332,7 @@ async fn wasm_client_against_plain_javascript() {
     let (js, rust) = (per_second(median(js_ms)), per_second(median(rust_ms)));
     console_log!("speed: binary_mb_per_s js={js:.1} stream={rust:.1}");
     if on_stream() {
-        let mut runs = Vec::new();
-        for _ in 0..RUNS {
-            let ms = js_stream_binary(url, BINARY_COUNT, BINARY_SIZE, IN_FLIGHT).await;
-            runs.push(ms.unwrap().as_f64().unwrap());
-        }
-        let js = per_second(median(runs));
+        let js = per_second(median(js_stream_ms));
         console_log!("speed: stream_binary_mb_per_s js_stream={js:.1}");
     }
 }
