@@ -9,12 +9,13 @@
 //! [`Connection::buffered_amount`]), a connection that fails to open reports an error and a
 //! close with 1006, and dropping the connection closes it with 1000 without further events.
 //!
-//! It is driven as the browser's `WebSocket` is, by callbacks: seven closures made once per
-//! connection and given to every promise it waits on (the handshake, each read, each write,
-//! the close), so that a message costs no closure, task or microtask of ours, as plain
-//! JavaScript's `await reader.read()` costs none. The closures hold the connection, and it
-//! holds them, until the close is reported and every promise they were given has settled:
-//! a closure the browser may still call is never freed.
+//! It is driven as the browser's `WebSocket` is, by callbacks: six closures made once per
+//! connection and given to every promise it waits on (the handshake, each read, the close),
+//! so that a message costs no closure, task or microtask of ours, as plain JavaScript's
+//! `await reader.read()` costs none. Writes are not waited on: the writer's queue says how
+//! many are not done yet when the buffered amount is asked for. The closures hold the
+//! connection, and it holds them, until the close is reported and every promise they were
+//! given has settled: a closure the browser may still call is never freed.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -37,6 +38,14 @@ const ROOM_PAUSE: Duration = Duration::from_millis(16);
 /// How long a dropped connection's close handshake may take before it is let go: its peer
 /// may never answer (a stalled server, found dead by the heartbeat).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[wasm_bindgen(inline_js = "export const ignore = () => {};")]
+extern "C" {
+    /// A JavaScript function that does nothing: the rejection handler of writes, whose
+    /// failure is the connection's and is reported as its close.
+    #[wasm_bindgen(thread_local_v2, js_name = ignore)]
+    static IGNORE: js_sys::Function;
+}
 
 #[wasm_bindgen]
 extern "C" {
@@ -94,9 +103,18 @@ extern "C" {
     fn value(this: &ReadResult) -> JsValue;
 
     /// A `WritableStream`'s default writer.
+    #[derive(Clone)]
     type Writer;
     #[wasm_bindgen(method)]
-    fn write(this: &Writer, chunk: &JsValue) -> Promise;
+    fn write(this: &Writer, chunk: &JsValue) -> Written;
+    /// The promise of a write.
+    type Written;
+    #[wasm_bindgen(method)]
+    fn catch(this: &Written, handler: &js_sys::Function) -> Written;
+    /// Room left in the writer's queue, in chunks (Chromium's queueing strategy counts them);
+    /// `null` once the stream has failed.
+    #[wasm_bindgen(method, getter, js_name = desiredSize)]
+    fn desired_size(this: &Writer) -> JsValue;
 }
 
 /// Whether this browser has `WebSocketStream`.
@@ -118,8 +136,12 @@ struct Link {
     extensions: RefCell<String>,
     reader: RefCell<Option<Reader>>,
     writer: RefCell<Option<Writer>>,
-    /// The sizes of the writes not yet done, oldest first: they finish in order.
+    /// The writer's room when nothing is written: the writes not yet done are this less its
+    /// room now.
+    capacity: Cell<f64>,
+    /// The sizes of the writes perhaps not yet done, oldest first: they finish in order.
     writes: RefCell<VecDeque<u32>>,
+    /// Their total.
     buffered: Cell<u32>,
     /// Whether a read is under way, or a look for room is due.
     reading: Cell<bool>,
@@ -142,7 +164,6 @@ struct Callbacks {
     refused: Callback,
     read: Callback,
     read_failed: Callback,
-    written: Callback,
     closed: Callback,
     lost: Callback,
 }
@@ -166,6 +187,7 @@ impl Connection {
             extensions: RefCell::new(String::new()),
             reader: RefCell::new(None),
             writer: RefCell::new(None),
+            capacity: Cell::new(0.0),
             writes: RefCell::new(VecDeque::new()),
             buffered: Cell::new(0),
             reading: Cell::new(false),
@@ -180,7 +202,6 @@ impl Connection {
             refused: callback(&link, Link::refused),
             read: callback(&link, Link::read),
             read_failed: callback(&link, |link, _| link.read_end()),
-            written: callback(&link, Link::written),
             closed: callback(&link, Link::closed),
             lost: callback(&link, |link, _| {
                 link.report(CloseEvent::new(1006, "", false))
@@ -206,14 +227,18 @@ impl Connection {
             Message::Binary(data) => (Uint8Array::from(&data[..]).into(), data.len()),
         };
         let link = &self.link;
-        let Some(written) = (link.writer.borrow().as_ref()).map(|w| w.write(&chunk)) else {
+        let Some(writer) = link.writer.borrow().clone() else {
             let error = Error::NotOpen(State::Closing);
             return Err(Unsent { message, error });
         };
+        // The write's promise is not waited on: its failure is the connection's, which the
+        // close reports (so it is only kept from being an unhandled rejection). What is not
+        // yet written, `buffered_amount` counts.
+        IGNORE.with(|ignore| writer.write(&chunk).catch(ignore));
+        link.forget_written(&writer);
         let size = u32::try_from(size).unwrap_or(u32::MAX);
         link.buffered.set(link.buffered.get().saturating_add(size));
         link.writes.borrow_mut().push_back(size);
-        link.when(&written, |c| (&c.written, &c.written));
         Ok(())
     }
 
@@ -229,6 +254,9 @@ impl Connection {
     }
 
     pub(crate) fn buffered_amount(&self) -> u32 {
+        if let Some(writer) = self.link.writer.borrow().as_ref() {
+            self.link.forget_written(writer);
+        }
         self.link.buffered.get()
     }
 
@@ -303,7 +331,10 @@ impl Link {
         *self.protocol.borrow_mut() = opened.protocol().as_string().unwrap_or_default();
         *self.extensions.borrow_mut() = opened.extensions().as_string().unwrap_or_default();
         *self.reader.borrow_mut() = Some(opened.readable().get_reader());
-        *self.writer.borrow_mut() = Some(opened.writable().get_writer());
+        let writer = opened.writable().get_writer();
+        self.capacity
+            .set(writer.desired_size().as_f64().unwrap_or(0.0));
+        *self.writer.borrow_mut() = Some(writer);
         self.state.set(State::Open);
         if let Some(shared) = self.attached() {
             shared.opened();
@@ -385,10 +416,20 @@ impl Link {
         }
     }
 
-    /// A write finished (or failed): out of the buffered amount.
-    fn written(self: &Rc<Self>, _: JsValue) {
-        let size = self.writes.borrow_mut().pop_front().unwrap_or(0);
-        self.buffered.set(self.buffered.get().saturating_sub(size));
+    /// Takes the writes done out of the buffered amount: the writer's queue says how many
+    /// are not, and they finish in order. (Asked when needed, rather than a callback on each
+    /// write's promise: a promise reaction per message costs round trips.)
+    fn forget_written(&self, writer: &Writer) {
+        let room = writer
+            .desired_size()
+            .as_f64()
+            .unwrap_or(self.capacity.get());
+        let left = (self.capacity.get() - room).max(0.0) as usize;
+        let mut writes = self.writes.borrow_mut();
+        while writes.len() > left {
+            let size = writes.pop_front().unwrap_or(0);
+            self.buffered.set(self.buffered.get().saturating_sub(size));
+        }
     }
 
     /// The browser reports the close handshake done.
