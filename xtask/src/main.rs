@@ -8,7 +8,8 @@
 //! - `test`: everything CI checks, in order: formatting, clippy (native and wasm32), docs, the
 //!   native tests (the nginx one included), the wasm-bindgen tests in headless Chromium against a
 //!   live server (through `wasm-pack test`, as the README shows), the Autobahn client cases run
-//!   by the wasm client in Chromium, the Autobahn server cases against the echo server, the
+//!   by the client on each transport (in Chromium on `WebSocket` and on `WebSocketStream`, and
+//!   natively), the Autobahn server cases against the echo server, the
 //!   `wasm-pack` build of the page, `cargo publish --dry-run` of the two published crates, and
 //!   the end-to-end page test.
 //!   It ends with one line, `tests: N passed, N failed`, over every test runner it ran; a
