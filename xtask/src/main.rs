@@ -573,10 +573,15 @@ fn test() -> Result<()> {
             // A fuzzing server for each run: it stops once its reports are written.
             let reports = target_dir().join("autobahn").join(dir);
             let cases = autobahn::client_cases();
+            let begun = Instant::now();
             let fuzzing = autobahn::FuzzingServer::start(&reports, &cases, excluded)?;
             run_tests(test.env("AUTOBAHN_URL", &fuzzing.url), &mut tally)?;
             let report = autobahn::Report::read(&reports, agent)?;
-            eprintln!("Autobahn, client {transport}: {}", report.summary());
+            let took = begun.elapsed().as_secs();
+            eprintln!(
+                "Autobahn, client {transport} ({took} s): {}",
+                report.summary()
+            );
             // Natively no browser decides anything: every FAILED case is ours.
             let native = agent.ends_with("native");
             let ours: Vec<&String> = (report.failed.iter())
@@ -592,6 +597,7 @@ fn test() -> Result<()> {
         // On `WebSocketStream`, each case that can crash Chromium's renderer in a page of its
         // own, then a page that has the reports written: a crash costs that page only, and
         // the fuzzing server judges the case from what reached it all the same.
+        let begun = Instant::now();
         let reports = target_dir().join("autobahn").join("client-stream-crashing");
         let cases: Vec<String> = crashing.iter().map(|case| case.to_string()).collect();
         let fuzzing = autobahn::FuzzingServer::start(&reports, &cases, &[])?;
@@ -612,8 +618,9 @@ fn test() -> Result<()> {
         let report = autobahn::Report::read(&reports, "wasm-websocket-stream")?;
         eprintln!(
             "Autobahn, client in Chromium on WebSocketStream, the cases that can crash the \
-             renderer, each in its own page ({crashed} of {} crashed): {}",
+             renderer, each in its own page ({crashed} of {} crashed; {} s): {}",
             cases.len(),
+            begun.elapsed().as_secs(),
             report.summary()
         );
         // Each judged, and none FAILED: no case of this set is one that Chromium decides.
