@@ -534,8 +534,10 @@ fn test() -> Result<()> {
     step("Autobahn client cases, on each transport", &mut || {
         // One test runs every case in turn: minutes, not the default 20 s.
         let classic = ignored_wasm_test("autobahn", "900");
-        let stream = || {
-            let mut test = wasm_test("autobahn", "900");
+        // The whole run gets 900 s; a page of one case, or of the reports, 90 s (a case that
+        // does not close is abandoned after 30 s).
+        let stream = |timeout_secs| {
+            let mut test = wasm_test("autobahn", timeout_secs);
             test.args(["--features", "web-socket-stream"])
                 .env("WS_TRANSPORT", "stream")
                 .args(["--", "--include-ignored"]);
@@ -558,7 +560,7 @@ fn test() -> Result<()> {
                 "wasm-websocket-stream",
                 "client-stream",
                 "in Chromium on WebSocketStream",
-                stream(),
+                stream("900"),
                 crashing,
             ),
             (
@@ -603,14 +605,14 @@ fn test() -> Result<()> {
         let fuzzing = autobahn::FuzzingServer::start(&reports, &cases, &[])?;
         let mut crashed = 0;
         for case in 1..=cases.len() {
-            let mut test = stream();
+            let mut test = stream("90");
             test.env("AUTOBAHN_URL", &fuzzing.url)
                 .env("AUTOBAHN_CASE", case.to_string());
             if !run_tests_unless_tab_crashed(test, &mut tally)? {
                 crashed += 1;
             }
         }
-        let mut report_page = stream();
+        let mut report_page = stream("90");
         report_page
             .env("AUTOBAHN_URL", &fuzzing.url)
             .env("AUTOBAHN_CASE", "report");
