@@ -106,6 +106,15 @@ impl Builder {
     /// ([`receive_limit`](Self::receive_limit)), so a slow reader slows the server down
     /// instead of growing the page's memory. Behind the `web-socket-stream` feature, so that
     /// pages that do not ask for it carry none of its code.
+    ///
+    /// A fault of Chromium (156 at least), which no page can avoid: when a connection ends
+    /// without a close handshake while a message sent is still being written, Chromium's
+    /// renderer crashes and the page with it ("tab crashed"). That happens when the server
+    /// drops the connection, when the browser fails it for a protocol error, and when a
+    /// stalled server (found by the [`heartbeat`](Self::heartbeat)) never answers the close
+    /// after the page sent more than the network took. Plain JavaScript on `WebSocketStream`
+    /// crashes the same way; the browser's `WebSocket` does not. A close handshake from the
+    /// server is safe.
     #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
     pub fn web_socket_stream(mut self) -> Self {
         self.web_socket_stream = true;

@@ -4,6 +4,11 @@
 //! on `WebSocket` and (with `WS_TRANSPORT=stream`) on `WebSocketStream`, and natively. The
 //! client echoes every message back unchanged; the fuzzing server judges each case, and
 //! `cargo xtask test` reads its report, one agent per transport.
+//!
+//! `AUTOBAHN_CASE` (read as `AUTOBAHN_URL` is) narrows a run to one case, so that a case that
+//! may crash Chromium's renderer runs in a page of its own (ARCHITECTURE.md, "Transports"):
+//! `AUTOBAHN_CASE=N` runs case N alone and writes no report (the fuzzing server writes its
+//! reports once, then stops), and `AUTOBAHN_CASE=report` only has the reports written.
 
 use futures_util::StreamExt;
 use futures_util::future::{Either, select};
@@ -29,14 +34,51 @@ fn agent() -> &'static str {
 /// A case that has not closed by then is abandoned; the report shows it.
 const CASE_TIMEOUT_MS: i32 = 30_000;
 
+/// A variable of the test's environment, at run time.
+#[cfg(not(target_arch = "wasm32"))]
+fn setting(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// A variable of the test's environment, at build time (a page has no environment).
+#[cfg(target_arch = "wasm32")]
+fn setting(name: &str) -> Option<String> {
+    let value = match name {
+        "AUTOBAHN_URL" => option_env!("AUTOBAHN_URL"),
+        "AUTOBAHN_CASE" => option_env!("AUTOBAHN_CASE"),
+        _ => None,
+    };
+    value.map(str::to_owned)
+}
+
 fn fuzzing_server() -> String {
-    #[cfg(not(target_arch = "wasm32"))]
-    let url = std::env::var("AUTOBAHN_URL").ok();
-    #[cfg(target_arch = "wasm32")]
-    let url = option_env!("AUTOBAHN_URL").map(str::to_owned);
-    match url {
+    match setting("AUTOBAHN_URL") {
         Some(url) => url,
         None => panic!("AUTOBAHN_URL names kosoku's fuzzing server; run `cargo xtask test`"),
+    }
+}
+
+/// What one run does.
+#[derive(Debug, PartialEq)]
+enum Plan {
+    /// Every case, then the reports.
+    All,
+    /// One case (numbered from 1, in the fuzzing server's order), without the reports.
+    One(u32),
+    /// Only the reports, of the cases run before.
+    Report,
+}
+
+impl Plan {
+    fn parse(setting: Option<&str>) -> Plan {
+        match setting {
+            None => Plan::All,
+            Some("report") => Plan::Report,
+            Some(case) => match case.parse() {
+                Ok(case) if case > 0 => Plan::One(case),
+                _ => panic!("AUTOBAHN_CASE is a case number from 1, or `report`: {case:?}"),
+            },
+        }
     }
 }
 
@@ -77,8 +119,31 @@ async fn cases() {
     };
     let count: u32 = count.parse().expect("a number of cases");
     assert!(count > 0);
-    for case in 1..=count {
+    let plan = Plan::parse(setting("AUTOBAHN_CASE").as_deref());
+    let cases: Vec<u32> = match plan {
+        Plan::All => (1..=count).collect(),
+        Plan::One(case) => {
+            assert!(case <= count, "case {case} of {count}");
+            vec![case]
+        }
+        Plan::Report => Vec::new(),
+    };
+    for case in cases {
         run(&format!("/runCase?case={case}&agent={agent}")).await;
     }
-    run(&format!("/updateReports?agent={agent}")).await;
+    if !matches!(plan, Plan::One(_)) {
+        run(&format!("/updateReports?agent={agent}")).await;
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn autobahn_case_says_what_a_run_does() {
+    assert_eq!(Plan::parse(None), Plan::All);
+    assert_eq!(Plan::parse(Some("7")), Plan::One(7));
+    assert_eq!(Plan::parse(Some("report")), Plan::Report);
+    for bad in ["0", "-1", "", "all"] {
+        let parsed = std::panic::catch_unwind(|| Plan::parse(Some(bad)));
+        assert!(parsed.is_err(), "{bad:?} was taken");
+    }
 }
