@@ -97,6 +97,8 @@ extern "C" {
     type Writer;
     #[wasm_bindgen(method)]
     fn write(this: &Writer, chunk: &JsValue) -> Promise;
+    #[wasm_bindgen(method)]
+    fn abort(this: &Writer) -> Promise;
 }
 
 /// Whether this browser has `WebSocketStream`.
@@ -121,6 +123,10 @@ struct Link {
     /// The sizes of the writes not yet done, oldest first: they finish in order.
     writes: RefCell<VecDeque<u32>>,
     buffered: Cell<u32>,
+    /// The close the application asked for while writes were under way: made once they are
+    /// done. (Chromium 156's page crashes when `close()`, or a cancel of the readable side,
+    /// comes with a few hundred KiB of writes under way; plain JavaScript's too.)
+    close_after_writes: RefCell<Option<JsValue>>,
     /// Whether a read is under way, or a look for room is due.
     reading: Cell<bool>,
     /// Whether the readable side has ended: no read follows.
@@ -168,6 +174,7 @@ impl Connection {
             writer: RefCell::new(None),
             writes: RefCell::new(VecDeque::new()),
             buffered: Cell::new(0),
+            close_after_writes: RefCell::new(None),
             reading: Cell::new(false),
             read_ended: Cell::new(false),
             reported: Cell::new(false),
@@ -225,6 +232,11 @@ impl Connection {
         let info = Object::new();
         let _ = Reflect::set(&info, &"closeCode".into(), &code.into());
         let _ = Reflect::set(&info, &"reason".into(), &reason.into());
+        if !self.link.writes.borrow().is_empty() {
+            // After them, as the browser's `WebSocket` sends its Close after what it buffered.
+            *self.link.close_after_writes.borrow_mut() = Some(info.into());
+            return Ok(());
+        }
         self.link.stream.close(&info).map_err(Error::from_js)
     }
 
@@ -353,8 +365,16 @@ impl Link {
             return;
         }
         let reader = self.reader.take().filter(|_| self.reading.get());
+        // With writes still under way (their close waits for them), the writable side is
+        // aborted instead, which ends the connection too: a cancel would crash the page.
+        let writer = self
+            .writer
+            .take()
+            .filter(|_| !self.writes.borrow().is_empty());
         self.report(CloseEvent::new(1006, "", false));
-        if let Some(reader) = reader {
+        if let Some(writer) = writer {
+            let _ = writer.abort();
+        } else if let Some(reader) = reader {
             let _ = reader.cancel();
         }
         self.release();
@@ -389,6 +409,11 @@ impl Link {
     fn written(self: &Rc<Self>, _: JsValue) {
         let size = self.writes.borrow_mut().pop_front().unwrap_or(0);
         self.buffered.set(self.buffered.get().saturating_sub(size));
+        if self.writes.borrow().is_empty() {
+            if let Some(info) = self.close_after_writes.take() {
+                let _ = self.stream.close(&info);
+            }
+        }
     }
 
     /// The browser reports the close handshake done.
