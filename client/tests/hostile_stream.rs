@@ -926,3 +926,93 @@ async fn chromium_discards_what_a_waiting_reader_has_not_read_when_the_server_cl
         "nothing lost: Chromium keeps the messages now ({waiting:?})"
     );
 }
+
+/// Reconnection after reconnection (the server drops the connection each time): seven closures
+/// while each connection is open, none left of the ones before, and none at the end.
+#[wasm_bindgen_test]
+async fn reconnection_cycles_keep_seven_closures_per_connection() {
+    let watch = Watch::start();
+    let before = live_closures();
+    let socket = stream(server_url())
+        .reconnect(quick_reconnect().initial_delay(Duration::from_millis(10)))
+        .connect()
+        .unwrap();
+    let (socket, mut events) = open_stream_of(socket).await;
+    for round in 0..10 {
+        assert_eq!(live_closures(), before + PER_CONNECTION, "round {round}");
+        socket.send("!drop").unwrap();
+        assert_eq!(next_close(&mut events).await.code, 1006);
+        assert!(matches!(
+            next_event(&mut events).await,
+            Event::Reconnecting(_)
+        ));
+        assert_eq!(next_event(&mut events).await, Event::Open);
+        socket.send(format!("round {round}")).unwrap();
+        assert_eq!(
+            next_event(&mut events).await,
+            text(&format!("Received:  round {round}"))
+        );
+    }
+    socket.close().unwrap();
+    assert_eq!(rest(&mut events).await, [close(1000, "")]);
+    assert_closures_back_to(before).await;
+    watch.assert_quiet().await;
+}
+
+/// A stream made and forgotten (never read, never dropped) while the application listens
+/// with callbacks holds the reader back for the callbacks too: they stop once it is full (the
+/// open counts), and the server's close is not reported (the socket still says open) until
+/// the stream goes; then the close is reported, exact and last. (On the browser's `WebSocket`
+/// the forgotten stream would grow instead, and the callbacks would hear everything.)
+#[wasm_bindgen_test]
+async fn a_forgotten_stream_holds_back_the_callbacks_and_the_close() {
+    let watch = Watch::start();
+    let heard: Log<String> = Rc::default();
+    let socket = stream(server_url())
+        .receive_limit(8)
+        .on_message({
+            let heard = heard.clone();
+            move |_, message| heard.borrow_mut().push(format!("{message:?}"))
+        })
+        .on_close({
+            let heard = heard.clone();
+            move |_, event| {
+                heard
+                    .borrow_mut()
+                    .push(format!("close {} {}", event.code, event.reason))
+            }
+        })
+        .connect()
+        .unwrap();
+    let forgotten = socket.events();
+    within(5_000, async {
+        while socket.state() != State::Open {
+            sleep(5).await;
+        }
+    })
+    .await;
+    for n in 0..20 {
+        socket.send(format!("{n}")).unwrap();
+    }
+    socket.send("!close 4000 bye").unwrap();
+    sleep(500).await;
+    // The open and 7 messages fill the stream.
+    assert_eq!(heard.borrow().len(), 7, "{:?}", heard.borrow());
+    assert_eq!(socket.state(), State::Open);
+    drop(forgotten);
+    within(5_000, async {
+        while socket.state() != State::Closed {
+            sleep(5).await;
+        }
+    })
+    .await;
+    let heard = heard.borrow().clone();
+    // What Chromium had not handed over when the close came is gone (see
+    // `a_server_close_while_the_reader_waits_for_room_loses_nothing`); the rest is in order.
+    let (last, messages) = heard.split_last().unwrap();
+    assert_eq!(last, "close 4000 bye");
+    for (n, message) in messages.iter().enumerate() {
+        assert_eq!(*message, format!("Text(\"Received:  {n}\")"));
+    }
+    watch.assert_quiet().await;
+}
