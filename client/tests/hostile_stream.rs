@@ -1058,3 +1058,127 @@ async fn a_reader_that_holds_back_is_not_taken_for_a_dead_connection() {
     assert_eq!(seen.last(), Some(&close(1000, "")), "{seen:?}");
     watch.assert_quiet().await;
 }
+
+/// From `on_open` (the handshake's callback on the stack, before the first read is asked
+/// for): 1 MiB sent then `close_with`, and 1 MiB sent then the only handle dropped. The close
+/// waits for the writes and keeps its code; the page lives on; nothing is left behind.
+#[wasm_bindgen_test]
+async fn close_and_drop_from_on_open_with_writes_under_way() {
+    let watch = Watch::start();
+    let before = live_closures();
+    let socket = stream(server_url())
+        .on_open(|socket| {
+            for n in 0..4 {
+                socket.send(vec![n; 256 << 10]).unwrap();
+            }
+            socket.close_with(4000, "from on_open").unwrap();
+            assert_eq!(socket.state(), State::Closing);
+        })
+        .connect()
+        .unwrap();
+    let mut events = socket.events();
+    let seen = within(10_000, rest(&mut events)).await;
+    assert_eq!(seen.first(), Some(&Event::Open));
+    assert_eq!(
+        seen.last(),
+        Some(&close(4000, "from on_open")),
+        "{}",
+        seen.len()
+    );
+    assert_eq!(socket.buffered_amount(), 0);
+    drop(socket);
+    assert_closures_back_to(before).await;
+
+    let socket = stream(server_url())
+        .on_open(|socket| {
+            for n in 0..4 {
+                socket.send(vec![n; 256 << 10]).unwrap();
+            }
+            drop_only_handle();
+        })
+        .connect()
+        .unwrap();
+    let mut events = socket.events();
+    ONLY_HANDLE.with(|slot| *slot.borrow_mut() = Some(socket));
+    assert_eq!(within(5_000, rest(&mut events)).await, [Event::Open]);
+    assert_closures_back_to(before).await;
+    the_page_still_works().await;
+    watch.assert_quiet().await;
+}
+
+/// Each method from `on_error` and `on_close` of refused attempts (nothing listens on the
+/// port), and the only handle dropped from `on_error`: the states they see, the sends queued
+/// while a reconnection follows, the close from `on_error` ending it for good.
+#[wasm_bindgen_test]
+async fn every_method_from_on_error_of_refused_attempts() {
+    let watch = Watch::start();
+    let before = live_closures();
+    let seen: Log<String> = Rc::default();
+    let errors = Rc::new(Cell::new(0));
+    let socket = stream("ws://127.0.0.1:9/")
+        .reconnect(quick_reconnect().initial_delay(Duration::from_millis(10)))
+        .on_error({
+            let seen = seen.clone();
+            move |socket| {
+                errors.set(errors.get() + 1);
+                drop(socket.events());
+                socket.reconnect_now();
+                let sent = socket.send(format!("e{}", errors.get()));
+                let line = format!("error {} {sent:?} {}", socket.state(), socket.queued());
+                seen.borrow_mut().push(line);
+                if errors.get() == 2 {
+                    socket.close_with(4000, "from on_error").unwrap();
+                }
+            }
+        })
+        .on_close({
+            let seen = seen.clone();
+            move |socket, event| {
+                let line = format!(
+                    "close {} {} {}",
+                    event.code,
+                    socket.state(),
+                    socket.queued()
+                );
+                seen.borrow_mut().push(line);
+            }
+        })
+        .connect()
+        .unwrap();
+    let mut events = socket.events();
+    let ending = within(10_000, rest(&mut events)).await;
+    assert_eq!(socket.transport(), Transport::WebSocketStream);
+    let closed = Error::NotOpen(State::Closed);
+    let n = ending.len();
+    assert!(n >= 2, "{ending:?}");
+    assert!(is_unsent(&ending[n - 2], "e1", &closed), "{ending:?}");
+    assert!(is_unsent(&ending[n - 1], "e2", &closed), "{ending:?}");
+    assert_eq!(
+        *seen.borrow(),
+        [
+            "error closing Ok(()) 1",
+            "close 1006 reconnecting 1",
+            "error closing Ok(()) 2",
+            // The failed attempt's own close (as on the browser's `WebSocket`), now for good:
+            // the application closed.
+            "close 1006 closed 2",
+        ]
+    );
+    let Event::Close(last_close) = &ending[n - 3] else {
+        panic!("{ending:?}");
+    };
+    assert_eq!(last_close.cause, CloseCause::Application);
+    assert_closures_back_to(before).await;
+
+    // The only handle dropped from `on_error`: no close follows, nothing is left.
+    let socket = stream("ws://127.0.0.1:9/")
+        .reconnect(quick_reconnect())
+        .on_error(|_| drop_only_handle())
+        .connect()
+        .unwrap();
+    let mut events = socket.events();
+    ONLY_HANDLE.with(|slot| *slot.borrow_mut() = Some(socket));
+    assert_eq!(within(5_000, rest(&mut events)).await, [Event::Error]);
+    assert_closures_back_to(before).await;
+    watch.assert_quiet().await;
+}
