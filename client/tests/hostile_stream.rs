@@ -1182,3 +1182,37 @@ async fn every_method_from_on_error_of_refused_attempts() {
     assert_closures_back_to(before).await;
     watch.assert_quiet().await;
 }
+
+/// The server closes while data is still being written to it (a few bytes, then 1 MiB): the
+/// close handshake may not finish cleanly (the server resets a connection that sends data
+/// after its Close), but the server's Close frame came, and its code and reason are reported,
+/// as the browser's `WebSocket` reports them; the page lives on, the buffered amount is 0.
+///
+/// Failed: the browser rejects `closed` with a `WebSocketError` that carries the code and
+/// reason, and the crate reported 1006 with no reason instead.
+#[wasm_bindgen_test]
+async fn a_server_close_with_writes_under_way_keeps_its_code_and_reason() {
+    let watch = Watch::start();
+    let before = live_closures();
+    for size in [10, 1000, 256 << 10] {
+        let (socket, mut events) = open_stream(stream(server_url())).await;
+        socket.send("!close 4000 enough").unwrap();
+        for n in 0..4 {
+            socket.send(vec![n; size]).unwrap();
+        }
+        let seen = within(5_000, rest(&mut events)).await;
+        let [Event::Close(close_event)] = &seen[..] else {
+            panic!("{seen:?}");
+        };
+        assert_eq!(
+            (close_event.code, close_event.reason.as_str()),
+            (4000, "enough"),
+            "{size} bytes each: {close_event:?}"
+        );
+        assert_eq!(close_event.cause, CloseCause::Remote);
+        assert_eq!(socket.buffered_amount(), 0);
+    }
+    assert_closures_back_to(before).await;
+    the_page_still_works().await;
+    watch.assert_quiet().await;
+}
