@@ -189,9 +189,7 @@ impl Connection {
             read_failed: callback(&link, |link, _| link.read_end()),
             written: callback(&link, Link::written),
             closed: callback(&link, Link::closed),
-            lost: callback(&link, |link, _| {
-                link.report(CloseEvent::new(1006, "", false))
-            }),
+            lost: callback(&link, Link::lost),
         };
         *link.callbacks.borrow_mut() = Some(callbacks);
         link.when(&link.stream.opened(), |c| (&c.opened, &c.refused));
@@ -422,6 +420,17 @@ impl Link {
         let code = info.close_code().as_f64().map_or(1005, |code| code as u16);
         let reason = info.reason().as_string().unwrap_or_default();
         self.report(CloseEvent::new(code, reason, true));
+    }
+
+    /// The connection ended without a clean close handshake: with the code and reason of the
+    /// peer's Close frame if one came (the `WebSocketError` that `closed` rejects with carries
+    /// them, as the browser's `WebSocket` reports them in its close event), else 1006.
+    fn lost(self: &Rc<Self>, error: JsValue) {
+        let field = |name: &str| Reflect::get(&error, &name.into()).ok();
+        let code = field("closeCode").and_then(|code| code.as_f64());
+        let reason = field("reason").and_then(|reason| reason.as_string());
+        let code = code.map_or(1006, |code| code as u16);
+        self.report(CloseEvent::new(code, reason.unwrap_or_default(), false));
     }
 
     /// Reports the close, once.
