@@ -1216,3 +1216,25 @@ async fn a_server_close_with_writes_under_way_keeps_its_code_and_reason() {
     the_page_still_works().await;
     watch.assert_quiet().await;
 }
+
+/// `receive_limit(0)` with a stream that is read at once: a careless value that must not
+/// silence the socket. Every message and the close should still come (as with a limit of 1:
+/// a read while the stream is empty).
+///
+/// Fails today: `Shared::may_read` asks whether every stream holds fewer than 0 events, which
+/// none ever does, so the reader never reads again: no message, no close, the socket says
+/// open forever (on the browser's `WebSocket` the same limit gives the connection up with 1008
+/// at the first message, so it at least fails loudly). Suggested fix: `receive_limit` takes
+/// at least 1 (`events.max(1)`), or rejects 0 with a typed error.
+#[wasm_bindgen_test]
+#[ignore = "bug: receive_limit(0) stops the reader for good on WebSocketStream (Shared::may_read)"]
+async fn a_receive_limit_of_zero_does_not_silence_the_socket() {
+    let watch = Watch::start();
+    let socket = stream(server_url()).receive_limit(0);
+    let (socket, mut events) = open_stream(socket).await;
+    socket.send("one").unwrap();
+    assert_eq!(next_event(&mut events).await, text("Received:  one"));
+    socket.send("!close 4000 zero").unwrap();
+    assert_eq!(rest(&mut events).await, [server_close(4000, "zero")]);
+    watch.assert_quiet().await;
+}
