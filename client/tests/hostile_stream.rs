@@ -1238,3 +1238,31 @@ async fn a_receive_limit_of_zero_does_not_silence_the_socket() {
     assert_eq!(rest(&mut events).await, [server_close(4000, "zero")]);
     watch.assert_quiet().await;
 }
+
+/// The application closes while its reader waits for room (a stream full, echoes behind it):
+/// once the stream is read, the close comes last, with the application's code and reason,
+/// after the first messages in order (what Chromium had not handed over when the close
+/// handshake ended is gone, as with a server close), and nothing is left behind.
+#[wasm_bindgen_test]
+async fn the_application_closes_while_the_reader_waits_for_room() {
+    let watch = Watch::start();
+    let before = live_closures();
+    let socket = stream(server_url()).receive_limit(4);
+    let (socket, mut events) = open_stream(socket).await;
+    for n in 0..40 {
+        socket.send(format!("m{n}")).unwrap();
+    }
+    sleep(300).await;
+    socket.close_with(4000, "enough ✓").unwrap();
+    assert_eq!(socket.state(), State::Closing);
+    sleep(300).await;
+    let seen = within(5_000, rest(&mut events)).await;
+    let (last, messages) = seen.split_last().unwrap();
+    assert_eq!(*last, close(4000, "enough ✓"), "{seen:?}");
+    assert!(messages.len() >= 4, "{seen:?}");
+    for (n, message) in messages.iter().enumerate() {
+        assert_eq!(*message, text(&format!("Received:  m{n}")), "{seen:?}");
+    }
+    assert_closures_back_to(before).await;
+    watch.assert_quiet().await;
+}
