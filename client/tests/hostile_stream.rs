@@ -1266,3 +1266,49 @@ async fn the_application_closes_while_the_reader_waits_for_room() {
     assert_closures_back_to(before).await;
     watch.assert_quiet().await;
 }
+
+/// Sixteen sockets at once, each flooded, each let go differently and at its own moment:
+/// dropped, closed, closed then dropped, dropped from a callback; some reading, some not.
+/// Everything is freed and the page logs nothing.
+#[wasm_bindgen_test]
+async fn sixteen_flooded_sockets_let_go_at_odd_moments() {
+    let watch = Watch::start();
+    let before = live_closures();
+    let mut sockets = Vec::new();
+    for n in 0..16 {
+        let socket = stream(server_url()).receive_limit(1 + n % 5);
+        let (socket, events) = open_stream(socket).await;
+        socket
+            .send(format!("!flood 300 {}", 1000 + 997 * n))
+            .unwrap();
+        sockets.push((n, socket, events));
+    }
+    assert_eq!(live_closures(), before + 16 * PER_CONNECTION);
+    for (n, socket, mut events) in sockets {
+        if n % 2 == 0 {
+            next_event(&mut events).await;
+        }
+        sleep((n as i32 * 7) % 40).await;
+        match n % 4 {
+            0 => drop((socket, events)),
+            1 => {
+                socket.close_with(4000 + n as u16, "odd").unwrap();
+                drop(socket);
+                // The stream keeps the socket's events going after the last handle.
+                drop(events);
+            }
+            2 => {
+                socket.close().unwrap();
+                let seen = within(10_000, rest(&mut events)).await;
+                assert_eq!(seen.last(), Some(&close(1000, "")), "socket {n}");
+            }
+            _ => {
+                drop(events);
+                drop(socket);
+            }
+        }
+    }
+    assert_closures_back_to(before).await;
+    the_page_still_works().await;
+    watch.assert_quiet().await;
+}
