@@ -6,7 +6,7 @@
 //! that hold it until its close is reported and every promise given one has settled: a
 //! callback freed too early shows as "closure invoked after being dropped" in the console or
 //! as an unhandled rejection, one freed too late in `live_closures()`. So besides what each
-//! test asserts, every test checks that the page logged no error.
+//! test asserts, the tests check that the page logged no error (`Watch`).
 //!
 //! `hostile.rs` attacks the state machine on the browser's `WebSocket`; `transports.rs` is the
 //! shared suite every transport passes. This file adds what only the pulling, promise-driven
@@ -867,65 +867,9 @@ async fn send_async_in_every_state() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The browser itself, without the crate.
+// Reconnection, forgotten streams, the heartbeat, odd limits, closes that meet writes, many
+// sockets at once.
 // ---------------------------------------------------------------------------------------------
-
-#[wasm_bindgen(inline_js = r#"
-// Plain JavaScript on WebSocketStream: COUNT echoes and the server's close behind them, read
-// only after PAUSE ms. Resolves to what was read: the messages, then the close's code and
-// reason (or how the read or the close failed).
-export async function plain_reader(url, count, pause) {
-    const wss = new WebSocketStream(url, { protocols: ['echo.v1'] });
-    const { readable, writable } = await wss.opened;
-    const writer = writable.getWriter();
-    const reader = readable.getReader();
-    for (let n = 0; n < count; n++) writer.write('m' + n);
-    writer.write('!close 4321 bye now');
-    await new Promise((resolve) => setTimeout(resolve, pause));
-    const seen = [];
-    for (;;) {
-        let result;
-        try { result = await reader.read(); } catch (e) { seen.push('read failed: ' + e); break; }
-        if (result.done) break;
-        seen.push(result.value);
-    }
-    try {
-        const closed = await wss.closed;
-        seen.push('close ' + closed.closeCode + ' ' + closed.reason);
-    } catch (e) { seen.push('closed failed: ' + e); }
-    return seen;
-}
-"#)]
-extern "C" {
-    async fn plain_reader(url: &str, count: u32, pause: u32) -> JsValue;
-}
-
-async fn plain_read(count: u32, pause: u32) -> Vec<String> {
-    let seen = plain_reader(server_url(), count, pause).await;
-    (js_sys::Array::from(&seen).iter())
-        .map(|value| value.as_string().unwrap_or_default())
-        .collect()
-}
-
-/// Why `a_server_close_while_the_reader_waits_for_room_loses_nothing` is ignored, shown
-/// without the crate: a plain JavaScript reader that reads at once gets the 40 echoes and the
-/// close; one that waits 500 ms before reading gets the close and only what Chromium had
-/// queued for it. When this fails because nothing was lost, Chromium has fixed it: un-ignore
-/// that test.
-#[wasm_bindgen_test]
-async fn chromium_discards_what_a_waiting_reader_has_not_read_when_the_server_closes() {
-    let prompt = plain_read(40, 0).await;
-    assert_eq!(prompt.len(), 41, "{prompt:?}");
-    assert_eq!(prompt[39], "Received:  m39");
-    assert_eq!(prompt[40], "close 4321 bye now");
-    let waiting = plain_read(40, 500).await;
-    support::log(&format!("read after 500 ms: {waiting:?}"));
-    assert_eq!(waiting.last().unwrap(), "close 4321 bye now");
-    assert!(
-        waiting.len() < 41,
-        "nothing lost: Chromium keeps the messages now ({waiting:?})"
-    );
-}
 
 /// Reconnection after reconnection (the server drops the connection each time): seven closures
 /// while each connection is open, none left of the ones before, and none at the end.
@@ -1311,4 +1255,65 @@ async fn sixteen_flooded_sockets_let_go_at_odd_moments() {
     assert_closures_back_to(before).await;
     the_page_still_works().await;
     watch.assert_quiet().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The browser itself, without the crate.
+// ---------------------------------------------------------------------------------------------
+
+#[wasm_bindgen(inline_js = r#"
+// Plain JavaScript on WebSocketStream: COUNT echoes and the server's close behind them, read
+// only after PAUSE ms. Resolves to what was read: the messages, then the close's code and
+// reason (or how the read or the close failed).
+export async function plain_reader(url, count, pause) {
+    const wss = new WebSocketStream(url, { protocols: ['echo.v1'] });
+    const { readable, writable } = await wss.opened;
+    const writer = writable.getWriter();
+    const reader = readable.getReader();
+    for (let n = 0; n < count; n++) writer.write('m' + n);
+    writer.write('!close 4321 bye now');
+    await new Promise((resolve) => setTimeout(resolve, pause));
+    const seen = [];
+    for (;;) {
+        let result;
+        try { result = await reader.read(); } catch (e) { seen.push('read failed: ' + e); break; }
+        if (result.done) break;
+        seen.push(result.value);
+    }
+    try {
+        const closed = await wss.closed;
+        seen.push('close ' + closed.closeCode + ' ' + closed.reason);
+    } catch (e) { seen.push('closed failed: ' + e); }
+    return seen;
+}
+"#)]
+extern "C" {
+    async fn plain_reader(url: &str, count: u32, pause: u32) -> JsValue;
+}
+
+async fn plain_read(count: u32, pause: u32) -> Vec<String> {
+    let seen = plain_reader(server_url(), count, pause).await;
+    (js_sys::Array::from(&seen).iter())
+        .map(|value| value.as_string().unwrap_or_default())
+        .collect()
+}
+
+/// Why `a_server_close_while_the_reader_waits_for_room_loses_nothing` is ignored, shown
+/// without the crate: a plain JavaScript reader that reads at once gets the 40 echoes and the
+/// close; one that waits 500 ms before reading gets the close and only what Chromium had
+/// queued for it. When this fails because nothing was lost, Chromium has fixed it: un-ignore
+/// that test.
+#[wasm_bindgen_test]
+async fn chromium_discards_what_a_waiting_reader_has_not_read_when_the_server_closes() {
+    let prompt = plain_read(40, 0).await;
+    assert_eq!(prompt.len(), 41, "{prompt:?}");
+    assert_eq!(prompt[39], "Received:  m39");
+    assert_eq!(prompt[40], "close 4321 bye now");
+    let waiting = plain_read(40, 500).await;
+    support::log(&format!("read after 500 ms: {waiting:?}"));
+    assert_eq!(waiting.last().unwrap(), "close 4321 bye now");
+    assert!(
+        waiting.len() < 41,
+        "nothing lost: Chromium keeps the messages now ({waiting:?})"
+    );
 }
