@@ -1257,6 +1257,37 @@ async fn sixteen_flooded_sockets_let_go_at_odd_moments() {
     watch.assert_quiet().await;
 }
 
+/// A reader that keeps up, with a receive limit of 1: each message fills the stream, and the
+/// reader should read the next as soon as the stream is read. 300 echoes take 17 ms on the
+/// browser's `WebSocket` and 24 ms on `WebSocketStream` with the default limit; 1 s is ample.
+///
+/// Fails today: about 5 s (60 messages a second), since a reader that finds no room looks
+/// again only after `ROOM_PAUSE` (16 ms, `Link::read_next`), whenever the stream is read. Any
+/// limit a fast consumer reaches caps it at that limit times 60 messages a second. Suggested
+/// fix: the stream that frees room wakes the reader (the crate owns the streams: a waker in
+/// `Shared` that `Events::poll_next` wakes when a full feed gives an event), with the 16 ms
+/// look kept only as a fallback.
+#[wasm_bindgen_test]
+#[ignore = "bug: a reader that finds no room looks again only every 16 ms (Link::read_next): 60 messages a second at receive_limit(1)"]
+async fn a_reader_that_keeps_up_is_not_held_to_sixty_messages_a_second() {
+    let socket = stream(server_url()).receive_limit(1);
+    let (socket, mut events) = open_stream(socket).await;
+    let start = support::now_ms();
+    for n in 0..300 {
+        socket.send(format!("{n}")).unwrap();
+    }
+    for n in 0..300 {
+        assert_eq!(
+            next_event(&mut events).await,
+            text(&format!("Received:  {n}"))
+        );
+    }
+    let took = support::now_ms() - start;
+    socket.close().unwrap();
+    rest(&mut events).await;
+    assert!(took < 1_000.0, "300 echoes took {took} ms");
+}
+
 // ---------------------------------------------------------------------------------------------
 // The browser itself, without the crate.
 // ---------------------------------------------------------------------------------------------
