@@ -32,7 +32,7 @@
 //!   permessage-deflate), and a server that answers an offered subprotocol with none fails
 //!   the handshake (tungstenite's rule; browsers accept it).
 //! - [`live_closures`] counts the JavaScript closures of each connection (four on the
-//!   browser's `WebSocket`, six promise callbacks on `WebSocketStream`) and, natively, its
+//!   browser's `WebSocket`, seven promise callbacks on `WebSocketStream`) and, natively, its
 //!   task; a dropped connection's live on for its close handshake, at most 2 s.
 //!
 //! One socket, three styles, usable together. A [`WebSocket`] is a handle: clone it freely.

@@ -9,7 +9,7 @@ thread_local! {
 }
 
 /// How many JavaScript closures the crate holds right now, across all sockets: four for
-/// each connection on the browser's `WebSocket` (six on `WebSocketStream`; natively, one
+/// each connection on the browser's `WebSocket` (seven on `WebSocketStream`; natively, one
 /// task) and one for each pending timer. It returns to zero once every
 /// socket has closed or been dropped.
 pub fn live_closures() -> usize {

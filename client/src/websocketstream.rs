@@ -9,11 +9,12 @@
 //! [`Connection::buffered_amount`]), a connection that fails to open reports an error and a
 //! close with 1006, and dropping the connection closes it with 1000 without further events.
 //!
-//! It is driven as the browser's `WebSocket` is, by callbacks: six closures made once per
+//! It is driven as the browser's `WebSocket` is, by callbacks: seven closures made once per
 //! connection and given to every promise it waits on (the handshake, each read, the close),
 //! so that a message costs no closure, task or microtask of ours, as plain JavaScript's
 //! `await reader.read()` costs none. Writes are not waited on: the writer's queue says how
-//! many are not done yet when the buffered amount is asked for. The closures hold the
+//! many are not done yet when the buffered amount is asked for, and a close asked for while
+//! some are waits for the newest. The closures hold the
 //! connection, and it holds them, until the close is reported and every promise they were
 //! given has settled: a closure the browser may still call is never freed.
 
@@ -39,12 +40,12 @@ const ROOM_PAUSE: Duration = Duration::from_millis(16);
 /// may never answer (a stalled server, found dead by the heartbeat).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-#[wasm_bindgen(inline_js = "export const ignore = () => {};")]
+#[wasm_bindgen(inline_js = "const ignore = () => {}; \
+    export function ignore_rejection(promise) { promise.catch(ignore); }")]
 extern "C" {
-    /// A JavaScript function that does nothing: the rejection handler of writes, whose
-    /// failure is the connection's and is reported as its close.
-    #[wasm_bindgen(thread_local_v2, js_name = ignore)]
-    static IGNORE: js_sys::Function;
+    /// Handles `promise`'s rejection by doing nothing: for writes, whose failure is the
+    /// connection's and is reported as its close.
+    fn ignore_rejection(promise: &Promise);
 }
 
 #[wasm_bindgen]
@@ -106,11 +107,9 @@ extern "C" {
     #[derive(Clone)]
     type Writer;
     #[wasm_bindgen(method)]
-    fn write(this: &Writer, chunk: &JsValue) -> Written;
-    /// The promise of a write.
-    type Written;
+    fn write(this: &Writer, chunk: &JsValue) -> Promise;
     #[wasm_bindgen(method)]
-    fn catch(this: &Written, handler: &js_sys::Function) -> Written;
+    fn abort(this: &Writer) -> Promise;
     /// Room left in the writer's queue, in chunks (Chromium's queueing strategy counts them);
     /// `null` once the stream has failed.
     #[wasm_bindgen(method, getter, js_name = desiredSize)]
@@ -143,6 +142,13 @@ struct Link {
     writes: RefCell<VecDeque<u32>>,
     /// Their total.
     buffered: Cell<u32>,
+    /// The newest write: once it is done, all are (they finish in order).
+    last_write: RefCell<Option<Promise>>,
+    /// The close the application asked for while writes were under way: made once they are
+    /// done, as the browser's `WebSocket` sends its Close after what it buffered. (Chromium
+    /// 156's page crashes when `close()`, or a cancel of the readable side, comes with a few
+    /// hundred KiB of writes under way; plain JavaScript's too.)
+    close_after_writes: RefCell<Option<JsValue>>,
     /// Whether a read is under way, or a look for room is due.
     reading: Cell<bool>,
     /// Whether the readable side has ended: no read follows.
@@ -164,6 +170,7 @@ struct Callbacks {
     refused: Callback,
     read: Callback,
     read_failed: Callback,
+    written: Callback,
     closed: Callback,
     lost: Callback,
 }
@@ -190,6 +197,8 @@ impl Connection {
             capacity: Cell::new(0.0),
             writes: RefCell::new(VecDeque::new()),
             buffered: Cell::new(0),
+            last_write: RefCell::new(None),
+            close_after_writes: RefCell::new(None),
             reading: Cell::new(false),
             read_ended: Cell::new(false),
             reported: Cell::new(false),
@@ -202,10 +211,9 @@ impl Connection {
             refused: callback(&link, Link::refused),
             read: callback(&link, Link::read),
             read_failed: callback(&link, |link, _| link.read_end()),
+            written: callback(&link, Link::written),
             closed: callback(&link, Link::closed),
-            lost: callback(&link, |link, _| {
-                link.report(CloseEvent::new(1006, "", false))
-            }),
+            lost: callback(&link, Link::lost),
         };
         *link.callbacks.borrow_mut() = Some(callbacks);
         link.when(&link.stream.opened(), |c| (&c.opened, &c.refused));
@@ -234,7 +242,9 @@ impl Connection {
         // The write's promise is not waited on: its failure is the connection's, which the
         // close reports (so it is only kept from being an unhandled rejection). What is not
         // yet written, `buffered_amount` counts.
-        IGNORE.with(|ignore| writer.write(&chunk).catch(ignore));
+        let written = writer.write(&chunk);
+        ignore_rejection(&written);
+        *link.last_write.borrow_mut() = Some(written);
         link.forget_written(&writer);
         let size = u32::try_from(size).unwrap_or(u32::MAX);
         link.buffered.set(link.buffered.get().saturating_add(size));
@@ -250,7 +260,15 @@ impl Connection {
         let info = Object::new();
         let _ = Reflect::set(&info, &"closeCode".into(), &code.into());
         let _ = Reflect::set(&info, &"reason".into(), &reason.into());
-        self.link.stream.close(&info).map_err(Error::from_js)
+        let link = &self.link;
+        if link.writes_left() {
+            if let Some(last) = link.last_write.take() {
+                *link.close_after_writes.borrow_mut() = Some(info.into());
+                link.when(&last, |c| (&c.written, &c.written));
+                return Ok(());
+            }
+        }
+        link.stream.close(&info).map_err(Error::from_js)
     }
 
     pub(crate) fn buffered_amount(&self) -> u32 {
@@ -384,8 +402,13 @@ impl Link {
             return;
         }
         let reader = self.reader.take().filter(|_| self.reading.get());
+        // With writes still under way (their close waits for them), the writable side is
+        // aborted instead, which ends the connection too: a cancel would crash the page.
+        let writer = self.writer.borrow().clone().filter(|_| self.writes_left());
         self.report(CloseEvent::new(1006, "", false));
-        if let Some(reader) = reader {
+        if let Some(writer) = writer {
+            ignore_rejection(&writer.abort());
+        } else if let Some(reader) = reader {
             let _ = reader.cancel();
         }
         self.release();
@@ -416,6 +439,21 @@ impl Link {
         }
     }
 
+    /// Whether writes are under way.
+    fn writes_left(&self) -> bool {
+        if let Some(writer) = self.writer.borrow().as_ref() {
+            self.forget_written(writer);
+        }
+        !self.writes.borrow().is_empty()
+    }
+
+    /// The writes are done: the close asked for meanwhile goes out.
+    fn written(self: &Rc<Self>, _: JsValue) {
+        if let Some(info) = self.close_after_writes.take() {
+            let _ = self.stream.close(&info);
+        }
+    }
+
     /// Takes the writes done out of the buffered amount: the writer's queue says how many
     /// are not, and they finish in order. (Asked when needed, rather than a callback on each
     /// write's promise: a promise reaction per message costs round trips.)
@@ -438,6 +476,17 @@ impl Link {
         let code = info.close_code().as_f64().map_or(1005, |code| code as u16);
         let reason = info.reason().as_string().unwrap_or_default();
         self.report(CloseEvent::new(code, reason, true));
+    }
+
+    /// The connection ended without a clean close handshake: with the code and reason of the
+    /// peer's Close frame if one came (the `WebSocketError` that `closed` rejects with carries
+    /// them, as the browser's `WebSocket` reports them in its close event), else 1006.
+    fn lost(self: &Rc<Self>, error: JsValue) {
+        let field = |name: &str| Reflect::get(&error, &name.into()).ok();
+        let code = field("closeCode").and_then(|code| code.as_f64());
+        let reason = field("reason").and_then(|reason| reason.as_string());
+        let code = code.map_or(1006, |code| code as u16);
+        self.report(CloseEvent::new(code, reason.unwrap_or_default(), false));
     }
 
     /// Reports the close, once.

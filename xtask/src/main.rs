@@ -524,6 +524,12 @@ fn test() -> Result<()> {
                 .args(["--features", "web-socket-stream"])
                 .env("WS_TRANSPORT", "stream");
             run_tests(stream.env("ECHO_SERVER_URL", &server.url), &mut tally)?;
+            // `WebSocketStream` used the way a hostile or careless application would (about 10 s).
+            let mut hostile = wasm_test("hostile_stream", "120");
+            hostile
+                .args(["--features", "web-socket-stream"])
+                .env("WS_TRANSPORT", "stream");
+            run_tests(hostile.env("ECHO_SERVER_URL", &server.url), &mut tally)?;
             // Receive backpressure, measured: the page's memory under `!flood`.
             let mut flood = wasm_test("backpressure", "120");
             flood.args(["--features", "web-socket-stream"]);

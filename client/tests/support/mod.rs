@@ -63,12 +63,12 @@ pub fn expected_transport() -> wasm_websocket::Transport {
 }
 
 /// The crate's closures (or, natively, tasks) that one connection holds: the browser's
-/// `WebSocket` has four handlers, `WebSocketStream` six promise callbacks, tungstenite one
+/// `WebSocket` has four handlers, `WebSocketStream` seven promise callbacks, tungstenite one
 /// task.
 pub fn closures_per_connection() -> usize {
     match expected_transport() {
         wasm_websocket::Transport::WebSocket => 4,
-        wasm_websocket::Transport::WebSocketStream => 6,
+        wasm_websocket::Transport::WebSocketStream => 7,
         _ => 1,
     }
 }
