@@ -94,6 +94,9 @@ impl Builder {
     ///   connection up: the server sees a close with 1000, the application a close with 1008
     ///   and [`CloseCause::ReceiveOverflow`], and reconnection follows if its policy allows.
     ///   Nothing is dropped unseen.
+    ///
+    /// A limit of 0 counts as 1. With a heartbeat, a transport that holds back for a slow
+    /// reader is not judged dead while it does: the reply may be waiting unread.
     pub fn receive_limit(mut self, events: usize) -> Self {
         let watchdog = self.watchdog.get_or_insert_with(liveness::watchdog);
         watchdog.set_receive_limit(events);

@@ -401,7 +401,9 @@ impl Watchdog for Dog {
     }
 
     fn set_receive_limit(&mut self, limit: usize) {
-        self.receive_limit = Some(limit);
+        // A stream must hold the message it is given: with 0, a pulling transport would never
+        // read again.
+        self.receive_limit = Some(limit.max(1));
     }
 
     fn receive_limit(&self) -> Option<usize> {
@@ -483,7 +485,9 @@ impl Watchdog for Dog {
                 if shared.state() != State::Open {
                     return;
                 }
-                if self.heard.get() {
+                // A pulling transport that holds back for a slow reader may have the reply
+                // waiting unread: no judgement then, the next ping asks again.
+                if self.heard.get() || shared.holding_back() {
                     self.set(shared, beat.interval, Watch::Ping);
                 } else {
                     let reason = "no message within the heartbeat's timeout";

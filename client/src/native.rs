@@ -47,9 +47,6 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// costs more reads for big messages.
 const READ_BUFFER: usize = 32 * 1024;
 
-/// How often a reader that waits for room looks again (no event says a stream was read).
-const ROOM_PAUSE: Duration = Duration::from_millis(16);
-
 type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// One tokio-tungstenite connection: the state it shares with its task.
@@ -386,8 +383,10 @@ async fn run(
         loop {
             // Not a message more than the application's streams have room for: TCP pushes
             // back on the server meanwhile.
-            while attached().is_some_and(|shared| !shared.may_read()) {
-                sleep(ROOM_PAUSE).await;
+            while let Some(shared) = attached().filter(|shared| !shared.may_read()) {
+                let room = shared.wait_for_room();
+                drop(shared);
+                room.await;
             }
             let next = poll_fn(|cx| link.poll_stream(cx, |s, cx| s.poll_next(cx))).await;
             let Some(received) = next else {

@@ -39,6 +39,11 @@ pub const DEFAULT_RECEIVE_LIMIT: usize = 64;
 /// this often at most: browsers have no event for a draining buffer.
 const LONGEST_PAUSE: Duration = Duration::from_millis(16);
 
+/// How long a transport waiting for room in the streams waits at most before it looks again:
+/// a stream's read wakes it sooner.
+#[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+const ROOM_PAUSE: Duration = Duration::from_millis(16);
+
 /// A handle to one WebSocket. Clones are handles to the same socket, and any of them can send
 /// or close it. Dropping the last handle closes the socket with code 1000 and frees
 /// everything it held, its queue included.
@@ -119,6 +124,8 @@ impl WebSocket {
             queue: Cell::new(Queue::default()),
             callbacks: Cell::new(builder.callbacks),
             streams: Cell::new(Vec::new()),
+            #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+            room: stream::Room::default(),
             released: Cell::new(false),
             pending: Cell::new(VecDeque::new()),
             dispatching: Cell::new(false),
@@ -176,6 +183,8 @@ impl WebSocket {
     /// The browser cannot be told to stop receiving, so events wait in the stream until read.
     pub fn events(&self) -> Events {
         let (feed, events) = stream::channel();
+        #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+        let events = events.with_room(self.shared.room.clone());
         if !self.shared.released.get() {
             let mut streams = self.shared.streams.take();
             streams.push(feed);
@@ -404,6 +413,9 @@ pub(crate) struct Shared {
     /// The listeners, released (dropped) when the socket finishes.
     callbacks: Cell<Callbacks>,
     streams: Cell<Vec<Feed>>,
+    /// Where a pulling transport waits for room in the streams.
+    #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+    room: stream::Room,
     /// The socket finished and its last events were delivered: no stream can join.
     released: Cell<bool>,
     pending: Cell<VecDeque<Option<Event>>>,
@@ -646,13 +658,32 @@ impl Shared {
 
     /// For a transport that pulls: whether to read the next message now, under the receive
     /// limit (by default [`DEFAULT_RECEIVE_LIMIT`]).
-    #[cfg_attr(
-        all(target_arch = "wasm32", not(feature = "web-socket-stream")),
-        allow(dead_code)
-    )]
     pub(crate) fn may_read(&self) -> bool {
         let limit = self.watchdog().and_then(|dog| dog.receive_limit());
         self.has_room(limit.unwrap_or(DEFAULT_RECEIVE_LIMIT))
+    }
+
+    /// Whether a pulling transport holds back for lack of room: what the peer sent may wait
+    /// unread. (The browser's `WebSocket` reads everything.)
+    pub(crate) fn holding_back(&self) -> bool {
+        Connection::transport(self) != crate::Transport::WebSocket && !self.may_read()
+    }
+
+    /// Resolves once the streams have room for another message (a stream that gives an
+    /// event or goes away wakes it), or after [`ROOM_PAUSE`] at most: the caller looks again.
+    /// It holds the socket weakly, so that a transport waiting in it keeps nothing alive.
+    #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+    pub(crate) fn wait_for_room(self: &Rc<Self>) -> impl Future<Output = ()> + 'static {
+        let socket = Rc::downgrade(self);
+        let mut pause = Box::pin(crate::timer::sleep(ROOM_PAUSE));
+        poll_fn(move |cx| {
+            let Some(shared) = socket.upgrade().filter(|shared| !shared.may_read()) else {
+                return Poll::Ready(());
+            };
+            let waiting = shared.room.borrow_mut().replace(cx.waker().clone());
+            drop(waiting);
+            pause.as_mut().poll(cx)
+        })
     }
 
     /// The current connection closed: reconnect or finish, then tell. The phase changes

@@ -17,7 +17,16 @@ use crate::{CloseEvent, Error, Event, Message, MessageSink, WebSocket};
 #[derive(Debug)]
 pub struct Events {
     inbox: Rc<RefCell<Inbox>>,
+    /// The socket's transport waiting for room in the streams, woken when this one gives an
+    /// event or goes away.
+    #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+    room: Room,
 }
+
+/// Where a pulling transport waits for room in a socket's streams: see
+/// `Shared::wait_for_room`.
+#[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+pub(crate) type Room = Rc<RefCell<Option<Waker>>>;
 
 /// Where the socket leaves events for one stream: a queue and the waker of the task reading
 /// it. Everything runs on the page's one thread, so a `RefCell` is all the locking needed.
@@ -42,8 +51,35 @@ pub(crate) fn channel() -> (Feed, Events) {
         Feed {
             inbox: inbox.clone(),
         },
-        Events { inbox },
+        Events {
+            inbox,
+            #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+            room: Room::default(),
+        },
     )
+}
+
+#[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+impl Events {
+    /// The stream, waking `room` when it gives an event or goes away.
+    pub(crate) fn with_room(mut self, room: Room) -> Events {
+        self.room = room;
+        self
+    }
+
+    fn wake_room(&self) {
+        let waiting = self.room.borrow_mut().take();
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
+    }
+}
+
+#[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+impl Drop for Events {
+    fn drop(&mut self) {
+        self.wake_room();
+    }
 }
 
 impl Feed {
@@ -94,6 +130,9 @@ impl Stream for Events {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         let mut inbox = self.inbox.borrow_mut();
         if let Some(event) = inbox.events.pop_front() {
+            drop(inbox);
+            #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+            self.wake_room();
             return Poll::Ready(Some(event));
         }
         if inbox.ended {

@@ -33,9 +33,6 @@ use crate::timer::{sleep, spawn};
 use crate::tracked::Tracked;
 use crate::{CloseEvent, Error, Event, Message, NORMAL_CLOSURE, State, Unsent};
 
-/// How often a reader that waits for room looks again (no event says a stream was read).
-const ROOM_PAUSE: Duration = Duration::from_millis(16);
-
 /// How long a dropped connection's close handshake may take before it is let go: its peer
 /// may never answer (a stalled server, found dead by the heartbeat).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -373,8 +370,8 @@ impl Link {
         self.report(CloseEvent::new(1006, "", false));
     }
 
-    /// Asks for the next message, if the socket's streams have room for it; else looks again
-    /// shortly (no event says a stream was read).
+    /// Asks for the next message, if the socket's streams have room for it; else once they
+    /// have.
     fn read_next(self: &Rc<Self>) {
         if self.reading.get() || self.read_ended.get() {
             return;
@@ -383,10 +380,10 @@ impl Link {
             return;
         };
         self.reading.set(true);
-        if self.attached().is_some_and(|shared| !shared.may_read()) {
-            let link = self.clone();
+        if let Some(shared) = self.attached().filter(|shared| !shared.may_read()) {
+            let (link, room) = (self.clone(), shared.wait_for_room());
             spawn(async move {
-                sleep(ROOM_PAUSE).await;
+                room.await;
                 link.reading.set(false);
                 link.read_next();
             });

@@ -973,7 +973,6 @@ async fn a_forgotten_stream_holds_back_the_callbacks_and_the_close() {
 /// Suggested fix: while the socket holds its reader back (`!shared.may_read()`), the deadline
 /// passes judgement to the next ping instead of declaring the connection dead.
 #[wasm_bindgen_test]
-#[ignore = "bug: the heartbeat gives up a healthy connection whose reader merely holds back (liveness.rs, Watch::Deadline)"]
 async fn a_reader_that_holds_back_is_not_taken_for_a_dead_connection() {
     let watch = Watch::start();
     let beat =
@@ -1171,7 +1170,6 @@ async fn a_server_close_with_writes_under_way_keeps_its_code_and_reason() {
 /// at the first message, so it at least fails loudly). Suggested fix: `receive_limit` takes
 /// at least 1 (`events.max(1)`), or rejects 0 with a typed error.
 #[wasm_bindgen_test]
-#[ignore = "bug: receive_limit(0) stops the reader for good on WebSocketStream (Shared::may_read)"]
 async fn a_receive_limit_of_zero_does_not_silence_the_socket() {
     let watch = Watch::start();
     let socket = stream(server_url()).receive_limit(0);
@@ -1268,7 +1266,6 @@ async fn sixteen_flooded_sockets_let_go_at_odd_moments() {
 /// `Shared` that `Events::poll_next` wakes when a full feed gives an event), with the 16 ms
 /// look kept only as a fallback.
 #[wasm_bindgen_test]
-#[ignore = "bug: a reader that finds no room looks again only every 16 ms (Link::read_next): 60 messages a second at receive_limit(1)"]
 async fn a_reader_that_keeps_up_is_not_held_to_sixty_messages_a_second() {
     let socket = stream(server_url()).receive_limit(1);
     let (socket, mut events) = open_stream(socket).await;
