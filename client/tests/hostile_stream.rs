@@ -966,12 +966,10 @@ async fn a_forgotten_stream_holds_back_the_callbacks_and_the_close() {
 /// connection must not be declared dead for that; once the reader reads on, everything comes,
 /// in order, on the same connection.
 ///
-/// Fails today: the deadline finds nothing heard (the reader was not reading) and gives the
-/// connection up as `HeartbeatLost` (1006), dropping what it had not read; with reconnection
-/// on, the application reconnects to a server that was fine all along. From `liveness.rs`
-/// (`Watch::Deadline`: `heard` is false only because the pulling transport did not read).
-/// Suggested fix: while the socket holds its reader back (`!shared.may_read()`), the deadline
-/// passes judgement to the next ping instead of declaring the connection dead.
+/// Found by this test: the deadline found nothing heard (the reader was not reading) and gave
+/// the connection up as `HeartbeatLost` (1006), dropping what it had not read. Now, while the
+/// transport holds back (`Shared::holding_back`), the deadline leaves judgement to the next
+/// ping.
 #[wasm_bindgen_test]
 async fn a_reader_that_holds_back_is_not_taken_for_a_dead_connection() {
     let watch = Watch::start();
@@ -1164,11 +1162,9 @@ async fn a_server_close_with_writes_under_way_keeps_its_code_and_reason() {
 /// silence the socket. Every message and the close should still come (as with a limit of 1:
 /// a read while the stream is empty).
 ///
-/// Fails today: `Shared::may_read` asks whether every stream holds fewer than 0 events, which
-/// none ever does, so the reader never reads again: no message, no close, the socket says
-/// open forever (on the browser's `WebSocket` the same limit gives the connection up with 1008
-/// at the first message, so it at least fails loudly). Suggested fix: `receive_limit` takes
-/// at least 1 (`events.max(1)`), or rejects 0 with a typed error.
+/// Found by this test: `Shared::may_read` asked whether every stream held fewer than 0
+/// events, which none ever does, so the reader never read again: no message, no close, the
+/// socket open forever. Now a limit of 0 counts as 1.
 #[wasm_bindgen_test]
 async fn a_receive_limit_of_zero_does_not_silence_the_socket() {
     let watch = Watch::start();
@@ -1259,12 +1255,9 @@ async fn sixteen_flooded_sockets_let_go_at_odd_moments() {
 /// reader should read the next as soon as the stream is read. 300 echoes take 17 ms on the
 /// browser's `WebSocket` and 24 ms on `WebSocketStream` with the default limit; 1 s is ample.
 ///
-/// Fails today: about 5 s (60 messages a second), since a reader that finds no room looks
-/// again only after `ROOM_PAUSE` (16 ms, `Link::read_next`), whenever the stream is read. Any
-/// limit a fast consumer reaches caps it at that limit times 60 messages a second. Suggested
-/// fix: the stream that frees room wakes the reader (the crate owns the streams: a waker in
-/// `Shared` that `Events::poll_next` wakes when a full feed gives an event), with the 16 ms
-/// look kept only as a fallback.
+/// Found by this test: about 5 s (60 messages a second), since a reader that found no room
+/// looked again only after 16 ms. Now a stream that gives an event or goes away wakes it
+/// (`Shared::wait_for_room`), the 16 ms look kept as a fallback.
 #[wasm_bindgen_test]
 async fn a_reader_that_keeps_up_is_not_held_to_sixty_messages_a_second() {
     let socket = stream(server_url()).receive_limit(1);
