@@ -1389,3 +1389,76 @@ async fn a_url_provider_that_never_answers_is_cut_by_the_connect_timeout() {
     })
     .await
 }
+
+/// On the transports that pull, a reader that holds back longer than the heartbeat's timeout
+/// is not taken for a dead connection: the replies wait behind what it has not read. Once it
+/// reads on, everything comes, in order, on the same connection. (The browser's `WebSocket`
+/// reads everything, so its heartbeat always hears the replies: nothing to hold back there.)
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    tokio::test,
+    ignore = "needs the echo server: cargo xtask test"
+)]
+async fn a_reader_that_holds_back_is_not_taken_for_a_dead_connection() {
+    if expected_transport() == wasm_websocket::Transport::WebSocket {
+        return;
+    }
+    local(async {
+        let beat = Heartbeat::new(Duration::from_millis(200), Duration::from_millis(300));
+        let socket = builder(server_url()).receive_limit(4).heartbeat(beat);
+        let (socket, mut events) = open(socket.connect().unwrap()).await;
+        for n in 0..20 {
+            socket.send(format!("m{n}")).unwrap();
+        }
+        // Holding back for several heartbeats.
+        sleep(1_500).await;
+        let mut next_echo = 0;
+        while next_echo < 20 {
+            match next_event(&mut events).await {
+                Event::Message(Message::Text(echo)) if echo == "Received:  ping" => {}
+                Event::Message(Message::Text(echo)) => {
+                    assert_eq!(echo, format!("Received:  m{next_echo}"));
+                    next_echo += 1;
+                }
+                other => panic!("after {next_echo} echoes: {other:?}"),
+            }
+        }
+        assert_eq!(socket.state(), State::Open);
+        finish(socket, events).await;
+    })
+    .await
+}
+
+/// A reader that keeps up, with a receive limit of 1 (a careless 0 counts as 1): each message
+/// fills the stream, and the transport reads the next as soon as the stream is read, rather
+/// than when it next looks (every 16 ms, which held such a reader to 60 messages a second).
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    tokio::test,
+    ignore = "needs the echo server: cargo xtask test"
+)]
+async fn a_reader_that_keeps_up_is_not_held_back_by_a_small_receive_limit() {
+    local(async {
+        for limit in [1, 0] {
+            let socket = builder(server_url()).receive_limit(limit);
+            let (socket, mut events) = open(socket.connect().unwrap()).await;
+            let start = now_ms();
+            for n in 0..300 {
+                socket.send(format!("{n}")).unwrap();
+            }
+            for n in 0..300 {
+                assert_eq!(
+                    next_event(&mut events).await,
+                    text(&format!("Received:  {n}"))
+                );
+            }
+            // 300 messages at 60 a second would take 5 s; they take some tens of ms.
+            let took = now_ms() - start;
+            assert!(took < 2_000.0, "limit {limit}: 300 echoes took {took} ms");
+            finish(socket, events).await;
+        }
+    })
+    .await
+}
