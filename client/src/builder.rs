@@ -117,7 +117,14 @@ impl Builder {
     /// stalled server (found by the [`heartbeat`](Self::heartbeat)) never answers the close
     /// after the page sent more than the network took. Plain JavaScript on `WebSocketStream`
     /// crashes the same way; the browser's `WebSocket` does not. A close handshake from the
-    /// server is safe.
+    /// server is safe. (A close of the page's own while writes are under way, which crashed
+    /// the page too, is held back until they are done.)
+    ///
+    /// Another: when the server closes while the application holds the reader back (its
+    /// streams full), Chromium discards the messages it has not yet handed over and still
+    /// reports a clean close; the messages before them arrive in order, and the close last.
+    /// Plain JavaScript loses them the same way. A protocol that needs every message to the
+    /// end should have the server wait for the client's acknowledgement before it closes.
     #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
     pub fn web_socket_stream(mut self) -> Self {
         self.web_socket_stream = true;
