@@ -478,8 +478,9 @@ fn browser_section(root: &Path, ours: &Target) -> Result<String> {
     let section = format!(
         "\n### 5: the wasm client against plain JavaScript in Chromium\n\n\
          `client/tests/speed.rs` in headless Chromium ({chromium}), one page, our server as a \
-         pure echo; every reply checked on both sides; runs alternate (which goes first too), \
-         median of 7. The wasm client is built for release and measured through its async API \
+         pure echo; every reply checked the same way on both sides (a binary one by its \
+         length and first and last bytes); runs alternate (which goes first too), median of \
+         7. The wasm client is built for release and measured through its async API \
          (`send` and the `messages()` stream, in a task of its own) and, for \
          round trips, through its callbacks (each reply sends the next from `on_message`, as \
          the JavaScript does).\n\n\

@@ -35,7 +35,8 @@ pub fn section(root: &Path, url: &str) -> Result<String> {
         "\n### 5b: the client's other transports\n\n\
          Scenario 5's workloads and method (every reply checked, runs alternating, median of 7), \
          our server as a pure echo. In headless Chromium: the crate on `WebSocketStream` \
-         (feature `web-socket-stream`) against plain JavaScript on `WebSocket`. Natively: the \
+         (feature `web-socket-stream`) against plain JavaScript on `WebSocket` and on \
+         `WebSocketStream`, all three alternating in one page. Natively: the \
          crate on its tokio-tungstenite transport (a local task per connection, on a \
          current-thread runtime) against tokio-tungstenite used directly on the same \
          runtime.\n\n\
@@ -60,6 +61,11 @@ pub fn section(root: &Path, url: &str) -> Result<String> {
         "Chromium: round trips/s, JavaScript on `WebSocketStream` vs ours on it, async API",
         stream("stream_round_trips", "js_stream=")?,
         stream("round_trips", "stream=")?,
+    );
+    section += &row(
+        "the same, callbacks",
+        stream("stream_round_trips", "js_stream=")?,
+        stream("round_trips", "callbacks=")?,
     );
     section += &row(
         "Chromium: 64 KiB binary MB/s, JavaScript on `WebSocketStream` vs ours on it",
