@@ -16,34 +16,20 @@ use futures_util::future::{Either, join, select};
 use futures_util::{Sink, SinkExt, Stream};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use wasm_websocket::{
-    CloseEvent, Error, Event, Events, Message, Overflow, Reconnect, State, WeakWebSocket,
-    WebSocket, live_closures,
+    CloseEvent, Error, Event, Events, Message, Overflow, State, WeakWebSocket, WebSocket,
+    live_closures,
 };
 
 wasm_bindgen_test_configure!(run_in_browser);
 
 mod support;
 use support::{
-    assert_closures_back_to, close, is_unsent, next, next_event, open, quick_reconnect, server_url,
-    sleep, text, within,
+    assert_closures_back_to, close, is_unsent, next, next_event, open, quick_reconnect, rest,
+    server_url, sleep, slow_reconnect, text, within,
 };
 
 /// Port 9 (discard) is closed on the loopback of a test machine.
 const UNREACHABLE: &str = "ws://127.0.0.1:9/";
-
-/// Every event until the stream ends.
-async fn rest(events: &mut Events) -> Vec<Event> {
-    let mut rest = Vec::new();
-    while let Some(event) = next(events).await {
-        rest.push(event);
-    }
-    rest
-}
-
-/// Reconnection whose first attempt waits long enough for a test to act while waiting.
-fn slow_reconnect() -> Reconnect {
-    quick_reconnect().initial_delay(Duration::from_secs(10))
-}
 
 /// Drops the connection from the server's side and waits until the socket waits to reconnect.
 async fn drop_and_wait(socket: &WebSocket, events: &mut Events) {

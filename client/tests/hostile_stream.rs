@@ -25,8 +25,8 @@ use futures_util::future::{Either, select};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use wasm_websocket::{
-    Builder, CloseCause, CloseEvent, Error, Event, Events, Message, Reconnect, State, Transport,
-    WebSocket, live_closures,
+    Builder, CloseCause, CloseEvent, Error, Event, Events, Message, State, Transport, WebSocket,
+    live_closures,
 };
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -34,7 +34,7 @@ wasm_bindgen_test_configure!(run_in_browser);
 mod support;
 use support::{
     assert_closures_back_to, close, is_unsent, next, next_close, next_event, open, quick_reconnect,
-    server_url, silent_url, sleep, text, within,
+    rest, server_url, silent_url, sleep, slow_reconnect, text, within,
 };
 
 /// The closures one live `WebSocketStream` connection holds.
@@ -123,20 +123,6 @@ async fn open_stream(builder: Builder) -> (WebSocket, Events) {
     let (socket, events) = open(builder.connect().unwrap()).await;
     assert_eq!(socket.transport(), Transport::WebSocketStream);
     (socket, events)
-}
-
-/// Every event until the stream ends.
-async fn rest(events: &mut Events) -> Vec<Event> {
-    let mut rest = Vec::new();
-    while let Some(event) = next(events).await {
-        rest.push(event);
-    }
-    rest
-}
-
-/// Reconnection whose first attempt waits long enough for a test to act while waiting.
-fn slow_reconnect() -> Reconnect {
-    quick_reconnect().initial_delay(Duration::from_secs(10))
 }
 
 /// The server's close, with its code and reason.
@@ -961,45 +947,6 @@ async fn a_forgotten_stream_holds_back_the_callbacks_and_the_close() {
     watch.assert_quiet().await;
 }
 
-/// A reader that holds back longer than the heartbeat's timeout, on a healthy connection: the
-/// heartbeat's replies wait behind what it has not read, so they cannot be heard, and the
-/// connection must not be declared dead for that; once the reader reads on, everything comes,
-/// in order, on the same connection.
-///
-/// Found by this test: the deadline found nothing heard (the reader was not reading) and gave
-/// the connection up as `HeartbeatLost` (1006), dropping what it had not read. Now, while the
-/// transport holds back (`Shared::holding_back`), the deadline leaves judgement to the next
-/// ping.
-#[wasm_bindgen_test]
-async fn a_reader_that_holds_back_is_not_taken_for_a_dead_connection() {
-    let watch = Watch::start();
-    let beat =
-        wasm_websocket::Heartbeat::new(Duration::from_millis(200), Duration::from_millis(300));
-    let socket = stream(server_url()).receive_limit(4).heartbeat(beat);
-    let (socket, mut events) = open_stream(socket).await;
-    for n in 0..20 {
-        socket.send(format!("m{n}")).unwrap();
-    }
-    // Holding back for several heartbeats.
-    sleep(1_500).await;
-    let mut next_echo = 0;
-    while next_echo < 20 {
-        match next_event(&mut events).await {
-            Event::Message(Message::Text(echo)) if echo == "Received:  ping" => {}
-            Event::Message(Message::Text(echo)) => {
-                assert_eq!(echo, format!("Received:  m{next_echo}"));
-                next_echo += 1;
-            }
-            other => panic!("after {next_echo} echoes: {other:?}"),
-        }
-    }
-    assert_eq!(socket.state(), State::Open);
-    socket.close().unwrap();
-    let seen = rest(&mut events).await;
-    assert_eq!(seen.last(), Some(&close(1000, "")), "{seen:?}");
-    watch.assert_quiet().await;
-}
-
 /// From `on_open` (the handshake's callback on the stack, before the first read is asked
 /// for): 1 MiB sent then `close_with`, and 1 MiB sent then the only handle dropped. The close
 /// waits for the writes and keeps its code; the page lives on; nothing is left behind.
@@ -1158,25 +1105,6 @@ async fn a_server_close_with_writes_under_way_keeps_its_code_and_reason() {
     watch.assert_quiet().await;
 }
 
-/// `receive_limit(0)` with a stream that is read at once: a careless value that must not
-/// silence the socket. Every message and the close should still come (as with a limit of 1:
-/// a read while the stream is empty).
-///
-/// Found by this test: `Shared::may_read` asked whether every stream held fewer than 0
-/// events, which none ever does, so the reader never read again: no message, no close, the
-/// socket open forever. Now a limit of 0 counts as 1.
-#[wasm_bindgen_test]
-async fn a_receive_limit_of_zero_does_not_silence_the_socket() {
-    let watch = Watch::start();
-    let socket = stream(server_url()).receive_limit(0);
-    let (socket, mut events) = open_stream(socket).await;
-    socket.send("one").unwrap();
-    assert_eq!(next_event(&mut events).await, text("Received:  one"));
-    socket.send("!close 4000 zero").unwrap();
-    assert_eq!(rest(&mut events).await, [server_close(4000, "zero")]);
-    watch.assert_quiet().await;
-}
-
 /// The application closes while its reader waits for room (a stream full, echoes behind it):
 /// once the stream is read, the close comes last, with the application's code and reason,
 /// after the first messages in order (what Chromium had not handed over when the close
@@ -1249,33 +1177,6 @@ async fn sixteen_flooded_sockets_let_go_at_odd_moments() {
     assert_closures_back_to(before).await;
     the_page_still_works().await;
     watch.assert_quiet().await;
-}
-
-/// A reader that keeps up, with a receive limit of 1: each message fills the stream, and the
-/// reader should read the next as soon as the stream is read. 300 echoes take 17 ms on the
-/// browser's `WebSocket` and 24 ms on `WebSocketStream` with the default limit; 1 s is ample.
-///
-/// Found by this test: about 5 s (60 messages a second), since a reader that found no room
-/// looked again only after 16 ms. Now a stream that gives an event or goes away wakes it
-/// (`Shared::wait_for_room`), the 16 ms look kept as a fallback.
-#[wasm_bindgen_test]
-async fn a_reader_that_keeps_up_is_not_held_to_sixty_messages_a_second() {
-    let socket = stream(server_url()).receive_limit(1);
-    let (socket, mut events) = open_stream(socket).await;
-    let start = support::now_ms();
-    for n in 0..300 {
-        socket.send(format!("{n}")).unwrap();
-    }
-    for n in 0..300 {
-        assert_eq!(
-            next_event(&mut events).await,
-            text(&format!("Received:  {n}"))
-        );
-    }
-    let took = support::now_ms() - start;
-    socket.close().unwrap();
-    rest(&mut events).await;
-    assert!(took < 1_000.0, "300 echoes took {took} ms");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -238,3 +238,17 @@ pub async fn dropped_by_the_server(socket: &WebSocket, events: &mut Events) -> R
         other => panic!("expected a reconnection attempt, got {other:?}"),
     }
 }
+
+/// Every event until the stream ends.
+pub async fn rest(events: &mut Events) -> Vec<Event> {
+    let mut rest = Vec::new();
+    while let Some(event) = next(events).await {
+        rest.push(event);
+    }
+    rest
+}
+
+/// Reconnection whose first attempt waits long enough for a test to act while waiting.
+pub fn slow_reconnect() -> Reconnect {
+    quick_reconnect().initial_delay(Duration::from_secs(10))
+}
