@@ -119,21 +119,22 @@ impl Connection {
         }
         let size = u32::try_from(payload(&message).len()).unwrap_or(u32::MAX);
         let link = &self.link;
-        let message = match link.waiting.borrow().is_empty() {
-            true => match link.write_now(message) {
+        // Straight to the socket while nothing waits before it; what it does not flush, or
+        // cannot take, the task finishes.
+        let waiting = if link.waiting.borrow().is_empty() {
+            match link.write_now(message) {
                 Ok(true) => return Ok(()),
                 // In tungstenite's buffer until the task flushes it.
-                Ok(false) => {
-                    link.buffered.set(link.buffered.get().saturating_add(size));
-                    link.work.notify_one();
-                    return Ok(());
-                }
-                Err(message) => message,
-            },
-            false => message,
+                Ok(false) => None,
+                Err(message) => Some(message),
+            }
+        } else {
+            Some(message)
         };
         link.buffered.set(link.buffered.get().saturating_add(size));
-        link.waiting.borrow_mut().push_back(Command::Send(message));
+        if let Some(message) = waiting {
+            link.waiting.borrow_mut().push_back(Command::Send(message));
+        }
         link.work.notify_one();
         Ok(())
     }
