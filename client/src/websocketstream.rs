@@ -242,7 +242,7 @@ impl Connection {
         let written = writer.write(&chunk);
         ignore_rejection(&written);
         *link.last_write.borrow_mut() = Some(written);
-        link.forget_written(&writer);
+        link.forget_written();
         let size = u32::try_from(size).unwrap_or(u32::MAX);
         link.buffered.set(link.buffered.get().saturating_add(size));
         link.writes.borrow_mut().push_back(size);
@@ -269,9 +269,7 @@ impl Connection {
     }
 
     pub(crate) fn buffered_amount(&self) -> u32 {
-        if let Some(writer) = self.link.writer.borrow().as_ref() {
-            self.link.forget_written(writer);
-        }
+        self.link.forget_written();
         self.link.buffered.get()
     }
 
@@ -438,9 +436,7 @@ impl Link {
 
     /// Whether writes are under way.
     fn writes_left(&self) -> bool {
-        if let Some(writer) = self.writer.borrow().as_ref() {
-            self.forget_written(writer);
-        }
+        self.forget_written();
         !self.writes.borrow().is_empty()
     }
 
@@ -454,7 +450,10 @@ impl Link {
     /// Takes the writes done out of the buffered amount: the writer's queue says how many
     /// are not, and they finish in order. (Asked when needed, rather than a callback on each
     /// write's promise: a promise reaction per message costs round trips.)
-    fn forget_written(&self, writer: &Writer) {
+    fn forget_written(&self) {
+        let Some(writer) = self.writer.borrow().clone() else {
+            return;
+        };
         let room = writer
             .desired_size()
             .as_f64()
