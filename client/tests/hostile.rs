@@ -24,8 +24,8 @@ wasm_bindgen_test_configure!(run_in_browser);
 
 mod support;
 use support::{
-    assert_closures_back_to, close, is_unsent, next, next_event, open, quick_reconnect, rest,
-    server_url, sleep, slow_reconnect, text, within,
+    assert_closures_back_to, close, drop_only_handle, is_unsent, keep_only_handle, next,
+    next_event, open, quick_reconnect, rest, server_url, sleep, slow_reconnect, text, within,
 };
 
 /// Port 9 (discard) is closed on the loopback of a test machine.
@@ -741,10 +741,6 @@ async fn a_url_provider_that_returns_junk() {
     assert_closures_back_to(before).await;
 }
 
-thread_local! {
-    static ONLY_HANDLE: RefCell<Option<WebSocket>> = const { RefCell::new(None) };
-}
-
 /// The application's only handle, dropped from inside a callback: the socket closes with 1000
 /// once the callback returns, its streams end and every closure is freed.
 #[wasm_bindgen_test]
@@ -754,12 +750,12 @@ async fn the_only_handle_dropped_inside_callbacks() {
     let socket = WebSocket::builder(server_url())
         .on_open(|socket| socket.send("drop me").unwrap())
         .on_message(|_, _| {
-            drop(ONLY_HANDLE.with(|slot| slot.borrow_mut().take()));
+            drop_only_handle();
         })
         .connect()
         .unwrap();
     let mut events = socket.events();
-    ONLY_HANDLE.with(|slot| *slot.borrow_mut() = Some(socket));
+    keep_only_handle(socket);
     let seen = rest(&mut events).await;
     assert_eq!(seen, [Event::Open, text("Received:  drop me")]);
     sleep(0).await;
@@ -769,13 +765,13 @@ async fn the_only_handle_dropped_inside_callbacks() {
     let socket = WebSocket::builder(server_url())
         .reconnect(slow_reconnect())
         .on_reconnect(|_, _| {
-            drop(ONLY_HANDLE.with(|slot| slot.borrow_mut().take()));
+            drop_only_handle();
         })
         .connect()
         .unwrap();
     let (socket, mut events) = open(socket).await;
     socket.send("!drop").unwrap();
-    ONLY_HANDLE.with(|slot| *slot.borrow_mut() = Some(socket));
+    keep_only_handle(socket);
     let seen = rest(&mut events).await;
     assert_eq!(seen.len(), 2, "{seen:?}");
     sleep(0).await;
@@ -789,7 +785,7 @@ async fn the_only_handle_dropped_inside_callbacks() {
                 .overflow(Overflow::DropOldest),
         )
         .on_unsent(|_, _| {
-            drop(ONLY_HANDLE.with(|slot| slot.borrow_mut().take()));
+            drop_only_handle();
         })
         .connect()
         .unwrap();
@@ -797,7 +793,7 @@ async fn the_only_handle_dropped_inside_callbacks() {
     drop_and_wait(&socket, &mut events).await;
     socket.send("a").unwrap();
     socket.send("b").unwrap();
-    ONLY_HANDLE.with(|slot| *slot.borrow_mut() = Some(socket));
+    keep_only_handle(socket);
     let seen = rest(&mut events).await;
     let full = Error::QueueFull { capacity: 1 };
     assert_eq!(seen.len(), 1, "{seen:?}");

@@ -33,8 +33,9 @@ wasm_bindgen_test_configure!(run_in_browser);
 
 mod support;
 use support::{
-    assert_closures_back_to, close, is_unsent, next, next_close, next_event, open, quick_reconnect,
-    rest, server_url, silent_url, sleep, slow_reconnect, text, within,
+    assert_closures_back_to, close, drop_only_handle, is_unsent, keep_only_handle, next,
+    next_close, next_event, open, quick_reconnect, rest, server_url, silent_url, sleep,
+    slow_reconnect, text, within,
 };
 
 /// The closures one live `WebSocketStream` connection holds.
@@ -420,14 +421,6 @@ async fn a_dropped_stream_no_longer_holds_the_reader() {
 // Drops: in a read, in a flood, many times over.
 // ---------------------------------------------------------------------------------------------
 
-thread_local! {
-    static ONLY_HANDLE: RefCell<Option<WebSocket>> = const { RefCell::new(None) };
-}
-
-fn drop_only_handle() {
-    drop(ONLY_HANDLE.with(|slot| slot.borrow_mut().take()));
-}
-
 /// The socket dropped in the middle of a flood, while its reader waits for room: everything
 /// is freed (within the 2 s a dropped connection gets), nothing is logged, and the server
 /// serves the next socket.
@@ -489,7 +482,7 @@ async fn the_only_handle_dropped_inside_a_read() {
     let mut events = socket.events();
     assert_eq!(next_event(&mut events).await, Event::Open);
     socket.send("!flood 1000 8192").unwrap();
-    ONLY_HANDLE.with(|slot| *slot.borrow_mut() = Some(socket));
+    keep_only_handle(socket);
     let seen = within(5_000, rest(&mut events)).await;
     assert_eq!(seen.len(), 5, "the events go on after the drop");
     assert_eq!(count.get(), 5, "a message after the drop");
@@ -775,7 +768,7 @@ async fn the_only_handle_dropped_inside_each_callback() {
         .connect()
         .unwrap();
     let mut events = socket.events();
-    ONLY_HANDLE.with(|slot| *slot.borrow_mut() = Some(socket));
+    keep_only_handle(socket);
     assert_eq!(rest(&mut events).await, [Event::Open]);
     assert_closures_back_to(before).await;
 
@@ -786,7 +779,7 @@ async fn the_only_handle_dropped_inside_each_callback() {
         .unwrap();
     let (socket, mut events) = open_stream_of(socket).await;
     socket.send("!close 4005 go").unwrap();
-    ONLY_HANDLE.with(|slot| *slot.borrow_mut() = Some(socket));
+    keep_only_handle(socket);
     // The close, and the attempt it announced (the state machine's order: the announcement
     // follows the close callback), which is never made: the socket was dropped.
     let seen = rest(&mut events).await;
@@ -802,7 +795,7 @@ async fn the_only_handle_dropped_inside_each_callback() {
         .unwrap();
     let (socket, mut events) = open_stream_of(socket).await;
     socket.send("!drop").unwrap();
-    ONLY_HANDLE.with(|slot| *slot.borrow_mut() = Some(socket));
+    keep_only_handle(socket);
     let seen = rest(&mut events).await;
     assert_eq!(seen.len(), 2, "{seen:?}");
     sleep(300).await;
@@ -987,7 +980,7 @@ async fn close_and_drop_from_on_open_with_writes_under_way() {
         .connect()
         .unwrap();
     let mut events = socket.events();
-    ONLY_HANDLE.with(|slot| *slot.borrow_mut() = Some(socket));
+    keep_only_handle(socket);
     assert_eq!(within(5_000, rest(&mut events)).await, [Event::Open]);
     assert_closures_back_to(before).await;
     the_page_still_works().await;
@@ -1065,7 +1058,7 @@ async fn every_method_from_on_error_of_refused_attempts() {
         .connect()
         .unwrap();
     let mut events = socket.events();
-    ONLY_HANDLE.with(|slot| *slot.borrow_mut() = Some(socket));
+    keep_only_handle(socket);
     assert_eq!(within(5_000, rest(&mut events)).await, [Event::Error]);
     assert_closures_back_to(before).await;
     watch.assert_quiet().await;

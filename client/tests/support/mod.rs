@@ -252,3 +252,18 @@ pub async fn rest(events: &mut Events) -> Vec<Event> {
 pub fn slow_reconnect() -> Reconnect {
     quick_reconnect().initial_delay(Duration::from_secs(10))
 }
+
+thread_local! {
+    static ONLY_HANDLE: std::cell::RefCell<Option<WebSocket>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Holds `socket` as the application's only handle, for a callback to drop with
+/// [`drop_only_handle`].
+pub fn keep_only_handle(socket: WebSocket) {
+    ONLY_HANDLE.with(|slot| *slot.borrow_mut() = Some(socket));
+}
+
+/// Drops the handle [`keep_only_handle`] holds (from inside a callback, say).
+pub fn drop_only_handle() {
+    drop(ONLY_HANDLE.with(|slot| slot.borrow_mut().take()));
+}
