@@ -136,11 +136,7 @@ pub fn section(runtime: &tokio::runtime::Runtime, dir: &Path) -> Result<String> 
             let mut runs = Vec::new();
             for _ in 0..3 {
                 let process = server.start()?;
-                let addr: SocketAddr = process
-                    .addr()
-                    .trim_start_matches("ws://")
-                    .trim_end_matches('/')
-                    .parse()?;
+                let addr: SocketAddr = process.addr().parse()?;
                 let before = cpu(process.id())?;
                 let (up, down, negotiated) = runtime.block_on(run(addr, load))?;
                 let spent = cpu(process.id())? - before;
@@ -366,11 +362,7 @@ fn idle(
     source: u8,
 ) -> Result<(f64, u64, u64)> {
     let process = server.start()?;
-    let addr: SocketAddr = process
-        .addr()
-        .trim_start_matches("ws://")
-        .trim_end_matches('/')
-        .parse()?;
+    let addr: SocketAddr = process.addr().parse()?;
     std::thread::sleep(Duration::from_millis(200));
     let before = process.status_kib("VmRSS")?;
     let held = runtime.block_on(async {

@@ -738,7 +738,7 @@ fn autobahn_server(flags: &[&str], dir: &str) -> Result<(autobahn::Report, PathB
         "20000000",
     ];
     let server = EchoServer::start("debug", &[&base[..], flags].concat(), "warn")?;
-    let addr = server.url.trim_start_matches("ws://").trim_end_matches('/');
+    let addr = server.process.addr();
     let reports = target_dir().join("autobahn").join(dir);
     autobahn::run_fuzzing_client(addr, &reports)?;
     let report = autobahn::Report::read(&reports, addr)?;
