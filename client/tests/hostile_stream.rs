@@ -197,6 +197,42 @@ async fn odd_sizes_round_trip_byte_exact() {
     watch.assert_quiet().await;
 }
 
+/// Binary messages are copied into buffers kept for the next once written: waves of many
+/// messages of mixed sizes under way at once, each wave reusing the buffers of the one before
+/// in another order, come back byte for byte; no buffer is reused while its write is under way.
+#[wasm_bindgen_test]
+async fn reused_write_buffers_never_change_a_message() {
+    let watch = Watch::start();
+    let (socket, mut events) = open_stream(stream(server_url())).await;
+    let sizes = [1, 1000, 1024, 1025, 4096, 65_536, 3, 70_000, 0, 2047];
+    let message = |wave: usize, n: usize| -> Vec<u8> {
+        let len = sizes[(n * (wave + 1) + wave) % sizes.len()];
+        (0..len).map(|i| (i + 31 * n + 101 * wave) as u8).collect()
+    };
+    for wave in 0..4 {
+        let mut expected = Vec::new();
+        for n in 0..30 {
+            socket.send(message(wave, n)).unwrap();
+            expected.push(binary(message(wave, n)));
+            if n % 7 == 0 {
+                socket.send(format!("{wave}.{n}")).unwrap();
+                expected.push(text(&format!("Received:  {wave}.{n}")));
+            }
+        }
+        for (n, event) in expected.into_iter().enumerate() {
+            assert_eq!(
+                next_event(&mut events).await,
+                event,
+                "wave {wave}, message {n}"
+            );
+        }
+        drained(&socket).await;
+    }
+    socket.close().unwrap();
+    assert_eq!(rest(&mut events).await, [close(1000, "")]);
+    watch.assert_quiet().await;
+}
+
 /// Whether the page still works: a new socket echoes. (After a crash of the page nothing runs,
 /// and the test runner fails every test that is left.)
 async fn the_page_still_works() {
