@@ -25,62 +25,67 @@ pub fn section(root: &Path, url: &str) -> Result<String> {
     native.env("ECHO_SERVER_URL", url);
     let native = figures(native)?;
 
-    let row = |workload: &str, base: f64, ours: f64| {
-        format!(
-            "| {workload} | {base:.0} | {ours:.0} | {:.2}x |\n",
-            ours / base
-        )
+    let row = |workload: &str, base: f64, ours: f64, ratio: f64| {
+        format!("| {workload} | {base:.0} | {ours:.0} | {ratio:.2}x |\n")
     };
     let mut section = String::from(
         "\n### 5b: the client's other transports\n\n\
-         Scenario 5's workloads and method (every reply checked, runs alternating, median of 7), \
-         our server as a pure echo. In headless Chromium: the crate on `WebSocketStream` \
-         (feature `web-socket-stream`) against plain JavaScript on `WebSocket` and on \
-         `WebSocketStream`, all three alternating in one page. Natively: the \
-         crate on its tokio-tungstenite transport (a local task per connection, on a \
-         current-thread runtime) against tokio-tungstenite used directly on the same \
-         runtime.\n\n\
+         Scenario 5's workloads and method (every reply checked, runs alternating), our server \
+         as a pure echo. In headless Chromium: the crate on `WebSocketStream` (feature \
+         `web-socket-stream`) against plain JavaScript on `WebSocket` and on \
+         `WebSocketStream`, all three alternating in one page (medians of 11; a ratio is the \
+         median of the runs' ratios). Natively: the crate on its tokio-tungstenite transport \
+         (a local task per connection, on a current-thread runtime) against tokio-tungstenite \
+         used directly on the same runtime (medians of 7).\n\n\
          | workload | baseline | ours | ratio |\n|---|---|---|---|\n",
     );
     section += &row(
         "Chromium: round trips/s, JavaScript `WebSocket` vs ours on `WebSocketStream`, async API",
         stream("round_trips", "js=")?,
         stream("round_trips", "stream=")?,
+        stream("round_trip_ratios", "async=")?,
     );
     section += &row(
         "the same, callbacks",
         stream("round_trips", "js=")?,
         stream("round_trips", "callbacks=")?,
+        stream("round_trip_ratios", "callbacks=")?,
     );
     section += &row(
         "Chromium: 64 KiB binary MB/s, JavaScript `WebSocket` vs ours on `WebSocketStream`",
         stream("binary_mb_per_s", "js=")?,
         stream("binary_mb_per_s", "stream=")?,
+        stream("binary_ratio", "ours=")?,
     );
     section += &row(
         "Chromium: round trips/s, JavaScript on `WebSocketStream` vs ours on it, async API",
         stream("stream_round_trips", "js_stream=")?,
         stream("round_trips", "stream=")?,
+        stream("stream_round_trip_ratios", "async=")?,
     );
     section += &row(
         "the same, callbacks",
         stream("stream_round_trips", "js_stream=")?,
         stream("round_trips", "callbacks=")?,
+        stream("stream_round_trip_ratios", "callbacks=")?,
     );
     section += &row(
         "Chromium: 64 KiB binary MB/s, JavaScript on `WebSocketStream` vs ours on it",
         stream("stream_binary_mb_per_s", "js_stream=")?,
         stream("binary_mb_per_s", "stream=")?,
+        stream("stream_binary_ratio", "ours=")?,
     );
     section += &row(
         "native: round trips/s, tokio-tungstenite vs ours",
         native("round_trips", "tungstenite=")?,
         native("round_trips", "ours=")?,
+        native("round_trips", "ours=")? / native("round_trips", "tungstenite=")?,
     );
     section += &row(
         "native: 64 KiB binary MB/s, tokio-tungstenite vs ours",
         native("binary_mb_per_s", "tungstenite=")?,
         native("binary_mb_per_s", "ours=")?,
+        native("binary_mb_per_s", "ours=")? / native("binary_mb_per_s", "tungstenite=")?,
     );
     eprint!("{section}");
     Ok(section)
