@@ -56,7 +56,8 @@ export function write(writer, chunk) {
     return written;
 }
 export function read(reader, read, failed) { reader.read().then(read, failed); }
-export function chunk(result) { return result.done ? undefined : result.value; }")]
+export function chunk(result) { return result.done ? undefined : result.value; }
+export function new_buffer(length) { return new Uint8Array(length); }")]
 extern "C" {
     /// Handles `promise`'s rejection by doing nothing: for writes, whose failure is the
     /// connection's and is reported as its close.
@@ -71,6 +72,10 @@ extern "C" {
     );
     /// What a read resolved to: its chunk, or `undefined` once the stream has ended.
     fn chunk(result: &JsValue) -> JsValue;
+    /// A new `Uint8Array` of `length` bytes, or the `RangeError` of a page that cannot
+    /// allocate it.
+    #[wasm_bindgen(catch)]
+    fn new_buffer(length: u32) -> Result<Uint8Array, JsValue>;
 }
 
 #[wasm_bindgen]
@@ -257,7 +262,11 @@ impl Connection {
             Message::Text(text) => (text.into(), None, text.len()),
             // Copied out of wasm memory, which may change before the write is done.
             Message::Binary(data) => {
-                let (length, buffer) = link.buffer(data.len() as u32);
+                let (length, buffer) = match link.buffer(data.len() as u32) {
+                    Ok(buffer) => buffer,
+                    // The page is out of memory for it.
+                    Err(error) => return Err(Unsent { message, error }),
+                };
                 let view = buffer.subarray(0, data.len() as u32);
                 view.copy_from(data);
                 (view.into(), Some((length, buffer)), data.len())
@@ -520,7 +529,7 @@ impl Link {
     /// A buffer of at least `size` bytes for a binary write, and its size: a spare one if
     /// one is, else a new one, its size a power of two so that it serves messages of similar
     /// sizes again.
-    fn buffer(&self, size: u32) -> (u32, Uint8Array) {
+    fn buffer(&self, size: u32) -> Result<(u32, Uint8Array), Error> {
         let take = || {
             let mut spare = self.spare.borrow_mut();
             let fits = spare.iter().position(|(length, _)| *length >= size)?;
@@ -531,13 +540,17 @@ impl Link {
                 self.forget_written();
                 take()
             })
-            .unwrap_or_else(|| {
-                let length = match size <= SPARE_BYTES {
-                    true => size.max(1024).next_power_of_two(),
-                    false => size,
-                };
-                (length, Uint8Array::new_with_length(length))
-            })
+            .map_or_else(
+                || {
+                    let length = match size <= SPARE_BYTES {
+                        true => size.max(1024).next_power_of_two(),
+                        false => size,
+                    };
+                    let buffer = new_buffer(length).map_err(Error::from_js)?;
+                    Ok((length, buffer))
+                },
+                Ok,
+            )
     }
 
     /// Keeps a buffer whose write is done for the next, if there is room, and if the browser
