@@ -535,22 +535,19 @@ impl Link {
             let fits = spare.iter().position(|(length, _)| *length >= size)?;
             Some(spare.swap_remove(fits))
         };
-        take()
-            .or_else(|| {
-                self.forget_written();
-                take()
-            })
-            .map_or_else(
-                || {
-                    let length = match size <= SPARE_BYTES {
-                        true => size.max(1024).next_power_of_two(),
-                        false => size,
-                    };
-                    let buffer = new_buffer(length).map_err(Error::from_js)?;
-                    Ok((length, buffer))
-                },
-                Ok,
-            )
+        let spare = take().or_else(|| {
+            self.forget_written();
+            take()
+        });
+        if let Some(spare) = spare {
+            return Ok(spare);
+        }
+        let length = if size <= SPARE_BYTES {
+            size.max(1024).next_power_of_two()
+        } else {
+            size
+        };
+        Ok((length, new_buffer(length).map_err(Error::from_js)?))
     }
 
     /// Keeps a buffer whose write is done for the next, if there is room, and if the browser
