@@ -434,42 +434,24 @@ const IDLE_RUNS: usize = 2;
 /// Scenario 5: `client/tests/speed.rs` in headless Chromium, against our server as a pure echo.
 fn browser_section(root: &Path, ours: &Target) -> Result<String> {
     let server = ours.start()?;
-    let mut cargo = Command::new("cargo");
-    cargo
-        .current_dir(root)
-        .args(["test", "--release", "-p", "wasm-websocket", "--target"])
-        .args([
+    let mut cargo = transports::cargo(
+        root,
+        &[
+            "--target",
             "wasm32-unknown-unknown",
             "--test",
             "speed",
             "--",
-            "--nocapture",
-            "--include-ignored",
-        ])
+        ],
+    );
+    cargo
         .env("ECHO_SERVER_URL", format!("ws://{}/", server.addr))
         .env("WASM_BINDGEN_TEST_TIMEOUT", "300")
-        .envs(test_support::browser::WASM_TEST_RUNNER_ENV)
-        .stderr(Stdio::inherit());
+        .envs(test_support::browser::WASM_TEST_RUNNER_ENV);
     // The compiler and the browser may use every core, as before pinning: this scenario
     // measures the client, against our server (still on its own core).
     counters::pin_command(&mut cargo, &counters::all_cores());
-    let output = cargo.output().context("cannot run cargo test")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    ensure!(
-        output.status.success(),
-        "the browser benchmark failed:\n{stdout}"
-    );
-    // "speed: NAME js=X stream=Y [callbacks=Z]"
-    let figure = |name: &str, key: &str| -> Result<f64> {
-        let line = stdout
-            .lines()
-            .find_map(|line| line.trim().strip_prefix("speed: ")?.strip_prefix(name))
-            .with_context(|| format!("no {name} figures in:\n{stdout}"))?;
-        let word = line.split_whitespace().find_map(|w| w.strip_prefix(key));
-        Ok(word
-            .with_context(|| format!("no {key} in {line}"))?
-            .parse()?)
-    };
+    let figure = transports::figures(cargo)?;
     let js_trips = figure("round_trips", "js=")?;
     let stream_trips = figure("round_trips", "stream=")?;
     let callback_trips = figure("round_trips", "callbacks=")?;
@@ -484,7 +466,8 @@ fn browser_section(root: &Path, ours: &Target) -> Result<String> {
          pure echo; every reply checked the same way on both sides (a binary one by its \
          length and first and last bytes); runs alternate (which goes first too), medians of \
          11; a ratio is the median of the runs' ratios (each run against the JavaScript run \
-         beside it), which a drift of the machine's speed during the series skews less. The wasm client is built for release and measured through its async API \
+         beside it), which a drift of the machine's speed during the series skews less. The \
+         wasm client is built for release and measured through its async API \
          (`send` and the `messages()` stream, in a task of its own) and, for \
          round trips, through its callbacks (each reply sends the next from `on_message`, as \
          the JavaScript does).\n\n\

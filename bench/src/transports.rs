@@ -75,24 +75,25 @@ pub fn section(root: &Path, url: &str) -> Result<String> {
         stream("binary_mb_per_s", "stream=")?,
         stream("stream_binary_ratio", "ours=")?,
     );
-    section += &row(
+    // Natively, the ratio of the medians.
+    let native_row = |workload: &str, name: &str| -> Result<String> {
+        let (base, ours) = (native(name, "tungstenite=")?, native(name, "ours=")?);
+        Ok(row(workload, base, ours, ours / base))
+    };
+    section += &native_row(
         "native: round trips/s, tokio-tungstenite vs ours",
-        native("round_trips", "tungstenite=")?,
-        native("round_trips", "ours=")?,
-        native("round_trips", "ours=")? / native("round_trips", "tungstenite=")?,
-    );
-    section += &row(
+        "round_trips",
+    )?;
+    section += &native_row(
         "native: 64 KiB binary MB/s, tokio-tungstenite vs ours",
-        native("binary_mb_per_s", "tungstenite=")?,
-        native("binary_mb_per_s", "ours=")?,
-        native("binary_mb_per_s", "ours=")? / native("binary_mb_per_s", "tungstenite=")?,
-    );
+        "binary_mb_per_s",
+    )?;
     eprint!("{section}");
     Ok(section)
 }
 
 /// `cargo test --release -p wasm-websocket` with `args`, its ignored benchmark included.
-fn cargo(root: &Path, args: &[&str]) -> Command {
+pub fn cargo(root: &Path, args: &[&str]) -> Command {
     let mut command = Command::new("cargo");
     command
         .current_dir(root)
@@ -102,7 +103,7 @@ fn cargo(root: &Path, args: &[&str]) -> Command {
 }
 
 /// Runs a benchmark test and reads its `speed: NAME key=value ...` lines.
-fn figures(mut test: Command) -> Result<impl Fn(&str, &str) -> Result<f64>> {
+pub fn figures(mut test: Command) -> Result<impl Fn(&str, &str) -> Result<f64>> {
     let output = test
         .args(["--nocapture", "--include-ignored"])
         .stderr(Stdio::inherit())
