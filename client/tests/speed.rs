@@ -284,7 +284,8 @@ async fn spawned(work: impl std::future::Future<Output = f64> + 'static) -> f64 
     result.await.expect("the task ran")
 }
 
-fn median(mut runs: Vec<f64>) -> f64 {
+fn median(runs: &[f64]) -> f64 {
+    let mut runs = runs.to_vec();
     runs.sort_by(f64::total_cmp);
     runs[runs.len() / 2]
 }
@@ -293,13 +294,10 @@ fn median(mut runs: Vec<f64>) -> f64 {
 /// baseline's run beside it, which a change in the machine's speed during the series skews
 /// less than a ratio of the two medians does.
 fn ratio(baseline_ms: &[f64], ours_ms: &[f64]) -> f64 {
-    median(
-        baseline_ms
-            .iter()
-            .zip(ours_ms)
-            .map(|(base, ours)| base / ours)
-            .collect(),
-    )
+    let ratios: Vec<f64> = (baseline_ms.iter().zip(ours_ms))
+        .map(|(base, ours)| base / ours)
+        .collect();
+    median(&ratios)
 }
 
 #[wasm_bindgen_test]
@@ -327,9 +325,9 @@ async fn wasm_client_against_plain_javascript() {
     }
     let per_second = |ms: f64| f64::from(ROUND_TRIPS) / ms * 1e3;
     let (js_rate, rust_rate, cb_rate) = (
-        per_second(median(js.clone())),
-        per_second(median(rust.clone())),
-        per_second(median(cb.clone())),
+        per_second(median(&js)),
+        per_second(median(&rust)),
+        per_second(median(&cb)),
     );
     console_log!("speed: round_trips js={js_rate:.0} stream={rust_rate:.0} callbacks={cb_rate:.0}");
     console_log!(
@@ -338,7 +336,7 @@ async fn wasm_client_against_plain_javascript() {
         ratio(&js, &cb)
     );
     if on_stream() {
-        let js = per_second(median(js_stream.clone()));
+        let js = per_second(median(&js_stream));
         console_log!("speed: stream_round_trips js_stream={js:.0}");
         console_log!(
             "speed: stream_round_trip_ratios async={:.3} callbacks={:.3}",
@@ -367,14 +365,11 @@ async fn wasm_client_against_plain_javascript() {
     // Both ways, like the server scenarios.
     let megabytes = 2.0 * f64::from(BINARY_COUNT) * BINARY_SIZE as f64 / 1e6;
     let per_second = |ms: f64| megabytes / ms * 1e3;
-    let (js, rust) = (
-        per_second(median(js_ms.clone())),
-        per_second(median(rust_ms.clone())),
-    );
+    let (js, rust) = (per_second(median(&js_ms)), per_second(median(&rust_ms)));
     console_log!("speed: binary_mb_per_s js={js:.1} stream={rust:.1}");
     console_log!("speed: binary_ratio ours={:.3}", ratio(&js_ms, &rust_ms));
     if on_stream() {
-        let js = per_second(median(js_stream_ms.clone()));
+        let js = per_second(median(&js_stream_ms));
         console_log!("speed: stream_binary_mb_per_s js_stream={js:.1}");
         let ratio = ratio(&js_stream_ms, &rust_ms);
         console_log!("speed: stream_binary_ratio ours={ratio:.3}");
