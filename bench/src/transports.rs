@@ -75,6 +75,18 @@ pub fn section(root: &Path, url: &str) -> Result<String> {
         stream("binary_mb_per_s", "stream=")?,
         stream("stream_binary_ratio", "ours=")?,
     );
+    section += &row(
+        "Chromium: round trips/s, JavaScript on `WebSocketStream` vs bare Rust on it (no crate), callbacks",
+        stream("stream_round_trips", "js_stream=")?,
+        stream("bare_round_trips", "callbacks=")?,
+        stream("bare_ratios", "callbacks=")?,
+    );
+    section += &row(
+        "the same, bare Rust async",
+        stream("stream_round_trips", "js_stream=")?,
+        stream("bare_round_trips", "async=")?,
+        stream("bare_ratios", "async=")?,
+    );
     // Natively, the ratio of the medians.
     let native_row = |workload: &str, name: &str| -> Result<String> {
         let (base, ours) = (native(name, "tungstenite=")?, native(name, "ours=")?);
@@ -88,6 +100,12 @@ pub fn section(root: &Path, url: &str) -> Result<String> {
         "native: 64 KiB binary MB/s, tokio-tungstenite vs ours",
         "binary_mb_per_s",
     )?;
+    section += &format!(
+        "\nOn `WebSocketStream`, ours against bare Rust (scenario 5's floor of any Rust client; \
+         median of the runs' ratios): callbacks {:.2}x, async API {:.2}x.\n",
+        stream("over_bare", "callbacks=")?,
+        stream("over_bare", "async=")?,
+    );
     eprint!("{section}");
     Ok(section)
 }

@@ -2,7 +2,9 @@
 //! by plain JavaScript, on the same page and the same server (a pure echo, started by the
 //! benchmark and named in `ECHO_SERVER_URL` at build time). Every reply is checked on both
 //! sides. The round trips run twice in Rust: through the async API (`messages()` in a task
-//! of its own) and through the callbacks. It prints `speed:` lines that the benchmark reads;
+//! of its own) and through the callbacks, and twice more by the least Rust can do on the same
+//! bindings without the crate (the floor of any Rust client: `bare_open`). It prints `speed:`
+//! lines that the benchmark reads;
 //! it is ignored by default (the test command only builds it) and `cargo xtask bench` runs it
 //! with `--include-ignored`. Built with the `web-socket-stream` feature and
 //! `WS_TRANSPORT=stream`, the crate runs on the browser's `WebSocketStream` instead (the
@@ -10,8 +12,11 @@
 
 #![cfg(target_arch = "wasm32")]
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 
 use futures_util::StreamExt;
 use js_sys::Date;
@@ -86,6 +91,35 @@ export async function js_binary(url, count, size, inFlight) {
     ws.close();
     return elapsed;
 }
+// The least a Rust program can do for the round trips on the same bindings, without the crate:
+// `listen` calls `on` with each message (from `onmessage`, or from each `read()` of a
+// `WebSocketStream`), which sends the next through `send`.
+const ignore = () => {};
+export async function bare_open(url, stream) {
+    if (!stream) {
+        const ws = await open(url);
+        return {
+            send: (chunk) => ws.send(chunk),
+            listen: (on) => { ws.onmessage = (event) => on(event.data); },
+            close: () => { ws.onmessage = null; ws.close(); },
+        };
+    }
+    const wss = new WebSocketStream(url);
+    const { readable, writable } = await wss.opened;
+    const reader = readable.getReader(), writer = writable.getWriter();
+    return {
+        send: (chunk) => { writer.write(chunk).catch(ignore); },
+        listen: (on) => {
+            const next = (result) => {
+                if (result.done) return;
+                on(result.value);
+                reader.read().then(next, ignore);
+            };
+            reader.read().then(next, ignore);
+        },
+        close: () => wss.close(),
+    };
+}
 // The same on `WebSocketStream`, the baseline of the crate on that transport.
 export async function js_stream_round_trips(url, count, size) {
     const wss = new WebSocketStream(url);
@@ -131,6 +165,17 @@ extern "C" {
         size: usize,
         in_flight: u32,
     ) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn bare_open(url: &str, stream: bool) -> Result<JsValue, JsValue>;
+    /// What `bare_open` resolves to.
+    #[derive(Clone)]
+    type Bare;
+    #[wasm_bindgen(method)]
+    fn send(this: &Bare, chunk: &JsValue);
+    #[wasm_bindgen(method)]
+    fn listen(this: &Bare, on: &Closure<dyn FnMut(JsValue)>);
+    #[wasm_bindgen(method)]
+    fn close(this: &Bare);
     #[wasm_bindgen(catch)]
     async fn js_round_trips(url: &str, count: u32, size: usize) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(catch)]
@@ -238,6 +283,76 @@ async fn rust_callback_round_trips() -> f64 {
     elapsed
 }
 
+/// The floor of any Rust client's round trips: the same round trips by the least a Rust
+/// program can do on the same bindings, without this crate (`bare_open`): a closure given each
+/// reply, sending the next. What remains between it and the JavaScript is wasm-bindgen's: the
+/// strings and the call crossing between wasm and JavaScript.
+async fn bare_callback_round_trips() -> f64 {
+    let bare = bare().await;
+    let (done, finished) = futures_channel::oneshot::channel();
+    let (mut done, mut n, sender) = (Some(done), 0, bare.clone());
+    let start = Date::now();
+    let on = Closure::new(move |reply: JsValue| {
+        assert!(reply.as_string() == Some(text(n)), "wrong reply {n}");
+        n += 1;
+        if n < ROUND_TRIPS {
+            sender.send(&text(n).into());
+        } else if let Some(done) = done.take() {
+            let _ = done.send(Date::now() - start);
+        }
+    });
+    bare.listen(&on);
+    bare.send(&text(0).into());
+    let elapsed = finished.await.expect("all round trips");
+    bare.close();
+    elapsed
+}
+
+/// The floor of any async Rust client's round trips: the same bindings, each reply handed to a
+/// task through the least a channel needs (a queue and the task's waker). What remains
+/// between it and the callbacks is the executor's: wasm-bindgen-futures wakes a task through
+/// `queueMicrotask`.
+async fn bare_async_round_trips() -> f64 {
+    let bare = bare().await;
+    let inbox: Rc<RefCell<(VecDeque<JsValue>, Option<Waker>)>> = Rc::default();
+    let on = {
+        let inbox = inbox.clone();
+        Closure::new(move |reply| {
+            let mut inbox = inbox.borrow_mut();
+            inbox.0.push_back(reply);
+            if let Some(task) = inbox.1.take() {
+                task.wake();
+            }
+        })
+    };
+    bare.listen(&on);
+    let start = Date::now();
+    for n in 0..ROUND_TRIPS {
+        let sent = text(n);
+        bare.send(&JsValue::from(&sent));
+        let reply = poll_fn(|cx| {
+            let mut inbox = inbox.borrow_mut();
+            inbox.0.pop_front().map_or_else(
+                || {
+                    inbox.1 = Some(cx.waker().clone());
+                    Poll::Pending
+                },
+                Poll::Ready,
+            )
+        })
+        .await;
+        assert!(reply.as_string() == Some(sent), "wrong reply {n}");
+    }
+    let elapsed = Date::now() - start;
+    bare.close();
+    elapsed
+}
+
+async fn bare() -> Bare {
+    let bare = bare_open(server_url(), on_stream()).await;
+    bare.expect("a connection").unchecked_into()
+}
+
 /// Like the JavaScript, it sends messages made before the clock starts, each handed over as
 /// it is (the JavaScript's arrays are not copied either), and checks each reply against what
 /// it noted of the message.
@@ -306,11 +421,14 @@ async fn wasm_client_against_plain_javascript() {
     let url = server_url();
     let (mut js, mut js_stream, mut rust, mut cb) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut bare_cb, mut bare_async) = (Vec::new(), Vec::new());
     for run in 0..RUNS {
         // Alternate which goes first: the second of a pair may pay for the first's garbage.
         if run % 2 == 1 {
             rust.push(spawned(rust_round_trips()).await);
             cb.push(rust_callback_round_trips().await);
+            bare_cb.push(bare_callback_round_trips().await);
+            bare_async.push(spawned(bare_async_round_trips()).await);
         }
         let ms = js_round_trips(url, ROUND_TRIPS, TEXT_SIZE).await.unwrap();
         js.push(ms.as_f64().unwrap());
@@ -319,8 +437,10 @@ async fn wasm_client_against_plain_javascript() {
             js_stream.push(ms.unwrap().as_f64().unwrap());
         }
         if run % 2 == 0 {
-            rust.push(spawned(rust_round_trips()).await);
+            bare_async.push(spawned(bare_async_round_trips()).await);
+            bare_cb.push(bare_callback_round_trips().await);
             cb.push(rust_callback_round_trips().await);
+            rust.push(spawned(rust_round_trips()).await);
         }
     }
     let per_second = |ms: f64| f64::from(ROUND_TRIPS) / ms * 1e3;
@@ -334,6 +454,23 @@ async fn wasm_client_against_plain_javascript() {
         "speed: round_trip_ratios async={:.3} callbacks={:.3}",
         ratio(&js, &rust),
         ratio(&js, &cb)
+    );
+    // The floor, against the JavaScript on the same transport.
+    let same = if on_stream() { &js_stream } else { &js };
+    console_log!(
+        "speed: bare_round_trips callbacks={:.0} async={:.0}",
+        per_second(median(&bare_cb)),
+        per_second(median(&bare_async))
+    );
+    console_log!(
+        "speed: bare_ratios callbacks={:.3} async={:.3}",
+        ratio(same, &bare_cb),
+        ratio(same, &bare_async)
+    );
+    console_log!(
+        "speed: over_bare callbacks={:.3} async={:.3}",
+        ratio(&bare_cb, &cb),
+        ratio(&bare_async, &rust)
     );
     if on_stream() {
         let js = per_second(median(&js_stream));
