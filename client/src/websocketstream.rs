@@ -254,7 +254,8 @@ impl Connection {
             return crate::transport::not_open(state, message);
         }
         let link = &self.link;
-        let Some(writer) = link.writer.borrow().clone() else {
+        let writer = link.writer.borrow();
+        let Some(writer) = writer.as_ref() else {
             let error = Error::NotOpen(State::Closing);
             return Err(Unsent { message, error });
         };
@@ -275,7 +276,7 @@ impl Connection {
         // The write's promise is not waited on: its failure is the connection's, which the
         // close reports (so it is only kept from being an unhandled rejection). What is not
         // yet written, `buffered_amount` counts.
-        let written = write(&writer, &chunk);
+        let written = write(writer, &chunk);
         *link.last_write.borrow_mut() = Some(written);
         let size = u32::try_from(size).unwrap_or(u32::MAX);
         link.buffered.set(link.buffered.get().saturating_add(size));
@@ -506,13 +507,11 @@ impl Link {
     /// are not, and they finish in order. (Asked when needed, rather than a callback on each
     /// write's promise: a promise reaction per message costs round trips.)
     fn forget_written(&self) {
-        let Some(writer) = self.writer.borrow().clone() else {
-            return;
+        let room = match self.writer.borrow().as_ref() {
+            Some(writer) => writer.desired_size().as_f64(),
+            None => return,
         };
-        let room = writer
-            .desired_size()
-            .as_f64()
-            .unwrap_or(self.capacity.get());
+        let room = room.unwrap_or(self.capacity.get());
         let left = (self.capacity.get() - room).max(0.0) as usize;
         let mut writes = self.writes.borrow_mut();
         while writes.len() > left {
