@@ -460,6 +460,8 @@ fn browser_section(root: &Path, ours: &Target) -> Result<String> {
     let trips_ratio = figure("round_trip_ratios", "async=")?;
     let callback_ratio = figure("round_trip_ratios", "callbacks=")?;
     let mb_ratio = figure("binary_ratio", "ours=")?;
+    let callback_mb = figure("binary_mb_per_s", "callbacks=")?;
+    let callback_mb_ratio = figure("binary_ratio", "callbacks=")?;
     let (bare_trips, bare_async_trips) = (
         figure("bare_round_trips", "callbacks=")?,
         figure("bare_round_trips", "async=")?,
@@ -480,9 +482,9 @@ fn browser_section(root: &Path, ours: &Target) -> Result<String> {
          11; a ratio is the median of the runs' ratios (each run against the JavaScript run \
          beside it), which a drift of the machine's speed during the series skews less. The \
          wasm client is built for release and measured through its async API \
-         (`send` and the `messages()` stream, in a task of its own) and, for \
-         round trips, through its callbacks (each reply sends the next from `on_message`, as \
-         the JavaScript does). The bare Rust rows are the floor of any Rust client: the same \
+         (`send` and the `messages()` stream, in a task of its own) and \
+         through its callbacks (each reply sends the next from `on_message`, as the JavaScript \
+         does). The bare Rust rows are the floor of any Rust client: the same \
          round trips by the least Rust can do on the same bindings, without the crate (a \
          closure given each reply; for the async one, a task woken per reply through a queue \
          and its waker).\n\n\
@@ -490,7 +492,8 @@ fn browser_section(root: &Path, ours: &Target) -> Result<String> {
          |---|---|---|---|\n\
          | 5,000 sequential round trips of 32-byte text, async API | {js_trips:.0}/s | {stream_trips:.0}/s | {:.2}x |\n\
          | the same, callbacks | {js_trips:.0}/s | {callback_trips:.0}/s | {:.2}x |\n\
-         | 400 x 64 KiB binary, 8 in flight (MB/s, both ways), async API | {js_mb:.0} | {stream_mb:.0} | {:.2}x |\n\
+         | 1,000 x 64 KiB binary, 8 in flight (MB/s, both ways), async API | {js_mb:.0} | {stream_mb:.0} | {:.2}x |\n\
+         | the same, callbacks | {js_mb:.0} | {callback_mb:.0} | {callback_mb_ratio:.2}x |\n\
          | the round trips, bare Rust (no crate), callbacks | {js_trips:.0}/s | {bare_trips:.0}/s | {bare_ratio:.2}x |\n\
          | the round trips, bare Rust (no crate), async | {js_trips:.0}/s | {bare_async_trips:.0}/s | {bare_async_ratio:.2}x |\n\n\
          Ours against bare Rust (median of the runs' ratios): callbacks {over_bare:.2}x, \

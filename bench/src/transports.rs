@@ -58,6 +58,12 @@ pub fn section(root: &Path, url: &str) -> Result<String> {
         stream("binary_ratio", "ours=")?,
     );
     section += &row(
+        "the same, callbacks",
+        stream("binary_mb_per_s", "js=")?,
+        stream("binary_mb_per_s", "callbacks=")?,
+        stream("binary_ratio", "callbacks=")?,
+    );
+    section += &row(
         "Chromium: round trips/s, JavaScript on `WebSocketStream` vs ours on it, async API",
         stream("stream_round_trips", "js_stream=")?,
         stream("round_trips", "stream=")?,
@@ -74,6 +80,12 @@ pub fn section(root: &Path, url: &str) -> Result<String> {
         stream("stream_binary_mb_per_s", "js_stream=")?,
         stream("binary_mb_per_s", "stream=")?,
         stream("stream_binary_ratio", "ours=")?,
+    );
+    section += &row(
+        "the same, callbacks",
+        stream("stream_binary_mb_per_s", "js_stream=")?,
+        stream("binary_mb_per_s", "callbacks=")?,
+        stream("stream_binary_ratio", "callbacks=")?,
     );
     section += &row(
         "Chromium: round trips/s, JavaScript on `WebSocketStream` vs bare Rust on it (no crate), callbacks",

@@ -30,7 +30,7 @@ wasm_bindgen_test_configure!(run_in_browser);
 const ROUND_TRIPS: u32 = 5_000;
 const TEXT_SIZE: usize = 32;
 /// `BINARY_COUNT` messages of `BINARY_SIZE` bytes each way, `IN_FLIGHT` at a time, per run.
-const BINARY_COUNT: u32 = 400;
+const BINARY_COUNT: u32 = 1_000;
 const BINARY_SIZE: usize = 64 * 1024;
 const IN_FLIGHT: u32 = 8;
 /// Runs of each, alternating JavaScript and Rust; the medians are reported.
@@ -378,6 +378,48 @@ async fn rust_binary() -> f64 {
     elapsed
 }
 
+/// The same from the callbacks, as the JavaScript does it: the first messages sent on open,
+/// each reply checked and the next message sent from inside the message callback.
+async fn rust_callback_binary() -> f64 {
+    let unsent: Vec<Vec<u8>> = (0..BINARY_COUNT).map(binary).collect();
+    let sent: Vec<Noted> = unsent.iter().map(|data| Noted::of(data)).collect();
+    let unsent = Rc::new(RefCell::new(unsent.into_iter()));
+    let (done, finished) = futures_channel::oneshot::channel();
+    let (mut done, start) = (Some(done), Rc::new(Cell::new(0.0)));
+    let on_open = {
+        let (unsent, start) = (unsent.clone(), start.clone());
+        move |socket: &WebSocket| {
+            start.set(Date::now());
+            for data in unsent.borrow_mut().by_ref().take(IN_FLIGHT as usize) {
+                socket.send(data).unwrap();
+            }
+        }
+    };
+    let mut received = 0;
+    let on_message = move |socket: &WebSocket, reply| {
+        assert!(
+            matches!(&reply, Message::Binary(data) if Noted::of(data) == sent[received]),
+            "wrong reply {received}"
+        );
+        received += 1;
+        if let Some(data) = unsent.borrow_mut().next() {
+            socket.send(data).unwrap();
+        } else if received == sent.len() {
+            if let Some(done) = done.take() {
+                let _ = done.send(Date::now() - start.get());
+            }
+        }
+    };
+    let socket = builder()
+        .on_open(on_open)
+        .on_message(on_message)
+        .connect()
+        .unwrap();
+    let elapsed = finished.await.expect("every reply");
+    socket.close().unwrap();
+    elapsed
+}
+
 /// What the JavaScript checks of a binary reply: its length and its first and last bytes (a
 /// comparison of every byte would be work the JavaScript side does not do).
 #[derive(PartialEq)]
@@ -483,9 +525,11 @@ async fn wasm_client_against_plain_javascript() {
     }
 
     let (mut js_ms, mut js_stream_ms, mut rust_ms) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cb_ms = Vec::new();
     for run in 0..RUNS {
         if run % 2 == 1 {
             rust_ms.push(spawned(rust_binary()).await);
+            cb_ms.push(rust_callback_binary().await);
         }
         let ms = js_binary(url, BINARY_COUNT, BINARY_SIZE, IN_FLIGHT)
             .await
@@ -496,6 +540,7 @@ async fn wasm_client_against_plain_javascript() {
             js_stream_ms.push(ms.unwrap().as_f64().unwrap());
         }
         if run % 2 == 0 {
+            cb_ms.push(rust_callback_binary().await);
             rust_ms.push(spawned(rust_binary()).await);
         }
     }
@@ -503,12 +548,20 @@ async fn wasm_client_against_plain_javascript() {
     let megabytes = 2.0 * f64::from(BINARY_COUNT) * BINARY_SIZE as f64 / 1e6;
     let per_second = |ms: f64| megabytes / ms * 1e3;
     let (js, rust) = (per_second(median(&js_ms)), per_second(median(&rust_ms)));
-    console_log!("speed: binary_mb_per_s js={js:.1} stream={rust:.1}");
-    console_log!("speed: binary_ratio ours={:.3}", ratio(&js_ms, &rust_ms));
+    let cb = per_second(median(&cb_ms));
+    console_log!("speed: binary_mb_per_s js={js:.1} stream={rust:.1} callbacks={cb:.1}");
+    console_log!(
+        "speed: binary_ratio ours={:.3} callbacks={:.3}",
+        ratio(&js_ms, &rust_ms),
+        ratio(&js_ms, &cb_ms)
+    );
     if on_stream() {
         let js = per_second(median(&js_stream_ms));
         console_log!("speed: stream_binary_mb_per_s js_stream={js:.1}");
-        let ratio = ratio(&js_stream_ms, &rust_ms);
-        console_log!("speed: stream_binary_ratio ours={ratio:.3}");
+        console_log!(
+            "speed: stream_binary_ratio ours={:.3} callbacks={:.3}",
+            ratio(&js_stream_ms, &rust_ms),
+            ratio(&js_stream_ms, &cb_ms)
+        );
     }
 }
