@@ -273,14 +273,7 @@ async fn rust_callback_round_trips() -> f64 {
             }
         }
     };
-    let socket = builder()
-        .on_open(on_open)
-        .on_message(on_message)
-        .connect()
-        .unwrap();
-    let elapsed = finished.await.expect("all round trips");
-    socket.close().unwrap();
-    elapsed
+    driven(on_open, on_message, finished).await
 }
 
 /// The floor of any Rust client's round trips: the same round trips by the least a Rust
@@ -410,6 +403,15 @@ async fn rust_callback_binary() -> f64 {
             }
         }
     };
+    driven(on_open, on_message, finished).await
+}
+
+/// Connects with the callbacks given, and closes once `finished` gives the time they took.
+async fn driven(
+    on_open: impl FnMut(&WebSocket) + 'static,
+    on_message: impl FnMut(&WebSocket, Message) + 'static,
+    finished: futures_channel::oneshot::Receiver<f64>,
+) -> f64 {
     let socket = builder()
         .on_open(on_open)
         .on_message(on_message)
