@@ -1,13 +1,49 @@
 //! The builder: what a socket is configured with before it connects, and the application's
-//! callbacks.
+//! callbacks. It makes the core's configuration and the driver's hooks (`socket.rs`).
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use crate::liveness::{self, Heartbeat, Watchdog};
+use crate::core::{Config, millis};
+use crate::error::Error;
+use crate::event::{Event, Unsent};
+use crate::heartbeat::Heartbeat;
+use crate::message::{CloseCause, CloseEvent, Message, Reconnecting};
 use crate::reconnect::Reconnect;
-use crate::{CloseCause, CloseEvent, Error, Event, Message, Reconnecting, Unsent, WebSocket};
+use crate::socket::{Callbacks, DEFAULT_HIGH_WATER_MARK, Hooks, Setup, WebSocket};
+use crate::transport::Options;
+use crate::watch::{self, Beat, Watch};
+
+impl WebSocket {
+    /// Opens a socket to `url` with the default settings and no callbacks, and returns at
+    /// once: listen with [`events`](Self::events) or [`messages`](Self::messages).
+    pub fn connect(url: &str) -> Result<WebSocket, Error> {
+        Self::builder(url).connect()
+    }
+
+    /// Opens a socket to `url` with the default settings and waits until it is open; see
+    /// [`Builder::open`].
+    pub async fn open(url: &str) -> Result<WebSocket, Error> {
+        Self::builder(url).open().await
+    }
+
+    /// Starts configuring a socket to `url` (`ws://` or `wss://`; `http(s)://` and relative
+    /// URLs are resolved by the browser against the page).
+    pub fn builder(url: &str) -> Builder {
+        Builder {
+            url: url.to_owned(),
+            options: Options::default(),
+            reconnect: None,
+            high_water_mark: DEFAULT_HIGH_WATER_MARK,
+            receive_limit: None,
+            watch: None,
+            callbacks: Callbacks::default(),
+            hooks: Hooks::default(),
+        }
+    }
+}
 
 /// Configures a socket before it connects: subprotocols, reconnection, the high-water mark,
 /// and callbacks. Made by [`WebSocket::builder`].
@@ -17,17 +53,15 @@ use crate::{CloseCause, CloseEvent, Error, Event, Message, Reconnecting, Unsent,
 /// closes. To keep one anyway, capture a [`WeakWebSocket`](crate::WeakWebSocket).
 #[must_use = "a builder does nothing until `connect` or `open`"]
 pub struct Builder {
-    pub(crate) url: String,
-    pub(crate) protocols: Vec<String>,
-    pub(crate) reconnect: Option<Reconnect>,
-    pub(crate) high_water_mark: u32,
+    url: String,
+    options: Options,
+    reconnect: Option<Reconnect>,
+    high_water_mark: u32,
+    receive_limit: Option<usize>,
     /// Made by the first of the builder methods that need one.
-    pub(crate) watchdog: Option<Box<dyn Watchdog>>,
-    pub(crate) callbacks: Callbacks,
-    #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
-    pub(crate) web_socket_stream: bool,
-    #[cfg(not(target_arch = "wasm32"))]
-    pub(crate) tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    watch: Option<Box<dyn Watch>>,
+    callbacks: Callbacks,
+    hooks: Hooks,
 }
 
 impl Builder {
@@ -38,7 +72,7 @@ impl Builder {
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        self.protocols = protocols.into_iter().map(Into::into).collect();
+        self.options.protocols = protocols.into_iter().map(Into::into).collect();
         self
     }
 
@@ -67,8 +101,16 @@ impl Builder {
         F: FnMut() -> Fut + 'static,
         Fut: Future<Output = String> + 'static,
     {
-        let watchdog = self.watchdog.get_or_insert_with(liveness::watchdog);
-        watchdog.set_url_provider(Box::new(move || Box::pin(provider())));
+        self.hooks.ask_url = Some(Box::new(move |shared, ask| {
+            let url = provider();
+            let shared = Rc::downgrade(shared);
+            crate::timer::spawn(async move {
+                let url = url.await;
+                if let Some(shared) = shared.upgrade() {
+                    shared.url_provided(ask, url);
+                }
+            });
+        }));
         self
     }
 
@@ -98,8 +140,9 @@ impl Builder {
     /// A limit of 0 counts as 1. With a heartbeat, a transport that holds back for a slow
     /// reader is not judged dead while it does: the reply may be waiting unread.
     pub fn receive_limit(mut self, events: usize) -> Self {
-        let watchdog = self.watchdog.get_or_insert_with(liveness::watchdog);
-        watchdog.set_receive_limit(events);
+        // A stream must hold the message it is given: with 0, a pulling transport would never
+        // read again.
+        self.receive_limit = Some(events.max(1));
         self
     }
 
@@ -127,7 +170,7 @@ impl Builder {
     /// end should have the server wait for the client's acknowledgement before it closes.
     #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
     pub fn web_socket_stream(mut self) -> Self {
-        self.web_socket_stream = true;
+        self.options.web_socket_stream = true;
         self
     }
 
@@ -136,7 +179,7 @@ impl Builder {
     /// (`webpki-roots`). (In the browser, the browser's.)
     #[cfg(not(target_arch = "wasm32"))]
     pub fn tls_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
-        self.tls = Some(config);
+        self.options.tls = Some(config);
         self
     }
 
@@ -146,15 +189,21 @@ impl Builder {
     /// an awaited [`open`](Self::open) fails with it. Off by default: the browser's own limit
     /// is minutes.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        let watchdog = self.watchdog.get_or_insert_with(liveness::watchdog);
-        watchdog.set_connect_timeout(timeout);
+        let watch = self.watch.get_or_insert_with(watch::watch);
+        watch.set_connect_timeout(timeout);
         self
     }
 
     /// Checks that open connections are alive; see [`Heartbeat`]. Off by default.
     pub fn heartbeat(mut self, heartbeat: Heartbeat) -> Self {
-        let watchdog = self.watchdog.get_or_insert_with(liveness::watchdog);
-        watchdog.set_heartbeat(heartbeat);
+        let watch = self.watch.get_or_insert_with(watch::watch);
+        watch.set_heartbeat(Beat {
+            interval: millis(heartbeat.interval),
+            timeout: millis(heartbeat.timeout),
+            message: heartbeat.message,
+            has_reply: heartbeat.reply.is_some(),
+        });
+        self.hooks.is_reply = heartbeat.reply;
         self
     }
 
@@ -164,8 +213,7 @@ impl Builder {
     /// server reports with a code of its own, whatever the code; or look at
     /// [`CloseEvent::cause`].
     pub fn should_reconnect(mut self, decide: impl Fn(&CloseEvent) -> bool + 'static) -> Self {
-        let watchdog = self.watchdog.get_or_insert_with(liveness::watchdog);
-        watchdog.set_should_reconnect(Box::new(decide));
+        self.hooks.should_reconnect = Some(Box::new(decide));
         self
     }
 
@@ -175,9 +223,12 @@ impl Builder {
     /// again, the [`Heartbeat`] checks the connection at once rather than at its next
     /// interval. The events are those of the global scope, so this works in workers too
     /// (where there is no page to hide). Off by default.
+    #[cfg_attr(not(target_arch = "wasm32"), allow(unused_mut))]
     pub fn follow_network(mut self) -> Self {
-        let watchdog = self.watchdog.get_or_insert_with(liveness::watchdog);
-        watchdog.set_follow_network();
+        #[cfg(target_arch = "wasm32")]
+        {
+            self.hooks.listen = Some(crate::socket::follow_network);
+        }
         self
     }
 
@@ -229,10 +280,26 @@ impl Builder {
     /// cannot be reached is reported later, as an error and a close event. No event is delivered
     /// during this call, so a stream made right after it misses nothing.
     pub fn connect(self) -> Result<WebSocket, Error> {
-        if let Some(bad) = invalid_protocol(&self.protocols) {
+        if let Some(bad) = invalid_protocol(&self.options.protocols) {
             return Err(Error::InvalidProtocol(bad.to_owned()));
         }
-        WebSocket::start(self)
+        let config = Config {
+            url: self.url,
+            reconnect: self.reconnect,
+            high_water_mark: self.high_water_mark,
+            offers_protocols: !self.options.protocols.is_empty(),
+            receive_limit: self.receive_limit,
+            decides: self.hooks.should_reconnect.is_some(),
+            provides_url: self.hooks.ask_url.is_some(),
+            watch: self.watch,
+            seed: crate::timer::seed(),
+        };
+        WebSocket::start(Setup {
+            config,
+            options: self.options,
+            callbacks: self.callbacks,
+            hooks: self.hooks,
+        })
     }
 
     /// Opens the socket and waits until it is open. Fails with the errors of
@@ -266,44 +333,6 @@ fn invalid_protocol(protocols: &[String]) -> Option<&str> {
         .iter()
         .enumerate()
         .find_map(|(i, p)| (!is_token(p) || protocols[..i].contains(p)).then_some(p.as_str()))
-}
-
-type Callback<T> = Option<Box<dyn FnMut(&WebSocket, T)>>;
-type Notice = Option<Box<dyn FnMut(&WebSocket)>>;
-
-/// The application's callbacks.
-#[derive(Default)]
-pub(crate) struct Callbacks {
-    on_open: Notice,
-    on_message: Callback<Message>,
-    on_error: Notice,
-    on_close: Callback<CloseEvent>,
-    on_reconnect: Callback<Reconnecting>,
-    on_unsent: Callback<Unsent>,
-}
-
-impl Callbacks {
-    pub(crate) fn wants(&self, event: &Event) -> bool {
-        match event {
-            Event::Open => self.on_open.is_some(),
-            Event::Message(_) => self.on_message.is_some(),
-            Event::Error => self.on_error.is_some(),
-            Event::Close(_) => self.on_close.is_some(),
-            Event::Reconnecting(_) => self.on_reconnect.is_some(),
-            Event::Unsent(_) => self.on_unsent.is_some(),
-        }
-    }
-
-    pub(crate) fn call(&mut self, socket: &WebSocket, event: Event) {
-        match event {
-            Event::Open => self.on_open.as_mut().map(|f| f(socket)),
-            Event::Message(message) => self.on_message.as_mut().map(|f| f(socket, message)),
-            Event::Error => self.on_error.as_mut().map(|f| f(socket)),
-            Event::Close(close) => self.on_close.as_mut().map(|f| f(socket, close)),
-            Event::Reconnecting(next) => self.on_reconnect.as_mut().map(|f| f(socket, next)),
-            Event::Unsent(unsent) => self.on_unsent.as_mut().map(|f| f(socket, unsent)),
-        };
-    }
 }
 
 #[cfg(test)]

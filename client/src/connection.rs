@@ -1,16 +1,17 @@
 //! The browser transport: one browser `WebSocket` and the closures set as its handlers.
 
-use std::rc::Rc;
+use std::rc::Weak;
 
 use js_sys::{ArrayBuffer, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{BinaryType, MessageEvent};
 
-use crate::error::describe;
-use crate::socket::Shared;
+use crate::error::{Error, describe};
+use crate::event::Unsent;
+use crate::message::{CloseEvent, Message, NORMAL_CLOSURE, State};
 use crate::tracked::Tracked;
-use crate::{CloseEvent, Error, Event, Message, NORMAL_CLOSURE, State, Unsent};
+use crate::transport::{Listener, Options};
 
 /// One browser WebSocket and the closures set as its handlers.
 pub(crate) struct Connection {
@@ -26,9 +27,13 @@ struct Closures {
 }
 
 impl Connection {
-    pub(crate) fn open(shared: &Rc<Shared>, url: &str) -> Result<Connection, Error> {
+    pub(crate) fn open(
+        listener: Weak<dyn Listener>,
+        url: &str,
+        options: &Options,
+    ) -> Result<Connection, Error> {
         // One constructor for both cases: an empty list offers no subprotocol.
-        let protocols: js_sys::Array = shared
+        let protocols: js_sys::Array = options
             .protocols
             .iter()
             .map(|protocol| js_sys::JsString::from(protocol.as_str()))
@@ -43,34 +48,34 @@ impl Connection {
         // Blobs are read asynchronously and can overtake each other; ArrayBuffers cannot.
         socket.set_binary_type(BinaryType::Arraybuffer);
 
-        let weak = Rc::downgrade(shared);
+        let weak = listener;
         let on_open = {
             let weak = weak.clone();
             Closure::<dyn FnMut(_)>::new(move |_: web_sys::Event| {
-                if let Some(shared) = weak.upgrade() {
-                    shared.opened();
+                if let Some(listener) = weak.upgrade() {
+                    listener.opened();
                 }
             })
         };
         let on_message = {
             let weak = weak.clone();
             Closure::<dyn FnMut(_)>::new(move |event: MessageEvent| {
-                if let (Some(shared), Some(message)) = (weak.upgrade(), decode(&event)) {
-                    shared.received(message);
+                if let (Some(listener), Some(message)) = (weak.upgrade(), decode(&event)) {
+                    listener.received(message);
                 }
             })
         };
         let on_error = {
             let weak = weak.clone();
             Closure::<dyn FnMut(_)>::new(move |_: web_sys::Event| {
-                if let Some(shared) = weak.upgrade() {
-                    shared.emit(Some(Event::Error));
+                if let Some(listener) = weak.upgrade() {
+                    listener.failed();
                 }
             })
         };
         let on_close = Closure::<dyn FnMut(_)>::new(move |event: web_sys::CloseEvent| {
-            if let Some(shared) = weak.upgrade() {
-                shared.closed(CloseEvent::new(
+            if let Some(listener) = weak.upgrade() {
+                listener.closed(CloseEvent::new(
                     event.code(),
                     event.reason(),
                     event.was_clean(),

@@ -3,7 +3,7 @@
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen::prelude::*;
 
-use crate::{CloseEvent, MAX_CLOSE_REASON, State};
+use crate::message::{CloseEvent, MAX_CLOSE_REASON, NORMAL_CLOSURE, State};
 
 /// What can go wrong, with a message that says what to do about it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -79,4 +79,44 @@ extern "C" {
     /// `Error`. (JavaScript's, not `format!`: that would pull `Debug` into every build.)
     #[wasm_bindgen(js_name = String)]
     pub(crate) fn describe(value: &JsValue) -> String;
+}
+
+/// Checks a close code and reason the way the browser's `close()` does, before it throws.
+pub fn validate_close(code: u16, reason: &str) -> Result<(), Error> {
+    if code != NORMAL_CLOSURE && !(3000..=4999).contains(&code) {
+        return Err(Error::InvalidCloseCode(code));
+    }
+    if reason.len() > MAX_CLOSE_REASON {
+        return Err(Error::ReasonTooLong(reason.len()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_codes_the_browser_accepts() {
+        assert!(validate_close(1000, "").is_ok());
+        assert!(validate_close(3000, "").is_ok());
+        assert!(validate_close(4999, "").is_ok());
+        for code in [0, 999, 1001, 1005, 1006, 2999, 5000] {
+            assert_eq!(validate_close(code, ""), Err(Error::InvalidCloseCode(code)));
+        }
+    }
+
+    #[test]
+    fn close_reason_is_limited_in_bytes_not_characters() {
+        assert!(validate_close(1000, &"a".repeat(123)).is_ok());
+        assert_eq!(
+            validate_close(1000, &"a".repeat(124)),
+            Err(Error::ReasonTooLong(124))
+        );
+        // 62 two-byte characters: 124 bytes.
+        assert_eq!(
+            validate_close(1000, &"ñ".repeat(62)),
+            Err(Error::ReasonTooLong(124))
+        );
+    }
 }

@@ -282,280 +282,41 @@
 mod builder;
 #[cfg(target_arch = "wasm32")]
 mod connection;
+mod core;
 mod error;
-mod liveness;
-#[cfg(not(target_arch = "wasm32"))]
+mod event;
+mod heartbeat;
+mod inbox;
+mod message;
+mod messages;
+#[cfg(all(not(target_arch = "wasm32"), not(test)))]
 mod native;
+#[cfg(target_arch = "wasm32")]
+mod network;
 mod queue;
 mod reconnect;
+#[cfg(all(not(target_arch = "wasm32"), test))]
+mod sim;
 mod sink;
 mod socket;
-mod stream;
 mod timer;
 mod tracked;
-
 mod transport;
+mod watch;
 #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
 mod websocketstream;
 
-use std::fmt;
-use std::time::Duration;
-
 pub use builder::Builder;
-pub use error::Error;
-pub use liveness::Heartbeat;
+pub use error::{Error, validate_close};
+pub use event::{Event, Unsent};
+pub use heartbeat::Heartbeat;
+pub use inbox::Events;
+pub use message::{
+    CloseCause, CloseEvent, MAX_CLOSE_REASON, Message, NORMAL_CLOSURE, Reconnecting, State,
+};
+pub use messages::{MessageStream, Messages};
 pub use reconnect::{Overflow, Reconnect};
 pub use sink::MessageSink;
 pub use socket::{DEFAULT_HIGH_WATER_MARK, DEFAULT_RECEIVE_LIMIT, WeakWebSocket, WebSocket};
-pub use stream::{Events, MessageStream, Messages};
 pub use tracked::live_closures;
 pub use transport::Transport;
-
-/// The largest close reason the protocol allows, in bytes of UTF-8 (RFC 6455 section 5.5).
-pub const MAX_CLOSE_REASON: usize = 123;
-
-/// The close code of a normal closure.
-pub const NORMAL_CLOSURE: u16 = 1000;
-
-/// A complete WebSocket message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Message {
-    /// A text message: valid UTF-8, as the protocol guarantees.
-    Text(String),
-    /// A binary message.
-    Binary(Vec<u8>),
-}
-
-impl From<String> for Message {
-    fn from(text: String) -> Self {
-        Message::Text(text)
-    }
-}
-
-impl From<&str> for Message {
-    fn from(text: &str) -> Self {
-        Message::Text(text.to_owned())
-    }
-}
-
-impl From<&String> for Message {
-    fn from(text: &String) -> Self {
-        Message::Text(text.clone())
-    }
-}
-
-impl From<Vec<u8>> for Message {
-    fn from(data: Vec<u8>) -> Self {
-        Message::Binary(data)
-    }
-}
-
-impl From<&[u8]> for Message {
-    fn from(data: &[u8]) -> Self {
-        Message::Binary(data.to_vec())
-    }
-}
-
-impl From<&Vec<u8>> for Message {
-    fn from(data: &Vec<u8>) -> Self {
-        Message::Binary(data.clone())
-    }
-}
-
-impl<const N: usize> From<[u8; N]> for Message {
-    fn from(data: [u8; N]) -> Self {
-        Message::Binary(data.to_vec())
-    }
-}
-
-impl Message {
-    /// The text of a text message.
-    pub fn as_text(&self) -> Option<&str> {
-        match self {
-            Message::Text(text) => Some(text),
-            Message::Binary(_) => None,
-        }
-    }
-
-    /// The bytes of a binary message.
-    pub fn as_binary(&self) -> Option<&[u8]> {
-        match self {
-            Message::Text(_) => None,
-            Message::Binary(data) => Some(data),
-        }
-    }
-}
-
-/// How a connection closed, from the browser's close event.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CloseEvent {
-    /// The close code: the peer's, or 1006 when the connection was lost without a Close frame.
-    pub code: u16,
-    /// The close reason, possibly empty.
-    pub reason: String,
-    /// Whether the close handshake completed.
-    pub was_clean: bool,
-    /// Why, as far as the client can tell.
-    pub cause: CloseCause,
-}
-
-impl CloseEvent {
-    /// A close event, as the browser would report it, of a connection the server closed or
-    /// lost; for tests and adapters.
-    pub fn new(code: u16, reason: impl Into<String>, was_clean: bool) -> Self {
-        CloseEvent {
-            code,
-            reason: reason.into(),
-            was_clean,
-            cause: CloseCause::Remote,
-        }
-    }
-
-    /// The same close, for another cause.
-    pub fn with_cause(mut self, cause: CloseCause) -> Self {
-        self.cause = cause;
-        self
-    }
-}
-
-/// Why a connection closed. Reconnection never follows [`CloseCause::Application`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CloseCause {
-    /// The server closed the connection (with its code and reason), or the connection was
-    /// lost after it opened (1006).
-    Remote,
-    /// The application closed it: [`WebSocket::close`] and its kin, or the last handle
-    /// dropped.
-    Application,
-    /// It never opened: the server could not be reached or refused the handshake (browsers
-    /// say no more, on purpose), or the browser refused the URL of a reconnection attempt.
-    HandshakeFailed,
-    /// It did not open within [`Builder::connect_timeout`].
-    ConnectTimeout,
-    /// No message came within the [`Heartbeat`]'s timeout: the peer is gone, though the
-    /// browser had not noticed.
-    HeartbeatLost,
-    /// The browser went offline ([`Builder::follow_network`]).
-    Offline,
-    /// A message came while a stream's inbox already held [`Builder::receive_limit`] events,
-    /// on the browser's `WebSocket`, which cannot be told to stop: the connection was given up
-    /// (the server sees a close with 1000; the application, this cause and 1008).
-    ReceiveOverflow,
-}
-
-/// A reconnection attempt, scheduled after a close.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Reconnecting {
-    /// 1 for the first attempt after a connection that stayed up, then 2, 3, …
-    pub attempt: u32,
-    /// How long until the attempt.
-    pub delay: Duration,
-}
-
-/// A message that [`WebSocket::send`] accepted but that will never go out, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Unsent {
-    /// The message.
-    pub message: Message,
-    /// Why: [`Error::QueueFull`] when [`Overflow::DropOldest`] pushed it out of the
-    /// reconnection queue, [`Error::NotOpen`] when it was still queued as the socket closed
-    /// for good, or the browser's error when it refused the message.
-    pub error: Error,
-}
-
-/// Something that happened to a socket.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Event {
-    /// A connection opened (each time, with reconnection).
-    Open,
-    /// A message arrived.
-    Message(Message),
-    /// The browser reported an error; a close follows.
-    Error,
-    /// A connection closed. Unless a [`Event::Reconnecting`] follows, it was the last.
-    Close(CloseEvent),
-    /// A reconnection attempt is scheduled.
-    Reconnecting(Reconnecting),
-    /// A message that was accepted will never be sent.
-    Unsent(Unsent),
-}
-
-/// The socket's state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum State {
-    /// The opening handshake is under way.
-    Connecting,
-    /// Messages can be sent and received.
-    Open,
-    /// The close handshake is under way.
-    Closing,
-    /// Closed, and waiting to reconnect.
-    Reconnecting,
-    /// Closed for good.
-    Closed,
-}
-
-impl State {
-    /// The state in lower case, as the `Display` impl writes it: `"open"`, `"closed"`, …
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Connecting => "connecting",
-            State::Open => "open",
-            State::Closing => "closing",
-            State::Reconnecting => "reconnecting",
-            State::Closed => "closed",
-        }
-    }
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Checks a close code and reason the way the browser's `close()` does, before it throws.
-pub fn validate_close(code: u16, reason: &str) -> Result<(), Error> {
-    if code != NORMAL_CLOSURE && !(3000..=4999).contains(&code) {
-        return Err(Error::InvalidCloseCode(code));
-    }
-    if reason.len() > MAX_CLOSE_REASON {
-        return Err(Error::ReasonTooLong(reason.len()));
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn close_codes_the_browser_accepts() {
-        assert!(validate_close(1000, "").is_ok());
-        assert!(validate_close(3000, "").is_ok());
-        assert!(validate_close(4999, "").is_ok());
-        for code in [0, 999, 1001, 1005, 1006, 2999, 5000] {
-            assert_eq!(validate_close(code, ""), Err(Error::InvalidCloseCode(code)));
-        }
-    }
-
-    #[test]
-    fn close_reason_is_limited_in_bytes_not_characters() {
-        assert!(validate_close(1000, &"a".repeat(123)).is_ok());
-        assert_eq!(
-            validate_close(1000, &"a".repeat(124)),
-            Err(Error::ReasonTooLong(124))
-        );
-        // 62 two-byte characters: 124 bytes.
-        assert_eq!(
-            validate_close(1000, &"ñ".repeat(62)),
-            Err(Error::ReasonTooLong(124))
-        );
-    }
-}

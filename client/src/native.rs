@@ -33,10 +33,12 @@ use tokio_tungstenite::{
     Connector, MaybeTlsStream, WebSocketStream, connect_async_tls_with_config,
 };
 
-use crate::socket::Shared;
+use crate::error::Error;
+use crate::event::Unsent;
+use crate::message::{CloseEvent, Message, NORMAL_CLOSURE, State};
 use crate::timer::{sleep, spawn_local};
 use crate::tracked::Tracked;
-use crate::{CloseEvent, Error, Event, Message, NORMAL_CLOSURE, State, Unsent};
+use crate::transport::{Listener, Options};
 
 /// How long a close handshake may take before the connection is dropped: the peer may never
 /// answer (a stalled server, or one found dead by the heartbeat).
@@ -82,8 +84,12 @@ enum Command {
 }
 
 impl Connection {
-    pub(crate) fn open(shared: &Rc<Shared>, url: &str) -> Result<Connection, Error> {
-        let request = request(url, &shared.protocols)?;
+    pub(crate) fn open(
+        listener: Weak<dyn Listener>,
+        url: &str,
+        options: &Options,
+    ) -> Result<Connection, Error> {
+        let request = request(url, &options.protocols)?;
         let link = Rc::new(Link {
             url: url.to_owned(),
             state: Cell::new(State::Connecting),
@@ -95,8 +101,8 @@ impl Connection {
             waiting: RefCell::new(VecDeque::new()),
             work: Notify::new(),
         });
-        let tls = shared.tls.clone();
-        let task = run(Rc::downgrade(shared), link.clone(), request, tls);
+        let tls = options.tls.clone();
+        let task = run(listener, link.clone(), request, tls);
         // The task counts as one of the crate's closures while it lives: it is what the
         // browser transport's four closures are.
         let tracked = Tracked::new(());
@@ -284,13 +290,13 @@ fn tls(config: Option<Arc<rustls::ClientConfig>>) -> Result<Connector, String> {
 /// The connection's task: the handshake, then reading and writing until the connection
 /// closes, then the close event.
 async fn run(
-    shared: Weak<Shared>,
+    listener: Weak<dyn Listener>,
     link: Rc<Link>,
     request: Request,
     tls_config: Option<Arc<rustls::ClientConfig>>,
 ) {
     // The socket, while it wants this connection's events.
-    let attached = || shared.upgrade().filter(|_| !link.detached.get());
+    let attached = || listener.upgrade().filter(|_| !link.detached.get());
     let handshake = async {
         let connector = tls(tls_config)?;
         // Nagle off: a small message goes out at once, not after the previous one's ACK.
@@ -315,19 +321,19 @@ async fn run(
         Err(reason) => {
             // The browser's error event carries nothing; the close reason says what failed.
             let aborted = reason.is_empty();
-            if let Some(shared) = attached().filter(|_| !aborted) {
-                shared.emit(Some(Event::Error));
+            if let Some(listener) = attached().filter(|_| !aborted) {
+                listener.failed();
             }
             link.state.set(State::Closed);
-            if let Some(shared) = attached() {
-                shared.closed(CloseEvent::new(1006, reason, false));
+            if let Some(listener) = attached() {
+                listener.closed(CloseEvent::new(1006, reason, false));
             }
             return;
         }
     };
     link.state.set(State::Open);
-    if let Some(shared) = attached() {
-        shared.opened();
+    if let Some(listener) = attached() {
+        listener.opened();
     }
     *link.stream.borrow_mut() = Some(stream);
     let write = async {
@@ -384,10 +390,8 @@ async fn run(
         loop {
             // Not a message more than the application's streams have room for: TCP pushes
             // back on the server meanwhile.
-            while let Some(shared) = attached().filter(|shared| !shared.may_read()) {
-                let room = shared.wait_for_room();
-                drop(shared);
-                room.await;
+            while let Some(listener) = attached().filter(|listener| !listener.may_read()) {
+                listener.wait_for_room().await;
             }
             let next = poll_fn(|cx| link.poll_stream(cx, |s, cx| s.poll_next(cx))).await;
             let Some(received) = next else {
@@ -406,8 +410,8 @@ async fn run(
                 // A protocol error: tungstenite has failed the connection.
                 Err(_) => break,
             };
-            if let Some(shared) = attached() {
-                shared.received(message);
+            if let Some(listener) = attached() {
+                listener.received(message);
             }
         }
         close
@@ -421,7 +425,7 @@ async fn run(
 }
 
 /// Reports the end of the connection: with the peer's close frame, or 1006 without one.
-fn report(link: &Link, shared: Option<Rc<Shared>>, close: Option<Option<CloseFrame>>) {
+fn report(link: &Link, listener: Option<Rc<dyn Listener>>, close: Option<Option<CloseFrame>>) {
     link.state.set(State::Closed);
     link.buffered.set(0);
     let event = match close {
@@ -430,8 +434,8 @@ fn report(link: &Link, shared: Option<Rc<Shared>>, close: Option<Option<CloseFra
         Some(None) => CloseEvent::new(1005, "", true),
         None => CloseEvent::new(1006, "", false),
     };
-    if let Some(shared) = shared {
-        shared.closed(event);
+    if let Some(listener) = listener {
+        listener.closed(event);
     }
 }
 

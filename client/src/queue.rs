@@ -3,7 +3,9 @@
 
 use std::collections::VecDeque;
 
-use crate::{Error, Message, Overflow};
+use crate::error::Error;
+use crate::message::Message;
+use crate::reconnect::Overflow;
 
 /// Messages waiting for the next connection, oldest first.
 #[derive(Debug, Default)]

@@ -1,25 +1,36 @@
 //! The sending half: a `futures` sink with backpressure.
 
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use futures_util::Sink;
 
-use crate::socket::Readiness;
-use crate::{Error, Message, WebSocket};
+use crate::error::Error;
+use crate::message::{CloseEvent, Message};
+use crate::socket::{Readiness, WebSocket};
+
+impl WebSocket {
+    /// A `futures` sink that sends as [`send_async`](Self::send_async) does. Closing the
+    /// sink closes the socket with 1000, and resolves once it has closed.
+    pub fn sink(&self) -> MessageSink {
+        MessageSink::new(self.clone())
+    }
+}
 
 /// A `futures` sink of messages; made by [`WebSocket::sink`] or [`Messages::split`].
 ///
 /// It is ready when [`WebSocket::send_async`] would send: once the browser's buffer is under
 /// the high-water mark, the first connection has opened, and the reconnection queue has room.
 /// A failed send is returned as its [`Error`] and leaves the sink as usable as before; no
-/// sequence of calls makes it panic. Closing it closes the socket with 1000. It holds a handle,
-/// so it keeps the socket open while it exists.
+/// sequence of calls makes it panic. Closing it closes the socket with 1000 and resolves once
+/// the socket has closed. It holds a handle, so it keeps the socket open while it exists.
 ///
 /// [`Messages::split`]: crate::Messages::split
 pub struct MessageSink {
     socket: WebSocket,
     readiness: Readiness,
+    /// The wait for the close, once `poll_close` asked for it.
+    closing: Option<Pin<Box<dyn Future<Output = CloseEvent>>>>,
 }
 
 impl std::fmt::Debug for MessageSink {
@@ -35,6 +46,7 @@ impl MessageSink {
         MessageSink {
             socket,
             readiness: Readiness::default(),
+            closing: None,
         }
     }
 
@@ -47,6 +59,11 @@ impl MessageSink {
     /// from `SinkExt`, closes it with 1000.)
     pub fn close_with(&self, code: u16, reason: &str) -> Result<(), Error> {
         self.socket.close_with(code, reason)
+    }
+
+    /// Resolves once the socket has closed for good; see [`WebSocket::closed`].
+    pub async fn closed(&self) -> CloseEvent {
+        self.socket.closed().await
     }
 }
 
@@ -68,7 +85,17 @@ impl Sink<Message> for MessageSink {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Poll::Ready(self.socket.close())
+    /// Closes the socket with 1000 (unless it is closing already), then waits until it has
+    /// closed.
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.closing.is_none() {
+            self.socket.close()?;
+            let socket = self.socket.clone();
+            self.closing = Some(Box::pin(async move { socket.closed().await }));
+        }
+        if let Some(closing) = &mut self.closing {
+            ready!(closing.as_mut().poll(cx));
+        }
+        Poll::Ready(Ok(()))
     }
 }

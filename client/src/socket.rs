@@ -1,43 +1,45 @@
-//! The socket: one handle over a browser WebSocket that reconnection may replace, and the
-//! dispatch of its events to callbacks and streams. (`builder.rs` configures it,
-//! `connection.rs` is one browser socket, `liveness.rs` the optional parts.)
+//! The driver: the handle the application holds, and the thin layer that feeds the core
+//! (`core.rs`) what happens and does what it says. It owns the core, the current transport
+//! connection, one timer set from the core's next deadline, the application's callbacks and
+//! the streams' feeds. Events flow one way: transports report to it as a
+//! [`Listener`](crate::transport::Listener); it asks the core; the core's actions come back
+//! out through [`Shared::pump`].
 //!
 //! Ownership, which is what keeps this leak-free: handles own [`Shared`]; `Shared` owns the
-//! current [`Connection`] (the browser socket and the four closures set as its handlers) and
-//! its timers. Closures and timers hold only a `Weak` back. The streams' feeds are dropped
-//! when the socket closes for good, and the application's callbacks when the application
-//! closes it or drops it; callbacks are given the socket, so that they need not hold a handle.
+//! current connection (the browser socket and its closures) and the timer. Closures and timers
+//! hold only a `Weak` back. The streams' feeds are dropped when the socket closes for good, and
+//! the application's callbacks when the application closes it or drops it; callbacks are given
+//! the socket, so that they need not hold a handle.
+//!
+//! No borrow is held while application code runs: the core is borrowed for one call at a
+//! time, and the callbacks are taken out while they are called.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use crate::builder::{Builder, Callbacks};
-use crate::liveness::{Watch, Watchdog};
-use crate::queue::Queue;
-use crate::reconnect::Reconnect;
-use crate::sink::MessageSink;
-use crate::stream::{self, Events, Feed, MessageStream, Messages};
-use crate::timer::{Timeout, now_ms, random, sleep};
-use crate::transport::Connection;
-use crate::{
-    CloseCause, CloseEvent, Error, Event, Message, NORMAL_CLOSURE, Reconnecting, State, Unsent,
-};
+use futures_util::StreamExt;
+
+use crate::core::{Action, Config, Core, DRAIN_PAUSE, Millis};
+use crate::error::Error;
+use crate::event::{Event, Unsent};
+use crate::inbox::{self, Events, Feed};
+use crate::message::{CloseEvent, Message, NORMAL_CLOSURE, Reconnecting, State};
+#[cfg(target_arch = "wasm32")]
+use crate::network::{self, Change};
+use crate::timer::{Timeout, now, sleep};
+use crate::transport::{self, Connection, Listener, Options};
 
 /// The default high-water mark of [`WebSocket::send_async`]: 1 MiB.
 pub const DEFAULT_HIGH_WATER_MARK: u32 = 1 << 20;
 
 /// How many events a stream holds before a pulling transport (natively, or `WebSocketStream`)
-/// stops reading, unless [`Builder::receive_limit`] says otherwise.
+/// stops reading, unless [`Builder::receive_limit`](crate::Builder::receive_limit) says
+/// otherwise.
 pub const DEFAULT_RECEIVE_LIMIT: usize = 64;
-
-/// While the queue drains or the browser's buffer is over the high-water mark, look again
-/// this often at most: browsers have no event for a draining buffer.
-const LONGEST_PAUSE: Duration = Duration::from_millis(16);
 
 /// How long a transport waiting for room in the streams waits at most before it looks again:
 /// a stream's read wakes it sooner.
@@ -49,7 +51,7 @@ const ROOM_PAUSE: Duration = Duration::from_millis(16);
 /// everything it held, its queue included.
 #[derive(Clone)]
 pub struct WebSocket {
-    shared: Rc<Shared>,
+    pub(crate) shared: Rc<Shared>,
 }
 
 /// A handle that does not keep its socket alive: for callbacks and other places that would
@@ -76,67 +78,32 @@ impl std::fmt::Debug for WebSocket {
 }
 
 impl WebSocket {
-    /// Opens a socket to `url` with the default settings and no callbacks, and returns at
-    /// once: listen with [`events`](Self::events) or [`messages`](Self::messages).
-    pub fn connect(url: &str) -> Result<WebSocket, Error> {
-        Self::builder(url).connect()
-    }
-
-    /// Opens a socket to `url` with the default settings and waits until it is open; see
-    /// [`Builder::open`].
-    pub async fn open(url: &str) -> Result<WebSocket, Error> {
-        Self::builder(url).open().await
-    }
-
-    /// Starts configuring a socket to `url` (`ws://` or `wss://`; `http(s)://` and relative
-    /// URLs are resolved by the browser against the page).
-    pub fn builder(url: &str) -> Builder {
-        Builder {
-            url: url.to_owned(),
-            protocols: Vec::new(),
-            reconnect: None,
-            high_water_mark: DEFAULT_HIGH_WATER_MARK,
-            watchdog: None,
-            callbacks: Callbacks::default(),
-            #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
-            web_socket_stream: false,
-            #[cfg(not(target_arch = "wasm32"))]
-            tls: None,
-        }
-    }
-
-    /// Opens the socket `builder` describes, whose subprotocols are checked.
-    pub(crate) fn start(builder: Builder) -> Result<WebSocket, Error> {
+    /// Opens the socket `setup` describes: its first attempt is made before this returns,
+    /// and a URL the transport refuses is the error.
+    pub(crate) fn start(setup: Setup) -> Result<WebSocket, Error> {
         let shared = Rc::new(Shared {
-            url: Cell::new(String::new()),
-            protocols: builder.protocols,
-            reconnect: builder.reconnect,
-            high_water_mark: builder.high_water_mark,
-            watchdog: builder.watchdog,
-            connection: RefCell::new(None),
-            timer: Cell::new(None),
-            soon: Cell::new(None),
-            deferred: Cell::new(Vec::new()),
-            phase: Cell::new(Phase::Active),
-            closed_by_app: Cell::new(false),
-            attempt: Cell::new(0),
-            opened_at: Cell::new(None),
-            queue: Cell::new(Queue::default()),
-            callbacks: Cell::new(builder.callbacks),
+            core: RefCell::new(Core::new(setup.config)),
+            link: RefCell::new(None),
+            options: setup.options,
+            url: RefCell::new(String::new()),
+            timer: RefCell::new(None),
+            pumping: Cell::new(false),
+            callbacks: Cell::new(setup.callbacks),
+            hooks: Cell::new(setup.hooks),
             streams: Cell::new(Vec::new()),
-            #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
-            room: stream::Room::default(),
             released: Cell::new(false),
-            pending: Cell::new(VecDeque::new()),
-            dispatching: Cell::new(false),
-            #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
-            web_socket_stream: builder.web_socket_stream,
-            #[cfg(not(target_arch = "wasm32"))]
-            tls: builder.tls,
+            last_close: RefCell::new(None),
+            #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+            room: inbox::Room::default(),
+            listening: Cell::new(None),
         });
-        let connection = Connection::open(&shared, &builder.url);
-        shared.url.set(builder.url);
-        shared.attach(connection?);
+        shared.core.borrow_mut().connect(now());
+        if let Some(Action::Open(url)) = shared.poll() {
+            shared.open(&url)?;
+        }
+        if let Some(listen) = shared.hooks.take().listen.take() {
+            shared.listening.set(Some(listen(&shared)));
+        }
         Ok(WebSocket { shared })
     }
 
@@ -152,9 +119,19 @@ impl WebSocket {
     /// queue for the next connection; otherwise it is [`Error::NotOpen`] (the browser would
     /// throw while connecting, and drop it silently while closing).
     ///
-    /// Takes anything that is `Into<Message>`: `&str`, `String`, `&[u8]`, `Vec<u8>`, …
+    /// Takes anything that is `Into<Message>`: `&str`, `String`, `&[u8]`, `&[u8; N]`,
+    /// `Vec<u8>`, …
     pub fn send(&self, message: impl Into<Message>) -> Result<(), Error> {
-        self.shared.send(message.into())
+        let shared = &self.shared;
+        let link = shared.link_state();
+        let now = shared.core.borrow_mut().send(message.into(), link);
+        let result = match now {
+            Ok(Some(message)) => shared.hand_over(message).map_err(|unsent| unsent.error),
+            Ok(None) => Ok(()),
+            Err(error) => Err(error),
+        };
+        shared.pump();
+        result
     }
 
     /// Sends a message once the browser's buffer is below the high-water mark, so that a fast
@@ -170,19 +147,14 @@ impl WebSocket {
         self.send(message)
     }
 
-    /// A `futures` sink that sends as [`send_async`](Self::send_async) does. Closing the
-    /// sink closes the socket with 1000.
-    pub fn sink(&self) -> MessageSink {
-        MessageSink::new(self.clone())
-    }
-
     /// A stream of every event from now on, ending after the socket's last close (the one
     /// not followed by a reconnection). Events are delivered only to streams that exist when
     /// they happen.
     ///
-    /// The browser cannot be told to stop receiving, so events wait in the stream until read.
+    /// On the browser's `WebSocket`, which cannot be told to stop receiving, events wait in
+    /// the stream until read.
     pub fn events(&self) -> Events {
-        let (feed, events) = stream::channel();
+        let (feed, events) = inbox::channel();
         #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
         let events = events.with_room(self.shared.room.clone());
         if !self.shared.released.get() {
@@ -191,12 +163,6 @@ impl WebSocket {
             self.shared.streams.set(streams);
         }
         events
-    }
-
-    /// One value that is both a `Stream` of the messages received from now on and a `Sink`
-    /// of messages to send; [`Messages::split`] parts it in two.
-    pub fn messages(&self) -> Messages {
-        Messages::new(self.sink(), MessageStream::new(self.clone(), self.events()))
     }
 
     /// Closes with code 1000 and no reason.
@@ -210,56 +176,43 @@ impl WebSocket {
     /// connecting, open, waiting to reconnect, or from any callback. Closing it again does
     /// nothing.
     ///
-    /// While waiting to reconnect there is no connection to close: the attempt is cancelled
-    /// and a close event with this code and reason ends the socket's events.
+    /// While connecting or waiting to reconnect there is no connection to close: the attempt
+    /// is let go, and a close event with this code and reason (clean, cause
+    /// [`CloseCause::Application`](crate::CloseCause::Application)) ends the socket's events,
+    /// after this call returns. [`closed`](Self::closed) waits for the close.
     pub fn close_with(&self, code: u16, reason: &str) -> Result<(), Error> {
-        crate::validate_close(code, reason)?;
-        let shared = &self.shared;
-        shared.closed_by_app.set(true);
-        match shared.phase.get() {
-            Phase::Active => {
-                if let Some(connection) = shared.connection.borrow().as_ref() {
-                    connection.close(code, reason)?;
-                }
-            }
-            Phase::Waiting => {
-                // Report the close from a timer of its own, like the browser's events, never
-                // inside this call.
-                shared.phase.set(Phase::Finished);
-                let event = CloseEvent::new(code, reason, true).with_cause(CloseCause::Application);
-                let report = shared.alarm(Duration::ZERO, Alarm::Report(event));
-                shared.timer.set(Some(report));
-            }
-            // Kept for `reconnect_now` until now: released (after the current callback, if
-            // this runs in one).
-            Phase::Finished if shared.released.get() => shared.emit(None),
-            Phase::Finished => {}
-        }
+        self.shared.core.borrow_mut().close(code, reason)?;
+        self.shared.pump();
         Ok(())
+    }
+
+    /// Resolves once the socket has closed for good (its last close, not followed by a
+    /// reconnection), with that close; at once if it already has. Close first, or wait for
+    /// the server or the reconnection policy to end it.
+    pub async fn closed(&self) -> CloseEvent {
+        if self.state() != State::Closed || !self.shared.released.get() {
+            let mut events = self.events();
+            while events.next().await.is_some() {}
+        }
+        let last = self.shared.last_close.borrow().clone();
+        last.unwrap_or_else(|| CloseEvent::new(1006, "", false))
     }
 
     /// Makes the next connection attempt now, unless the application closed the socket:
     /// while waiting to reconnect, without waiting out the backoff; once the socket has closed
     /// for good (its attempts used up, a final code, or no reconnection at all), starting
     /// again, with the attempts counted from one; also while the browser says it is offline
-    /// ([`Builder::follow_network`]), which it then no longer heeds until it says so again.
-    /// The attempt starts right after this call;
+    /// ([`Builder::follow_network`](crate::Builder::follow_network)), which it then no longer
+    /// heeds until it says so again. The attempt starts right after this call;
     /// streams made before the socket closed have ended, so make new ones. Does nothing while
     /// connecting or open, or after [`close`](Self::close).
     pub fn reconnect_now(&self) {
         let shared = &self.shared;
-        if shared.closed_by_app.get() {
-            return;
+        shared.core.borrow_mut().reconnect_now();
+        if shared.state() != State::Closed {
+            shared.released.set(false);
         }
-        match shared.phase.get() {
-            Phase::Active => return,
-            Phase::Waiting => {}
-            Phase::Finished => {
-                shared.attempt.set(0);
-                shared.released.set(false);
-            }
-        }
-        shared.attempt_now();
+        shared.pump();
     }
 
     /// The socket's state; [`State::Reconnecting`] from the close of a connection that will be
@@ -272,61 +225,46 @@ impl WebSocket {
     /// `Builder::web_socket_stream` (feature `web-socket-stream`), whether the browser had
     /// `WebSocketStream`.
     pub fn transport(&self) -> crate::Transport {
-        crate::transport::Connection::transport(&self.shared)
+        transport::kind(&self.shared.options)
     }
 
     /// Bytes passed to the browser that it has not yet handed to the network.
     pub fn buffered_amount(&self) -> u32 {
-        self.shared.with_socket(|socket| socket.buffered_amount())
+        self.shared.with_link(Connection::buffered_amount)
     }
 
     /// Messages waiting for the next connection.
     pub fn queued(&self) -> usize {
-        self.shared.with_queue(|queue| queue.len())
+        self.shared.core.borrow().queued()
     }
 
-    /// The URL: as the browser resolved it while connected, as given before.
+    /// The URL of the latest attempt, as the transport resolved it (the browser resolves a
+    /// relative URL against the page and adds the path `/`): the same in every state.
     pub fn url(&self) -> String {
-        let url = self.shared.with_socket(|socket| socket.url());
-        if url.is_empty() {
-            let given = self.shared.url.take();
-            self.shared.url.set(given.clone());
-            given
-        } else {
-            url
-        }
+        self.shared.url.borrow().clone()
     }
 
-    /// The subprotocol the server selected; empty when none.
+    /// The subprotocol the server selected; empty when none, or while not connected.
     pub fn protocol(&self) -> String {
-        self.shared.with_socket(|socket| socket.protocol())
+        self.shared.with_link(Connection::protocol)
     }
 
     /// The extensions the server accepted, such as `permessage-deflate`; empty when none.
     pub fn extensions(&self) -> String {
-        self.shared.with_socket(|socket| socket.extensions())
+        self.shared.with_link(Connection::extensions)
     }
 
     /// Whether a send now would neither wait for the connection nor grow the browser's buffer
     /// or the queue past their bounds: what [`send_async`](Self::send_async) waits for.
     fn ready_to_send(&self) -> bool {
         let shared = &self.shared;
-        let state = shared.state();
-        if state == State::Open && shared.with_queue(|queue| queue.is_empty()) {
-            return shared.with_socket(|s| s.buffered_amount()) <= shared.high_water_mark;
-        }
-        match shared.queue_policy(state) {
-            Some(policy) => {
-                !shared.with_queue(|queue| queue.is_full(policy.queue_capacity, policy.overflow))
-            }
-            // Without reconnection, wait for the first connection; otherwise the send fails
-            // at once.
-            None => state != State::Connecting,
-        }
+        let (link, buffered) = (shared.link_state(), self.buffered_amount());
+        shared.core.borrow().ready_to_send(link, buffered)
     }
 }
 
-/// Waits, polling with a growing pause, until a socket is ready to send.
+/// Waits, polling with a growing pause, until a socket is ready to send: browsers have no
+/// event for a draining buffer.
 #[derive(Default)]
 pub(crate) struct Readiness {
     pause: Option<Pin<Box<dyn Future<Output = ()>>>>,
@@ -344,149 +282,140 @@ impl Readiness {
                 self.delay = Duration::ZERO;
                 return Poll::Ready(());
             }
-            self.delay = (self.delay * 2).clamp(Duration::from_millis(1), LONGEST_PAUSE);
+            let longest = Duration::from_millis(DRAIN_PAUSE);
+            self.delay = (self.delay * 2).clamp(Duration::from_millis(1), longest);
             self.pause = Some(Box::pin(sleep(self.delay)));
         }
     }
 }
 
-/// Where a socket is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// A browser socket exists (connecting, open or closing).
-    Active,
-    /// Closed, with a reconnection attempt scheduled.
-    Waiting,
-    /// Closed for good.
-    Finished,
+/// What a socket is made of, as the builder sets it up.
+pub(crate) struct Setup {
+    pub(crate) config: Config,
+    pub(crate) options: Options,
+    pub(crate) callbacks: Callbacks,
+    pub(crate) hooks: Hooks,
 }
 
-/// What follows a close.
-enum Next {
-    /// A reconnection attempt, as announced.
-    Attempt(Reconnecting),
-    /// None yet: the browser is offline.
-    Hold,
-    /// Nothing: the socket is closed for good.
-    End,
+type Callback<T> = Option<Box<dyn FnMut(&WebSocket, T)>>;
+type Notice = Option<Box<dyn FnMut(&WebSocket)>>;
+
+/// The application's callbacks.
+#[derive(Default)]
+pub(crate) struct Callbacks {
+    pub(crate) on_open: Notice,
+    pub(crate) on_message: Callback<Message>,
+    pub(crate) on_error: Notice,
+    pub(crate) on_close: Callback<CloseEvent>,
+    pub(crate) on_reconnect: Callback<Reconnecting>,
+    pub(crate) on_unsent: Callback<Unsent>,
 }
 
-/// What a timer of the socket's is for.
-pub(crate) enum Alarm {
-    /// Make the next reconnection attempt.
-    Reopen,
-    /// Report the close the application made while waiting to reconnect.
-    Report(CloseEvent),
-    /// Deliver deferred events and drain the queue: [`Shared::tick`].
-    Tick,
-    /// The watchdog's: see `liveness.rs`.
-    Watch(Watch),
+impl Callbacks {
+    fn wants(&self, event: &Event) -> bool {
+        match event {
+            Event::Open => self.on_open.is_some(),
+            Event::Message(_) => self.on_message.is_some(),
+            Event::Error => self.on_error.is_some(),
+            Event::Close(_) => self.on_close.is_some(),
+            Event::Reconnecting(_) => self.on_reconnect.is_some(),
+            Event::Unsent(_) => self.on_unsent.is_some(),
+        }
+    }
+
+    fn call(&mut self, socket: &WebSocket, event: Event) {
+        match event {
+            Event::Open => self.on_open.as_mut().map(|f| f(socket)),
+            Event::Message(message) => self.on_message.as_mut().map(|f| f(socket, message)),
+            Event::Error => self.on_error.as_mut().map(|f| f(socket)),
+            Event::Close(close) => self.on_close.as_mut().map(|f| f(socket, close)),
+            Event::Reconnecting(next) => self.on_reconnect.as_mut().map(|f| f(socket, next)),
+            Event::Unsent(unsent) => self.on_unsent.as_mut().map(|f| f(socket, unsent)),
+        };
+    }
+}
+
+/// The application's code that the core asks about, and the optional parts of the driver:
+/// each made only by the builder method that asks for it, so that an application that does
+/// not carries none of its code.
+#[derive(Default)]
+pub(crate) struct Hooks {
+    /// `Builder::should_reconnect`.
+    pub(crate) should_reconnect: Option<Box<dyn Fn(&CloseEvent) -> bool>>,
+    /// `Builder::url_provider_async`: starts getting a URL, which it gives to
+    /// [`Shared::url_provided`] with the request's number.
+    pub(crate) ask_url: Option<Box<dyn FnMut(&Rc<Shared>, u32)>>,
+    /// `Heartbeat::reply`.
+    pub(crate) is_reply: Option<Rc<dyn Fn(&Message) -> bool>>,
+    /// `Builder::follow_network`: starts listening to the browser.
+    pub(crate) listen: Option<fn(&Rc<Shared>) -> Listening>,
+}
+
+/// The browser's events a socket listens to, until dropped.
+pub(crate) type Listening = Box<dyn std::any::Any>;
+
+/// Starts following the browser's network and the page's visibility, for `shared`: the hook
+/// that `Builder::follow_network` sets.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn follow_network(shared: &Rc<Shared>) -> Listening {
+    let weak = Rc::downgrade(shared);
+    network::listen(move |change| {
+        if let Some(shared) = weak.upgrade() {
+            shared.network(change);
+        }
+    })
 }
 
 /// What all handles of one socket share.
 pub(crate) struct Shared {
-    /// The URL of the current or last connection.
-    url: Cell<String>,
-    pub(crate) protocols: Vec<String>,
-    reconnect: Option<Reconnect>,
-    high_water_mark: u32,
-    /// Connect timeout and heartbeat, when asked for: behind a trait object made only by the
-    /// builder methods that ask, so that their code is left out of applications that do not.
-    watchdog: Option<Box<dyn Watchdog>>,
-    connection: RefCell<Option<Connection>>,
-    /// The reconnection attempt, or the report of a close made while waiting for one.
-    timer: Cell<Option<Timeout>>,
-    /// The next [`tick`](Shared::tick).
-    soon: Cell<Option<Timeout>>,
-    /// Events that arose inside a call of the application's, delivered by the next tick so
-    /// that no callback runs inside `send`.
-    deferred: Cell<Vec<Event>>,
-    phase: Cell<Phase>,
-    closed_by_app: Cell<bool>,
-    /// Reconnection attempts since the last connection that stayed up.
-    attempt: Cell<u32>,
-    /// When the current connection opened (`Date.now()`), if it did.
-    opened_at: Cell<Option<f64>>,
-    /// Each of the following is taken out while in use and put back, which no callback can
-    /// see: nothing of the application's runs meanwhile.
-    queue: Cell<Queue>,
-    /// The listeners, released (dropped) when the socket finishes.
+    core: RefCell<Core>,
+    link: RefCell<Option<Connection>>,
+    options: Options,
+    /// The URL of the latest attempt the transport took, as it resolved it.
+    url: RefCell<String>,
+    /// The one timer, and the deadline it is set for.
+    timer: RefCell<Option<(Millis, Timeout)>>,
+    /// Whether [`pump`](Self::pump) is running (a callback's call into the socket then
+    /// leaves its actions to it).
+    pumping: Cell<bool>,
+    /// Each of the following is taken out while in use and put back.
     callbacks: Cell<Callbacks>,
+    hooks: Cell<Hooks>,
     streams: Cell<Vec<Feed>>,
-    /// Where a pulling transport waits for room in the streams.
-    #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
-    room: stream::Room,
     /// The socket finished and its last events were delivered: no stream can join.
     released: Cell<bool>,
-    pending: Cell<VecDeque<Option<Event>>>,
-    dispatching: Cell<bool>,
-    /// Whether the application asked for `WebSocketStream`.
-    #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
-    pub(crate) web_socket_stream: bool,
-    /// Natively, the application's TLS setup, if it gave one.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub(crate) tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// The last close delivered, for [`WebSocket::closed`].
+    last_close: RefCell<Option<CloseEvent>>,
+    /// Where a pulling transport waits for room in the streams.
+    #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+    room: inbox::Room,
+    listening: Cell<Option<Listening>>,
 }
 
 impl Shared {
-    fn with_socket<T: Default>(&self, read: impl FnOnce(&Connection) -> T) -> T {
-        self.connection
-            .borrow()
-            .as_ref()
-            .map(read)
-            .unwrap_or_default()
+    fn with_link<T: Default>(&self, read: impl FnOnce(&Connection) -> T) -> T {
+        self.link.borrow().as_ref().map(read).unwrap_or_default()
     }
 
-    pub(crate) fn state(&self) -> State {
-        match self.phase.get() {
-            Phase::Waiting => State::Reconnecting,
-            Phase::Finished => State::Closed,
-            // The browser's socket is closed before its close event (an error event comes
-            // first) is handled here: until then, the close is under way.
-            Phase::Active => match self.connection.borrow().as_ref().map(Connection::state) {
-                Some(State::Closed) | None => State::Closing,
-                Some(state) => state,
-            },
-        }
+    /// The transport's own state: `Closed` when there is none.
+    fn link_state(&self) -> State {
+        self.with_link(|link| Some(link.state()))
+            .unwrap_or(State::Closed)
     }
 
-    fn send(self: &Rc<Self>, message: Message) -> Result<(), Error> {
-        let state = self.state();
-        if state == State::Open && self.with_queue(|queue| queue.is_empty()) {
-            return self.hand_over(message).map_err(|unsent| unsent.error);
-        }
-        match self.queue_policy(state) {
-            // Queued while down, and behind what is still queued while the queue drains.
-            Some(policy) => {
-                let pushed = self.with_queue(|queue| {
-                    queue.push(message, policy.queue_capacity, policy.overflow)
-                });
-                if let Some(dropped) = pushed? {
-                    let capacity = policy.queue_capacity;
-                    self.unsent(dropped, Error::QueueFull { capacity });
-                }
-                if state == State::Open {
-                    self.drain();
-                }
-                Ok(())
-            }
-            _ => Err(Error::NotOpen(state)),
-        }
+    fn state(&self) -> State {
+        self.core.borrow().state(self.link_state())
     }
 
-    /// The reconnection policy, if a send in `state` (other than an open connection with
-    /// nothing queued) goes to the queue: with reconnection on, until the socket is closed
-    /// for good or by the application.
-    fn queue_policy(&self, state: State) -> Option<&Reconnect> {
-        let policy = self.reconnect.as_ref()?;
-        (!self.closed_by_app.get() && state != State::Closed).then_some(policy)
+    fn poll(&self) -> Option<Action> {
+        self.core.borrow_mut().poll()
     }
 
     /// Gives `message` to the current connection; hands it back if there is none or it
     /// refuses it.
-    pub(crate) fn hand_over(&self, message: Message) -> Result<(), Unsent> {
-        match self.connection.borrow().as_ref() {
-            Some(connection) => connection.send(message),
+    fn hand_over(&self, message: Message) -> Result<(), Unsent> {
+        match self.link.borrow().as_ref() {
+            Some(link) => link.send(message),
             None => Err(Unsent {
                 message,
                 error: Error::NotOpen(State::Closed),
@@ -494,363 +423,167 @@ impl Shared {
         }
     }
 
-    /// A timer that calls [`ring`](Self::ring) with `alarm` after `delay`, while the socket
-    /// exists. (One kind of closure for every timer: each kind costs the page code.)
-    pub(crate) fn alarm(self: &Rc<Self>, delay: Duration, alarm: Alarm) -> Timeout {
-        let weak = Rc::downgrade(self);
-        Timeout::new(delay, move || {
-            if let Some(shared) = weak.upgrade() {
-                shared.ring(alarm);
-            }
-        })
+    /// Opens a connection to `url`, and makes it the current one.
+    fn open(self: &Rc<Self>, url: &str) -> Result<(), Error> {
+        let listener: Weak<dyn Listener> = Rc::downgrade(self) as Weak<Shared>;
+        let link = Connection::open(listener, url, &self.options)?;
+        *self.url.borrow_mut() = link.url();
+        *self.link.borrow_mut() = Some(link);
+        Ok(())
     }
 
-    /// A timer fired. This runs inside the timer's closure: wasm-bindgen frees a closure
-    /// dropped during its own call once the call returns.
-    fn ring(self: &Rc<Self>, alarm: Alarm) {
-        match alarm {
-            Alarm::Reopen => self.reopen(),
-            Alarm::Report(event) => {
-                drop(self.timer.take());
-                self.emit(Some(Event::Close(event)));
-                self.finish();
-            }
-            Alarm::Tick => self.tick(),
-            Alarm::Watch(watch) => self.watch_now(watch),
-        }
-    }
-
-    /// Reports a message that will not go out, after the call that caused it returns.
-    fn unsent(self: &Rc<Self>, message: Message, error: Error) {
-        let mut deferred = self.deferred.take();
-        deferred.push(Event::Unsent(Unsent { message, error }));
-        self.deferred.set(deferred);
-        self.tick_after(Duration::ZERO);
-    }
-
-    /// Calls [`tick`](Self::tick) after `delay`, unless a tick is already due.
-    fn tick_after(self: &Rc<Self>, delay: Duration) {
-        let due = self.soon.take();
-        if due.is_some() {
-            self.soon.set(due);
+    /// Does what the core says, in order, then sets the timer for its next deadline. A call
+    /// made while it runs (from a callback) leaves its actions to the running one.
+    pub(crate) fn pump(self: &Rc<Self>) {
+        if self.pumping.replace(true) {
             return;
         }
-        let tick = self.alarm(delay, Alarm::Tick);
-        self.soon.set(Some(tick));
-    }
-
-    /// Delivers the deferred events, then goes on draining the queue.
-    fn tick(self: &Rc<Self>) {
-        self.deliver_deferred();
-        self.drain();
-    }
-
-    /// Delivers the events that waited for the next tick, now.
-    fn deliver_deferred(self: &Rc<Self>) {
-        drop(self.soon.take());
-        for event in self.deferred.take() {
-            self.emit(Some(event));
+        while let Some(action) = self.poll() {
+            self.perform(action);
         }
+        self.pumping.set(false);
+        self.arm();
     }
 
-    /// Hands queued messages to the open connection, in order, while the browser's buffer is
-    /// under the high-water mark; looks again shortly when it is not. What is left when the
-    /// connection closes stays queued for the next one.
-    fn drain(self: &Rc<Self>) {
-        while self.state() == State::Open {
-            if self.with_socket(|socket| socket.buffered_amount()) > self.high_water_mark {
-                self.tick_after(LONGEST_PAUSE);
-                return;
+    fn perform(self: &Rc<Self>, action: Action) {
+        match action {
+            Action::Open(url) => {
+                if let Err(error) = self.open(&url) {
+                    let reason = match error {
+                        Error::InvalidUrl { url, message } => [url, message].join(": "),
+                        _ => String::new(),
+                    };
+                    self.core.borrow_mut().refused(now(), reason);
+                }
             }
-            let Some(message) = self.with_queue(Queue::pop) else {
-                return;
-            };
-            if let Err(Unsent { message, error }) = self.hand_over(message) {
-                self.unsent(message, error);
+            Action::AskUrl(ask) => {
+                let mut hooks = self.hooks.take();
+                if let Some(ask_url) = &mut hooks.ask_url {
+                    ask_url(self, ask);
+                }
+                self.restore_hooks(hooks);
+            }
+            Action::Decide(close) => {
+                let hooks = self.hooks.take();
+                let wanted = (hooks.should_reconnect.as_ref()).is_none_or(|decide| decide(&close));
+                self.restore_hooks(hooks);
+                self.core.borrow_mut().decided(now(), wanted);
+            }
+            Action::Close(code, reason) => {
+                if let Some(link) = self.link.borrow().as_ref() {
+                    let _ = link.close(code, &reason);
+                }
+            }
+            Action::Release => {
+                let link = self.link.borrow_mut().take();
+                drop(link);
+            }
+            Action::Drain => loop {
+                let buffered = self.with_link(Connection::buffered_amount);
+                let next = self.core.borrow_mut().drain_next(now(), buffered);
+                let Some(message) = next else { break };
+                if let Err(unsent) = self.hand_over(message) {
+                    self.core.borrow_mut().unsent(unsent);
+                }
+            },
+            Action::Ping(message) => {
+                let _ = self.hand_over(message);
+            }
+            Action::Deliver(event) => {
+                if let Event::Close(close) = &event {
+                    *self.last_close.borrow_mut() = Some(close.clone());
+                }
+                self.deliver(event);
+            }
+            Action::Finish { for_good } => {
+                self.released.set(true);
+                drop(self.streams.take());
+                // Closed by the application, it is over for good. Otherwise `reconnect_now`
+                // may start it again, for these.
+                if for_good {
+                    drop(self.callbacks.take());
+                    drop(self.hooks.take());
+                    drop(self.listening.take());
+                    drop(self.timer.borrow_mut().take());
+                }
             }
         }
     }
 
-    /// The next attempt, right after the current call, instead of after the backoff.
-    pub(crate) fn attempt_now(self: &Rc<Self>) {
-        // Asked for now (by `reconnect_now`, or `online`): offline no more, as far as the
-        // attempts go.
-        if let Some(watchdog) = &self.watchdog {
-            watchdog.online();
+    /// Puts the hooks back: actions run one at a time, so nothing let go of them meanwhile.
+    fn restore_hooks(&self, hooks: Hooks) {
+        self.hooks.set(hooks);
+    }
+
+    /// Sets the timer for the core's next deadline, unless it is set for it already.
+    fn arm(self: &Rc<Self>) {
+        let due = self.core.borrow().poll_timeout();
+        let mut timer = self.timer.borrow_mut();
+        if timer.as_ref().map(|(at, _)| *at) == due {
+            return;
         }
-        self.phase.set(Phase::Waiting);
-        self.timer
-            .set(Some(self.alarm(Duration::ZERO, Alarm::Reopen)));
-    }
-
-    /// One of the watchdog's alarms, or of the browser's events it listens to.
-    pub(crate) fn watch_now(self: &Rc<Self>, watch: Watch) {
-        if let Some(watchdog) = &self.watchdog {
-            watchdog.ring(self, watch);
+        let old = timer.take();
+        if let Some(at) = due {
+            let weak = Rc::downgrade(self);
+            let delay = Duration::from_millis(at.saturating_sub(now()));
+            let alarm = Timeout::new(delay, move || {
+                if let Some(shared) = weak.upgrade() {
+                    shared.ring();
+                }
+            });
+            *timer = Some((at, alarm));
         }
+        drop(timer);
+        // A timer dropped from its own callback is freed once the callback returns.
+        drop(old);
     }
 
-    /// The watchdog, if the application asked for one.
-    pub(crate) fn watchdog(&self) -> Option<&dyn Watchdog> {
-        self.watchdog.as_deref()
+    /// The timer fired.
+    fn ring(self: &Rc<Self>) {
+        let fired = self.timer.borrow_mut().take();
+        let behind = self.reader_behind();
+        self.core.borrow_mut().handle_timeout(now(), behind);
+        self.pump();
+        drop(fired);
     }
 
-    /// Sets the URL of the next attempt.
-    pub(crate) fn set_url(&self, url: String) {
-        self.url.set(url);
-    }
-
-    /// Whether the socket waits to reconnect.
-    pub(crate) fn waiting(&self) -> bool {
-        self.phase.get() == Phase::Waiting
-    }
-
-    /// Holds the attempt that waits, until [`attempt_now`](Self::attempt_now).
-    pub(crate) fn hold(&self) {
-        if self.waiting() {
-            drop(self.timer.take());
+    /// Whether a pulling transport holds back for a slow reader: what the peer sent may wait
+    /// unread. (The browser's `WebSocket` reads everything.)
+    fn reader_behind(&self) -> bool {
+        #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+        if transport::kind(&self.options) != crate::Transport::WebSocket {
+            return !self.may_read();
         }
-    }
-
-    /// Makes `connection` the current one, and starts its connect timeout.
-    fn attach(self: &Rc<Self>, connection: Connection) {
-        *self.connection.borrow_mut() = Some(connection);
-        if let Some(watchdog) = &self.watchdog {
-            watchdog.attached(self);
-        }
-    }
-
-    /// The current connection is given up for `event`: let it go (which closes the browser's
-    /// socket, whose own events no longer reach us) and report it as closed.
-    pub(crate) fn lost(self: &Rc<Self>, event: CloseEvent) {
-        drop(self.connection.borrow_mut().take());
-        self.closed(event);
-    }
-
-    /// The browser opened the current connection: send what waited for it, then tell.
-    pub(crate) fn opened(self: &Rc<Self>) {
-        self.opened_at.set(Some(now_ms()));
-        if let Some(watchdog) = &self.watchdog {
-            watchdog.opened(self);
-        }
-        self.drain();
-        self.emit(Some(Event::Open));
-    }
-
-    /// A message came on the current connection: the heartbeat's own reply, or the
-    /// application's.
-    pub(crate) fn received(self: &Rc<Self>, message: Message) {
-        let own = (self.watchdog()).is_some_and(|dog| dog.heard(self, &message));
-        if !own {
-            self.emit(Some(Event::Message(message)));
-        }
+        false
     }
 
     /// Whether every stream has room for another event under `limit`.
-    pub(crate) fn has_room(&self, limit: usize) -> bool {
+    fn has_room(&self, limit: usize) -> bool {
         let streams = self.streams.take();
-        let room = streams
-            .iter()
-            .all(|feed| feed.is_closed() || feed.len() < limit);
+        let room = (streams.iter()).all(|feed| feed.is_closed() || feed.len() < limit);
         self.streams.set(streams);
         room
     }
 
-    /// For a transport that pulls: whether to read the next message now, under the receive
-    /// limit (by default [`DEFAULT_RECEIVE_LIMIT`]).
-    pub(crate) fn may_read(&self) -> bool {
-        let limit = self.watchdog().and_then(|dog| dog.receive_limit());
-        self.has_room(limit.unwrap_or(DEFAULT_RECEIVE_LIMIT))
+    /// The URL provider answered request `ask`.
+    pub(crate) fn url_provided(self: &Rc<Self>, ask: u32, url: String) {
+        self.core.borrow_mut().url_provided(now(), ask, url);
+        self.pump();
     }
 
-    /// Whether a pulling transport holds back for lack of room: what the peer sent may wait
-    /// unread. (The browser's `WebSocket` reads everything.)
-    pub(crate) fn holding_back(&self) -> bool {
-        Connection::transport(self) != crate::Transport::WebSocket && !self.may_read()
-    }
-
-    /// Resolves once the streams have room for another message (a stream that gives an
-    /// event or goes away wakes it), or after [`ROOM_PAUSE`] at most: the caller looks again.
-    /// It holds the socket weakly, so that a transport waiting in it keeps nothing alive.
-    #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
-    pub(crate) fn wait_for_room(self: &Rc<Self>) -> impl Future<Output = ()> + 'static {
-        let socket = Rc::downgrade(self);
-        let mut pause = Box::pin(crate::timer::sleep(ROOM_PAUSE));
-        poll_fn(move |cx| {
-            let Some(shared) = socket.upgrade().filter(|shared| !shared.may_read()) else {
-                return Poll::Ready(());
-            };
-            let waiting = shared.room.borrow_mut().replace(cx.waker().clone());
-            drop(waiting);
-            pause.as_mut().poll(cx)
-        })
-    }
-
-    /// The current connection closed: reconnect or finish, then tell. The phase changes
-    /// first, so that the close callback sees the state that follows it.
-    pub(crate) fn closed(self: &Rc<Self>, mut event: CloseEvent) {
-        drop(self.connection.borrow_mut().take());
-        if let Some(watchdog) = &self.watchdog {
-            watchdog.closed();
-        }
-        if event.cause == CloseCause::Remote {
-            if self.closed_by_app.get() {
-                event.cause = CloseCause::Application;
-            } else if self.opened_at.get().is_none() {
-                event.cause = CloseCause::HandshakeFailed;
+    /// The browser's `online`, `offline` or `visibilitychange` (to visible).
+    #[cfg(target_arch = "wasm32")]
+    fn network(self: &Rc<Self>, change: Change) {
+        let behind = self.reader_behind();
+        {
+            let mut core = self.core.borrow_mut();
+            match change {
+                Change::Online => core.online(now()),
+                Change::Offline => core.offline(now()),
+                Change::Visible => core.visible(now(), behind),
             }
         }
-        match self.next_attempt(&event) {
-            // Offline: no attempt, and none spent; `online` starts the next.
-            Next::Hold => {
-                self.phase.set(Phase::Waiting);
-                self.emit(Some(Event::Close(event)));
-            }
-            Next::Attempt(announcement) => {
-                self.schedule(announcement.delay);
-                // Delivered at once: browser events and timers never run inside a dispatch.
-                self.emit(Some(Event::Close(event)));
-                // The application may have closed from the close callback: then the attempt
-                // is off, and is not announced.
-                if self.phase.get() == Phase::Waiting {
-                    self.emit(Some(Event::Reconnecting(announcement)));
-                }
-            }
-            Next::End => {
-                self.phase.set(Phase::Finished);
-                self.emit(Some(Event::Close(event)));
-                // Unless the close callback started it again (`reconnect_now`).
-                if self.phase.get() == Phase::Finished {
-                    self.finish();
-                }
-            }
-        }
-    }
-
-    /// What follows the close `event`: the next reconnection attempt, if one should be made.
-    fn next_attempt(&self, event: &CloseEvent) -> Next {
-        let Some(policy) = self.reconnect.as_ref() else {
-            return Next::End;
-        };
-        let declined = (self.watchdog.as_ref()).is_some_and(|dog| !dog.should_reconnect(event));
-        if self.closed_by_app.get() || policy.final_codes.contains(&event.code) || declined {
-            return Next::End;
-        }
-        if let Some(opened_at) = self.opened_at.take() {
-            let up = now_ms() - opened_at;
-            if up >= policy.reset_after.as_millis() as f64 {
-                self.attempt.set(0);
-            }
-        }
-        if (self.watchdog.as_ref()).is_some_and(|dog| dog.offline()) {
-            return Next::Hold;
-        }
-        let attempt = self.attempt.get().saturating_add(1);
-        self.attempt.set(attempt);
-        if !policy.allows(attempt) {
-            return Next::End;
-        }
-        let delay = policy.delay(attempt, random());
-        Next::Attempt(Reconnecting { attempt, delay })
-    }
-
-    /// Waits `delay` for the next attempt.
-    fn schedule(self: &Rc<Self>, delay: Duration) {
-        self.timer.set(Some(self.alarm(delay, Alarm::Reopen)));
-        self.phase.set(Phase::Waiting);
-    }
-
-    /// The reconnection timer fired: open a new connection. One the browser refuses (a URL
-    /// from the provider that it will not take) counts as a failed attempt.
-    fn reopen(self: &Rc<Self>) {
-        drop(self.timer.take());
-        // With a URL provider, the watchdog calls `open_attempt` once it has the URL.
-        if (self.watchdog.as_ref()).is_some_and(|dog| dog.provide_url(self)) {
-            return;
-        }
-        self.open_attempt();
-    }
-
-    /// Opens the attempt's connection, to the URL now set, unless the socket was closed
-    /// meanwhile (by the URL provider, say).
-    pub(crate) fn open_attempt(self: &Rc<Self>) {
-        if self.phase.get() != Phase::Waiting || self.connection.borrow().is_some() {
-            return;
-        }
-        // Offline meanwhile: held until `online`.
-        if (self.watchdog.as_ref()).is_some_and(|dog| dog.offline()) {
-            return;
-        }
-        let url = self.url.take();
-        let opened = Connection::open(self, &url);
-        self.url.set(url);
-        match opened {
-            Ok(connection) => {
-                self.attach(connection);
-                self.phase.set(Phase::Active);
-            }
-            Err(error) => {
-                let reason = match error {
-                    Error::InvalidUrl { url, message } => [url, message].join(": "),
-                    _ => String::new(),
-                };
-                self.emit(Some(Event::Error));
-                // Closed from the error callback: that close, reported by its own timer,
-                // is the last.
-                if self.phase.get() != Phase::Waiting {
-                    return;
-                }
-                let refused = CloseEvent::new(1006, reason, false);
-                self.closed(refused.with_cause(CloseCause::HandshakeFailed));
-            }
-        }
-    }
-
-    /// Closed for good: nothing more will happen. Report what is still queued, then let go of
-    /// the listeners once every event before this point has been delivered.
-    fn finish(self: &Rc<Self>) {
-        // Runs from a browser event or a timer, never inside a call of the application's:
-        // what waits for the next tick is delivered now.
-        self.deliver_deferred();
-        let left = self.with_queue(Queue::take);
-        for message in left {
-            let error = Error::NotOpen(State::Closed);
-            self.emit(Some(Event::Unsent(Unsent { message, error })));
-        }
-        self.emit(None);
-    }
-
-    /// Delivers `next` after anything being delivered now, so that a callback that causes
-    /// another event sees them in order; `None` releases the listeners.
-    pub(crate) fn emit(self: &Rc<Self>, next: Option<Event>) {
-        let mut pending = self.pending.take();
-        pending.push_back(next);
-        self.pending.set(pending);
-        if self.dispatching.replace(true) {
-            return;
-        }
-        loop {
-            let mut pending = self.pending.take();
-            let next = pending.pop_front();
-            self.pending.set(pending);
-            match next {
-                None => break,
-                Some(Some(event)) => self.deliver(event),
-                Some(None) => {
-                    self.released.set(true);
-                    drop(self.streams.take());
-                    // Closed by the application, it is over for good. Otherwise
-                    // `reconnect_now` may start it again, for these.
-                    if self.closed_by_app.get() {
-                        drop(self.callbacks.take());
-                        if let Some(watchdog) = &self.watchdog {
-                            watchdog.released();
-                        }
-                    }
-                }
-            }
-        }
-        self.dispatching.set(false);
+        self.pump();
     }
 
     /// Gives `event` to every stream, then to its callback; copied only for all but the last.
@@ -886,13 +619,71 @@ impl Shared {
             };
             callbacks.call(&socket, event);
         }
+        // Actions run one at a time (a callback's calls leave theirs to the running pump),
+        // so nothing let go of the callbacks meanwhile.
         self.callbacks.set(callbacks);
     }
+}
 
-    fn with_queue<T>(&self, use_queue: impl FnOnce(&mut Queue) -> T) -> T {
-        let mut queue = self.queue.take();
-        let result = use_queue(&mut queue);
-        self.queue.set(queue);
-        result
+impl Listener for Shared {
+    fn opened(self: Rc<Self>) {
+        let chosen = self.with_link(Connection::protocol);
+        self.core.borrow_mut().opened(now(), &chosen);
+        self.pump();
+    }
+
+    fn received(self: Rc<Self>, message: Message) {
+        let hooks = self.hooks.take();
+        let is_reply = hooks.is_reply.clone();
+        self.hooks.set(hooks);
+        let is_reply = is_reply.is_some_and(|is_reply| is_reply(&message));
+        let full = self.overflowing();
+        self.core.borrow_mut().received(message, is_reply, full);
+        self.pump();
+    }
+
+    fn failed(self: Rc<Self>) {
+        self.core.borrow_mut().failed();
+        self.pump();
+    }
+
+    fn closed(self: Rc<Self>, event: CloseEvent) {
+        self.core.borrow_mut().closed(now(), event);
+        self.pump();
+    }
+
+    #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+    fn may_read(&self) -> bool {
+        let limit = self.core.borrow().read_limit();
+        self.has_room(limit.max(1))
+    }
+
+    #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+    fn wait_for_room(self: Rc<Self>) -> Pin<Box<dyn Future<Output = ()>>> {
+        let room = self.room.clone();
+        let socket = Rc::downgrade(&self);
+        let mut pause = Box::pin(sleep(ROOM_PAUSE));
+        Box::pin(poll_fn(move |cx| {
+            let Some(shared) = socket.upgrade().filter(|shared| !shared.may_read()) else {
+                return Poll::Ready(());
+            };
+            drop(shared);
+            let waiting = room.borrow_mut().replace(cx.waker().clone());
+            drop(waiting);
+            pause.as_mut().poll(cx)
+        }))
+    }
+}
+
+impl Shared {
+    /// A message on a transport that cannot stop reading finds a stream at the receive
+    /// limit.
+    fn overflowing(&self) -> bool {
+        #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+        if transport::kind(&self.options) != crate::Transport::WebSocket {
+            return false;
+        }
+        let limit = self.core.borrow().overflow_limit();
+        limit.is_some_and(|limit| !self.has_room(limit.max(1)))
     }
 }

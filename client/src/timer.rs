@@ -1,11 +1,14 @@
 //! Time, chance and tasks, per platform: in the browser on `setTimeout`, `Date.now()`,
-//! `Math.random()` and the microtask queue; natively on tokio's timers and local tasks. The
-//! rest of the crate sees one interface: a one-shot [`Timeout`] owned by Rust and cancelled when
-//! dropped, a [`sleep`] future, [`spawn`], [`now_ms`] and [`random`].
+//! `Math.random()` and the microtask queue; natively on tokio's timers and local tasks; in the
+//! crate's own unit tests, on the simulated clock of `sim.rs`. The rest of the crate sees one
+//! interface: a one-shot [`Timeout`] owned by Rust and cancelled when dropped, a [`sleep`]
+//! future, [`spawn`], [`now`] and [`seed`].
 
+#[cfg(all(not(target_arch = "wasm32"), test))]
+pub(crate) use crate::sim::{Timeout, now, seed, sleep, spawn, spawn_local};
 #[cfg(target_arch = "wasm32")]
 pub(crate) use browser::*;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), not(test)))]
 pub(crate) use native::*;
 
 #[cfg(target_arch = "wasm32")]
@@ -62,13 +65,13 @@ mod browser {
     }
 
     /// Milliseconds since the epoch (`Date.now()`).
-    pub(crate) fn now_ms() -> f64 {
-        js_sys::Date::now()
+    pub(crate) fn now() -> u64 {
+        js_sys::Date::now() as u64
     }
 
-    /// A number in `[0, 1)` (`Math.random()`), for the backoff's jitter.
-    pub(crate) fn random() -> f64 {
-        js_sys::Math::random()
+    /// A seed for the backoff's jitter (`Math.random()`).
+    pub(crate) fn seed() -> u64 {
+        (js_sys::Math::random() * (1u64 << 53) as f64) as u64
     }
 
     fn millis(delay: Duration) -> i32 {
@@ -85,7 +88,7 @@ mod browser {
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), not(test)))]
 mod native {
     use std::hash::{BuildHasher, Hasher};
     use std::panic::AssertUnwindSafe;
@@ -145,17 +148,17 @@ mod native {
         std::panic::catch_unwind(AssertUnwindSafe(|| tokio::task::spawn_local(future))).ok()
     }
 
-    pub(crate) fn now_ms() -> f64 {
+    /// Milliseconds since the epoch.
+    pub(crate) fn now() -> u64 {
         let since = SystemTime::now().duration_since(UNIX_EPOCH);
-        since.unwrap_or_default().as_secs_f64() * 1000.0
+        u64::try_from(since.unwrap_or_default().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// A number in `[0, 1)` from the standard library's randomly seeded hasher: enough for
-    /// jitter, and no dependency for it.
-    pub(crate) fn random() -> f64 {
-        let bits = std::collections::hash_map::RandomState::new()
+    /// A seed for the backoff's jitter, from the standard library's randomly seeded hasher:
+    /// enough for jitter, and no dependency for it.
+    pub(crate) fn seed() -> u64 {
+        std::collections::hash_map::RandomState::new()
             .build_hasher()
-            .finish();
-        (bits >> 11) as f64 / (1u64 << 53) as f64
+            .finish()
     }
 }

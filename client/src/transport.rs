@@ -1,13 +1,16 @@
-//! The transport seam: the one connection type the state machine (`socket.rs`) drives.
+//! The transport seam: what the driver (`socket.rs`) opens, and how each transport reports
+//! back. Events flow one way: a transport knows the driver only as a [`Listener`], and never
+//! imports it or the core.
 //!
 //! Every transport's connection has the same methods (`open`, `state`, `send`, `close`,
 //! `buffered_amount`, `url`, `protocol`, `extensions`; `send` takes the message and hands it
-//! back with the reason if it refuses it) and reports to `Shared` the same way
-//! (`opened`, `received`, `closed`, and `emit(Some(Event::Error))` before the close of a
-//! connection that failed to open); dropping one closes it with 1000 and silences it. The
-//! choice is made at compile time, so that a page carries only the transports it can use:
+//! back with the reason if it refuses it) and reports the same way (`opened`, `received`,
+//! `closed`, and `failed` before the close of a connection that failed to open); dropping one
+//! closes it with 1000 and silences it. The choice is made at compile time, so that a page
+//! carries only the transports it can use:
 //!
-//! - natively, tokio-tungstenite (`native.rs`);
+//! - natively, tokio-tungstenite (`native.rs`); in the crate's own unit tests, the simulated
+//!   transport of `sim.rs` instead;
 //! - in the browser, its `WebSocket` (`connection.rs`);
 //! - in the browser with the `web-socket-stream` feature, either that or `WebSocketStream`
 //!   (`websocketstream.rs`), chosen per socket by [`Builder::web_socket_stream`] and
@@ -15,8 +18,14 @@
 //!
 //! [`Builder::web_socket_stream`]: crate::Builder
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+use std::pin::Pin;
+use std::rc::Rc;
+
+#[cfg(all(not(target_arch = "wasm32"), not(test)))]
 pub(crate) use crate::native::Connection;
+#[cfg(all(not(target_arch = "wasm32"), test))]
+pub(crate) use crate::sim::Connection;
 
 #[cfg(all(target_arch = "wasm32", not(feature = "web-socket-stream")))]
 pub(crate) use crate::connection::Connection;
@@ -25,7 +34,44 @@ pub(crate) use crate::connection::Connection;
 pub(crate) use either::Connection;
 
 #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
-use crate::{Error, Message, State, Unsent};
+use crate::error::Error;
+#[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+use crate::event::Unsent;
+#[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+use crate::message::State;
+use crate::message::{CloseEvent, Message};
+
+/// What a transport reports to, through a `Weak` that it never upgrades while it holds a
+/// borrow of its own.
+pub(crate) trait Listener {
+    /// The connection opened.
+    fn opened(self: Rc<Self>);
+    /// A message came.
+    fn received(self: Rc<Self>, message: Message);
+    /// The connection failed (the browser's error event); its close follows.
+    fn failed(self: Rc<Self>);
+    /// The connection closed: nothing more comes from it.
+    fn closed(self: Rc<Self>, event: CloseEvent);
+    /// For a transport that pulls: whether to read the next message now.
+    #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+    fn may_read(&self) -> bool;
+    /// For a transport that pulls: resolves once there may be room to read (or after a
+    /// short while: the caller looks again). It holds the listener weakly.
+    #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+    fn wait_for_room(self: Rc<Self>) -> Pin<Box<dyn Future<Output = ()>>>;
+}
+
+/// What every attempt of a socket opens with.
+#[derive(Default)]
+pub(crate) struct Options {
+    pub(crate) protocols: Vec<String>,
+    /// Whether the application asked for `WebSocketStream`.
+    #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
+    pub(crate) web_socket_stream: bool,
+    /// Natively, the application's TLS setup, if it gave one.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
 
 /// What carries a socket's connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,27 +100,37 @@ pub(crate) fn not_open(state: State, message: Message) -> Result<(), Unsent> {
     }
 }
 
+/// The transport a socket with these options uses.
 #[cfg(not(target_arch = "wasm32"))]
-impl crate::native::Connection {
-    pub(crate) fn transport(_: &crate::socket::Shared) -> Transport {
-        Transport::Tungstenite
-    }
+pub(crate) fn kind(_: &Options) -> Transport {
+    Transport::Tungstenite
 }
 
+/// The transport a socket with these options uses.
 #[cfg(all(target_arch = "wasm32", not(feature = "web-socket-stream")))]
-impl crate::connection::Connection {
-    pub(crate) fn transport(_: &crate::socket::Shared) -> Transport {
+pub(crate) fn kind(_: &Options) -> Transport {
+    Transport::WebSocket
+}
+
+/// `WebSocketStream` if the application asked for it and the browser has it.
+#[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
+pub(crate) fn kind(options: &Options) -> Transport {
+    if options.web_socket_stream && crate::websocketstream::available() {
+        Transport::WebSocketStream
+    } else {
         Transport::WebSocket
     }
 }
 
 #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
 mod either {
-    use std::rc::Rc;
+    use std::rc::Weak;
 
-    use super::Transport;
-    use crate::socket::Shared;
-    use crate::{Error, Message, State, Unsent, connection, websocketstream};
+    use super::{Listener, Options, Transport};
+    use crate::error::Error;
+    use crate::event::Unsent;
+    use crate::message::{Message, State};
+    use crate::{connection, websocketstream};
 
     /// A connection on whichever browser transport the socket uses.
     pub(crate) enum Connection {
@@ -83,21 +139,16 @@ mod either {
     }
 
     impl Connection {
-        /// `WebSocketStream` if the application asked for it and the browser has it.
-        pub(crate) fn transport(shared: &Shared) -> Transport {
-            if shared.web_socket_stream && websocketstream::available() {
-                Transport::WebSocketStream
-            } else {
-                Transport::WebSocket
-            }
-        }
-
-        pub(crate) fn open(shared: &Rc<Shared>, url: &str) -> Result<Connection, Error> {
-            Ok(match Self::transport(shared) {
+        pub(crate) fn open(
+            listener: Weak<dyn Listener>,
+            url: &str,
+            options: &Options,
+        ) -> Result<Connection, Error> {
+            Ok(match super::kind(options) {
                 Transport::WebSocketStream => {
-                    Connection::Stream(websocketstream::Connection::open(shared, url)?)
+                    Connection::Stream(websocketstream::Connection::open(listener, url, options)?)
                 }
-                _ => Connection::WebSocket(connection::Connection::open(shared, url)?),
+                _ => Connection::WebSocket(connection::Connection::open(listener, url, options)?),
             })
         }
 

@@ -28,11 +28,12 @@ use js_sys::{ArrayBuffer, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
-use crate::error::describe;
-use crate::socket::Shared;
+use crate::error::{Error, describe};
+use crate::event::Unsent;
+use crate::message::{CloseEvent, Message, NORMAL_CLOSURE, State};
 use crate::timer::{sleep, spawn};
 use crate::tracked::Tracked;
-use crate::{CloseEvent, Error, Event, Message, NORMAL_CLOSURE, State, Unsent};
+use crate::transport::{Listener, Options};
 
 /// How many bytes of buffers whose writes are done a connection keeps for the next binary
 /// messages: a fresh `ArrayBuffer` per message costs the page an allocation and its garbage
@@ -149,7 +150,7 @@ pub(crate) struct Connection {
 /// A connection's state, shared with its callbacks.
 struct Link {
     stream: JsWebSocketStream,
-    shared: Weak<Shared>,
+    listener: Weak<dyn Listener>,
     state: Cell<State>,
     protocol: RefCell<String>,
     extensions: RefCell<String>,
@@ -199,11 +200,15 @@ struct Callbacks {
 }
 
 impl Connection {
-    pub(crate) fn open(shared: &Rc<Shared>, url: &str) -> Result<Connection, Error> {
-        let options = Object::new();
-        let protocols: js_sys::Array = (shared.protocols.iter())
+    pub(crate) fn open(
+        listener: Weak<dyn Listener>,
+        url: &str,
+        options: &Options,
+    ) -> Result<Connection, Error> {
+        let protocols: js_sys::Array = (options.protocols.iter())
             .map(|protocol| js_sys::JsString::from(protocol.as_str()))
             .collect();
+        let options = Object::new();
         let _ = Reflect::set(&options, &"protocols".into(), &protocols);
         let stream = JsWebSocketStream::new(url, &options).map_err(|error| Error::InvalidUrl {
             url: url.to_owned(),
@@ -211,7 +216,7 @@ impl Connection {
         })?;
         let link = Rc::new(Link {
             stream,
-            shared: Rc::downgrade(shared),
+            listener,
             state: Cell::new(State::Connecting),
             protocol: RefCell::new(String::new()),
             extensions: RefCell::new(String::new()),
@@ -354,8 +359,8 @@ fn callback(link: &Rc<Link>, on: fn(&Rc<Link>, JsValue)) -> Callback {
 
 impl Link {
     /// The socket, while it wants this connection's events.
-    fn attached(&self) -> Option<Rc<Shared>> {
-        self.shared.upgrade().filter(|_| !self.detached.get())
+    fn attached(&self) -> Option<Rc<dyn Listener>> {
+        self.listener.upgrade().filter(|_| !self.detached.get())
     }
 
     /// Calls the callbacks `pick` chooses when `promise` is fulfilled or rejected.
@@ -415,7 +420,7 @@ impl Link {
         if self.state.get() == State::Connecting {
             self.state.set(State::Closed);
             if let Some(shared) = self.attached() {
-                shared.emit(Some(Event::Error));
+                shared.failed();
             }
         }
         self.report(CloseEvent::new(1006, "", false));

@@ -1,0 +1,149 @@
+//! The async side's plumbing: each stream made by `WebSocket::events` is an inbox that the
+//! driver feeds. Knows nothing of sockets.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use futures_util::Stream;
+
+use crate::event::Event;
+
+/// Every event of a socket, in order; made by [`WebSocket::events`](crate::WebSocket::events).
+/// Ends after the socket's last close event.
+///
+/// The browser cannot be told to stop receiving, so events wait here until read: read them.
+#[derive(Debug)]
+pub struct Events {
+    inbox: Rc<RefCell<Inbox>>,
+    /// The socket's transport waiting for room in the streams, woken when this one gives an
+    /// event or goes away.
+    #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+    room: Room,
+}
+
+/// Where a pulling transport waits for room in a socket's streams: see the driver's
+/// `Listener::wait_for_room`.
+#[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+pub(crate) type Room = Rc<RefCell<Option<Waker>>>;
+
+/// Where the socket leaves events for one stream: a queue and the waker of the task reading
+/// it. Everything runs on the page's one thread, so a `RefCell` is all the locking needed.
+#[derive(Debug, Default)]
+struct Inbox {
+    events: VecDeque<Event>,
+    waker: Option<Waker>,
+    /// The socket finished: no more events will come.
+    ended: bool,
+}
+
+/// The socket's end of one [`Events`] stream. Dropping it ends the stream.
+#[derive(Debug)]
+pub(crate) struct Feed {
+    inbox: Rc<RefCell<Inbox>>,
+}
+
+/// A new stream and the socket's end of it.
+pub(crate) fn channel() -> (Feed, Events) {
+    let inbox = Rc::new(RefCell::new(Inbox::default()));
+    (
+        Feed {
+            inbox: inbox.clone(),
+        },
+        Events {
+            inbox,
+            #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+            room: Room::default(),
+        },
+    )
+}
+
+#[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+impl Events {
+    /// The stream, waking `room` when it gives an event or goes away.
+    pub(crate) fn with_room(mut self, room: Room) -> Events {
+        self.room = room;
+        self
+    }
+
+    fn wake_room(&self) {
+        let waiting = self.room.borrow_mut().take();
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
+    }
+}
+
+#[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+impl Drop for Events {
+    fn drop(&mut self) {
+        self.wake_room();
+    }
+}
+
+impl Feed {
+    /// Whether the stream has been dropped.
+    pub(crate) fn is_closed(&self) -> bool {
+        Rc::strong_count(&self.inbox) == 1
+    }
+
+    /// How many events wait to be read.
+    pub(crate) fn len(&self) -> usize {
+        self.inbox.borrow().events.len()
+    }
+
+    /// Leaves `event` for the reader, and wakes it outside the borrow: an executor may poll
+    /// the stream right away.
+    pub(crate) fn send(&self, event: Event) {
+        let waker = {
+            let mut inbox = self.inbox.borrow_mut();
+            inbox.events.push_back(event);
+            inbox.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        if self.is_closed() {
+            return; // Nobody reads the stream any more.
+        }
+        let waker = {
+            let mut inbox = self.inbox.borrow_mut();
+            inbox.ended = true;
+            inbox.waker.take()
+        };
+        // Outside the borrow: an executor may poll the stream right away.
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl Stream for Events {
+    type Item = Event;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        let mut inbox = self.inbox.borrow_mut();
+        if let Some(event) = inbox.events.pop_front() {
+            drop(inbox);
+            #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+            self.wake_room();
+            return Poll::Ready(Some(event));
+        }
+        if inbox.ended {
+            return Poll::Ready(None);
+        }
+        let replaced = inbox.waker.replace(cx.waker().clone());
+        // Dropped outside the borrow: the old waker may own the socket, whose end borrows the
+        // inbox to end this stream.
+        drop(inbox);
+        drop(replaced);
+        Poll::Pending
+    }
+}

@@ -1,0 +1,190 @@
+//! The values a socket deals in: messages, close events and their causes, states. Plain data,
+//! shared by the core, the driver and the transports.
+
+use std::fmt;
+use std::time::Duration;
+
+/// The largest close reason the protocol allows, in bytes of UTF-8 (RFC 6455 section 5.5).
+pub const MAX_CLOSE_REASON: usize = 123;
+
+/// The close code of a normal closure.
+pub const NORMAL_CLOSURE: u16 = 1000;
+
+/// A complete WebSocket message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// A text message: valid UTF-8, as the protocol guarantees.
+    Text(String),
+    /// A binary message.
+    Binary(Vec<u8>),
+}
+
+impl From<String> for Message {
+    fn from(text: String) -> Self {
+        Message::Text(text)
+    }
+}
+
+impl From<&str> for Message {
+    fn from(text: &str) -> Self {
+        Message::Text(text.to_owned())
+    }
+}
+
+impl From<&String> for Message {
+    fn from(text: &String) -> Self {
+        Message::Text(text.clone())
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    fn from(data: Vec<u8>) -> Self {
+        Message::Binary(data)
+    }
+}
+
+impl From<&[u8]> for Message {
+    fn from(data: &[u8]) -> Self {
+        Message::Binary(data.to_vec())
+    }
+}
+
+impl From<&Vec<u8>> for Message {
+    fn from(data: &Vec<u8>) -> Self {
+        Message::Binary(data.clone())
+    }
+}
+
+impl<const N: usize> From<[u8; N]> for Message {
+    fn from(data: [u8; N]) -> Self {
+        Message::Binary(data.to_vec())
+    }
+}
+
+impl<const N: usize> From<&[u8; N]> for Message {
+    fn from(data: &[u8; N]) -> Self {
+        Message::Binary(data.to_vec())
+    }
+}
+
+impl Message {
+    /// The text of a text message.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Message::Text(text) => Some(text),
+            Message::Binary(_) => None,
+        }
+    }
+
+    /// The bytes of a binary message.
+    pub fn as_binary(&self) -> Option<&[u8]> {
+        match self {
+            Message::Text(_) => None,
+            Message::Binary(data) => Some(data),
+        }
+    }
+}
+
+/// How a connection closed, from the browser's close event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CloseEvent {
+    /// The close code: the peer's, or 1006 when the connection was lost without a Close frame.
+    pub code: u16,
+    /// The close reason, possibly empty.
+    pub reason: String,
+    /// Whether the close handshake completed.
+    pub was_clean: bool,
+    /// Why, as far as the client can tell.
+    pub cause: CloseCause,
+}
+
+impl CloseEvent {
+    /// A close event, as the browser would report it, of a connection the server closed or
+    /// lost; for tests and adapters.
+    pub fn new(code: u16, reason: impl Into<String>, was_clean: bool) -> Self {
+        CloseEvent {
+            code,
+            reason: reason.into(),
+            was_clean,
+            cause: CloseCause::Remote,
+        }
+    }
+
+    /// The same close, for another cause.
+    pub fn with_cause(mut self, cause: CloseCause) -> Self {
+        self.cause = cause;
+        self
+    }
+}
+
+/// Why a connection closed. Reconnection never follows [`CloseCause::Application`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseCause {
+    /// The server closed the connection (with its code and reason), or the connection was
+    /// lost after it opened (1006).
+    Remote,
+    /// The application closed it: [`WebSocket::close`](crate::WebSocket::close) and its kin, or the last handle
+    /// dropped.
+    Application,
+    /// It never opened: the server could not be reached or refused the handshake (browsers
+    /// say no more, on purpose), or the browser refused the URL of a reconnection attempt.
+    HandshakeFailed,
+    /// It did not open within [`Builder::connect_timeout`](crate::Builder::connect_timeout).
+    ConnectTimeout,
+    /// No message came within the [`Heartbeat`](crate::Heartbeat)'s timeout: the peer is gone, though the
+    /// browser had not noticed.
+    HeartbeatLost,
+    /// The browser went offline ([`Builder::follow_network`](crate::Builder::follow_network)).
+    Offline,
+    /// A message came while a stream's inbox already held [`Builder::receive_limit`](crate::Builder::receive_limit) events,
+    /// on the browser's `WebSocket`, which cannot be told to stop: the connection was given up
+    /// (the server sees a close with 1000; the application, this cause and 1008).
+    ReceiveOverflow,
+}
+
+/// A reconnection attempt, scheduled after a close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reconnecting {
+    /// 1 for the first attempt after a connection that stayed up, then 2, 3, …
+    pub attempt: u32,
+    /// How long until the attempt.
+    pub delay: Duration,
+}
+
+/// The socket's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum State {
+    /// The opening handshake is under way.
+    Connecting,
+    /// Messages can be sent and received.
+    Open,
+    /// The close handshake is under way.
+    Closing,
+    /// Closed, and waiting to reconnect.
+    Reconnecting,
+    /// Closed for good.
+    Closed,
+}
+
+impl State {
+    /// The state in lower case, as the `Display` impl writes it: `"open"`, `"closed"`, …
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Connecting => "connecting",
+            State::Open => "open",
+            State::Closing => "closing",
+            State::Reconnecting => "reconnecting",
+            State::Closed => "closed",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
