@@ -296,6 +296,10 @@ mod network;
 mod queue;
 mod reconnect;
 #[cfg(all(not(target_arch = "wasm32"), test))]
+mod model;
+#[cfg(all(not(target_arch = "wasm32"), test))]
+mod scenarios;
+#[cfg(all(not(target_arch = "wasm32"), test))]
 mod sim;
 mod sink;
 mod socket;

@@ -101,7 +101,12 @@ impl WebSocket {
         if let Some(Action::Open(url)) = shared.poll() {
             shared.open(&url)?;
         }
-        if let Some(listen) = shared.hooks.take().listen.take() {
+        // Only `listen` is taken out: the other hooks stay (taking the whole `Hooks` out of
+        // its cell here dropped `should_reconnect`, the URL provider and `Heartbeat::reply`).
+        let mut hooks = shared.hooks.take();
+        let listen = hooks.listen.take();
+        shared.hooks.set(hooks);
+        if let Some(listen) = listen {
             shared.listening.set(Some(listen(&shared)));
         }
         Ok(WebSocket { shared })
@@ -581,6 +586,23 @@ impl Shared {
                 Change::Online => core.online(now()),
                 Change::Offline => core.offline(now()),
                 Change::Visible => core.visible(now(), behind),
+            }
+        }
+        self.pump();
+    }
+
+    /// The browser's `online`, `offline` or `visibilitychange`, for the unit tests on the
+    /// simulated transport (where nothing listens to a browser).
+    #[cfg(all(not(target_arch = "wasm32"), test))]
+    pub(crate) fn network_for_test(self: &Rc<Self>, change: crate::sim::Network) {
+        use crate::sim::Network;
+        let behind = self.reader_behind();
+        {
+            let mut core = self.core.borrow_mut();
+            match change {
+                Network::Online => core.online(now()),
+                Network::Offline => core.offline(now()),
+                Network::Visible => core.visible(now(), behind),
             }
         }
         self.pump();

@@ -5,7 +5,7 @@
 //! future, [`spawn`], [`now`] and [`seed`].
 
 #[cfg(all(not(target_arch = "wasm32"), test))]
-pub(crate) use crate::sim::{Timeout, now, seed, sleep, spawn, spawn_local};
+pub(crate) use crate::sim::{Timeout, now, seed, sleep, spawn};
 #[cfg(target_arch = "wasm32")]
 pub(crate) use browser::*;
 #[cfg(all(not(target_arch = "wasm32"), not(test)))]

@@ -1,0 +1,320 @@
+//! Named scenarios on the simulated transport and clock (`sim.rs`): the bugs of issue 23,
+//! each with the test that failed before its fix, the regressions the model tests
+//! (`model.rs`) found, and the state-machine scenarios of the browser suites, which run
+//! here natively in milliseconds.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+
+use crate::sim;
+use crate::{
+    Builder, CloseCause, CloseEvent, Event, Heartbeat, Message, Overflow, Reconnect, State,
+    WebSocket, live_closures,
+};
+
+pub(crate) type Log = Rc<RefCell<Vec<(u64, Event)>>>;
+
+/// The builder with every callback recording its event, with the time.
+pub(crate) fn logged(builder: Builder) -> (Builder, Log) {
+    let log = Log::default();
+    let record = |log: &Log| {
+        let log = log.clone();
+        move |event: Event| log.borrow_mut().push((sim::now(), event))
+    };
+    let (open, message, error, close, reconnect, unsent) = (
+        record(&log),
+        record(&log),
+        record(&log),
+        record(&log),
+        record(&log),
+        record(&log),
+    );
+    let builder = builder
+        .on_open(move |_| open(Event::Open))
+        .on_message(move |_, m| message(Event::Message(m)))
+        .on_error(move |_| error(Event::Error))
+        .on_close(move |_, c| close(Event::Close(c)))
+        .on_reconnect(move |_, r| reconnect(Event::Reconnecting(r)))
+        .on_unsent(move |_, u| unsent(Event::Unsent(u)));
+    (builder, log)
+}
+
+pub(crate) fn text(text: &str) -> Message {
+    Message::Text(text.to_owned())
+}
+
+fn ms(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+/// The events of the log, without their times.
+fn events(log: &Log) -> Vec<Event> {
+    log.borrow().iter().map(|(_, event)| event.clone()).collect()
+}
+
+/// The messages connection `id` took, pings included.
+fn sent(id: usize) -> Vec<Message> {
+    sim::with(|world| world.conns[id].sent.iter().map(|(_, m)| m.clone()).collect())
+}
+
+fn sent_at(id: usize) -> Vec<u64> {
+    sim::with(|world| world.conns[id].sent.iter().map(|(at, _)| *at).collect())
+}
+
+fn conns() -> usize {
+    sim::with(|world| world.conns.len())
+}
+
+fn released(id: usize) -> bool {
+    sim::with(|world| world.conns[id].released)
+}
+
+fn closes(id: usize) -> Vec<(u16, String)> {
+    sim::with(|world| world.conns[id].closes.clone())
+}
+
+fn application(code: u16, reason: &str) -> CloseEvent {
+    CloseEvent::new(code, reason, true).with_cause(CloseCause::Application)
+}
+
+fn lost(cause: CloseCause) -> impl Fn(&Event) -> bool {
+    move |event| matches!(event, Event::Close(close) if close.cause == cause)
+}
+
+/// A fresh world, and a socket to `url` made by `builder` with every callback logged.
+fn start(builder: Builder) -> (WebSocket, Log) {
+    let (builder, log) = logged(builder);
+    let socket = builder.connect().expect("connect");
+    (socket, log)
+}
+
+fn fresh() {
+    sim::reset(7);
+}
+
+/// Drops `socket`, lets everything settle, and checks that nothing is left behind.
+fn drop_and_check(socket: WebSocket) {
+    drop(socket);
+    sim::advance(10_000);
+    assert_eq!(live_closures(), 0, "closures or timers left behind");
+    assert_eq!(sim::tasks(), 0, "futures left behind");
+}
+
+// ---- The bugs of issue 23 ---------------------------------------------------------------
+
+#[test]
+fn heartbeat_pings_every_interval_not_every_interval_plus_timeout() {
+    fresh();
+    let beat = Heartbeat::new(ms(100), ms(500));
+    let (socket, _log) = start(WebSocket::builder("ws://a").heartbeat(beat));
+    assert!(sim::open(""));
+    let opened = sim::now();
+    // A server that answers every ping at once.
+    for _ in 0..100 {
+        sim::advance(10);
+        let pings = sent(0).len();
+        let heard = sim::with(|w| w.conns[0].last_heard);
+        if pings > 0 && heard.is_none_or(|at| at < *sent_at(0).last().unwrap()) {
+            sim::receive(text("ping"));
+        }
+    }
+    assert_eq!(sim::now() - opened, 1_000);
+    let expected: Vec<u64> = (1..=10).map(|n| opened + n * 100).collect();
+    assert_eq!(sent_at(0), expected, "a ping every interval");
+    assert_eq!(socket.state(), State::Open);
+    drop_and_check(socket);
+}
+
+#[test]
+fn heartbeat_finds_a_server_that_stalls_right_after_answering_a_ping() {
+    for (interval, timeout) in [(200, 800), (100, 500), (25_000, 10_000)] {
+        fresh();
+        let beat = Heartbeat::new(ms(interval), ms(timeout));
+        let (socket, log) = start(WebSocket::builder("ws://a").heartbeat(beat));
+        assert!(sim::open(""));
+        sim::advance(interval);
+        assert_eq!(sent(0), [text("ping")]);
+        // The worst case: the answer comes at once, then the server stalls.
+        assert!(sim::receive(text("ping")));
+        let answered = sim::now();
+        sim::advance(10 * (interval + timeout));
+        let log = log.borrow();
+        let (at, close) = (log.iter())
+            .find(|(_, event)| lost(CloseCause::HeartbeatLost)(event))
+            .expect("declared dead");
+        assert_eq!(
+            at - answered,
+            interval + timeout,
+            "found within interval + timeout of the last message, for ({interval}, {timeout}): {close:?}"
+        );
+        drop(log);
+        drop_and_check(socket);
+    }
+}
+
+#[test]
+fn close_while_connecting_is_the_applications_clean_close() {
+    fresh();
+    let (socket, log) = start(WebSocket::builder("ws://a"));
+    socket.close_with(4001, "bye").unwrap();
+    assert!(events(&log).is_empty(), "nothing inside the call");
+    sim::settle();
+    assert_eq!(events(&log), [Event::Close(application(4001, "bye"))]);
+    assert_eq!(socket.state(), State::Closed);
+    assert!(released(0));
+    drop_and_check(socket);
+}
+
+#[test]
+fn close_while_waiting_to_reconnect_is_reported_as_while_connecting() {
+    fresh();
+    let policy = Reconnect::new().initial_delay(ms(100));
+    let (socket, log) = start(WebSocket::builder("ws://a").reconnect(policy));
+    assert!(sim::fail());
+    assert_eq!(socket.state(), State::Reconnecting);
+    socket.close_with(4001, "bye").unwrap();
+    sim::advance(1_000);
+    let all = events(&log);
+    assert_eq!(all.last(), Some(&Event::Close(application(4001, "bye"))));
+    assert_eq!(all.iter().filter(|e| matches!(e, Event::Error)).count(), 1);
+    assert_eq!(conns(), 1, "never reconnected");
+    // And the same while connecting, with reconnection on.
+    fresh();
+    let policy = Reconnect::new().initial_delay(ms(100));
+    let (socket, log) = start(WebSocket::builder("ws://a").reconnect(policy));
+    socket.close().unwrap();
+    sim::advance(1_000);
+    assert_eq!(events(&log), [Event::Close(application(1000, ""))]);
+    assert_eq!(conns(), 1);
+    drop_and_check(socket);
+}
+
+#[test]
+fn url_is_the_same_in_every_state() {
+    fresh();
+    let policy = Reconnect::new().initial_delay(ms(100));
+    let (socket, _log) = start(WebSocket::builder("ws://host:1").reconnect(policy));
+    let url = "ws://host:1";
+    assert_eq!(socket.url(), url);
+    sim::open("");
+    assert_eq!(socket.url(), url);
+    sim::close(CloseEvent::new(1001, "away", true));
+    assert_eq!(socket.state(), State::Reconnecting);
+    assert_eq!(socket.url(), url);
+    sim::advance(1_000);
+    assert_eq!(socket.state(), State::Connecting);
+    assert_eq!(socket.url(), url);
+    socket.close().unwrap();
+    sim::settle();
+    assert_eq!(socket.state(), State::Closed);
+    assert_eq!(socket.url(), url);
+    drop_and_check(socket);
+}
+
+#[test]
+fn a_server_that_picks_none_of_the_offered_subprotocols_fails_the_attempt() {
+    fresh();
+    let (socket, log) = start(WebSocket::builder("ws://a").protocols(["chat", "v2"]));
+    assert!(sim::open(""));
+    sim::settle();
+    let failed = CloseEvent::new(1006, "the server chose none of the offered subprotocols", false)
+        .with_cause(CloseCause::HandshakeFailed);
+    assert_eq!(events(&log), [Event::Error, Event::Close(failed)]);
+    assert_eq!(socket.state(), State::Closed);
+    assert!(released(0));
+    // One the server picks opens.
+    fresh();
+    let (socket, log) = start(WebSocket::builder("ws://a").protocols(["chat", "v2"]));
+    assert!(sim::open("v2"));
+    assert_eq!(events(&log), [Event::Open]);
+    assert_eq!(socket.protocol(), "v2");
+    drop_and_check(socket);
+}
+
+#[test]
+fn an_echo_of_the_heartbeat_is_the_heartbeats_own() {
+    fresh();
+    let beat = Heartbeat::new(ms(100), ms(500)).message("hb");
+    let (socket, log) = start(WebSocket::builder("ws://a").heartbeat(beat));
+    let mut stream = socket.events();
+    sim::open("");
+    sim::advance(100);
+    sim::receive(text("hb"));
+    sim::receive(text("news"));
+    assert_eq!(events(&log), [Event::Open, Event::Message(text("news"))]);
+    let streamed: Vec<Event> = std::iter::from_fn(|| stream.next().now_or_never().flatten())
+        .collect();
+    assert_eq!(streamed, [Event::Open, Event::Message(text("news"))]);
+    drop(stream);
+    drop_and_check(socket);
+}
+
+#[test]
+fn heartbeat_replies_it_recognises_are_not_delivered() {
+    fresh();
+    let beat = Heartbeat::new(ms(100), ms(500)).reply(|m| m == &text("pong"));
+    let (socket, log) = start(WebSocket::builder("ws://a").heartbeat(beat));
+    sim::open("");
+    sim::advance(100);
+    sim::receive(text("pong"));
+    sim::receive(text("ping"));
+    assert_eq!(events(&log), [Event::Open, Event::Message(text("ping"))]);
+    drop_and_check(socket);
+}
+
+use futures_util::FutureExt;
+
+#[test]
+fn closed_resolves_to_the_final_close_on_the_socket_and_both_halves() {
+    fresh();
+    let (socket, _log) = start(WebSocket::builder("ws://a"));
+    sim::open("");
+    let (sink, stream) = socket.messages().split();
+    let got: Rc<RefCell<Vec<(&str, CloseEvent, State)>>> = Rc::default();
+    for name in ["socket", "sink", "stream"] {
+        let (got, socket, sink) = (got.clone(), socket.clone(), sink.socket().clone());
+        let stream_socket = stream.socket().clone();
+        sim::spawn(async move {
+            let close = match name {
+                "socket" => socket.closed().await,
+                "sink" => crate::MessageSink::new(sink).closed().await,
+                _ => stream_socket.closed().await,
+            };
+            got.borrow_mut().push((name, close, socket.state()));
+        });
+    }
+    sim::settle();
+    assert!(got.borrow().is_empty());
+    let sink_closed = Rc::new(Cell::new(None));
+    {
+        let (mut sink, socket, done) = (sink, socket.clone(), sink_closed.clone());
+        sim::spawn(async move {
+            let result = sink.close().await;
+            done.set(Some((result, socket.state())));
+        });
+    }
+    sim::settle();
+    assert_eq!(socket.state(), State::Closing);
+    assert_eq!(sink_closed.take(), None, "the sink's close waits for the socket's");
+    assert_eq!(closes(0), [(1000, String::new())]);
+    // The server answers the close.
+    sim::close(CloseEvent::new(1000, "", true));
+    sim::settle();
+    let expected = application(1000, "");
+    let got = got.borrow();
+    assert_eq!(got.len(), 3);
+    for (name, close, state) in got.iter() {
+        assert_eq!(close, &expected, "{name}");
+        assert_eq!(*state, State::Closed, "{name}");
+    }
+    assert_eq!(sink_closed.take(), Some((Ok(()), State::Closed)));
+    let mut stream = stream;
+    assert_eq!(stream.next().now_or_never(), Some(None));
+    assert_eq!(stream.close_event(), Some(&expected));
+    drop(got);
+    drop(stream);
+    drop_and_check(socket);
+}
