@@ -109,6 +109,8 @@ impl WebSocket {
         if let Some(listen) = listen {
             shared.listening.set(Some(listen(&shared)));
         }
+        // The connect timeout, if there is one.
+        shared.arm();
         Ok(WebSocket { shared })
     }
 
