@@ -7,7 +7,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{BinaryType, MessageEvent};
 
-use crate::error::{Error, describe};
+use crate::error::Error;
+use crate::js::{self, describe};
 use crate::event::Unsent;
 use crate::message::{CloseEvent, Message, NORMAL_CLOSURE, State};
 use crate::tracked::Tracked;
@@ -119,7 +120,7 @@ impl Connection {
         }
         .map_err(|error| Unsent {
             message,
-            error: Error::from_js(error),
+            error: js::error(error),
         })
     }
 
@@ -127,7 +128,7 @@ impl Connection {
     pub(crate) fn close(&self, code: u16, reason: &str) -> Result<(), Error> {
         (self.socket)
             .close_with_code_and_reason(code, reason)
-            .map_err(Error::from_js)
+            .map_err(js::error)
     }
 
     /// Bytes handed to the browser that it has not yet sent (`bufferedAmount`).

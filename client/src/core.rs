@@ -23,10 +23,9 @@ use crate::event::{Event, Unsent};
 use crate::message::{CloseCause, CloseEvent, Message, Reconnecting, State};
 use crate::queue::Queue;
 use crate::reconnect::Reconnect;
+pub(crate) use crate::watch::{Millis, millis};
 use crate::watch::{Verdict, Watch};
 
-/// Milliseconds on the driver's clock.
-pub(crate) type Millis = u64;
 
 /// How long a drain waits before looking again at a buffer over the high-water mark: browsers
 /// have no event for a draining buffer.
@@ -716,9 +715,4 @@ enum Next {
     /// None yet: the browser is offline.
     Hold,
     End,
-}
-
-/// A duration in whole milliseconds, saturating.
-pub(crate) fn millis(duration: Duration) -> Millis {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

@@ -1,8 +1,5 @@
 //! The crate's one error type.
 
-#[cfg(target_arch = "wasm32")]
-use wasm_bindgen::prelude::*;
-
 use crate::message::{CloseEvent, MAX_CLOSE_REASON, NORMAL_CLOSURE, State};
 
 /// What can go wrong, with a message that says what to do about it.
@@ -63,22 +60,6 @@ fn reason_suffix(reason: &str) -> String {
     } else {
         [": ", reason].concat()
     }
-}
-
-#[cfg(target_arch = "wasm32")]
-impl Error {
-    pub(crate) fn from_js(value: JsValue) -> Error {
-        Error::Js(describe(&value))
-    }
-}
-
-#[cfg(target_arch = "wasm32")]
-#[wasm_bindgen]
-extern "C" {
-    /// The text of a JavaScript exception: `String(value)`, which is `name: message` for an
-    /// `Error`. (JavaScript's, not `format!`: that would pull `Debug` into every build.)
-    #[wasm_bindgen(js_name = String)]
-    pub(crate) fn describe(value: &JsValue) -> String;
 }
 
 /// Checks a close code and reason the way the browser's `close()` does, before it throws.

@@ -287,6 +287,9 @@ mod error;
 mod event;
 mod heartbeat;
 mod inbox;
+#[cfg(target_arch = "wasm32")]
+mod js;
+mod link;
 mod message;
 mod messages;
 #[cfg(all(not(target_arch = "wasm32"), not(test)))]

@@ -31,7 +31,8 @@ use crate::message::{CloseEvent, Message, NORMAL_CLOSURE, Reconnecting, State};
 #[cfg(target_arch = "wasm32")]
 use crate::network::{self, Change};
 use crate::timer::{Timeout, now, sleep};
-use crate::transport::{self, Connection, Listener, Options};
+use crate::link::{self, Connection};
+use crate::transport::{Listener, Options};
 
 /// The default high-water mark of [`WebSocket::send_async`]: 1 MiB.
 pub const DEFAULT_HIGH_WATER_MARK: u32 = 1 << 20;
@@ -232,7 +233,7 @@ impl WebSocket {
     /// `Builder::web_socket_stream` (feature `web-socket-stream`), whether the browser had
     /// `WebSocketStream`.
     pub fn transport(&self) -> crate::Transport {
-        transport::kind(&self.shared.options)
+        link::kind(&self.shared.options)
     }
 
     /// Bytes passed to the browser that it has not yet handed to the network.
@@ -558,7 +559,7 @@ impl Shared {
     /// unread. (The browser's `WebSocket` reads everything.)
     fn reader_behind(&self) -> bool {
         #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
-        if transport::kind(&self.options) != crate::Transport::WebSocket {
+        if link::kind(&self.options) != crate::Transport::WebSocket {
             return !self.may_read();
         }
         false
@@ -704,7 +705,7 @@ impl Shared {
     /// limit.
     fn overflowing(&self) -> bool {
         #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
-        if transport::kind(&self.options) != crate::Transport::WebSocket {
+        if link::kind(&self.options) != crate::Transport::WebSocket {
             return false;
         }
         let limit = self.core.borrow().overflow_limit();

@@ -5,8 +5,15 @@
 
 use std::time::Duration;
 
-use crate::core::{Millis, millis};
 use crate::message::{CloseCause, CloseEvent, Message, State};
+
+/// Milliseconds on the driver's clock.
+pub(crate) type Millis = u64;
+
+/// A duration in whole milliseconds, saturating.
+pub(crate) fn millis(duration: Duration) -> Millis {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
 
 /// What the core tells its watch, and asks it.
 pub(crate) trait Watch {

@@ -28,7 +28,8 @@ use js_sys::{ArrayBuffer, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
-use crate::error::{Error, describe};
+use crate::error::Error;
+use crate::js::{self, describe};
 use crate::event::Unsent;
 use crate::message::{CloseEvent, Message, NORMAL_CLOSURE, State};
 use crate::timer::{sleep, spawn};
@@ -311,7 +312,7 @@ impl Connection {
                 return Ok(());
             }
         }
-        link.stream.close(&info).map_err(Error::from_js)
+        link.stream.close(&info).map_err(js::error)
     }
 
     pub(crate) fn buffered_amount(&self) -> u32 {
@@ -551,7 +552,7 @@ impl Link {
         } else {
             size
         };
-        Ok((length, new_buffer(length).map_err(Error::from_js)?))
+        Ok((length, new_buffer(length).map_err(js::error)?))
     }
 
     /// Keeps a buffer whose write is done for the next, if there is room, and if the browser

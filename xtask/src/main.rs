@@ -27,6 +27,8 @@ use anyhow::{Context, Result, bail};
 use test_support::browser::{CHROMEDRIVER, CHROMIUM};
 
 mod autobahn;
+#[cfg(test)]
+mod tidy;
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const CLIENT: &str = "wasm-websocket";
