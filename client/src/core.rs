@@ -106,6 +106,9 @@ enum Phase {
     Waiting(Option<Millis>),
     /// Waiting for the URL of the next attempt, asked with this number.
     Asking(u32),
+    /// The transport refused the attempt's URL: its error event is being delivered, its
+    /// close follows.
+    Refused,
     /// Closed for good.
     Finished,
 }
@@ -208,12 +211,16 @@ impl Core {
     /// The state the application sees, given the transport's (the browser's socket may be
     /// closing before its close event comes).
     pub(crate) fn state(&self, link: State) -> State {
+        // The browser's socket is closed before its close event (an error event comes first)
+        // is handled here: until then, the close is under way.
+        let closing = matches!(link, State::Closing | State::Closed);
         match self.phase {
+            Phase::Connecting if closing => State::Closing,
             Phase::Connecting => State::Connecting,
-            Phase::Open if matches!(link, State::Closing | State::Closed) => State::Closing,
+            Phase::Open if closing => State::Closing,
             Phase::Open => State::Open,
             Phase::Closing | Phase::Deciding => State::Closing,
-            Phase::Waiting(_) | Phase::Asking(_) => State::Reconnecting,
+            Phase::Waiting(_) | Phase::Asking(_) | Phase::Refused => State::Reconnecting,
             Phase::Finished => State::Closed,
         }
     }
@@ -296,7 +303,7 @@ impl Core {
                 self.steps.push_back(Step::Act(Action::Release));
                 self.end_with(own());
             }
-            Phase::Waiting(_) | Phase::Asking(_) => self.end_with(own()),
+            Phase::Waiting(_) | Phase::Asking(_) | Phase::Refused => self.end_with(own()),
             // Kept for `reconnect_now` until now: let go of everything.
             Phase::Finished if first && self.finished => {
                 self.defer(Step::Act(Action::Finish { for_good: true }));
@@ -313,7 +320,7 @@ impl Core {
             return;
         }
         match self.phase {
-            Phase::Waiting(_) | Phase::Asking(_) => {}
+            Phase::Waiting(_) | Phase::Asking(_) | Phase::Refused => {}
             Phase::Finished => {
                 self.attempt = 0;
                 self.finished = false;
@@ -422,6 +429,8 @@ impl Core {
         if self.phase != Phase::Connecting {
             return;
         }
+        // As while waiting: the application's calls in the error callback see `Reconnecting`.
+        self.phase = Phase::Refused;
         self.steps
             .push_back(Step::Act(Action::Deliver(Event::Error)));
         let refused = CloseEvent::new(1006, reason, false);
@@ -515,9 +524,13 @@ impl Core {
 
     // ---- Inside --------------------------------------------------------------------------
 
-    /// Whether a transport is there (opening, open or closing).
+    /// Whether an attempt is under way whose close is yet to come (opening, open, closing,
+    /// or refused).
     fn linked(&self) -> bool {
-        matches!(self.phase, Phase::Connecting | Phase::Open | Phase::Closing)
+        matches!(
+            self.phase,
+            Phase::Connecting | Phase::Open | Phase::Closing | Phase::Refused
+        )
     }
 
     /// The reconnection policy, if a send in `state` (other than an open connection with

@@ -96,6 +96,8 @@ impl Sink<Message> for MessageSink {
         if let Some(closing) = &mut self.closing {
             ready!(closing.as_mut().poll(cx));
         }
+        // Closing again waits again (at once, once closed): a future done is not polled.
+        self.closing = None;
         Poll::Ready(Ok(()))
     }
 }
