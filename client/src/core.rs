@@ -320,7 +320,12 @@ impl Core {
             return;
         }
         match self.phase {
-            Phase::Waiting(_) | Phase::Asking(_) | Phase::Refused => {}
+            Phase::Waiting(_) => {}
+            // The attempt is under way already, waiting for its URL: one attempt, one URL.
+            Phase::Asking(_) => {
+                self.offline = false;
+                return;
+            }
             Phase::Finished => {
                 self.attempt = 0;
                 self.finished = false;
