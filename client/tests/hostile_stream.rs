@@ -1076,9 +1076,9 @@ async fn every_method_from_on_error_of_refused_attempts() {
             "error closing Ok(()) 1",
             "close 1006 reconnecting 1",
             "error closing Ok(()) 2",
-            // The failed attempt's own close (as on the browser's `WebSocket`), now for good:
-            // the application closed.
-            "close 1006 closed 2",
+            // The application's close, as it asked (issue 23: the failed attempt's 1006 was
+            // reported before, though the cause said `Application`), now for good.
+            "close 4000 closed 2",
         ]
     );
     let Event::Close(last_close) = &ending[n - 3] else {
