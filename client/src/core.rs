@@ -131,7 +131,7 @@ pub(crate) struct Core {
     queue: Queue,
     steps: VecDeque<Step>,
     /// What arose inside a call of the application's, and waits for `tick`.
-    deferred: Vec<Step>,
+    deferred: VecDeque<Step>,
     tick: Option<Millis>,
     /// When to look again at a buffer that was over the high-water mark.
     drain_at: Option<Millis>,
@@ -158,7 +158,7 @@ impl Core {
             now: 0,
             queue: Queue::default(),
             steps: VecDeque::new(),
-            deferred: Vec::new(),
+            deferred: VecDeque::new(),
             tick: None,
             drain_at: None,
             asked: 0,
@@ -343,7 +343,7 @@ impl Core {
     /// (then it looks again shortly).
     pub(crate) fn drain_next(&mut self, now: Millis, buffered: u32) -> Option<Message> {
         self.now = now;
-        if self.phase != Phase::Open || self.queue.is_empty() {
+        if !matches!(self.phase, Phase::Open) || self.queue.is_empty() {
             return None;
         }
         if buffered > self.config.high_water_mark {
@@ -363,7 +363,7 @@ impl Core {
     /// The transport opened; `chosen` is the subprotocol the server picked.
     pub(crate) fn opened(&mut self, now: Millis, chosen: &str) {
         self.now = now;
-        if self.phase != Phase::Connecting {
+        if !matches!(self.phase, Phase::Connecting) {
             return;
         }
         if self.config.offers_protocols && chosen.is_empty() {
@@ -431,7 +431,7 @@ impl Core {
     /// an error event and a close whose reason says why.
     pub(crate) fn refused(&mut self, now: Millis, reason: String) {
         self.now = now;
-        if self.phase != Phase::Connecting {
+        if !matches!(self.phase, Phase::Connecting) {
             return;
         }
         // As while waiting: the application's calls in the error callback see `Reconnecting`.
@@ -452,8 +452,7 @@ impl Core {
         self.now = now;
         if self.tick.is_some_and(|tick| tick <= now) {
             self.tick = None;
-            let deferred = std::mem::take(&mut self.deferred);
-            self.steps.extend(deferred);
+            self.steps.append(&mut self.deferred);
         }
         if self.drain_at.is_some_and(|at| at <= now) {
             self.drain_at = None;
@@ -498,7 +497,7 @@ impl Core {
     #[cfg_attr(all(not(target_arch = "wasm32"), not(test)), allow(dead_code))]
     pub(crate) fn visible(&mut self, now: Millis, reader_behind: bool) {
         self.now = now;
-        if self.phase != Phase::Open {
+        if !matches!(self.phase, Phase::Open) {
             return;
         }
         if let Some(watch) = &mut self.config.watch {
@@ -510,7 +509,9 @@ impl Core {
     /// The URL provider answered request `ask`.
     pub(crate) fn url_provided(&mut self, now: Millis, ask: u32, url: String) {
         self.now = now;
-        if self.phase == Phase::Asking(ask) {
+        if let Phase::Asking(asked) = self.phase
+            && asked == ask
+        {
             self.url = url;
             self.open_attempt(now);
         }
@@ -519,7 +520,7 @@ impl Core {
     /// The application decided whether to reconnect after the close it was asked about.
     pub(crate) fn decided(&mut self, now: Millis, reconnect: bool) {
         self.now = now;
-        if self.phase != Phase::Deciding {
+        if !matches!(self.phase, Phase::Deciding) {
             return;
         }
         if let Some(event) = self.deciding.take() {
@@ -548,7 +549,7 @@ impl Core {
 
     /// Delivered by the next tick, due now: never inside the application's call.
     fn defer(&mut self, step: Step) {
-        self.deferred.push(step);
+        self.deferred.push_back(step);
         self.tick.get_or_insert(self.now);
     }
 
@@ -602,9 +603,8 @@ impl Core {
             }
         }
         // Asked only when a reconnection could follow.
-        let policy = self.config.reconnect.as_ref();
-        let open_question = policy.is_some_and(|policy| !policy.final_codes.contains(&event.code));
-        if self.config.decides && open_question && !self.closed_by_app {
+        let reconnects = self.config.reconnect.is_some() && !self.closed_by_app;
+        if self.config.decides && reconnects {
             self.deciding = Some(event.clone());
             self.steps.push_back(Step::Act(Action::Decide(event)));
             return;
@@ -698,12 +698,12 @@ impl Core {
     /// Closed for good, unless restarted: what is still queued comes back, after anything
     /// deferred, then the streams end.
     fn finish(&mut self) {
-        if self.phase != Phase::Finished || self.finished {
+        if !matches!(self.phase, Phase::Finished) || self.finished {
             return;
         }
         self.finished = true;
         self.tick = None;
-        let mut last: VecDeque<Step> = std::mem::take(&mut self.deferred).into();
+        let mut last = std::mem::take(&mut self.deferred);
         for message in self.queue.take() {
             let error = Error::NotOpen(State::Closed);
             let unsent = Event::Unsent(Unsent { message, error });
@@ -711,9 +711,9 @@ impl Core {
         }
         let for_good = self.closed_by_app;
         last.push_back(Step::Act(Action::Finish { for_good }));
-        while let Some(step) = last.pop_back() {
-            self.steps.push_front(step);
-        }
+        // Before whatever else waits.
+        last.append(&mut self.steps);
+        self.steps = last;
     }
 
     /// xorshift64*: enough for jitter, and the same sequence for the same seed in tests.

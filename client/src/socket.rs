@@ -90,7 +90,9 @@ impl WebSocket {
             timer: RefCell::new(None),
             pumping: Cell::new(false),
             callbacks: Cell::new(setup.callbacks),
-            hooks: Cell::new(setup.hooks),
+            should_reconnect: setup.hooks.should_reconnect,
+            is_reply: setup.hooks.is_reply,
+            ask_url: Cell::new(setup.hooks.ask_url),
             streams: Cell::new(Vec::new()),
             released: Cell::new(false),
             last_close: RefCell::new(None),
@@ -102,12 +104,7 @@ impl WebSocket {
         if let Some(Action::Open(url)) = shared.poll() {
             shared.open(&url)?;
         }
-        // Only `listen` is taken out: the other hooks stay (taking the whole `Hooks` out of
-        // its cell here dropped `should_reconnect`, the URL provider and `Heartbeat::reply`).
-        let mut hooks = shared.hooks.take();
-        let listen = hooks.listen.take();
-        shared.hooks.set(hooks);
-        if let Some(listen) = listen {
+        if let Some(listen) = setup.hooks.listen {
             shared.listening.set(Some(listen(&shared)));
         }
         // The connect timeout, if there is one.
@@ -388,7 +385,10 @@ pub(crate) struct Shared {
     pumping: Cell<bool>,
     /// Each of the following is taken out while in use and put back.
     callbacks: Cell<Callbacks>,
-    hooks: Cell<Hooks>,
+    /// `Builder::should_reconnect`, `Heartbeat::reply` and the URL provider: see [`Hooks`].
+    should_reconnect: Option<Box<dyn Fn(&CloseEvent) -> bool>>,
+    is_reply: Option<Rc<dyn Fn(&Message) -> bool>>,
+    ask_url: Cell<Option<Box<dyn FnMut(&Rc<Shared>, u32)>>>,
     streams: Cell<Vec<Feed>>,
     /// The socket finished and its last events were delivered: no stream can join.
     released: Cell<bool>,
@@ -458,23 +458,28 @@ impl Shared {
             Action::Open(url) => {
                 if let Err(error) = self.open(&url) {
                     let reason = match error {
-                        Error::InvalidUrl { url, message } => [url, message].join(": "),
+                        Error::InvalidUrl {
+                            mut url, message, ..
+                        } => {
+                            url.push_str(": ");
+                            url.push_str(&message);
+                            url
+                        }
                         _ => String::new(),
                     };
                     self.core.borrow_mut().refused(now(), reason);
                 }
             }
             Action::AskUrl(ask) => {
-                let mut hooks = self.hooks.take();
-                if let Some(ask_url) = &mut hooks.ask_url {
+                // Actions run one at a time: nothing asks again while this is out.
+                if let Some(mut ask_url) = self.ask_url.take() {
                     ask_url(self, ask);
+                    self.ask_url.set(Some(ask_url));
                 }
-                self.restore_hooks(hooks);
             }
             Action::Decide(close) => {
-                let hooks = self.hooks.take();
-                let wanted = (hooks.should_reconnect.as_ref()).is_none_or(|decide| decide(&close));
-                self.restore_hooks(hooks);
+                let decide = self.should_reconnect.as_ref();
+                let wanted = decide.is_none_or(|decide| decide(&close));
                 self.core.borrow_mut().decided(now(), wanted);
             }
             Action::Close(code, reason) => {
@@ -510,17 +515,12 @@ impl Shared {
                 // may start it again, for these.
                 if for_good {
                     drop(self.callbacks.take());
-                    drop(self.hooks.take());
+                    drop(self.ask_url.take());
                     drop(self.listening.take());
                     drop(self.timer.borrow_mut().take());
                 }
             }
         }
-    }
-
-    /// Puts the hooks back: actions run one at a time, so nothing let go of them meanwhile.
-    fn restore_hooks(&self, hooks: Hooks) {
-        self.hooks.set(hooks);
     }
 
     /// Sets the timer for the core's next deadline, unless it is set for it already.
@@ -658,10 +658,7 @@ impl Listener for Shared {
     }
 
     fn received(self: Rc<Self>, message: Message) {
-        let hooks = self.hooks.take();
-        let is_reply = hooks.is_reply.clone();
-        self.hooks.set(hooks);
-        let is_reply = is_reply.is_some_and(|is_reply| is_reply(&message));
+        let is_reply = (self.is_reply.as_ref()).is_some_and(|is_reply| is_reply(&message));
         let full = self.overflowing();
         self.core.borrow_mut().received(message, is_reply, full);
         self.pump();
