@@ -20,17 +20,20 @@
 //!
 //! The differences, and why:
 //!
-//! - **`!Send` everywhere.** The state machine is `Rc`/`RefCell`, as a browser's one thread
-//!   needs. Natively a socket lives on the thread that made it, driven by local tasks: make
+//! - **`!Send` everywhere.** The handle is an `Rc` over the driver, as a browser's one thread
+//!   needs (the state machine itself is a plain value that does no I/O). Natively a socket lives on the thread that made it, driven by local tasks: make
 //!   it inside a tokio `LocalSet` (`LocalSet::run_until`, or a task it runs) on a runtime with
 //!   timers and I/O enabled; elsewhere `connect` fails with `Error::NoLocalSet`. A `Send`
 //!   handle would need `Arc`/`Mutex` in the browser too, where they cost size and buy
 //!   nothing; an application that wants one runs a socket on its own thread and talks to it
 //!   over channels.
 //! - **Natively there is no page:** URLs must be absolute (`http(s)://` is taken as
-//!   `ws(s)://`), `follow_network` does nothing, `extensions()` is empty (no
-//!   permessage-deflate), and a server that answers an offered subprotocol with none fails
-//!   the handshake (tungstenite's rule; browsers accept it).
+//!   `ws(s)://`), `follow_network` does nothing, and `extensions()` is empty (no
+//!   permessage-deflate).
+//! - **Subprotocols, the same everywhere:** a server that answers none of the offered
+//!   subprotocols fails the attempt (an [`Event::Error`], then a close with 1006 and
+//!   [`CloseCause::HandshakeFailed`]), as the WHATWG standard says. Chromium and tungstenite
+//!   fail it themselves; Firefox and WebKit open it, and the crate then fails it.
 //! - [`live_closures`] counts the JavaScript closures of each connection (four on the
 //!   browser's `WebSocket`, seven promise callbacks on `WebSocketStream`) and, natively, its
 //!   task; a dropped connection's live on for its close handshake, at most 2 s.
@@ -192,8 +195,10 @@
 //! A half-open connection (a laptop that slept, a network that changed) looks open to the
 //! browser for minutes, and a handshake that never completes hangs as long. A heartbeat and a
 //! connect timeout find both; each close says why ([`CloseCause`]), and reconnection can
-//! decide on it. These parts are opt-in, and an application that does not ask for them
-//! carries none of their code.
+//! decide on it. With a heartbeat, pings leave every `interval` while open, and a connection
+//! that goes silent is found dead within `interval + timeout` of the last message heard. These
+//! parts are opt-in, and an application that does not ask for them carries none of their
+//! code. [`WebSocket::closed`] waits for the socket's last close.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -277,7 +282,9 @@
 //! - **Backpressure**: [`WebSocket::send_async`] and the sinks wait while `bufferedAmount` is
 //!   above the high-water mark, and while the reconnection queue is full or still draining.
 //! - **One behaviour everywhere**: a send does the same from a callback, a stream consumer
-//!   or any other code: the state it sees is the one [`WebSocket::state`] reports.
+//!   or any other code: the state it sees is the one [`WebSocket::state`] reports. A close
+//!   while connecting ends the same way as one while waiting to reconnect: one close event,
+//!   clean, with the application's code and reason.
 
 mod builder;
 #[cfg(target_arch = "wasm32")]
