@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use crate::core::{Config, millis};
+use crate::core::{self, Config, Core, Millis, millis};
 use crate::error::Error;
 use crate::event::{Event, Unsent};
 use crate::heartbeat::Heartbeat;
@@ -39,6 +39,7 @@ impl WebSocket {
             high_water_mark: DEFAULT_HIGH_WATER_MARK,
             receive_limit: None,
             watch: None,
+            judge: None,
             callbacks: Callbacks::default(),
             hooks: Hooks::default(),
         }
@@ -60,6 +61,7 @@ pub struct Builder {
     receive_limit: Option<usize>,
     /// Made by the first of the builder methods that need one.
     watch: Option<Box<dyn Watch>>,
+    judge: Option<fn(&mut Core, Millis, bool)>,
     callbacks: Callbacks,
     hooks: Hooks,
 }
@@ -191,11 +193,13 @@ impl Builder {
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         let watch = self.watch.get_or_insert_with(watch::watch);
         watch.set_connect_timeout(timeout);
+        self.judge = Some(core::judge);
         self
     }
 
     /// Checks that open connections are alive; see [`Heartbeat`]. Off by default.
     pub fn heartbeat(mut self, heartbeat: Heartbeat) -> Self {
+        self.judge = Some(core::judge);
         let watch = self.watch.get_or_insert_with(watch::watch);
         watch.set_heartbeat(Beat {
             interval: millis(heartbeat.interval),
@@ -292,6 +296,7 @@ impl Builder {
             decides: self.hooks.should_reconnect.is_some(),
             provides_url: self.hooks.ask_url.is_some(),
             watch: self.watch,
+            judge: self.judge,
             seed: crate::timer::seed(),
         };
         WebSocket::start(Setup {

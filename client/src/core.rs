@@ -50,6 +50,9 @@ pub(crate) struct Config {
     /// The connect timeout and the heartbeat, when asked for: made only by the builder
     /// methods that ask, so that an application that does not carries none of their code.
     pub(crate) watch: Option<Box<dyn Watch>>,
+    /// What the watch's verdicts do ([`judge`]): set with the watch, by the same builder
+    /// methods, so that its code too stays out of applications without one.
+    pub(crate) judge: Option<fn(&mut Core, Millis, bool)>,
     /// The seed of the backoff's jitter.
     pub(crate) seed: u64,
 }
@@ -563,28 +566,10 @@ impl Core {
         self.defer(Step::Finish);
     }
 
-    /// Asks the watch what its deadlines say, as long as it has something to say.
+    /// Asks the watch what its deadlines say, if there is one.
     fn watch(&mut self, now: Millis, reader_behind: bool) {
-        let state = self.state(State::Open);
-        while let Some(verdict) =
-            (self.config.watch.as_mut()).and_then(|watch| watch.expired(now, state, reader_behind))
-        {
-            match verdict {
-                Verdict::Ping(message) => self.steps.push_back(Step::Act(Action::Ping(message))),
-                Verdict::Dead(event) => {
-                    match self.phase {
-                        Phase::Connecting | Phase::Open => {
-                            self.steps.push_back(Step::Act(Action::Release));
-                            self.closed_now(now, event);
-                        }
-                        // The URL did not come in time: a failed attempt; the URL, if it
-                        // comes, goes unused.
-                        Phase::Asking(_) => self.closed_now(now, event),
-                        _ => {}
-                    }
-                    return;
-                }
-            }
+        if let Some(judge) = self.config.judge {
+            judge(self, now, reader_behind);
         }
     }
 
@@ -724,6 +709,32 @@ impl Core {
         x ^= x >> 27;
         self.random = x;
         (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Carries out what the watch's deadlines say at `now`, as long as it has something to say:
+/// pings, and the end of a connection that is dead or did not open in time.
+pub(crate) fn judge(core: &mut Core, now: Millis, reader_behind: bool) {
+    let state = core.state(State::Open);
+    while let Some(verdict) =
+        (core.config.watch.as_mut()).and_then(|watch| watch.expired(now, state, reader_behind))
+    {
+        match verdict {
+            Verdict::Ping(message) => core.steps.push_back(Step::Act(Action::Ping(message))),
+            Verdict::Dead(event) => {
+                match core.phase {
+                    Phase::Connecting | Phase::Open => {
+                        core.steps.push_back(Step::Act(Action::Release));
+                        core.closed_now(now, event);
+                    }
+                    // The URL did not come in time: a failed attempt; the URL, if it
+                    // comes, goes unused.
+                    Phase::Asking(_) => core.closed_now(now, event),
+                    _ => {}
+                }
+                return;
+            }
+        }
     }
 }
 
