@@ -27,11 +27,11 @@ use crate::core::{Action, Config, Core, DRAIN_PAUSE, Millis};
 use crate::error::Error;
 use crate::event::{Event, Unsent};
 use crate::inbox::{self, Events, Feed};
+use crate::link::{self, Connection};
 use crate::message::{CloseEvent, Message, NORMAL_CLOSURE, Reconnecting, State};
 #[cfg(target_arch = "wasm32")]
 use crate::network::{self, Change};
 use crate::timer::{Timeout, now, sleep};
-use crate::link::{self, Connection};
 use crate::transport::{Listener, Options};
 
 /// The default high-water mark of [`WebSocket::send_async`]: 1 MiB.
@@ -100,7 +100,7 @@ impl WebSocket {
             room: inbox::Room::default(),
             listening: Cell::new(None),
         });
-        shared.core.borrow_mut().connect(now());
+        shared.core().connect(now());
         if let Some(Action::Open(url)) = shared.poll() {
             shared.open(&url)?;
         }
@@ -129,7 +129,7 @@ impl WebSocket {
     pub fn send(&self, message: impl Into<Message>) -> Result<(), Error> {
         let shared = &self.shared;
         let link = shared.link_state();
-        let now = shared.core.borrow_mut().send(message.into(), link);
+        let now = shared.core().send(message.into(), link);
         let result = match now {
             Ok(Some(message)) => shared.hand_over(message).map_err(|unsent| unsent.error),
             Ok(None) => Ok(()),
@@ -186,7 +186,7 @@ impl WebSocket {
     /// [`CloseCause::Application`](crate::CloseCause::Application)) ends the socket's events,
     /// after this call returns. [`closed`](Self::closed) waits for the close.
     pub fn close_with(&self, code: u16, reason: &str) -> Result<(), Error> {
-        self.shared.core.borrow_mut().close(code, reason)?;
+        self.shared.core().close(code, reason)?;
         self.shared.pump();
         Ok(())
     }
@@ -213,7 +213,7 @@ impl WebSocket {
     /// connecting or open, or after [`close`](Self::close).
     pub fn reconnect_now(&self) {
         let shared = &self.shared;
-        shared.core.borrow_mut().reconnect_now();
+        shared.core().reconnect_now();
         if shared.state() != State::Closed {
             shared.released.set(false);
         }
@@ -240,7 +240,7 @@ impl WebSocket {
 
     /// Messages waiting for the next connection.
     pub fn queued(&self) -> usize {
-        self.shared.core.borrow().queued()
+        self.shared.core().queued()
     }
 
     /// The URL of the latest attempt, as the transport resolved it (the browser resolves a
@@ -264,7 +264,7 @@ impl WebSocket {
     fn ready_to_send(&self) -> bool {
         let shared = &self.shared;
         let (link, buffered) = (shared.link_state(), self.buffered_amount());
-        shared.core.borrow().ready_to_send(link, buffered)
+        shared.core().ready_to_send(link, buffered)
     }
 }
 
@@ -346,15 +346,22 @@ impl Callbacks {
 #[derive(Default)]
 pub(crate) struct Hooks {
     /// `Builder::should_reconnect`.
-    pub(crate) should_reconnect: Option<Box<dyn Fn(&CloseEvent) -> bool>>,
+    pub(crate) should_reconnect: Option<ShouldReconnect>,
     /// `Builder::url_provider_async`: starts getting a URL, which it gives to
     /// [`Shared::url_provided`] with the request's number.
-    pub(crate) ask_url: Option<Box<dyn FnMut(&Rc<Shared>, u32)>>,
+    pub(crate) ask_url: Option<AskUrl>,
     /// `Heartbeat::reply`.
-    pub(crate) is_reply: Option<Rc<dyn Fn(&Message) -> bool>>,
+    pub(crate) is_reply: Option<IsReply>,
     /// `Builder::follow_network`: starts listening to the browser.
     pub(crate) listen: Option<fn(&Rc<Shared>) -> Listening>,
 }
+
+/// `Builder::should_reconnect`'s answer to "reconnect after this close?".
+pub(crate) type ShouldReconnect = Box<dyn Fn(&CloseEvent) -> bool>;
+/// `Heartbeat::reply`.
+pub(crate) type IsReply = Rc<dyn Fn(&Message) -> bool>;
+/// Starts getting a URL, which it gives to [`Shared::url_provided`] with the request's number.
+pub(crate) type AskUrl = Box<dyn FnMut(&Rc<Shared>, u32)>;
 
 /// The browser's events a socket listens to, until dropped.
 pub(crate) type Listening = Box<dyn std::any::Any>;
@@ -386,9 +393,9 @@ pub(crate) struct Shared {
     /// Each of the following is taken out while in use and put back.
     callbacks: Cell<Callbacks>,
     /// `Builder::should_reconnect`, `Heartbeat::reply` and the URL provider: see [`Hooks`].
-    should_reconnect: Option<Box<dyn Fn(&CloseEvent) -> bool>>,
-    is_reply: Option<Rc<dyn Fn(&Message) -> bool>>,
-    ask_url: Cell<Option<Box<dyn FnMut(&Rc<Shared>, u32)>>>,
+    should_reconnect: Option<ShouldReconnect>,
+    is_reply: Option<IsReply>,
+    ask_url: Cell<Option<AskUrl>>,
     streams: Cell<Vec<Feed>>,
     /// The socket finished and its last events were delivered: no stream can join.
     released: Cell<bool>,
@@ -401,6 +408,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The core, for one call. (One function for every use: each borrow site costs the page
+    /// code.)
+    #[inline(never)]
+    fn core(&self) -> std::cell::RefMut<'_, Core> {
+        self.core.borrow_mut()
+    }
+
     fn with_link<T: Default>(&self, read: impl FnOnce(&Connection) -> T) -> T {
         self.link.borrow().as_ref().map(read).unwrap_or_default()
     }
@@ -412,11 +426,11 @@ impl Shared {
     }
 
     fn state(&self) -> State {
-        self.core.borrow().state(self.link_state())
+        self.core().state(self.link_state())
     }
 
     fn poll(&self) -> Option<Action> {
-        self.core.borrow_mut().poll()
+        self.core().poll()
     }
 
     /// Gives `message` to the current connection; hands it back if there is none or it
@@ -467,7 +481,7 @@ impl Shared {
                         }
                         _ => String::new(),
                     };
-                    self.core.borrow_mut().refused(now(), reason);
+                    self.core().refused(now(), reason);
                 }
             }
             Action::AskUrl(ask) => {
@@ -480,7 +494,7 @@ impl Shared {
             Action::Decide(close) => {
                 let decide = self.should_reconnect.as_ref();
                 let wanted = decide.is_none_or(|decide| decide(&close));
-                self.core.borrow_mut().decided(now(), wanted);
+                self.core().decided(now(), wanted);
             }
             Action::Close(code, reason) => {
                 if let Some(link) = self.link.borrow().as_ref() {
@@ -493,10 +507,10 @@ impl Shared {
             }
             Action::Drain => loop {
                 let buffered = self.with_link(Connection::buffered_amount);
-                let next = self.core.borrow_mut().drain_next(now(), buffered);
+                let next = self.core().drain_next(now(), buffered);
                 let Some(message) = next else { break };
                 if let Err(unsent) = self.hand_over(message) {
-                    self.core.borrow_mut().unsent(unsent);
+                    self.core().unsent(unsent);
                 }
             },
             Action::Ping(message) => {
@@ -525,7 +539,7 @@ impl Shared {
 
     /// Sets the timer for the core's next deadline, unless it is set for it already.
     fn arm(self: &Rc<Self>) {
-        let due = self.core.borrow().poll_timeout();
+        let due = self.core().poll_timeout();
         let mut timer = self.timer.borrow_mut();
         if timer.as_ref().map(|(at, _)| *at) == due {
             return;
@@ -550,7 +564,7 @@ impl Shared {
     fn ring(self: &Rc<Self>) {
         let fired = self.timer.borrow_mut().take();
         let behind = self.reader_behind();
-        self.core.borrow_mut().handle_timeout(now(), behind);
+        self.core().handle_timeout(now(), behind);
         self.pump();
         drop(fired);
     }
@@ -575,7 +589,7 @@ impl Shared {
 
     /// The URL provider answered request `ask`.
     pub(crate) fn url_provided(self: &Rc<Self>, ask: u32, url: String) {
-        self.core.borrow_mut().url_provided(now(), ask, url);
+        self.core().url_provided(now(), ask, url);
         self.pump();
     }
 
@@ -584,7 +598,7 @@ impl Shared {
     fn network(self: &Rc<Self>, change: Change) {
         let behind = self.reader_behind();
         {
-            let mut core = self.core.borrow_mut();
+            let mut core = self.core();
             match change {
                 Change::Online => core.online(now()),
                 Change::Offline => core.offline(now()),
@@ -601,7 +615,7 @@ impl Shared {
         use crate::sim::Network;
         let behind = self.reader_behind();
         {
-            let mut core = self.core.borrow_mut();
+            let mut core = self.core();
             match change {
                 Network::Online => core.online(now()),
                 Network::Offline => core.offline(now()),
@@ -653,30 +667,30 @@ impl Shared {
 impl Listener for Shared {
     fn opened(self: Rc<Self>) {
         let chosen = self.with_link(Connection::protocol);
-        self.core.borrow_mut().opened(now(), &chosen);
+        self.core().opened(now(), &chosen);
         self.pump();
     }
 
     fn received(self: Rc<Self>, message: Message) {
         let is_reply = (self.is_reply.as_ref()).is_some_and(|is_reply| is_reply(&message));
         let full = self.overflowing();
-        self.core.borrow_mut().received(message, is_reply, full);
+        self.core().received(message, is_reply, full);
         self.pump();
     }
 
     fn failed(self: Rc<Self>) {
-        self.core.borrow_mut().failed();
+        self.core().failed();
         self.pump();
     }
 
     fn closed(self: Rc<Self>, event: CloseEvent) {
-        self.core.borrow_mut().closed(now(), event);
+        self.core().closed(now(), event);
         self.pump();
     }
 
     #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
     fn may_read(&self) -> bool {
-        let limit = self.core.borrow().read_limit();
+        let limit = self.core().read_limit();
         self.has_room(limit.max(1))
     }
 
@@ -705,7 +719,7 @@ impl Shared {
         if link::kind(&self.options) != crate::Transport::WebSocket {
             return false;
         }
-        let limit = self.core.borrow().overflow_limit();
+        let limit = self.core().overflow_limit();
         limit.is_some_and(|limit| !self.has_room(limit.max(1)))
     }
 }
