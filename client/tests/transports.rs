@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures_util::{Sink, SinkExt};
 #[cfg(target_arch = "wasm32")]
-use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+use wasm_bindgen_test::wasm_bindgen_test_configure;
 use wasm_websocket::{
     CloseCause, CloseEvent, Error, Event, Events, Heartbeat, Message, MessageSink, Overflow,
     Reconnecting, State, WebSocket, live_closures,
@@ -29,8 +29,8 @@ wasm_bindgen_test_configure!(run_in_browser);
 mod support;
 use support::{
     assert_closures_back_to, builder, close, closures_per_connection, dropped_by_the_server,
-    expected_transport, finish, is_unsent, local, next, next_close, next_event, now_ms, open,
-    quick_reconnect, server_url, silent_url, sleep, text, within,
+    expected_transport, finish, is_unsent, next, next_close, next_event, now_ms, open,
+    quick_reconnect, server_url, silent_url, sleep, text, transport_test, within,
 };
 
 /// Port 9 (discard) is closed on the loopback of a test machine.
@@ -45,18 +45,12 @@ async fn open_url(url: &str) -> (WebSocket, Events) {
     open(builder(url).connect().unwrap()).await
 }
 
-/// A reader slower than the server, with a receive limit of 8: on the transports that pull,
-/// every message arrives, in order, however late it is read; on the browser's `WebSocket`,
-/// which cannot be told to stop, the connection is given up once a stream is full, with 1008
-/// and its own cause, and nothing is dropped unseen.
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn a_slow_reader_is_held_to_the_receive_limit() {
-    local(async {
+transport_test! {
+    /// A reader slower than the server, with a receive limit of 8: on the transports that pull,
+    /// every message arrives, in order, however late it is read; on the browser's `WebSocket`,
+    /// which cannot be told to stop, the connection is given up once a stream is full, with 1008
+    /// and its own cause, and nothing is dropped unseen.
+    async fn a_slow_reader_is_held_to_the_receive_limit() {
         let before = live_closures();
         let socket = builder(server_url()).receive_limit(8).connect().unwrap();
         let (socket, mut events) = open(socket).await;
@@ -80,34 +74,20 @@ async fn a_slow_reader_is_held_to_the_receive_limit() {
             finish(socket, events).await;
         }
         assert_closures_back_to(before).await;
-    })
-    .await
+    }
 }
 
-/// The suite runs on the transport it says it does: a fallback would show here.
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn the_socket_runs_on_the_transport_asked_for() {
-    local(async {
+transport_test! {
+    /// The suite runs on the transport it says it does: a fallback would show here.
+    async fn the_socket_runs_on_the_transport_asked_for() {
         let (socket, events) = open_url(server_url()).await;
         assert_eq!(socket.transport(), expected_transport());
         finish(socket, events).await;
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn open_send_receive_and_close_with_a_code() {
-    local(async {
+transport_test! {
+    async fn open_send_receive_and_close_with_a_code() {
         let (socket, mut events) = open_url(server_url()).await;
         socket.send("Hello, world!").unwrap();
         assert_eq!(
@@ -119,18 +99,11 @@ async fn open_send_receive_and_close_with_a_code() {
         assert_eq!(socket.state(), State::Closed);
         // After the last close the stream ends: the socket let go of its listeners.
         assert_eq!(next(&mut events).await, None);
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn callbacks_hear_every_event_in_order() {
-    local(async {
+transport_test! {
+    async fn callbacks_hear_every_event_in_order() {
         let heard = Rc::new(RefCell::new(Vec::new()));
         let log = |heard: &Rc<RefCell<Vec<String>>>| {
             let heard = heard.clone();
@@ -151,36 +124,22 @@ async fn callbacks_hear_every_event_in_order() {
         while next(&mut events).await.is_some() {}
         let expected = ["open", r#"Text("Received:  one")"#, "close 1000"];
         assert_eq!(*heard.borrow(), expected);
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn binary_round_trip_is_byte_exact() {
-    local(async {
+transport_test! {
+    async fn binary_round_trip_is_byte_exact() {
         let (socket, mut events) = open_url(server_url()).await;
         let data: Vec<u8> = (0..=255).cycle().take(100_000).collect();
         socket.send(&data).unwrap();
         let echoed = next_event(&mut events).await;
         assert_eq!(echoed, Event::Message(Message::Binary(data)));
         finish(socket, events).await;
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn messages_stream_and_sink_carry_both_kinds() {
-    local(async {
+transport_test! {
+    async fn messages_stream_and_sink_carry_both_kinds() {
         let socket = builder(server_url()).connect().unwrap();
         let mut messages = Box::pin(socket.messages());
         let mut sink: MessageSink = socket.sink();
@@ -195,36 +154,22 @@ async fn messages_stream_and_sink_carry_both_kinds() {
         );
         socket.close().unwrap();
         assert_eq!(next(&mut messages).await, None);
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn unreachable_server_fires_error_then_close_1006() {
-    local(async {
+transport_test! {
+    async fn unreachable_server_fires_error_then_close_1006() {
         let socket = builder(UNREACHABLE).connect().unwrap();
         let mut events = socket.events();
         assert_eq!(next_event(&mut events).await, Event::Error);
         let closed = next_close(&mut events).await;
         assert_eq!((closed.code, closed.was_clean), (1006, false));
         assert_eq!(next(&mut events).await, None);
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn a_server_close_with_code_and_reason_reaches_the_app() {
-    local(async {
+transport_test! {
+    async fn a_server_close_with_code_and_reason_reaches_the_app() {
         let (socket, mut events) = open_url(server_url()).await;
         socket.send("!close 4002 server says bye").unwrap();
         assert_eq!(
@@ -232,18 +177,11 @@ async fn a_server_close_with_code_and_reason_reaches_the_app() {
             server_close(4002, "server says bye")
         );
         assert_eq!(next(&mut events).await, None);
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn the_negotiated_subprotocol_is_exposed() {
-    local(async {
+transport_test! {
+    async fn the_negotiated_subprotocol_is_exposed() {
         let socket = builder(server_url())
             .protocols(["chat.v2", "echo.v1"])
             .connect()
@@ -258,53 +196,32 @@ async fn the_negotiated_subprotocol_is_exposed() {
             assert_eq!(socket.extensions(), "");
         }
         finish(socket, events).await;
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn sending_while_connecting_is_a_typed_error() {
-    local(async {
+transport_test! {
+    async fn sending_while_connecting_is_a_typed_error() {
         let socket = builder(server_url()).connect().unwrap();
         assert_eq!(
             socket.send("too early"),
             Err(Error::NotOpen(State::Connecting))
         );
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn sending_after_close_is_a_typed_error() {
-    local(async {
+transport_test! {
+    async fn sending_after_close_is_a_typed_error() {
         let (socket, events) = open_url(server_url()).await;
         socket.close().unwrap();
         // The browser would drop this silently while closing.
         assert_eq!(socket.send("late"), Err(Error::NotOpen(State::Closing)));
         finish(socket.clone(), events).await;
         assert_eq!(socket.send("later"), Err(Error::NotOpen(State::Closed)));
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn bad_close_arguments_are_typed_errors_and_never_reach_the_browser() {
-    local(async {
+transport_test! {
+    async fn bad_close_arguments_are_typed_errors_and_never_reach_the_browser() {
         let socket = builder(server_url()).connect().unwrap();
         assert_eq!(
             socket.close_with(1001, ""),
@@ -320,18 +237,11 @@ async fn bad_close_arguments_are_typed_errors_and_never_reach_the_browser() {
             Err(Error::ReasonTooLong(124))
         );
         assert_eq!(socket.state(), State::Connecting);
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn invalid_urls_and_protocols_are_typed_errors() {
-    local(async {
+transport_test! {
+    async fn invalid_urls_and_protocols_are_typed_errors() {
         let error = builder("ftp://127.0.0.1/").connect().unwrap_err();
         assert!(matches!(error, Error::InvalidUrl { .. }), "{error}");
         let error = builder(server_url())
@@ -339,18 +249,11 @@ async fn invalid_urls_and_protocols_are_typed_errors() {
             .connect()
             .unwrap_err();
         assert_eq!(error, Error::InvalidProtocol("chat".into()));
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn another_handle_can_close_and_the_last_handle_frees_everything() {
-    local(async {
+transport_test! {
+    async fn another_handle_can_close_and_the_last_handle_frees_everything() {
         let before = live_closures();
         let (socket, mut events) = open_url(server_url()).await;
         assert_eq!(live_closures(), before + closures_per_connection());
@@ -365,18 +268,11 @@ async fn another_handle_can_close_and_the_last_handle_frees_everything() {
         drop(other);
         assert_eq!(next(&mut events).await, None);
         assert_closures_back_to(before).await;
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn send_async_keeps_the_browser_buffer_near_the_high_water_mark() {
-    local(async {
+transport_test! {
+    async fn send_async_keeps_the_browser_buffer_near_the_high_water_mark() {
         const CHUNK: usize = 64 * 1024;
         const HIGH_WATER_MARK: u32 = 256 * 1024;
         let chunk = vec![7u8; CHUNK];
@@ -423,18 +319,11 @@ async fn send_async_keeps_the_browser_buffer_near_the_high_water_mark() {
             "reached {highest} with a mark of {HIGH_WATER_MARK}"
         );
         socket.close().unwrap();
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn after_an_outage_it_reconnects_and_sends_the_queue_in_order_exactly_once() {
-    local(async {
+transport_test! {
+    async fn after_an_outage_it_reconnects_and_sends_the_queue_in_order_exactly_once() {
         let socket = builder(server_url())
             .reconnect(quick_reconnect())
             .connect()
@@ -470,18 +359,11 @@ async fn after_an_outage_it_reconnects_and_sends_the_queue_in_order_exactly_once
         // Nothing was sent twice: the next message is the reply to "after".
         assert_eq!(next_event(&mut events).await, text("Received:  after"));
         finish(socket, events).await;
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn a_deliberate_close_is_never_followed_by_a_reconnection() {
-    local(async {
+transport_test! {
+    async fn a_deliberate_close_is_never_followed_by_a_reconnection() {
         let socket = builder(server_url())
             .reconnect(quick_reconnect())
             .connect()
@@ -491,18 +373,11 @@ async fn a_deliberate_close_is_never_followed_by_a_reconnection() {
         assert_eq!(next_event(&mut events).await, close(1000, ""));
         assert_eq!(next(&mut events).await, None);
         assert_eq!(socket.state(), State::Closed);
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn a_close_code_marked_final_is_never_followed_by_a_reconnection() {
-    local(async {
+transport_test! {
+    async fn a_close_code_marked_final_is_never_followed_by_a_reconnection() {
         let socket = builder(server_url())
             .reconnect(quick_reconnect().final_code(4001))
             .connect()
@@ -515,18 +390,11 @@ async fn a_close_code_marked_final_is_never_followed_by_a_reconnection() {
         );
         assert_eq!(next(&mut events).await, None);
         assert_eq!(socket.state(), State::Closed);
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn attempts_stop_at_the_maximum() {
-    local(async {
+transport_test! {
+    async fn attempts_stop_at_the_maximum() {
         let socket = builder(UNREACHABLE)
             .reconnect(
                 quick_reconnect()
@@ -548,18 +416,11 @@ async fn attempts_stop_at_the_maximum() {
         assert_eq!(attempts, [1, 2]);
         assert_eq!(closes, 3);
         assert_eq!(socket.state(), State::Closed);
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn attempts_count_again_from_one_after_a_connection_stays_up() {
-    local(async {
+transport_test! {
+    async fn attempts_count_again_from_one_after_a_connection_stays_up() {
         for (reset_after, second_attempt) in [(Duration::ZERO, 1), (Duration::from_secs(60), 2)] {
             let socket = builder(server_url())
                 .reconnect(quick_reconnect().reset_after(reset_after))
@@ -578,18 +439,11 @@ async fn attempts_count_again_from_one_after_a_connection_stays_up() {
             assert_eq!(attempts, [1, second_attempt], "reset after {reset_after:?}");
             finish(socket, events).await;
         }
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn closing_while_waiting_to_reconnect_cancels_the_attempt() {
-    local(async {
+transport_test! {
+    async fn closing_while_waiting_to_reconnect_cancels_the_attempt() {
         // Counted before the socket exists: its four closures, and the timer's, must all go.
         let before = live_closures();
         let socket = builder(server_url())
@@ -604,18 +458,11 @@ async fn closing_while_waiting_to_reconnect_cancels_the_attempt() {
         assert_eq!(next(&mut events).await, None);
         sleep(0).await;
         assert_eq!(live_closures(), before, "a closure was not freed");
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn a_full_queue_drops_the_oldest_and_reports_it_or_refuses_as_configured() {
-    local(async {
+transport_test! {
+    async fn a_full_queue_drops_the_oldest_and_reports_it_or_refuses_as_configured() {
         let socket = builder(server_url())
             .reconnect(
                 quick_reconnect()
@@ -652,19 +499,12 @@ async fn a_full_queue_drops_the_oldest_and_reports_it_or_refuses_as_configured()
         socket.send("b").unwrap();
         assert_eq!(socket.send("c"), Err(Error::QueueFull { capacity: 2 }));
         socket.close().unwrap();
-    })
-    .await
+    }
 }
 
-/// Bug: a queue of capacity 0 with `DropOldest` accepted a message and dropped it unseen.
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn a_queue_of_capacity_zero_refuses_whatever_the_policy() {
-    local(async {
+transport_test! {
+    /// Bug: a queue of capacity 0 with `DropOldest` accepted a message and dropped it unseen.
+    async fn a_queue_of_capacity_zero_refuses_whatever_the_policy() {
         for overflow in [Overflow::Error, Overflow::DropOldest] {
             let socket = builder(server_url())
                 .reconnect(quick_reconnect().queue_capacity(0).overflow(overflow))
@@ -674,20 +514,13 @@ async fn a_queue_of_capacity_zero_refuses_whatever_the_policy() {
             assert_eq!(socket.queued(), 0);
             socket.close().unwrap();
         }
-    })
-    .await
+    }
 }
 
-/// Bug: `close()` from inside `on_close` only set a flag, and the reconnection decided before
-/// the callback opened a new connection that stayed open.
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn close_from_the_close_callback_means_never_again() {
-    local(async {
+transport_test! {
+    /// Bug: `close()` from inside `on_close` only set a flag, and the reconnection decided before
+    /// the callback opened a new connection that stayed open.
+    async fn close_from_the_close_callback_means_never_again() {
         let before = live_closures();
         let states = Rc::new(RefCell::new(Vec::new()));
         let socket = builder(server_url())
@@ -723,20 +556,13 @@ async fn close_from_the_close_callback_means_never_again() {
         sleep(300).await;
         assert_eq!(socket.state(), State::Closed);
         assert_eq!(live_closures(), before);
-    })
-    .await
+    }
 }
 
-/// Bug: a send from `on_close` was `NotOpen(Closed)` although a reconnection followed, while
-/// the same send from a stream consumer was queued. Both now see `Reconnecting` and queue.
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn a_send_from_the_close_callback_is_queued_like_any_other() {
-    local(async {
+transport_test! {
+    /// Bug: a send from `on_close` was `NotOpen(Closed)` although a reconnection followed, while
+    /// the same send from a stream consumer was queued. Both now see `Reconnecting` and queue.
+    async fn a_send_from_the_close_callback_is_queued_like_any_other() {
         let results = Rc::new(RefCell::new(Vec::new()));
         let socket = builder(server_url())
             .reconnect(quick_reconnect())
@@ -767,20 +593,13 @@ async fn a_send_from_the_close_callback_is_queued_like_any_other() {
             text("Received:  from the stream")
         );
         finish(socket, events).await;
-    })
-    .await
+    }
 }
 
-/// Bug: the queue went out all at once on open, past the high-water mark, and a message the
-/// browser refused was dropped silently.
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn the_queue_drains_at_the_pace_of_the_high_water_mark() {
-    local(async {
+transport_test! {
+    /// Bug: the queue went out all at once on open, past the high-water mark, and a message the
+    /// browser refused was dropped silently.
+    async fn the_queue_drains_at_the_pace_of_the_high_water_mark() {
         const CHUNK: usize = 64 * 1024;
         const COUNT: usize = 20;
         let at_open = Rc::new(Cell::new((0, 0)));
@@ -810,18 +629,11 @@ async fn the_queue_drains_at_the_pace_of_the_high_water_mark() {
         assert!(queued > 0, "the whole queue went out at once");
         assert_eq!(socket.queued(), 0);
         socket.close().unwrap();
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn what_is_still_queued_when_the_socket_ends_is_reported() {
-    local(async {
+transport_test! {
+    async fn what_is_still_queued_when_the_socket_ends_is_reported() {
         let socket = builder(server_url())
             .reconnect(quick_reconnect().initial_delay(Duration::from_secs(10)))
             .connect()
@@ -842,18 +654,11 @@ async fn what_is_still_queued_when_the_socket_ends_is_reported() {
         assert_eq!(rest[1], close(4000, "giving up"));
         assert!(is_unsent(&rest[2], "one", &closed), "{rest:?}");
         assert!(is_unsent(&rest[3], vec![2], &closed), "{rest:?}");
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn the_url_provider_is_asked_before_each_reconnection() {
-    local(async {
+transport_test! {
+    async fn the_url_provider_is_asked_before_each_reconnection() {
         let asked = Rc::new(Cell::new(0));
         let url = format!("{}?attempt", server_url());
         let socket = builder(server_url())
@@ -874,20 +679,13 @@ async fn the_url_provider_is_asked_before_each_reconnection() {
         assert_eq!(asked.get(), 1);
         assert!(socket.url().ends_with("/?attempt"), "{}", socket.url());
         finish(socket, events).await;
-    })
-    .await
+    }
 }
 
-/// Bug: after one failed send, the next panicked inside `futures`' `unfold` ("start_send
-/// called without poll_ready"), which aborted the wasm instance.
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn a_sink_stays_usable_after_an_error() {
-    local(async {
+transport_test! {
+    /// Bug: after one failed send, the next panicked inside `futures`' `unfold` ("start_send
+    /// called without poll_ready"), which aborted the wasm instance.
+    async fn a_sink_stays_usable_after_an_error() {
         let (socket, events) = open_url(server_url()).await;
         let mut sink = socket.sink();
         finish(socket.clone(), events).await;
@@ -905,18 +703,11 @@ async fn a_sink_stays_usable_after_an_error() {
                 Err(Error::NotOpen(State::Closed))
             );
         }
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn a_sink_waits_for_room_in_a_full_queue() {
-    local(async {
+transport_test! {
+    async fn a_sink_waits_for_room_in_a_full_queue() {
         // A queue of one: the second message waits for the connection instead of failing.
         let socket = builder(server_url())
             .reconnect(quick_reconnect().queue_capacity(1))
@@ -929,18 +720,11 @@ async fn a_sink_waits_for_room_in_a_full_queue() {
             assert_eq!(next(&mut stream).await, Some(Message::Text(reply.into())));
         }
         stream.close().unwrap();
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn open_resolves_once_the_connection_is_open() {
-    local(async {
+transport_test! {
+    async fn open_resolves_once_the_connection_is_open() {
         let socket = builder(server_url()).open().await.unwrap();
         assert_eq!(socket.state(), State::Open);
         let socket = builder(server_url())
@@ -950,18 +734,11 @@ async fn open_resolves_once_the_connection_is_open() {
             .unwrap();
         assert_eq!(socket.protocol(), "echo.v1");
         socket.close().unwrap();
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn open_fails_with_a_typed_error_that_tells_why() {
-    local(async {
+transport_test! {
+    async fn open_fails_with_a_typed_error_that_tells_why() {
         let error = builder("ftp://127.0.0.1/").open().await.unwrap_err();
         assert!(matches!(error, Error::InvalidUrl { .. }), "{error}");
         let error = within(5_000, builder(UNREACHABLE).open())
@@ -982,18 +759,11 @@ async fn open_fails_with_a_typed_error_that_tells_why() {
             .await
             .unwrap_err();
         assert!(matches!(error, Error::ConnectFailed(_)), "{error}");
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn messages_is_a_stream_and_a_sink_that_splits_and_tells_how_it_ended() {
-    local(async {
+transport_test! {
+    async fn messages_is_a_stream_and_a_sink_that_splits_and_tells_how_it_ended() {
         let socket = builder(server_url()).open().await.unwrap();
         let mut messages = socket.messages();
         drop(socket);
@@ -1028,19 +798,12 @@ async fn messages_is_a_stream_and_a_sink_that_splits_and_tells_how_it_ended() {
         sink.close().await.unwrap();
         assert_eq!(next(&mut stream).await, None);
         assert_eq!(stream.close_event().map(|close| close.code), Some(1000));
-    })
-    .await
+    }
 }
 
-/// The server's `!close CODE REASON` (a test control) closes from the server side.
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn a_server_close_ends_the_message_stream_with_its_code_and_reason() {
-    local(async {
+transport_test! {
+    /// The server's `!close CODE REASON` (a test control) closes from the server side.
+    async fn a_server_close_ends_the_message_stream_with_its_code_and_reason() {
         let mut messages = builder(server_url()).open().await.unwrap().messages();
         messages
             .send("!close 4002 server says bye".into())
@@ -1052,18 +815,11 @@ async fn a_server_close_ends_the_message_stream_with_its_code_and_reason() {
             (closed.code, closed.reason.as_str()),
             (4002, "server says bye")
         );
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn a_connect_timeout_fails_an_attempt_that_hangs_with_a_typed_cause() {
-    local(async {
+transport_test! {
+    async fn a_connect_timeout_fails_an_attempt_that_hangs_with_a_typed_cause() {
         let before = live_closures();
         let error = within(
             5_000,
@@ -1098,18 +854,11 @@ async fn a_connect_timeout_fails_an_attempt_that_hangs_with_a_typed_cause() {
             }
         }
         assert_eq!(causes, [CloseCause::ConnectTimeout; 3]);
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn the_heartbeat_finds_a_stalled_server_and_the_socket_reconnects() {
-    local(async {
+transport_test! {
+    async fn the_heartbeat_finds_a_stalled_server_and_the_socket_reconnects() {
         let before = live_closures();
         let (interval, timeout) = (Duration::from_millis(200), Duration::from_millis(200));
         let socket = builder(server_url())
@@ -1151,18 +900,11 @@ async fn the_heartbeat_finds_a_stalled_server_and_the_socket_reconnects() {
         }
         finish(socket, events).await;
         assert_closures_back_to(before).await;
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn heartbeat_replies_it_recognises_are_not_delivered() {
-    local(async {
+transport_test! {
+    async fn heartbeat_replies_it_recognises_are_not_delivered() {
         let socket = builder(server_url())
             .heartbeat(
                 Heartbeat::new(Duration::from_millis(50), Duration::from_millis(500))
@@ -1178,18 +920,11 @@ async fn heartbeat_replies_it_recognises_are_not_delivered() {
         assert_eq!(next_event(&mut events).await, text("Received:  real"));
         assert_eq!(socket.state(), State::Open);
         finish(socket, events).await;
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn close_causes_tell_who_closed() {
-    local(async {
+transport_test! {
+    async fn close_causes_tell_who_closed() {
         let (socket, mut events) = open_url(server_url()).await;
         socket.close().unwrap();
         assert_eq!(next_close(&mut events).await.cause, CloseCause::Application);
@@ -1210,18 +945,11 @@ async fn close_causes_tell_who_closed() {
             next_close(&mut events).await.cause,
             CloseCause::HandshakeFailed
         );
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn reconnect_now_skips_the_backoff_and_starts_again_after_the_attempts_run_out() {
-    local(async {
+transport_test! {
+    async fn reconnect_now_skips_the_backoff_and_starts_again_after_the_attempts_run_out() {
         let before = live_closures();
         let opened = Rc::new(Cell::new(0));
         let socket = builder(server_url())
@@ -1262,18 +990,11 @@ async fn reconnect_now_skips_the_backoff_and_starts_again_after_the_attempts_run
         assert_eq!(opened.get(), 3);
         drop(socket);
         assert_closures_back_to(before).await;
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn should_reconnect_stops_the_loop() {
-    local(async {
+transport_test! {
+    async fn should_reconnect_stops_the_loop() {
         let socket = builder(server_url())
             .reconnect(quick_reconnect())
             .should_reconnect(|close| close.code != 4003)
@@ -1292,18 +1013,11 @@ async fn should_reconnect_stops_the_loop() {
         assert_eq!(next_close(&mut events).await.code, 4003);
         assert_eq!(next(&mut events).await, None);
         assert_eq!(socket.state(), State::Closed);
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn an_async_url_provider_is_awaited_once_per_attempt_in_order() {
-    local(async {
+transport_test! {
+    async fn an_async_url_provider_is_awaited_once_per_attempt_in_order() {
         let before = live_closures();
         let asked = Rc::new(Cell::new(0));
         let base = server_url().to_owned();
@@ -1341,18 +1055,11 @@ async fn an_async_url_provider_is_awaited_once_per_attempt_in_order() {
         assert!(url.ends_with(&format!("?attempt={attempts}")), "{url}");
         finish(socket, events).await;
         assert_closures_back_to(before).await;
-    })
-    .await
+    }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn a_url_provider_that_never_answers_is_cut_by_the_connect_timeout() {
-    local(async {
+transport_test! {
+    async fn a_url_provider_that_never_answers_is_cut_by_the_connect_timeout() {
         let before = live_closures();
         let asked = Rc::new(Cell::new(0));
         let socket = builder(server_url())
@@ -1386,25 +1093,18 @@ async fn a_url_provider_that_never_answers_is_cut_by_the_connect_timeout() {
         socket.close().unwrap();
         drop(socket);
         assert_closures_back_to(before).await;
-    })
-    .await
+    }
 }
 
-/// On the transports that pull, a reader that holds back longer than the heartbeat's timeout
-/// is not taken for a dead connection: the replies wait behind what it has not read. Once it
-/// reads on, everything comes, in order, on the same connection. (The browser's `WebSocket`
-/// reads everything, so its heartbeat always hears the replies: nothing to hold back there.)
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn a_reader_that_holds_back_is_not_taken_for_a_dead_connection() {
-    if expected_transport() == wasm_websocket::Transport::WebSocket {
-        return;
-    }
-    local(async {
+transport_test! {
+    /// On the transports that pull, a reader that holds back longer than the heartbeat's timeout
+    /// is not taken for a dead connection: the replies wait behind what it has not read. Once it
+    /// reads on, everything comes, in order, on the same connection. (The browser's `WebSocket`
+    /// reads everything, so its heartbeat always hears the replies: nothing to hold back there.)
+    async fn a_reader_that_holds_back_is_not_taken_for_a_dead_connection() {
+        if expected_transport() == wasm_websocket::Transport::WebSocket {
+            return;
+        }
         let beat = Heartbeat::new(Duration::from_millis(200), Duration::from_millis(300));
         let socket = builder(server_url()).receive_limit(4).heartbeat(beat);
         let (socket, mut events) = open(socket.connect().unwrap()).await;
@@ -1426,21 +1126,14 @@ async fn a_reader_that_holds_back_is_not_taken_for_a_dead_connection() {
         }
         assert_eq!(socket.state(), State::Open);
         finish(socket, events).await;
-    })
-    .await
+    }
 }
 
-/// A reader that keeps up, with a receive limit of 1 (a careless 0 counts as 1): each message
-/// fills the stream, and the transport reads the next as soon as the stream is read, rather
-/// than when it next looks (every 16 ms, which held such a reader to 60 messages a second).
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    tokio::test,
-    ignore = "needs the echo server: cargo xtask test"
-)]
-async fn a_reader_that_keeps_up_is_not_held_back_by_a_small_receive_limit() {
-    local(async {
+transport_test! {
+    /// A reader that keeps up, with a receive limit of 1 (a careless 0 counts as 1): each message
+    /// fills the stream, and the transport reads the next as soon as the stream is read, rather
+    /// than when it next looks (every 16 ms, which held such a reader to 60 messages a second).
+    async fn a_reader_that_keeps_up_is_not_held_back_by_a_small_receive_limit() {
         for limit in [1, 0] {
             let socket = builder(server_url()).receive_limit(limit);
             let (socket, mut events) = open(socket.connect().unwrap()).await;
@@ -1459,6 +1152,5 @@ async fn a_reader_that_keeps_up_is_not_held_back_by_a_small_receive_limit() {
             assert!(took < 2_000.0, "limit {limit}: 300 echoes took {took} ms");
             finish(socket, events).await;
         }
-    })
-    .await
+    }
 }

@@ -86,6 +86,37 @@ pub async fn local<F: Future>(body: F) -> F::Output {
     body.await
 }
 
+/// A test of the suite every transport runs (`transports.rs`): in the browser, a
+/// `wasm_bindgen_test`; natively, a `tokio::test` whose body runs on [`local`], ignored unless
+/// asked for, since it needs the echo server (`cargo xtask test` runs it with
+/// `--include-ignored`). Doc comments and attributes pass through:
+///
+/// ```ignore
+/// transport_test! {
+///     /// What it shows.
+///     async fn a_name() {
+///         // The body.
+///     }
+/// }
+/// ```
+#[allow(unused_macros)] // Only `transports.rs` has such tests.
+macro_rules! transport_test {
+    ($(#[$attr:meta])* async fn $name:ident() { $($body:tt)* }) => {
+        $(#[$attr])*
+        #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+        #[cfg_attr(
+            not(target_arch = "wasm32"),
+            tokio::test,
+            ignore = "needs the echo server: cargo xtask test"
+        )]
+        async fn $name() {
+            $crate::support::local(async { $($body)* }).await
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use transport_test;
+
 /// Milliseconds since the epoch.
 #[cfg(target_arch = "wasm32")]
 pub fn now_ms() -> f64 {
