@@ -11,26 +11,19 @@
 #![cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
 
 use js_sys::Reflect;
-use wasm_bindgen::JsCast;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use wasm_websocket::{DEFAULT_RECEIVE_LIMIT, Event, Transport, WebSocket};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
 mod support;
-use support::{log, next_event, open, server_url, sleep};
+use support::{log, next_event, open, server_url, sleep, wasm_memory};
 
 /// Each flooded message: 32 KiB.
 const SIZE: usize = 32 * 1024;
 
 /// How long the reader does not read.
 const NOT_READING_MS: i32 = 3_000;
-
-fn wasm_memory() -> f64 {
-    let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
-    let buffer: js_sys::ArrayBuffer = memory.buffer().unchecked_into();
-    buffer.byte_length().into()
-}
 
 /// Chromium's `performance.memory.usedJSHeapSize` (0 where there is none).
 fn js_heap() -> f64 {

@@ -17,36 +17,22 @@ use futures_util::StreamExt;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
-use wasm_websocket::{
-    CloseCause, Event, Events, Heartbeat, Message, State, WebSocket, live_closures,
-};
+use wasm_websocket::{CloseCause, Event, Heartbeat, Message, State, WebSocket, live_closures};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
 mod support;
 use support::{
     assert_closures_back_to, dispatch, dropped_by_the_server, finish, next, next_close, next_event,
-    open, quick_reconnect, server_url, sleep, text,
+    open, quick_reconnect, server_url, sleep, text, wasm_memory,
 };
-
-async fn open_url(url: &str) -> (WebSocket, Events) {
-    open(WebSocket::connect(url).unwrap()).await
-}
-
-fn wasm_memory() -> u32 {
-    let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
-    memory
-        .buffer()
-        .unchecked_into::<js_sys::ArrayBuffer>()
-        .byte_length()
-}
 
 /// The test server runs with `--deflate`: Chromium offers permessage-deflate on every
 /// handshake, and the server's compressed replies (and its inflating of the browser's
 /// compressed messages) are what every browser test goes through.
 #[wasm_bindgen_test]
 async fn chromium_negotiates_permessage_deflate_and_large_messages_round_trip() {
-    let (socket, mut events) = open_url(server_url()).await;
+    let (socket, mut events) = open(WebSocket::connect(server_url()).unwrap()).await;
     assert_eq!(
         socket.extensions(),
         "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
@@ -62,9 +48,9 @@ async fn chromium_negotiates_permessage_deflate_and_large_messages_round_trip() 
 #[wasm_bindgen_test]
 async fn a_thousand_sockets_leave_no_closures_and_no_memory_behind() {
     let before = live_closures();
-    let mut memory_after_warmup = 0;
+    let mut memory_after_warmup = 0.0;
     for round in 0..1_500 {
-        let (socket, events) = open_url(server_url()).await;
+        let (socket, events) = open(WebSocket::connect(server_url()).unwrap()).await;
         finish(socket, events).await;
         // Warmed up first: run alone, with no test before it, the heap grows by one 64 KiB page
         // once, between the 250th and the 500th socket, and never again (measured up to 3,000).
@@ -77,7 +63,7 @@ async fn a_thousand_sockets_leave_no_closures_and_no_memory_behind() {
     let growth = wasm_memory() - memory_after_warmup;
     // Nothing per socket is kept: 1,000 more sockets grow memory by less than one 64 KiB page.
     assert!(
-        growth < 65_536,
+        growth < 65_536.0,
         "wasm memory grew by {growth} bytes over 1,000 sockets"
     );
 }
@@ -184,7 +170,7 @@ async fn dropping_the_last_handle_closes_with_1000_even_when_callbacks_send_and_
 /// JavaScript's own; elsewhere the view is what the browser copies from, with no copy of ours.
 #[wasm_bindgen_test]
 async fn binary_is_sent_from_memory_the_browser_accepts() {
-    let (socket, mut events) = open_url(server_url()).await;
+    let (socket, mut events) = open(WebSocket::connect(server_url()).unwrap()).await;
     let send = spy("send");
     socket.send(vec![1, 2, 3]).unwrap();
     let (calls, copies) = (send.calls(), send.copies());

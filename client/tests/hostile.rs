@@ -24,12 +24,10 @@ wasm_bindgen_test_configure!(run_in_browser);
 
 mod support;
 use support::{
-    assert_closures_back_to, close, drop_only_handle, is_unsent, keep_only_handle, next,
-    next_event, open, quick_reconnect, rest, server_url, sleep, slow_reconnect, text, within,
+    Log, UNREACHABLE, assert_closures_back_to, close, drop_only_handle, is_unsent,
+    keep_only_handle, next, next_event, open, quick_reconnect, rest, server_url, sleep,
+    slow_reconnect, text, within,
 };
-
-/// Port 9 (discard) is closed on the loopback of a test machine.
-const UNREACHABLE: &str = "ws://127.0.0.1:9/";
 
 /// Drops the connection from the server's side and waits until the socket waits to reconnect.
 async fn drop_and_wait(socket: &WebSocket, events: &mut Events) {
@@ -43,9 +41,6 @@ async fn drop_and_wait(socket: &WebSocket, events: &mut Events) {
     }
     assert_eq!(socket.state(), State::Reconnecting);
 }
-
-/// A log that callbacks share with the test.
-type Log<T> = Rc<RefCell<Vec<T>>>;
 
 // ---------------------------------------------------------------------------------------------
 // Bugs: each test below fails today.

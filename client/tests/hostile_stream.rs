@@ -16,7 +16,7 @@
 
 #![cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -25,17 +25,16 @@ use futures_util::future::{Either, select};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use wasm_websocket::{
-    Builder, CloseCause, CloseEvent, Error, Event, Events, Message, State, Transport, WebSocket,
-    live_closures,
+    Builder, CloseCause, Error, Event, Events, Message, State, Transport, WebSocket, live_closures,
 };
 
 wasm_bindgen_test_configure!(run_in_browser);
 
 mod support;
 use support::{
-    assert_closures_back_to, close, drop_only_handle, is_unsent, keep_only_handle, next,
-    next_close, next_event, open, quick_reconnect, rest, server_url, silent_url, sleep,
-    slow_reconnect, text, within,
+    Log, assert_closures_back_to, close, drop_only_handle, is_unsent, keep_only_handle, next,
+    next_close, next_event, open, quick_reconnect, rest, server_close, server_url, silent_url,
+    sleep, slow_reconnect, text, within,
 };
 
 /// The closures one live `WebSocketStream` connection holds.
@@ -140,14 +139,6 @@ async fn open_stream(builder: Builder) -> (WebSocket, Events) {
     assert_eq!(socket.transport(), Transport::WebSocketStream);
     (socket, events)
 }
-
-/// The server's close, with its code and reason.
-fn server_close(code: u16, reason: &str) -> Event {
-    Event::Close(CloseEvent::new(code, reason, true))
-}
-
-/// A log that callbacks share with the test.
-type Log<T> = Rc<RefCell<Vec<T>>>;
 
 fn binary(data: Vec<u8>) -> Event {
     Event::Message(Message::Binary(data))

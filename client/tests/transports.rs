@@ -19,8 +19,8 @@ use futures_util::{Sink, SinkExt};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test_configure;
 use wasm_websocket::{
-    CloseCause, CloseEvent, Error, Event, Events, Heartbeat, Message, MessageSink, Overflow,
-    Reconnecting, State, WebSocket, live_closures,
+    CloseCause, Error, Event, Heartbeat, Message, MessageSink, Overflow, Reconnecting, State,
+    live_closures,
 };
 
 #[cfg(target_arch = "wasm32")]
@@ -28,22 +28,11 @@ wasm_bindgen_test_configure!(run_in_browser);
 
 mod support;
 use support::{
-    assert_closures_back_to, builder, close, closures_per_connection, dropped_by_the_server,
-    expected_transport, finish, is_unsent, next, next_close, next_event, now_ms, open,
-    quick_reconnect, server_url, silent_url, sleep, text, transport_test, within,
+    UNREACHABLE, assert_closures_back_to, builder, close, closures_per_connection,
+    dropped_by_the_server, expected_transport, finish, is_unsent, next, next_close, next_event,
+    now_ms, open, open_url, quick_reconnect, server_close, server_url, silent_url, sleep, text,
+    transport_test, within,
 };
-
-/// Port 9 (discard) is closed on the loopback of a test machine.
-const UNREACHABLE: &str = "ws://127.0.0.1:9/";
-
-/// The server's close, with its code and reason.
-fn server_close(code: u16, reason: &str) -> Event {
-    Event::Close(CloseEvent::new(code, reason, true))
-}
-
-async fn open_url(url: &str) -> (WebSocket, Events) {
-    open(builder(url).connect().unwrap()).await
-}
 
 transport_test! {
     /// A reader slower than the server, with a receive limit of 8: on the transports that pull,

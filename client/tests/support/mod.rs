@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test file uses its own part.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
@@ -229,6 +231,31 @@ pub fn text(text: &str) -> Event {
     Event::Message(Message::Text(text.into()))
 }
 
+/// Port 9 (discard) is closed on the loopback of a test machine.
+pub const UNREACHABLE: &str = "ws://127.0.0.1:9/";
+
+/// A log that callbacks share with the test.
+pub type Log<T> = Rc<RefCell<Vec<T>>>;
+
+/// An open socket to `url` on the suite's transport ([`builder`]), and its events.
+pub async fn open_url(url: &str) -> (WebSocket, Events) {
+    open(builder(url).connect().unwrap()).await
+}
+
+/// The server's close, with its code and reason.
+pub fn server_close(code: u16, reason: &str) -> Event {
+    Event::Close(CloseEvent::new(code, reason, true))
+}
+
+/// The size of the page's wasm memory, in bytes.
+#[cfg(target_arch = "wasm32")]
+pub fn wasm_memory() -> f64 {
+    use wasm_bindgen::JsCast;
+    let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+    let buffer: js_sys::ArrayBuffer = memory.buffer().unchecked_into();
+    buffer.byte_length().into()
+}
+
 /// A handshake on the server's `/silent` path (a test control) is never answered.
 pub fn silent_url() -> String {
     format!("{}silent", server_url())
@@ -285,7 +312,7 @@ pub fn slow_reconnect() -> Reconnect {
 }
 
 thread_local! {
-    static ONLY_HANDLE: std::cell::RefCell<Option<WebSocket>> = const { std::cell::RefCell::new(None) };
+    static ONLY_HANDLE: RefCell<Option<WebSocket>> = const { RefCell::new(None) };
 }
 
 /// Holds `socket` as the application's only handle, for a callback to drop with
