@@ -95,7 +95,8 @@ impl Watch {
 
 /// A test that checks, besides what it asserts, that the page reported no error while it ran:
 /// a [`Watch`] started before its body, asked after it. Doc comments and attributes pass
-/// through.
+/// through; in parentheses (`watched_test!(async fn name() { .. });`), rustfmt formats the
+/// test as any function.
 macro_rules! watched_test {
     ($(#[$attr:meta])* async fn $name:ident() { $($body:tt)* }) => {
         $(#[$attr])*
@@ -158,7 +159,7 @@ async fn drained(socket: &WebSocket) {
 // Data: sizes, order, buffered amount.
 // ---------------------------------------------------------------------------------------------
 
-watched_test! {
+watched_test!(
     /// Binary and text of odd sizes (0 bytes, 1, 64 KiB, 1 MiB, multi-byte UTF-8) come back byte
     /// for byte, in order; the buffered amount counts them while written and is 0 after.
     async fn odd_sizes_round_trip_byte_exact() {
@@ -201,9 +202,9 @@ watched_test! {
         assert_eq!(rest(&mut events).await, [close(1000, "")]);
         assert_eq!(socket.buffered_amount(), 0, "after the close");
     }
-}
+);
 
-watched_test! {
+watched_test!(
     /// Binary messages are copied into buffers kept for the next once written: waves of many
     /// messages of mixed sizes under way at once, each wave reusing the buffers of the one before
     /// in another order, come back byte for byte; no buffer is reused while its write is under way.
@@ -236,7 +237,7 @@ watched_test! {
         socket.close().unwrap();
         assert_eq!(rest(&mut events).await, [close(1000, "")]);
     }
-}
+);
 
 /// Whether the page still works: a new socket echoes. (After a crash of the page nothing runs,
 /// and the test runner fails every test that is left.)
@@ -248,7 +249,7 @@ async fn the_page_still_works() {
     assert_eq!(rest(&mut events).await, [close(1000, "")]);
 }
 
-watched_test! {
+watched_test!(
     /// The application closes with 1 MiB still being written: the page lives on (Chromium 156's
     /// page crashed when `WebSocketStream.close()` was called with a few hundred KiB of writes
     /// under way: plain JavaScript too); what was sent before the close goes out first, the close
@@ -274,9 +275,9 @@ watched_test! {
         assert_eq!(socket.state(), State::Closed);
         the_page_still_works().await;
     }
-}
+);
 
-watched_test! {
+watched_test!(
     /// The socket dropped with 1 MiB still being written (its close is the crate's, on drop): the
     /// page lives on and everything is freed.
     async fn dropped_with_writes_under_way() {
@@ -289,13 +290,13 @@ watched_test! {
         assert_closures_back_to(before).await;
         the_page_still_works().await;
     }
-}
+);
 
 // ---------------------------------------------------------------------------------------------
 // Backpressure: a slow reader, and a close behind the messages it has not read.
 // ---------------------------------------------------------------------------------------------
 
-watched_test! {
+watched_test!(
     /// A reader slower than the server (limit 8, not reading for a while) then reads everything:
     /// the flood and the numbered echoes behind it, exact in count and order, and then the
     /// server's close, with its code and reason.
@@ -333,7 +334,7 @@ watched_test! {
         );
         assert_closures_back_to(before).await;
     }
-}
+);
 
 /// What a socket with a receive limit of 4 hears when the server sends 40 echoes and closes
 /// while the reader waits for room (not read for 500 ms, then read to the end): the stream's
@@ -370,7 +371,7 @@ async fn server_close_while_waiting_for_room() -> (Vec<Event>, Vec<String>) {
     (seen, heard)
 }
 
-watched_test! {
+watched_test!(
     /// The server closes while the reader waits for room: the close is reported after every
     /// message that is delivered, exact (code, reason, clean, the server's cause), to the stream
     /// and the callbacks alike, and what is delivered is the first messages, in order, with no
@@ -394,7 +395,7 @@ watched_test! {
         assert_eq!(heard.len(), messages.len() + 1, "{heard:?}");
         assert_eq!(heard.last().unwrap(), "close 4321 bye now ✓");
     }
-}
+);
 
 /// As above, and nothing is lost: all 40 messages come before the close.
 ///
@@ -415,7 +416,7 @@ async fn a_server_close_while_the_reader_waits_for_room_loses_nothing() {
     assert_eq!(heard.len(), 41, "{heard:?}");
 }
 
-watched_test! {
+watched_test!(
     /// A stream that is made and never read pauses the reader; dropping it lets reading go on.
     /// Streams made and dropped at once (`events()`, `messages()`) never pause it.
     async fn a_dropped_stream_no_longer_holds_the_reader() {
@@ -451,13 +452,13 @@ watched_test! {
         socket.close().unwrap();
         assert_eq!(rest(&mut events).await, [close(1000, "")]);
     }
-}
+);
 
 // ---------------------------------------------------------------------------------------------
 // Drops: in a read, in a flood, many times over.
 // ---------------------------------------------------------------------------------------------
 
-watched_test! {
+watched_test!(
     /// The socket dropped in the middle of a flood, while its reader waits for room: everything
     /// is freed (within the 2 s a dropped connection gets), nothing is logged, and the server
     /// serves the next socket.
@@ -493,9 +494,9 @@ watched_test! {
         rest(&mut events).await;
         assert_closures_back_to(before).await;
     }
-}
+);
 
-watched_test! {
+watched_test!(
     /// The only handle dropped from `on_message`, in the middle of a flood (the read callback is
     /// on the stack): the events end there, and everything is freed.
     async fn the_only_handle_dropped_inside_a_read() {
@@ -522,9 +523,9 @@ watched_test! {
         assert_eq!(count.get(), 5, "a message after the drop");
         assert_closures_back_to(before).await;
     }
-}
+);
 
-watched_test! {
+watched_test!(
     /// Many connect/drop cycles, dropped in each state: connecting, just open, after a message,
     /// closing, with writes under way, and with a stalled server. Seven closures while a
     /// connection lives, and back to the start after.
@@ -565,13 +566,13 @@ watched_test! {
         }
         assert_closures_back_to(before).await;
     }
-}
+);
 
 // ---------------------------------------------------------------------------------------------
 // Every method from every callback, in every state.
 // ---------------------------------------------------------------------------------------------
 
-watched_test! {
+watched_test!(
     /// Every public method from `on_open`, `on_message`, `on_close`, `on_reconnect`, `on_error`
     /// and `on_unsent` on `WebSocketStream`: the state each sees, the replies, the order; streams
     /// made and dropped inside each; no panic, nothing logged, nothing left behind.
@@ -664,9 +665,9 @@ watched_test! {
         assert_eq!(socket.state(), State::Closed);
         assert_closures_back_to(before).await;
     }
-}
+);
 
-watched_test! {
+watched_test!(
     /// `close()` while connecting: nothing inside the call, one close (1006, the application's
     /// cause), no reconnection, what was queued reported, nothing left behind.
     async fn close_while_connecting() {
@@ -697,9 +698,9 @@ watched_test! {
         assert_eq!(socket.state(), State::Closed);
         assert_closures_back_to(before).await;
     }
-}
+);
 
-watched_test! {
+watched_test!(
     /// Each method while closing (the application's close, and the server's close behind unread
     /// messages), and after: typed errors, the first close kept, no panic.
     async fn every_method_while_closing_and_after() {
@@ -729,11 +730,10 @@ watched_test! {
             sink.send("after".into()).await,
             Err(Error::NotOpen(State::Closed))
         );
-
     }
-}
+);
 
-watched_test! {
+watched_test!(
     /// `reconnect_now` in every state: nothing while connecting or open; at once while waiting;
     /// again after the socket finished on its own; never after `close()`.
     async fn reconnect_now_in_every_state() {
@@ -779,9 +779,9 @@ watched_test! {
         assert_eq!(socket.state(), State::Closed);
         assert_closures_back_to(before).await;
     }
-}
+);
 
-watched_test! {
+watched_test!(
     /// The only handle dropped from `on_open` (the handshake callback on the stack) and from
     /// `on_close` (the close callback on the stack), and from `on_reconnect`: the socket goes
     /// quietly, everything is freed.
@@ -829,7 +829,7 @@ watched_test! {
         sleep(300).await;
         assert_closures_back_to(before).await;
     }
-}
+);
 
 async fn open_stream_of(socket: WebSocket) -> (WebSocket, Events) {
     let (socket, events) = open(socket).await;
@@ -837,7 +837,7 @@ async fn open_stream_of(socket: WebSocket) -> (WebSocket, Events) {
     (socket, events)
 }
 
-watched_test! {
+watched_test!(
     /// `send_async` in every state: it waits for the first connection, goes through while open,
     /// and fails typed once closing or closed; one waiting when the socket closes resolves.
     async fn send_async_in_every_state() {
@@ -870,14 +870,14 @@ watched_test! {
         let rest = rest(&mut events).await;
         assert_eq!(rest.last(), Some(&close(1000, "")), "{rest:?}");
     }
-}
+);
 
 // ---------------------------------------------------------------------------------------------
 // Reconnection, forgotten streams, the heartbeat, odd limits, closes that meet writes, many
 // sockets at once.
 // ---------------------------------------------------------------------------------------------
 
-watched_test! {
+watched_test!(
     /// Reconnection after reconnection (the server drops the connection each time): seven closures
     /// while each connection is open, none left of the ones before, and none at the end.
     async fn reconnection_cycles_keep_seven_closures_per_connection() {
@@ -906,9 +906,9 @@ watched_test! {
         assert_eq!(rest(&mut events).await, [close(1000, "")]);
         assert_closures_back_to(before).await;
     }
-}
+);
 
-watched_test! {
+watched_test!(
     /// A stream made and forgotten (never read, never dropped) while the application listens
     /// with callbacks holds the reader back for the callbacks too: they stop once it is full (the
     /// open counts), and the server's close is not reported (the socket still says open) until
@@ -963,9 +963,9 @@ watched_test! {
             assert_eq!(*message, format!("Text(\"Received:  {n}\")"));
         }
     }
-}
+);
 
-watched_test! {
+watched_test!(
     /// From `on_open` (the handshake's callback on the stack, before the first read is asked
     /// for): 1 MiB sent then `close_with`, and 1 MiB sent then the only handle dropped. The close
     /// waits for the writes and keeps its code; the page lives on; nothing is left behind.
@@ -1009,9 +1009,9 @@ watched_test! {
         assert_closures_back_to(before).await;
         the_page_still_works().await;
     }
-}
+);
 
-watched_test! {
+watched_test!(
     /// Each method from `on_error` and `on_close` of refused attempts (nothing listens on the
     /// port), and the only handle dropped from `on_error`: the states they see, the sends queued
     /// while a reconnection follows, the close from `on_error` ending it for good.
@@ -1085,9 +1085,9 @@ watched_test! {
         assert_eq!(within(5_000, rest(&mut events)).await, [Event::Error]);
         assert_closures_back_to(before).await;
     }
-}
+);
 
-watched_test! {
+watched_test!(
     /// The server closes while data is still being written to it (a few bytes, then 1 MiB): the
     /// close handshake may not finish cleanly (the server resets a connection that sends data
     /// after its Close), but the server's Close frame came, and its code and reason are reported,
@@ -1118,9 +1118,9 @@ watched_test! {
         assert_closures_back_to(before).await;
         the_page_still_works().await;
     }
-}
+);
 
-watched_test! {
+watched_test!(
     /// The application closes while its reader waits for room (a stream full, echoes behind it):
     /// once the stream is read, the close comes last, with the application's code and reason,
     /// after the first messages in order (what Chromium had not handed over when the close
@@ -1145,9 +1145,9 @@ watched_test! {
         }
         assert_closures_back_to(before).await;
     }
-}
+);
 
-watched_test! {
+watched_test!(
     /// Sixteen sockets at once, each flooded, each let go differently and at its own moment:
     /// dropped, closed, closed then dropped, dropped from a callback; some reading, some not.
     /// Everything is freed and the page logs nothing.
@@ -1190,7 +1190,7 @@ watched_test! {
         assert_closures_back_to(before).await;
         the_page_still_works().await;
     }
-}
+);
 
 // ---------------------------------------------------------------------------------------------
 // The browser itself, without the crate.

@@ -34,7 +34,7 @@ use support::{
     transport_test, within,
 };
 
-transport_test! {
+transport_test!(
     /// A reader slower than the server, with a receive limit of 8: on the transports that pull,
     /// every message arrives, in order, however late it is read; on the browser's `WebSocket`,
     /// which cannot be told to stop, the connection is given up once a stream is full, with 1008
@@ -64,18 +64,18 @@ transport_test! {
         }
         assert_closures_back_to(before).await;
     }
-}
+);
 
-transport_test! {
+transport_test!(
     /// The suite runs on the transport it says it does: a fallback would show here.
     async fn the_socket_runs_on_the_transport_asked_for() {
         let (socket, events) = open_url(server_url()).await;
         assert_eq!(socket.transport(), expected_transport());
         finish(socket, events).await;
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn open_send_receive_and_close_with_a_code() {
         let (socket, mut events) = open_url(server_url()).await;
         socket.send("Hello, world!").unwrap();
@@ -89,9 +89,9 @@ transport_test! {
         // After the last close the stream ends: the socket let go of its listeners.
         assert_eq!(next(&mut events).await, None);
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn callbacks_hear_every_event_in_order() {
         let heard = Rc::new(RefCell::new(Vec::new()));
         let log = |heard: &Rc<RefCell<Vec<String>>>| {
@@ -114,9 +114,9 @@ transport_test! {
         let expected = ["open", r#"Text("Received:  one")"#, "close 1000"];
         assert_eq!(*heard.borrow(), expected);
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn binary_round_trip_is_byte_exact() {
         let (socket, mut events) = open_url(server_url()).await;
         let data: Vec<u8> = (0..=255).cycle().take(100_000).collect();
@@ -125,9 +125,9 @@ transport_test! {
         assert_eq!(echoed, Event::Message(Message::Binary(data)));
         finish(socket, events).await;
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn messages_stream_and_sink_carry_both_kinds() {
         let socket = builder(server_url()).connect().unwrap();
         let mut messages = Box::pin(socket.messages());
@@ -144,9 +144,9 @@ transport_test! {
         socket.close().unwrap();
         assert_eq!(next(&mut messages).await, None);
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn unreachable_server_fires_error_then_close_1006() {
         let socket = builder(UNREACHABLE).connect().unwrap();
         let mut events = socket.events();
@@ -155,9 +155,9 @@ transport_test! {
         assert_eq!((closed.code, closed.was_clean), (1006, false));
         assert_eq!(next(&mut events).await, None);
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn a_server_close_with_code_and_reason_reaches_the_app() {
         let (socket, mut events) = open_url(server_url()).await;
         socket.send("!close 4002 server says bye").unwrap();
@@ -167,9 +167,9 @@ transport_test! {
         );
         assert_eq!(next(&mut events).await, None);
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn the_negotiated_subprotocol_is_exposed() {
         let socket = builder(server_url())
             .protocols(["chat.v2", "echo.v1"])
@@ -186,9 +186,9 @@ transport_test! {
         }
         finish(socket, events).await;
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn sending_while_connecting_is_a_typed_error() {
         let socket = builder(server_url()).connect().unwrap();
         assert_eq!(
@@ -196,9 +196,9 @@ transport_test! {
             Err(Error::NotOpen(State::Connecting))
         );
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn sending_after_close_is_a_typed_error() {
         let (socket, events) = open_url(server_url()).await;
         socket.close().unwrap();
@@ -207,9 +207,9 @@ transport_test! {
         finish(socket.clone(), events).await;
         assert_eq!(socket.send("later"), Err(Error::NotOpen(State::Closed)));
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn bad_close_arguments_are_typed_errors_and_never_reach_the_browser() {
         let socket = builder(server_url()).connect().unwrap();
         assert_eq!(
@@ -227,9 +227,9 @@ transport_test! {
         );
         assert_eq!(socket.state(), State::Connecting);
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn invalid_urls_and_protocols_are_typed_errors() {
         let error = builder("ftp://127.0.0.1/").connect().unwrap_err();
         assert!(matches!(error, Error::InvalidUrl { .. }), "{error}");
@@ -239,9 +239,9 @@ transport_test! {
             .unwrap_err();
         assert_eq!(error, Error::InvalidProtocol("chat".into()));
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn another_handle_can_close_and_the_last_handle_frees_everything() {
         let before = live_closures();
         let (socket, mut events) = open_url(server_url()).await;
@@ -258,9 +258,9 @@ transport_test! {
         assert_eq!(next(&mut events).await, None);
         assert_closures_back_to(before).await;
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn send_async_keeps_the_browser_buffer_near_the_high_water_mark() {
         const CHUNK: usize = 64 * 1024;
         const HIGH_WATER_MARK: u32 = 256 * 1024;
@@ -309,9 +309,9 @@ transport_test! {
         );
         socket.close().unwrap();
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn after_an_outage_it_reconnects_and_sends_the_queue_in_order_exactly_once() {
         let socket = builder(server_url())
             .reconnect(quick_reconnect())
@@ -349,9 +349,9 @@ transport_test! {
         assert_eq!(next_event(&mut events).await, text("Received:  after"));
         finish(socket, events).await;
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn a_deliberate_close_is_never_followed_by_a_reconnection() {
         let socket = builder(server_url())
             .reconnect(quick_reconnect())
@@ -363,9 +363,9 @@ transport_test! {
         assert_eq!(next(&mut events).await, None);
         assert_eq!(socket.state(), State::Closed);
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn a_close_code_marked_final_is_never_followed_by_a_reconnection() {
         let socket = builder(server_url())
             .reconnect(quick_reconnect().final_code(4001))
@@ -380,9 +380,9 @@ transport_test! {
         assert_eq!(next(&mut events).await, None);
         assert_eq!(socket.state(), State::Closed);
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn attempts_stop_at_the_maximum() {
         let socket = builder(UNREACHABLE)
             .reconnect(
@@ -406,9 +406,9 @@ transport_test! {
         assert_eq!(closes, 3);
         assert_eq!(socket.state(), State::Closed);
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn attempts_count_again_from_one_after_a_connection_stays_up() {
         for (reset_after, second_attempt) in [(Duration::ZERO, 1), (Duration::from_secs(60), 2)] {
             let socket = builder(server_url())
@@ -429,9 +429,9 @@ transport_test! {
             finish(socket, events).await;
         }
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn closing_while_waiting_to_reconnect_cancels_the_attempt() {
         // Counted before the socket exists: its four closures, and the timer's, must all go.
         let before = live_closures();
@@ -448,9 +448,9 @@ transport_test! {
         sleep(0).await;
         assert_eq!(live_closures(), before, "a closure was not freed");
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn a_full_queue_drops_the_oldest_and_reports_it_or_refuses_as_configured() {
         let socket = builder(server_url())
             .reconnect(
@@ -489,9 +489,9 @@ transport_test! {
         assert_eq!(socket.send("c"), Err(Error::QueueFull { capacity: 2 }));
         socket.close().unwrap();
     }
-}
+);
 
-transport_test! {
+transport_test!(
     /// Bug: a queue of capacity 0 with `DropOldest` accepted a message and dropped it unseen.
     async fn a_queue_of_capacity_zero_refuses_whatever_the_policy() {
         for overflow in [Overflow::Error, Overflow::DropOldest] {
@@ -504,9 +504,9 @@ transport_test! {
             socket.close().unwrap();
         }
     }
-}
+);
 
-transport_test! {
+transport_test!(
     /// Bug: `close()` from inside `on_close` only set a flag, and the reconnection decided before
     /// the callback opened a new connection that stayed open.
     async fn close_from_the_close_callback_means_never_again() {
@@ -546,9 +546,9 @@ transport_test! {
         assert_eq!(socket.state(), State::Closed);
         assert_eq!(live_closures(), before);
     }
-}
+);
 
-transport_test! {
+transport_test!(
     /// Bug: a send from `on_close` was `NotOpen(Closed)` although a reconnection followed, while
     /// the same send from a stream consumer was queued. Both now see `Reconnecting` and queue.
     async fn a_send_from_the_close_callback_is_queued_like_any_other() {
@@ -583,9 +583,9 @@ transport_test! {
         );
         finish(socket, events).await;
     }
-}
+);
 
-transport_test! {
+transport_test!(
     /// Bug: the queue went out all at once on open, past the high-water mark, and a message the
     /// browser refused was dropped silently.
     async fn the_queue_drains_at_the_pace_of_the_high_water_mark() {
@@ -619,9 +619,9 @@ transport_test! {
         assert_eq!(socket.queued(), 0);
         socket.close().unwrap();
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn what_is_still_queued_when_the_socket_ends_is_reported() {
         let socket = builder(server_url())
             .reconnect(quick_reconnect().initial_delay(Duration::from_secs(10)))
@@ -644,9 +644,9 @@ transport_test! {
         assert!(is_unsent(&rest[2], "one", &closed), "{rest:?}");
         assert!(is_unsent(&rest[3], vec![2], &closed), "{rest:?}");
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn the_url_provider_is_asked_before_each_reconnection() {
         let asked = Rc::new(Cell::new(0));
         let url = format!("{}?attempt", server_url());
@@ -669,9 +669,9 @@ transport_test! {
         assert!(socket.url().ends_with("/?attempt"), "{}", socket.url());
         finish(socket, events).await;
     }
-}
+);
 
-transport_test! {
+transport_test!(
     /// Bug: after one failed send, the next panicked inside `futures`' `unfold` ("start_send
     /// called without poll_ready"), which aborted the wasm instance.
     async fn a_sink_stays_usable_after_an_error() {
@@ -693,9 +693,9 @@ transport_test! {
             );
         }
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn a_sink_waits_for_room_in_a_full_queue() {
         // A queue of one: the second message waits for the connection instead of failing.
         let socket = builder(server_url())
@@ -710,9 +710,9 @@ transport_test! {
         }
         stream.close().unwrap();
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn open_resolves_once_the_connection_is_open() {
         let socket = builder(server_url()).open().await.unwrap();
         assert_eq!(socket.state(), State::Open);
@@ -724,9 +724,9 @@ transport_test! {
         assert_eq!(socket.protocol(), "echo.v1");
         socket.close().unwrap();
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn open_fails_with_a_typed_error_that_tells_why() {
         let error = builder("ftp://127.0.0.1/").open().await.unwrap_err();
         assert!(matches!(error, Error::InvalidUrl { .. }), "{error}");
@@ -749,9 +749,9 @@ transport_test! {
             .unwrap_err();
         assert!(matches!(error, Error::ConnectFailed(_)), "{error}");
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn messages_is_a_stream_and_a_sink_that_splits_and_tells_how_it_ended() {
         let socket = builder(server_url()).open().await.unwrap();
         let mut messages = socket.messages();
@@ -788,9 +788,9 @@ transport_test! {
         assert_eq!(next(&mut stream).await, None);
         assert_eq!(stream.close_event().map(|close| close.code), Some(1000));
     }
-}
+);
 
-transport_test! {
+transport_test!(
     /// The server's `!close CODE REASON` (a test control) closes from the server side.
     async fn a_server_close_ends_the_message_stream_with_its_code_and_reason() {
         let mut messages = builder(server_url()).open().await.unwrap().messages();
@@ -805,9 +805,9 @@ transport_test! {
             (4002, "server says bye")
         );
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn a_connect_timeout_fails_an_attempt_that_hangs_with_a_typed_cause() {
         let before = live_closures();
         let error = within(
@@ -844,9 +844,9 @@ transport_test! {
         }
         assert_eq!(causes, [CloseCause::ConnectTimeout; 3]);
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn the_heartbeat_finds_a_stalled_server_and_the_socket_reconnects() {
         let before = live_closures();
         let (interval, timeout) = (Duration::from_millis(200), Duration::from_millis(200));
@@ -890,9 +890,9 @@ transport_test! {
         finish(socket, events).await;
         assert_closures_back_to(before).await;
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn heartbeat_replies_it_recognises_are_not_delivered() {
         let socket = builder(server_url())
             .heartbeat(
@@ -910,9 +910,9 @@ transport_test! {
         assert_eq!(socket.state(), State::Open);
         finish(socket, events).await;
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn close_causes_tell_who_closed() {
         let (socket, mut events) = open_url(server_url()).await;
         socket.close().unwrap();
@@ -935,9 +935,9 @@ transport_test! {
             CloseCause::HandshakeFailed
         );
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn reconnect_now_skips_the_backoff_and_starts_again_after_the_attempts_run_out() {
         let before = live_closures();
         let opened = Rc::new(Cell::new(0));
@@ -980,9 +980,9 @@ transport_test! {
         drop(socket);
         assert_closures_back_to(before).await;
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn should_reconnect_stops_the_loop() {
         let socket = builder(server_url())
             .reconnect(quick_reconnect())
@@ -1003,9 +1003,9 @@ transport_test! {
         assert_eq!(next(&mut events).await, None);
         assert_eq!(socket.state(), State::Closed);
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn an_async_url_provider_is_awaited_once_per_attempt_in_order() {
         let before = live_closures();
         let asked = Rc::new(Cell::new(0));
@@ -1045,9 +1045,9 @@ transport_test! {
         finish(socket, events).await;
         assert_closures_back_to(before).await;
     }
-}
+);
 
-transport_test! {
+transport_test!(
     async fn a_url_provider_that_never_answers_is_cut_by_the_connect_timeout() {
         let before = live_closures();
         let asked = Rc::new(Cell::new(0));
@@ -1083,9 +1083,9 @@ transport_test! {
         drop(socket);
         assert_closures_back_to(before).await;
     }
-}
+);
 
-transport_test! {
+transport_test!(
     /// On the transports that pull, a reader that holds back longer than the heartbeat's timeout
     /// is not taken for a dead connection: the replies wait behind what it has not read. Once it
     /// reads on, everything comes, in order, on the same connection. (The browser's `WebSocket`
@@ -1116,9 +1116,9 @@ transport_test! {
         assert_eq!(socket.state(), State::Open);
         finish(socket, events).await;
     }
-}
+);
 
-transport_test! {
+transport_test!(
     /// A reader that keeps up, with a receive limit of 1 (a careless 0 counts as 1): each message
     /// fills the stream, and the transport reads the next as soon as the stream is read, rather
     /// than when it next looks (every 16 ms, which held such a reader to 60 messages a second).
@@ -1142,4 +1142,4 @@ transport_test! {
             finish(socket, events).await;
         }
     }
-}
+);

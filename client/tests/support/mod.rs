@@ -91,15 +91,16 @@ pub async fn local<F: Future>(body: F) -> F::Output {
 /// A test of the suite every transport runs (`transports.rs`): in the browser, a
 /// `wasm_bindgen_test`; natively, a `tokio::test` whose body runs on [`local`], ignored unless
 /// asked for, since it needs the echo server (`cargo xtask test` runs it with
-/// `--include-ignored`). Doc comments and attributes pass through:
+/// `--include-ignored`). Doc comments and attributes pass through; in parentheses, rustfmt
+/// formats the test as any function:
 ///
 /// ```ignore
-/// transport_test! {
+/// transport_test!(
 ///     /// What it shows.
 ///     async fn a_name() {
 ///         // The body.
 ///     }
-/// }
+/// );
 /// ```
 #[allow(unused_macros)] // Only `transports.rs` has such tests.
 macro_rules! transport_test {
