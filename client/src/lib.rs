@@ -299,14 +299,14 @@ mod js;
 mod link;
 mod message;
 mod messages;
+#[cfg(all(not(target_arch = "wasm32"), test))]
+mod model;
 #[cfg(all(not(target_arch = "wasm32"), not(test)))]
 mod native;
 #[cfg(target_arch = "wasm32")]
 mod network;
 mod queue;
 mod reconnect;
-#[cfg(all(not(target_arch = "wasm32"), test))]
-mod model;
 #[cfg(all(not(target_arch = "wasm32"), test))]
 mod scenarios;
 #[cfg(all(not(target_arch = "wasm32"), test))]

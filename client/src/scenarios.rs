@@ -52,12 +52,21 @@ fn ms(ms: u64) -> Duration {
 
 /// The events of the log, without their times.
 fn events(log: &Log) -> Vec<Event> {
-    log.borrow().iter().map(|(_, event)| event.clone()).collect()
+    log.borrow()
+        .iter()
+        .map(|(_, event)| event.clone())
+        .collect()
 }
 
 /// The messages connection `id` took, pings included.
 fn sent(id: usize) -> Vec<Message> {
-    sim::with(|world| world.conns[id].sent.iter().map(|(_, m)| m.clone()).collect())
+    sim::with(|world| {
+        world.conns[id]
+            .sent
+            .iter()
+            .map(|(_, m)| m.clone())
+            .collect()
+    })
 }
 
 fn sent_at(id: usize) -> Vec<u64> {
@@ -116,7 +125,7 @@ fn heartbeat_pings_every_interval_not_every_interval_plus_timeout() {
     for _ in 0..100 {
         sim::advance(10);
         let pings = sent(0).len();
-        let heard = sim::with(|w| w.conns[0].last_heard);
+        let heard = sim::with(|w| w.conns[0].heard.last().map(|(at, _)| *at));
         if pings > 0 && heard.is_none_or(|at| at < *sent_at(0).last().unwrap()) {
             sim::receive(text("ping"));
         }
@@ -220,8 +229,12 @@ fn a_server_that_picks_none_of_the_offered_subprotocols_fails_the_attempt() {
     let (socket, log) = start(WebSocket::builder("ws://a").protocols(["chat", "v2"]));
     assert!(sim::open(""));
     sim::settle();
-    let failed = CloseEvent::new(1006, "the server chose none of the offered subprotocols", false)
-        .with_cause(CloseCause::HandshakeFailed);
+    let failed = CloseEvent::new(
+        1006,
+        "the server chose none of the offered subprotocols",
+        false,
+    )
+    .with_cause(CloseCause::HandshakeFailed);
     assert_eq!(events(&log), [Event::Error, Event::Close(failed)]);
     assert_eq!(socket.state(), State::Closed);
     assert!(released(0));
@@ -245,8 +258,8 @@ fn an_echo_of_the_heartbeat_is_the_heartbeats_own() {
     sim::receive(text("hb"));
     sim::receive(text("news"));
     assert_eq!(events(&log), [Event::Open, Event::Message(text("news"))]);
-    let streamed: Vec<Event> = std::iter::from_fn(|| stream.next().now_or_never().flatten())
-        .collect();
+    let streamed: Vec<Event> =
+        std::iter::from_fn(|| stream.next().now_or_never().flatten()).collect();
     assert_eq!(streamed, [Event::Open, Event::Message(text("news"))]);
     drop(stream);
     drop_and_check(socket);
@@ -298,7 +311,11 @@ fn closed_resolves_to_the_final_close_on_the_socket_and_both_halves() {
     }
     sim::settle();
     assert_eq!(socket.state(), State::Closing);
-    assert_eq!(sink_closed.take(), None, "the sink's close waits for the socket's");
+    assert_eq!(
+        sink_closed.take(),
+        None,
+        "the sink's close waits for the socket's"
+    );
     assert_eq!(closes(0), [(1000, String::new())]);
     // The server answers the close.
     sim::close(CloseEvent::new(1000, "", true));

@@ -150,6 +150,11 @@ impl Watch for Dog {
         }
         let beat = self.beat.as_ref()?;
         if state != State::Open {
+            // Closing (the application's close while open): nothing more to ping or judge. A
+            // ping deadline left in the past would make the timer ring at once, forever
+            // (found by the model tests: regression_heartbeat_while_closing_spins).
+            self.next_ping = None;
+            self.awaiting = None;
             return None;
         }
         // Alive if anything came since the ping left: judged by what came, not by timer
