@@ -224,8 +224,8 @@ struct Ledger {
     closed_at: Option<usize>,
     /// When the socket was hurried (`reconnect_now`, online), and how long the log was.
     hurried: Vec<(u64, usize)>,
-    /// What `closed()` resolved to.
-    closed: Vec<CloseEvent>,
+    /// What `closed()` resolved to, and the last close delivered then.
+    closed: Vec<(CloseEvent, Option<CloseEvent>)>,
     refuse: bool,
 }
 
@@ -468,7 +468,16 @@ impl Run {
             }
             (Op::Closed, Some(s)) => sim::spawn(async move {
                 let close = s.closed().await;
-                ledger.borrow_mut().closed.push(close);
+                let mut ledger = ledger.borrow_mut();
+                let last = ledger
+                    .log
+                    .iter()
+                    .rev()
+                    .find_map(|(_, _, event)| match event {
+                        Event::Close(close) => Some(close.clone()),
+                        _ => None,
+                    });
+                ledger.closed.push((close, last));
             }),
             (Op::SinkClose, Some(s)) => {
                 closed_now(&ledger);
@@ -831,15 +840,7 @@ impl Run {
                     );
                 }
             }
-            let last = ledger
-                .log
-                .iter()
-                .rev()
-                .find_map(|(_, _, event)| match event {
-                    Event::Close(close) => Some(close.clone()),
-                    _ => None,
-                });
-            for close in &ledger.closed {
+            for (close, last) in &ledger.closed {
                 ensure!(
                     Some(close) == last.as_ref(),
                     "closed() gave {close:?}, last {last:?}"
@@ -955,5 +956,9 @@ fn regression_heartbeat_while_closing_spins() {
         heartbeat: Some((1, 49, false)),
         ..conf_none()
     };
-    run(&conf, &[Op::Arm(Api::Close), Op::Open(false), Op::Advance(1)]).unwrap();
+    run(
+        &conf,
+        &[Op::Arm(Api::Close), Op::Open(false), Op::Advance(1)],
+    )
+    .unwrap();
 }
