@@ -19,11 +19,14 @@ use crate::{
     Reconnect, State, WeakWebSocket, WebSocket, live_closures,
 };
 
+/// initial, max delay, max attempts, reset after, 4001 final, capacity, drop oldest.
+type Policy = (u64, u64, Option<u32>, u64, bool, usize, bool);
+
 /// The socket's configuration, drawn at random.
 #[derive(Clone, Debug)]
 pub(crate) struct Conf {
     /// initial, max delay, max attempts, reset after, 4001 final, capacity, drop oldest.
-    reconnect: Option<(u64, u64, Option<u32>, u64, bool, usize, bool)>,
+    reconnect: Option<Policy>,
     /// interval, timeout, with a reply predicate ("pong").
     heartbeat: Option<(u64, u64, bool)>,
     connect_timeout: Option<u64>,
@@ -376,7 +379,6 @@ struct Run {
     offline: bool,
     /// Whether some handle may have dropped the socket while messages were queued.
     discarded: bool,
-    pings_ok_until: usize,
 }
 
 type Check = Result<(), String>;
@@ -407,7 +409,6 @@ impl Run {
             visible: Vec::new(),
             offline: false,
             discarded: false,
-            pings_ok_until: 0,
         }
     }
 
@@ -436,16 +437,14 @@ impl Run {
             (Op::CloseWith(code, reason), Some(s)) => close_with(&ledger, &s, *code, *reason),
             (Op::ReconnectNow, Some(s)) => reconnect_now(&ledger, &s),
             (Op::CloneHandle, Some(s)) => self.handles.push(s),
-            (Op::DropHandle(i), _) => {
-                if !self.handles.is_empty() {
-                    let i = i % self.handles.len();
-                    if let Some(s) = self.socket()
-                        && s.queued() > 0
-                    {
-                        self.discarded = true;
-                    }
-                    self.handles.remove(i);
+            (Op::DropHandle(i), _) if !self.handles.is_empty() => {
+                let i = i % self.handles.len();
+                if let Some(s) = self.socket()
+                    && s.queued() > 0
+                {
+                    self.discarded = true;
                 }
+                self.handles.remove(i);
             }
             (Op::Events, Some(s)) => self.events.push(s.events()),
             (Op::Messages, Some(s)) => self.messages.push(s.messages()),

@@ -11,8 +11,8 @@ use futures_util::{SinkExt, StreamExt};
 
 use crate::sim;
 use crate::{
-    Builder, CloseCause, CloseEvent, Event, Heartbeat, Message, Overflow, Reconnect, State,
-    WebSocket, live_closures,
+    Builder, CloseCause, CloseEvent, Event, Heartbeat, Message, Reconnect, State, WebSocket,
+    live_closures,
 };
 
 pub(crate) type Log = Rc<RefCell<Vec<(u64, Event)>>>;
@@ -286,7 +286,8 @@ fn closed_resolves_to_the_final_close_on_the_socket_and_both_halves() {
     let (socket, _log) = start(WebSocket::builder("ws://a"));
     sim::open("");
     let (sink, stream) = socket.messages().split();
-    let got: Rc<RefCell<Vec<(&str, CloseEvent, State)>>> = Rc::default();
+    type Got = Rc<RefCell<Vec<(&'static str, CloseEvent, State)>>>;
+    let got: Got = Rc::default();
     for name in ["socket", "sink", "stream"] {
         let (got, socket, sink) = (got.clone(), socket.clone(), sink.socket().clone());
         let stream_socket = stream.socket().clone();

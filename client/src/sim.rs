@@ -50,7 +50,6 @@ pub(crate) enum Mark {
 /// One connection the driver opened, as the test sees it.
 pub(crate) struct Conn {
     pub(crate) url: String,
-    pub(crate) opened_at: u64,
     pub(crate) state: State,
     pub(crate) protocol: String,
     pub(crate) buffered: u32,
@@ -89,6 +88,8 @@ pub(crate) struct World {
     next_task: u64,
     pub(crate) conns: Vec<Conn>,
     pub(crate) marks: Vec<(u64, Mark)>,
+    /// A task waits for room in the listener's streams.
+    waiting_room: bool,
 }
 
 impl World {
@@ -103,6 +104,7 @@ impl World {
             next_task: 0,
             conns: Vec::new(),
             marks: Vec::new(),
+            waiting_room: false,
         }
     }
 
@@ -298,11 +300,6 @@ pub(crate) fn settle() {
     advance(0);
 }
 
-/// When the next timer is due, if any.
-pub(crate) fn next_deadline() -> Option<u64> {
-    with(|world| world.timers.first_key_value().map(|(key, _)| key.0))
-}
-
 // ---- The transport ----------------------------------------------------------------------
 
 /// A connection of the simulated transport: the id of its record in the world.
@@ -329,7 +326,6 @@ impl Connection {
             let id = world.conns.len();
             world.conns.push(Conn {
                 url: url.to_owned(),
-                opened_at: now,
                 state: State::Connecting,
                 protocol: String::new(),
                 buffered: 0,
@@ -368,13 +364,12 @@ impl Connection {
                 conn.sent.push((now, message));
                 Ok(())
             }
-            State::Connecting => Err(Unsent {
-                message,
-                error: Error::NotOpen(State::Connecting),
-            }),
-            _ => {
-                conn.dropped.push(message);
-                Ok(())
+            // As natively: refused while connecting, dropped silently (and recorded) after.
+            state => {
+                if state != State::Connecting {
+                    conn.dropped.push(message.clone());
+                }
+                crate::transport::not_open(state, message)
             }
         })
     }
@@ -556,7 +551,16 @@ fn read() -> bool {
         });
         match next {
             None => return any,
-            Some(false) if !listener.may_read() => return any,
+            Some(false) if !listener.may_read() => {
+                // As natively: wait for room (a stream read, or a short pause).
+                if !with(|world| std::mem::replace(&mut world.waiting_room, true)) {
+                    spawn(async move {
+                        listener.wait_for_room().await;
+                        with(|world| world.waiting_room = false);
+                    });
+                }
+                return any;
+            }
             _ => {}
         }
         let incoming = with(|world| {
