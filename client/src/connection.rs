@@ -8,8 +8,8 @@ use wasm_bindgen::closure::Closure;
 use web_sys::{BinaryType, MessageEvent};
 
 use crate::error::Error;
-use crate::js::{self, describe};
 use crate::event::Unsent;
+use crate::js::{self, describe};
 use crate::message::{CloseEvent, Message, NORMAL_CLOSURE, State};
 use crate::tracked::Tracked;
 use crate::transport::{Listener, Options};

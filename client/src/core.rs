@@ -26,7 +26,6 @@ use crate::reconnect::Reconnect;
 pub(crate) use crate::watch::{Millis, millis};
 use crate::watch::{Verdict, Watch};
 
-
 /// How long a drain waits before looking again at a buffer over the high-water mark: browsers
 /// have no event for a draining buffer.
 pub(crate) const DRAIN_PAUSE: Millis = 16;

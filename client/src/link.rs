@@ -49,10 +49,10 @@ pub(crate) fn kind(options: &Options) -> Transport {
 mod either {
     use std::rc::Weak;
 
-    use crate::transport::{Listener, Options, Transport};
     use crate::error::Error;
     use crate::event::Unsent;
     use crate::message::{Message, State};
+    use crate::transport::{Listener, Options, Transport};
     use crate::{connection, websocketstream};
 
     /// A connection on whichever browser transport the socket uses.

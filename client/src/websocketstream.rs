@@ -29,8 +29,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 use crate::error::Error;
-use crate::js::{self, describe};
 use crate::event::Unsent;
+use crate::js::{self, describe};
 use crate::message::{CloseEvent, Message, NORMAL_CLOSURE, State};
 use crate::timer::{sleep, spawn};
 use crate::tracked::Tracked;
