@@ -107,6 +107,8 @@ impl Reconnect {
     /// The delay before attempt `attempt` (1 for the first): the initial delay doubled for
     /// each earlier attempt, capped at the maximum, then scaled by `0.5 + random / 2` so that
     /// many clients dropped at once do not all come back at once. `random` is in `[0, 1)`.
+    /// Never under [`MIN_DELAY`](Self::MIN_DELAY), even with a delay of zero: an attempt that
+    /// fails at once would otherwise be retried at the same instant, forever.
     pub fn delay(&self, attempt: u32, random: f64) -> Duration {
         let doublings = attempt.saturating_sub(1).min(31);
         let backoff = self
@@ -117,8 +119,12 @@ impl Reconnect {
         // (whose conversions can panic).
         let millis = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX);
         let scale = 500 + (random.clamp(0.0, 1.0) * 500.0) as u64;
-        Duration::from_millis(millis / 1000 * scale + millis % 1000 * scale / 1000)
+        let scaled = millis / 1000 * scale + millis % 1000 * scale / 1000;
+        Duration::from_millis(scaled).max(Self::MIN_DELAY)
     }
+
+    /// The shortest delay between attempts: 10 ms.
+    pub const MIN_DELAY: Duration = Duration::from_millis(10);
 
     /// Whether attempt `attempt` is allowed.
     pub(crate) fn allows(&self, attempt: u32) -> bool {
@@ -148,6 +154,15 @@ mod tests {
         let policy = Reconnect::new().initial_delay(Duration::from_millis(100));
         assert_eq!(policy.delay(1, 0.0), Duration::from_millis(50));
         assert_eq!(policy.delay(2, 0.5), Duration::from_millis(150));
+    }
+
+    #[test]
+    fn a_zero_backoff_still_waits_the_minimum() {
+        let policy = Reconnect::new()
+            .initial_delay(Duration::ZERO)
+            .max_delay(Duration::ZERO);
+        assert_eq!(policy.delay(1, 0.0), Reconnect::MIN_DELAY);
+        assert_eq!(policy.delay(40, 1.0), Reconnect::MIN_DELAY);
     }
 
     #[test]
