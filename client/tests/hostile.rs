@@ -403,49 +403,6 @@ async fn send_async_waits_for_room_while_the_server_closes() {
 // Probes that pass: kept as regression tests.
 // ---------------------------------------------------------------------------------------------
 
-/// `close()` while the first connection is still being made: no event inside the call, one
-/// close at the end, nothing left behind, no reconnection (reconnection on).
-#[wasm_bindgen_test]
-async fn close_while_connecting_reports_nothing_inside_the_call_and_never_reconnects() {
-    let before = live_closures();
-    let heard: Log<&str> = Rc::default();
-    let socket = WebSocket::builder(server_url())
-        .reconnect(quick_reconnect())
-        .on_error({
-            let heard = heard.clone();
-            move |_| heard.borrow_mut().push("error")
-        })
-        .on_close({
-            let heard = heard.clone();
-            move |_, _| heard.borrow_mut().push("close")
-        })
-        .connect()
-        .unwrap();
-    let mut events = socket.events();
-    assert_eq!(socket.state(), State::Connecting);
-    socket.send("queued while connecting").unwrap();
-    socket.close_with(4000, "early").unwrap();
-    assert!(
-        heard.borrow().is_empty(),
-        "delivered inside close(): {heard:?}"
-    );
-    // Again, and a send: typed errors, no panic.
-    socket.close_with(4001, "again").unwrap();
-    assert!(matches!(socket.send("late"), Err(Error::NotOpen(_))));
-    let rest = rest(&mut events).await;
-    let closed = Error::NotOpen(State::Closed);
-    assert!(
-        is_unsent(rest.last().unwrap(), "queued while connecting", &closed),
-        "{rest:?}"
-    );
-    assert!(matches!(rest[rest.len() - 2], Event::Close(_)), "{rest:?}");
-    assert!(!rest.contains(&Event::Open), "{rest:?}");
-    assert_eq!(heard.borrow().last(), Some(&"close"));
-    sleep(300).await;
-    assert_eq!(socket.state(), State::Closed);
-    assert_eq!(live_closures(), before);
-}
-
 /// Close twice with different codes while open: the first wins, the second is a no-op, and a
 /// send between them is a typed error.
 #[wasm_bindgen_test]
@@ -484,37 +441,6 @@ async fn close_twice_while_waiting_then_send() {
         &Error::NotOpen(State::Closed)
     ));
     assert_closures_back_to(before).await;
-}
-
-/// `close()` from `on_reconnect` cancels the attempt it announces.
-#[wasm_bindgen_test]
-async fn close_from_on_reconnect_cancels_the_attempt() {
-    let before = live_closures();
-    let socket = WebSocket::builder(server_url())
-        .reconnect(quick_reconnect().initial_delay(Duration::ZERO))
-        .on_reconnect(|socket, _| {
-            assert_eq!(socket.state(), State::Reconnecting);
-            socket.send("queued in on_reconnect").unwrap();
-            socket.close_with(4000, "from on_reconnect").unwrap();
-            assert_eq!(socket.state(), State::Closed);
-        })
-        .connect()
-        .unwrap();
-    let (socket, mut events) = open(socket).await;
-    socket.send("!drop").unwrap();
-    let rest = rest(&mut events).await;
-    assert_eq!(rest.len(), 4, "{rest:?}");
-    assert!(matches!(
-        rest[0],
-        Event::Close(CloseEvent { code: 1006, .. })
-    ));
-    assert!(matches!(rest[1], Event::Reconnecting(_)));
-    assert_eq!(rest[2], close(4000, "from on_reconnect"));
-    let closed = Error::NotOpen(State::Closed);
-    assert!(is_unsent(&rest[3], "queued in on_reconnect", &closed));
-    sleep(300).await;
-    assert_eq!(socket.state(), State::Closed);
-    assert_eq!(live_closures(), before);
 }
 
 /// Every public method from `on_open`, `on_message`, `on_close` and `on_unsent`, and the state

@@ -588,28 +588,6 @@ async fn the_only_handle_dropped_from_the_close_of_an_offline() {
     assert_eq!(live_closures(), before);
 }
 
-/// The control for `visibility_changes_do_not_postpone_a_lost_heartbeat`: the same stall,
-/// without the page's events, is found within the interval and the timeout.
-#[wasm_bindgen_test]
-async fn a_stall_is_found_within_interval_and_timeout() {
-    let before = live_closures();
-    let socket = WebSocket::builder(server_url())
-        .heartbeat(Heartbeat::new(
-            Duration::from_millis(200),
-            Duration::from_millis(400),
-        ))
-        .follow_network()
-        .connect()
-        .unwrap();
-    let (socket, mut events) = open(socket).await;
-    socket.send("!stall 3000").unwrap();
-    let lost = within(1_500, next_close(&mut events)).await;
-    assert_eq!(lost.cause, CloseCause::HeartbeatLost);
-    assert_eq!(next(&mut events).await, None);
-    drop(socket);
-    assert_closures_back_to(before).await;
-}
-
 /// Regression (found by this suite, now fixed): A socket ended by the server's final code (or by
 /// its attempts running out) keeps its `follow_network` listeners for `reconnect_now`; the
 /// application's close() afterwards is final, and must let them go.
