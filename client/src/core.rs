@@ -171,10 +171,13 @@ impl Core {
 
     // ---- What the driver asks -------------------------------------------------------------
 
-    /// The first attempt: `Action::Open`.
+    /// The first attempt, which the driver opens itself, to the configured URL: no
+    /// `Action::Open`.
     pub(crate) fn connect(&mut self, now: Millis) {
         self.now = now;
-        self.open_attempt(now);
+        if let Some(watch) = &mut self.config.watch {
+            watch.attempt(now);
+        }
     }
 
     /// The next thing to do.
@@ -204,10 +207,7 @@ impl Core {
             _ => None,
         };
         let watch = (self.config.watch.as_ref()).and_then(|watch| watch.deadline());
-        [self.tick, self.drain_at, reopen, watch]
-            .into_iter()
-            .flatten()
-            .min()
+        earliest(earliest(self.tick, self.drain_at), earliest(reopen, watch))
     }
 
     /// The state the application sees, given the transport's (the browser's socket may be
@@ -734,6 +734,14 @@ pub(crate) fn judge(core: &mut Core, now: Millis, reader_behind: bool) {
                 return;
             }
         }
+    }
+}
+
+/// The earlier of two deadlines, if either is set.
+fn earliest(a: Option<Millis>, b: Option<Millis>) -> Option<Millis> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        _ => a.or(b),
     }
 }
 

@@ -82,6 +82,7 @@ impl WebSocket {
     /// Opens the socket `setup` describes: its first attempt is made before this returns,
     /// and a URL the transport refuses is the error.
     pub(crate) fn start(setup: Setup) -> Result<WebSocket, Error> {
+        let url = setup.config.url.clone();
         let shared = Rc::new(Shared {
             core: RefCell::new(Core::new(setup.config)),
             link: RefCell::new(None),
@@ -101,9 +102,7 @@ impl WebSocket {
             listening: Cell::new(None),
         });
         shared.core().connect(now());
-        if let Some(Action::Open(url)) = shared.poll() {
-            shared.open(&url)?;
-        }
+        shared.open(&url)?;
         if let Some(listen) = setup.hooks.listen {
             shared.listening.set(Some(listen(&shared)));
         }
