@@ -291,7 +291,6 @@ impl Builder {
             url: self.url,
             reconnect: self.reconnect,
             high_water_mark: self.high_water_mark,
-            offers_protocols: !self.options.protocols.is_empty(),
             receive_limit: self.receive_limit,
             decides: self.hooks.should_reconnect.is_some(),
             provides_url: self.hooks.ask_url.is_some(),

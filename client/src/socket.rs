@@ -665,8 +665,10 @@ impl Shared {
 
 impl Listener for Shared {
     fn opened(self: Rc<Self>) {
-        let chosen = self.with_link(Connection::protocol);
-        self.core().opened(now(), &chosen);
+        // Subprotocols offered, and the server picked none.
+        let unchosen =
+            !self.options.protocols.is_empty() && self.with_link(Connection::protocol).is_empty();
+        self.core().opened(now(), unchosen);
         self.pump();
     }
 
