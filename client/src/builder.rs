@@ -145,6 +145,7 @@ impl Builder {
         // A stream must hold the message it is given: with 0, a pulling transport would never
         // read again.
         self.receive_limit = Some(events.max(1));
+        self.hooks.overflows = Some(crate::socket::Shared::overflowing);
         self
     }
 
@@ -217,7 +218,10 @@ impl Builder {
     /// server reports with a code of its own, whatever the code; or look at
     /// [`CloseEvent::cause`].
     pub fn should_reconnect(mut self, decide: impl Fn(&CloseEvent) -> bool + 'static) -> Self {
-        self.hooks.should_reconnect = Some(Box::new(decide));
+        self.hooks.should_reconnect = Some(Box::new(move |shared, close| {
+            let wanted = decide(&close);
+            shared.decided(wanted);
+        }));
         self
     }
 

@@ -93,6 +93,7 @@ impl WebSocket {
             callbacks: Cell::new(setup.callbacks),
             should_reconnect: setup.hooks.should_reconnect,
             is_reply: setup.hooks.is_reply,
+            overflows: setup.hooks.overflows,
             ask_url: Cell::new(setup.hooks.ask_url),
             streams: Cell::new(Vec::new()),
             released: Cell::new(false),
@@ -344,19 +345,22 @@ impl Callbacks {
 /// not carries none of its code.
 #[derive(Default)]
 pub(crate) struct Hooks {
-    /// `Builder::should_reconnect`.
+    /// `Builder::should_reconnect`: asks it, and tells [`Shared::decided`].
     pub(crate) should_reconnect: Option<ShouldReconnect>,
     /// `Builder::url_provider_async`: starts getting a URL, which it gives to
     /// [`Shared::url_provided`] with the request's number.
     pub(crate) ask_url: Option<AskUrl>,
     /// `Heartbeat::reply`.
     pub(crate) is_reply: Option<IsReply>,
+    /// `Builder::receive_limit`: [`Shared::overflowing`].
+    pub(crate) overflows: Option<fn(&Shared) -> bool>,
     /// `Builder::follow_network`: starts listening to the browser.
     pub(crate) listen: Option<fn(&Rc<Shared>) -> Listening>,
 }
 
-/// `Builder::should_reconnect`'s answer to "reconnect after this close?".
-pub(crate) type ShouldReconnect = Box<dyn Fn(&CloseEvent) -> bool>;
+/// Asks `Builder::should_reconnect` "reconnect after this close?", and tells the answer to
+/// [`Shared::decided`].
+pub(crate) type ShouldReconnect = Box<dyn Fn(&Rc<Shared>, CloseEvent)>;
 /// `Heartbeat::reply`.
 pub(crate) type IsReply = Rc<dyn Fn(&Message) -> bool>;
 /// Starts getting a URL, which it gives to [`Shared::url_provided`] with the request's number.
@@ -394,6 +398,7 @@ pub(crate) struct Shared {
     /// `Builder::should_reconnect`, `Heartbeat::reply` and the URL provider: see [`Hooks`].
     should_reconnect: Option<ShouldReconnect>,
     is_reply: Option<IsReply>,
+    overflows: Option<fn(&Shared) -> bool>,
     ask_url: Cell<Option<AskUrl>>,
     streams: Cell<Vec<Feed>>,
     /// The socket finished and its last events were delivered: no stream can join.
@@ -491,9 +496,10 @@ impl Shared {
                 }
             }
             Action::Decide(close) => {
-                let decide = self.should_reconnect.as_ref();
-                let wanted = decide.is_none_or(|decide| decide(&close));
-                self.core().decided(now(), wanted);
+                // Asked only with `Builder::should_reconnect`.
+                if let Some(decide) = &self.should_reconnect {
+                    decide(self, close);
+                }
             }
             Action::Close(code, reason) => {
                 if let Some(link) = self.link.borrow().as_ref() {
@@ -674,7 +680,7 @@ impl Listener for Shared {
 
     fn received(self: Rc<Self>, message: Message) {
         let is_reply = (self.is_reply.as_ref()).is_some_and(|is_reply| is_reply(&message));
-        let full = self.overflowing();
+        let full = self.overflows.is_some_and(|overflows| overflows(&self));
         self.core().received(message, is_reply, full);
         self.pump();
     }
@@ -713,9 +719,15 @@ impl Listener for Shared {
 }
 
 impl Shared {
+    /// The application decided whether to reconnect after the close it was asked about.
+    pub(crate) fn decided(self: &Rc<Self>, wanted: bool) {
+        self.core().decided(now(), wanted);
+    }
+
     /// A message on a transport that cannot stop reading finds a stream at the receive
-    /// limit.
-    fn overflowing(&self) -> bool {
+    /// limit: the hook `Builder::receive_limit` sets, so that pages without a limit carry
+    /// none of this.
+    pub(crate) fn overflowing(&self) -> bool {
         #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
         if link::kind(&self.options) != crate::Transport::WebSocket {
             return false;
