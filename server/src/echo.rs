@@ -114,10 +114,8 @@ enum Step {
     Continue,
     /// End the connection.
     Stop,
-    /// Test control: neither read nor answer for this long, then end the connection.
-    Stall(Duration),
-    /// Test control: send this many binary messages of this size, reading nothing meanwhile.
-    Flood(u32, usize),
+    /// A test control takes the connection over for a while (`controls::Takeover`).
+    Control(controls::Takeover),
 }
 
 impl<'a, I> Handler<'a, I>
@@ -211,22 +209,14 @@ where
                 }
                 Step::Continue => ControlFlow::Continue(()),
                 Step::Stop => ControlFlow::Break(()),
-                // On the heap, like a failure: only tests stall.
-                Step::Stall(duration) => {
-                    Box::pin(async {
-                        tokio::select! {
-                            _ = tokio::time::sleep(duration) => {}
-                            _ = &mut shutting_down => {}
-                        }
-                    })
-                    .await;
-                    ControlFlow::Break(())
-                }
-                Step::Flood(count, size) => {
+                // On the heap, like a failure: only tests take a connection over.
+                Step::Control(takeover) => {
                     let timeout = self.send_timeout();
-                    let flood = controls::flood(&mut self.socket, count, size, timeout);
-                    let flooded = Box::pin(flood).await;
-                    self.check_write(flooded)
+                    let run = takeover.run(&mut self.socket, shutting_down.as_mut(), timeout);
+                    match Box::pin(run).await {
+                        Ok(flow) => flow,
+                        Err(error) => self.check_write(Err(error)),
+                    }
                 }
             };
             if flow.is_break() {
@@ -322,8 +312,7 @@ where
                 self.server.controls.start_outage(duration);
                 Step::Stop
             }
-            Command::Stall(duration) => Step::Stall(duration),
-            Command::Flood { count, size } => Step::Flood(count, size),
+            Command::Takeover(takeover) => Step::Control(takeover),
         }
     }
 
