@@ -108,8 +108,8 @@ struct Server {
     page: files::Page,
     /// One permit for each WebSocket connection.
     connections: Arc<Semaphore>,
-    /// The most connections open at once lately, for `memory::give_back`.
-    peak: memory::Peak,
+    /// What `memory::give_back` watches: the peak of open connections, and renewed ones.
+    memory: memory::Usage,
     /// Becomes `true` when the server shuts down.
     shutdown: watch::Receiver<bool>,
 }
@@ -123,7 +123,7 @@ impl Server {
             origins: origin::Policy::new(&[], &[], true, false),
             page: files::Page::new(None),
             connections: Arc::new(Semaphore::new(config.max_connections)),
-            peak: memory::Peak::default(),
+            memory: memory::Usage::default(),
             controls: controls::Controls::default(),
             config,
             shutdown: watch::channel(false).1,
@@ -177,7 +177,7 @@ pub async fn serve(
     );
     let server = Arc::new(Server {
         connections: Arc::new(Semaphore::new(config.max_connections)),
-        peak: memory::Peak::default(),
+        memory: memory::Usage::default(),
         controls: controls::Controls::default(),
         page: files::Page::new(config.www.clone()),
         origins,

@@ -148,7 +148,7 @@ fn take_permit(peer: SocketAddr, server: &Server) -> Result<OwnedSemaphorePermit
         warn!(%peer, limit, "handshake rejected: too many connections");
         return Err(Refusal::Full);
     };
-    server.peak.saw(server.open_connections());
+    server.memory.saw(server.open_connections());
     Ok(permit)
 }
 
