@@ -257,18 +257,36 @@ async fn a_connection_renewed_after_a_large_message_loses_nothing() {
     let (first, rest) = large.split_at(60_000);
     for _ in 0..2 {
         socket.send(Message::text(large.clone())).await.unwrap();
-        assert_eq!(socket.next().await.unwrap().unwrap(), Message::text(&*large));
+        assert_eq!(
+            socket.next().await.unwrap().unwrap(),
+            Message::text(&*large)
+        );
         // Cut off across the second of silence that lets the server renew the connection.
-        socket.send(fragment(first, Data::Text, false)).await.unwrap();
+        socket
+            .send(fragment(first, Data::Text, false))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(2500)).await;
-        socket.send(fragment(rest, Data::Continue, true)).await.unwrap();
-        assert_eq!(socket.next().await.unwrap().unwrap(), Message::text(&*large));
+        socket
+            .send(fragment(rest, Data::Continue, true))
+            .await
+            .unwrap();
+        assert_eq!(
+            socket.next().await.unwrap().unwrap(),
+            Message::text(&*large)
+        );
         // Silent now, between messages: renewed.
         tokio::time::sleep(Duration::from_millis(2500)).await;
-        socket.send(Message::Ping(b"after".to_vec().into())).await.unwrap();
+        socket
+            .send(Message::Ping(b"after".to_vec().into()))
+            .await
+            .unwrap();
         let pong = socket.next().await.unwrap().unwrap();
         assert_eq!(pong, Message::Pong(b"after".to_vec().into()));
         socket.send(Message::text("small")).await.unwrap();
-        assert_eq!(socket.next().await.unwrap().unwrap(), Message::text("small"));
+        assert_eq!(
+            socket.next().await.unwrap().unwrap(),
+            Message::text("small")
+        );
     }
 }
