@@ -75,6 +75,15 @@ impl Server {
         assert!(peak < limit_mib * 1024, "peak RSS {peak} KiB");
     }
 
+    /// Sends `signal` (`TERM`, `KILL`) and returns at once.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.process.id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status();
+        assert!(sent.unwrap().success(), "kill -{signal} {pid}");
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         self.process.terminate().unwrap()
