@@ -303,11 +303,15 @@ fn main() -> Result<()> {
         let websockets: Vec<&Target> = (targets.iter())
             .filter(|target| matches!(target.wire, Wire::WebSocket))
             .collect();
+        let chosen = |target: &&Target| {
+            (server.as_ref()).is_none_or(|name| target.program.ends_with(name))
+        };
         let deflated = Target {
             name: "echo-server (ours), --deflate",
             args: &["--addr", "127.0.0.1:0", "--prefix", "", "--deflate"],
             ..websockets.last().copied().context("ours")?.clone()
         };
+        let websockets: Vec<&Target> = websockets.into_iter().filter(chosen).collect();
         report.push_str(&after_traffic::section(&runtime, &websockets, &deflated)?);
     }
     if wanted("5") {
