@@ -260,7 +260,10 @@ fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
 
 /// Opens a connection from `source` (any port when `None`) with Chromium's offer; the stream
 /// and whether the server accepted permessage-deflate.
-pub(crate) async fn open(addr: SocketAddr, source: Option<SocketAddr>) -> Result<(TcpStream, bool)> {
+pub(crate) async fn open(
+    addr: SocketAddr,
+    source: Option<SocketAddr>,
+) -> Result<(TcpStream, bool)> {
     let socket = TcpSocket::new_v4()?;
     if let Some(source) = source {
         socket.set_reuseaddr(true)?;
@@ -292,7 +295,11 @@ pub(crate) async fn open(addr: SocketAddr, source: Option<SocketAddr>) -> Result
 }
 
 /// Sends text `message` and checks the echo; the bytes written and read.
-pub(crate) async fn round_trip(stream: &mut TcpStream, message: &str, compressed: bool) -> Result<(u64, u64)> {
+pub(crate) async fn round_trip(
+    stream: &mut TcpStream,
+    message: &str,
+    compressed: bool,
+) -> Result<(u64, u64)> {
     let out = if compressed {
         frame(0xc1, &compress(message.as_bytes())?)
     } else {

@@ -258,10 +258,7 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     let mut rows = Vec::new();
-    for scenario in SCENARIOS
-        .iter()
-        .filter(|s| wanted(&s.name[..1]))
-    {
+    for scenario in SCENARIOS.iter().filter(|s| wanted(&s.name[..1])) {
         let chosen = |target: &&Target| {
             server
                 .as_ref()
@@ -303,9 +300,8 @@ fn main() -> Result<()> {
         let websockets: Vec<&Target> = (targets.iter())
             .filter(|target| matches!(target.wire, Wire::WebSocket))
             .collect();
-        let chosen = |target: &&Target| {
-            (server.as_ref()).is_none_or(|name| target.program.ends_with(name))
-        };
+        let chosen =
+            |target: &&Target| (server.as_ref()).is_none_or(|name| target.program.ends_with(name));
         let deflated = Target {
             name: "echo-server (ours), --deflate",
             args: &["--addr", "127.0.0.1:0", "--prefix", "", "--deflate"],
