@@ -185,7 +185,6 @@ pub async fn serve(
         config,
         shutdown: stopped,
     });
-    memory::map_large_buffers();
     let give_back = tokio::spawn(memory::give_back(server.clone()));
     // Every connection task holds a clone of `alive`; `all_closed` ends when the last is gone.
     let (alive, mut all_closed) = mpsc::channel::<()>(1);

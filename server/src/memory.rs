@@ -59,29 +59,6 @@ pub async fn give_back(server: Arc<Server>) {
     }
 }
 
-/// Buffers at least this large (a large message's, in tungstenite and in the layers under it)
-/// are mapped on their own by malloc, and unmapped as soon as they are freed.
-const MAP_ON_THEIR_OWN: usize = 64 << 10;
-
-/// Has malloc map large buffers on their own: freed, they go back to the system at once,
-/// instead of leaving holes in the heap that the connections allocated later sit between.
-/// glibc's threshold is 128 KiB at first but rises to the largest block freed so far (up to
-/// 32 MiB), after which every large message's buffers come from the heap; with it fixed,
-/// idle connections that once passed 64 KiB or 512 KiB messages cost what silent ones do
-/// (benchmark scenario 4b). Smaller blocks, and so every idle connection's own, still come
-/// from the heap.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub fn map_large_buffers() {
-    // SAFETY: mallopt has no preconditions; it takes malloc's own locks.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MAP_ON_THEIR_OWN as libc::c_int);
-    }
-}
-
-/// Other allocators decide for themselves.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn map_large_buffers() {}
-
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn trim() {
     // SAFETY: malloc_trim has no preconditions; it takes malloc's own locks.

@@ -239,9 +239,9 @@ where
     }
 }
 
-/// A connection that passed a large message is renewed once silent for a second (its
+/// A connection that passed a large message is renewed once silent for 100 ms (its
 /// tungstenite socket made afresh, issue 24), never in the middle of a message: a message
-/// whose first fragment arrived before that second and its last after it is whole, and the
+/// whose first fragment arrived before that silence and its last after it is whole, and the
 /// renewed connection echoes, answers pings and takes fragments as before.
 #[tokio::test]
 async fn a_connection_renewed_after_a_large_message_loses_nothing() {
@@ -261,12 +261,12 @@ async fn a_connection_renewed_after_a_large_message_loses_nothing() {
             socket.next().await.unwrap().unwrap(),
             Message::text(&*large)
         );
-        // Cut off across the second of silence that lets the server renew the connection.
+        // Cut off across the silence that lets the server renew the connection.
         socket
             .send(fragment(first, Data::Text, false))
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(2500)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
         socket
             .send(fragment(rest, Data::Continue, true))
             .await
@@ -276,7 +276,7 @@ async fn a_connection_renewed_after_a_large_message_loses_nothing() {
             Message::text(&*large)
         );
         // Silent now, between messages: renewed.
-        tokio::time::sleep(Duration::from_millis(2500)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
         socket
             .send(Message::Ping(b"after".to_vec().into()))
             .await
