@@ -30,7 +30,7 @@ const CONNECTIONS: usize = 2_000;
 const WAVE: usize = 50;
 
 /// How long the connections idle after their message before the memory is read: long enough
-/// for a server to give back what it can (ours shrinks a connection idle for a second and
+/// for a server to give back what it can (ours renews a connection silent for 100 ms and
 /// trims malloc's free pages within the next second).
 pub const SETTLE: Duration = Duration::from_secs(3);
 
