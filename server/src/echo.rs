@@ -48,7 +48,7 @@ const SMALL_MESSAGE: usize = 256;
 /// a busy one is looked at ten times a second, and an idle one gives its buffers back
 /// before many others have allocated around them. With a second here, connections that
 /// arrived meanwhile left the freed buffers as holes smaller than a page between their own
-/// allocations: 5.3 KiB per idle connection after a 2 KiB message, against 4.1 now
+/// allocations: 5.3 KiB per idle connection after a 2 KiB message, against 4.0 now
 /// (benchmark scenario 4b).
 const SETTLE: Duration = Duration::from_millis(100);
 
