@@ -211,7 +211,7 @@ fn cpu(pid: u32) -> Result<Duration> {
 }
 
 /// A JSON-like message of `size` bytes, different for every `seq`.
-fn json_like(seq: usize, size: usize) -> String {
+pub(crate) fn json_like(seq: usize, size: usize) -> String {
     let mut text = String::with_capacity(size + 128);
     let mut id = seq * 1000;
     while text.len() < size {
@@ -260,7 +260,10 @@ fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
 
 /// Opens a connection from `source` (any port when `None`) with Chromium's offer; the stream
 /// and whether the server accepted permessage-deflate.
-async fn open(addr: SocketAddr, source: Option<SocketAddr>) -> Result<(TcpStream, bool)> {
+pub(crate) async fn open(
+    addr: SocketAddr,
+    source: Option<SocketAddr>,
+) -> Result<(TcpStream, bool)> {
     let socket = TcpSocket::new_v4()?;
     if let Some(source) = source {
         socket.set_reuseaddr(true)?;
@@ -292,7 +295,11 @@ async fn open(addr: SocketAddr, source: Option<SocketAddr>) -> Result<(TcpStream
 }
 
 /// Sends text `message` and checks the echo; the bytes written and read.
-async fn round_trip(stream: &mut TcpStream, message: &str, compressed: bool) -> Result<(u64, u64)> {
+pub(crate) async fn round_trip(
+    stream: &mut TcpStream,
+    message: &str,
+    compressed: bool,
+) -> Result<(u64, u64)> {
     let out = if compressed {
         frame(0xc1, &compress(message.as_bytes())?)
     } else {

@@ -8,6 +8,7 @@
 //! short fixed run of each server under callgrind, for user-space instructions and allocations
 //! per message, which the machine's load does not move (`callgrind`); 4: idle
 //! connections held (memory per connection, after close, and a million-connection estimate);
+//! 4b: idle connections after one message of 2 KiB, 64 KiB or 512 KiB (`after_traffic`);
 //! 5: the wasm client against plain JavaScript in Chromium; 6: the demo's sizes; 7:
 //! permessage-deflate, against Node's `ws` (`deflate.rs`).
 
@@ -22,10 +23,12 @@ use bench::counters::{self, Snapshot, Used};
 use bench::{Outcome, Shape, Wire};
 use test_support::Spawned;
 
+mod after_traffic;
 mod deflate;
 mod transports;
 
 /// One server under test, started as its own process so its CPU time can be read.
+#[derive(Clone)]
 struct Target {
     name: &'static str,
     program: PathBuf,
@@ -190,7 +193,7 @@ struct Row {
 }
 
 fn main() -> Result<()> {
-    let usage = "usage: bench --root WORKSPACE [--write FILE] [--only 1,4,...] \
+    let usage = "usage: bench --root WORKSPACE [--write FILE] [--only 1,4,4b,...] \
                  [--server NAME] [--callgrind-only]";
     let (mut root, mut write, mut only, mut server) = (None, None, None, None);
     let mut callgrind_only = false;
@@ -213,7 +216,9 @@ fn main() -> Result<()> {
     // (the server's program name, e.g. `echo-server`); a report needs them all.
     let partial = only.is_some() || server.is_some() || callgrind_only;
     ensure!(write.is_none() || !partial, usage);
-    let wanted = |n: char| only.as_ref().is_none_or(|list| list.contains(n));
+    let wanted = |name: &str| {
+        (only.as_ref()).is_none_or(|list| list.split(',').any(|wanted| wanted == name))
+    };
     // The generator's core; every server gets the other one (`Target::spawn`). Set before
     // the runtime starts, so that any thread it makes inherits it.
     if counters::can_pin() {
@@ -253,10 +258,7 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     let mut rows = Vec::new();
-    for scenario in SCENARIOS
-        .iter()
-        .filter(|s| wanted(s.name.chars().next().unwrap_or('?')))
-    {
+    for scenario in SCENARIOS.iter().filter(|s| wanted(&s.name[..1])) {
         let chosen = |target: &&Target| {
             server
                 .as_ref()
@@ -291,10 +293,24 @@ fn main() -> Result<()> {
     report.push_str(&ratios(&rows));
     report.push_str(&targets_section(&rows));
     report.push_str(&spread_section(&rows));
-    if wanted('4') {
+    if wanted("4") {
         report.push_str(&idle_section(&runtime, &targets)?);
     }
-    if wanted('5') {
+    if wanted("4b") {
+        let websockets: Vec<&Target> = (targets.iter())
+            .filter(|target| matches!(target.wire, Wire::WebSocket))
+            .collect();
+        let chosen =
+            |target: &&Target| (server.as_ref()).is_none_or(|name| target.program.ends_with(name));
+        let deflated = Target {
+            name: "echo-server (ours), --deflate",
+            args: &["--addr", "127.0.0.1:0", "--prefix", "", "--deflate"],
+            ..websockets.last().copied().context("ours")?.clone()
+        };
+        let websockets: Vec<&Target> = websockets.into_iter().filter(chosen).collect();
+        report.push_str(&after_traffic::section(&runtime, &websockets, &deflated)?);
+    }
+    if wanted("5") {
         let ours = targets.last().expect("ours is the last target");
         report.push_str(&browser_section(&root, ours)?);
         let server = ours.start()?;
@@ -303,10 +319,10 @@ fn main() -> Result<()> {
             &format!("ws://{}/", server.addr),
         )?);
     }
-    if wanted('6') {
+    if wanted("6") {
         report.push_str(&size_section(&root.join("www/pkg"))?);
     }
-    if wanted('7') {
+    if wanted("7") {
         report.push_str(&deflate::section(&runtime, dir)?);
     }
     println!("{report}");

@@ -18,6 +18,8 @@
 //!
 //! Any other text, `!` or not, is echoed as usual.
 
+use std::ops::ControlFlow;
+use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -47,12 +49,49 @@ pub enum Command {
     Close(CloseFrame),
     Drop,
     Outage(Duration),
+    /// `!stall` and `!flood`, which the echo loop hands the connection over to.
+    Takeover(Takeover),
+}
+
+/// A control that takes the connection over from the echo loop for a while: the loop runs
+/// it ([`Takeover::run`]) and goes on, or not, as it says.
+#[derive(Debug, PartialEq)]
+pub enum Takeover {
+    /// `!stall MILLIS`: neither read nor answer for this long, then end the connection.
     Stall(Duration),
-    /// `!flood COUNT SIZE`.
-    Flood {
-        count: u32,
-        size: usize,
-    },
+    /// `!flood COUNT SIZE`: send this many binary messages of this size, reading nothing
+    /// meanwhile.
+    Flood { count: u32, size: usize },
+}
+
+impl Takeover {
+    /// Runs the control on `socket`: a stall ends early when the server shuts down
+    /// (`shutting_down`), and ends the connection; a flood gives each message `timeout` and
+    /// lets the connection go on.
+    pub async fn run<S, F>(
+        self,
+        socket: &mut S,
+        shutting_down: Pin<&mut F>,
+        timeout: Duration,
+    ) -> Result<ControlFlow<()>, Error>
+    where
+        S: Sink<Message, Error = Error> + Unpin,
+        F: Future,
+    {
+        match self {
+            Takeover::Stall(duration) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(duration) => {}
+                    _ = shutting_down => {}
+                }
+                Ok(ControlFlow::Break(()))
+            }
+            Takeover::Flood { count, size } => {
+                flood(socket, count, size, timeout).await?;
+                Ok(ControlFlow::Continue(()))
+            }
+        }
+    }
 }
 
 /// Parses a control command; `None` for any other text, and for an outage longer than
@@ -75,7 +114,7 @@ pub fn parse(text: &str) -> Option<Command> {
             let (count, size) = rest.split_once(' ')?;
             let (count, size) = (count.parse().ok()?, size.parse().ok()?);
             (count <= MAX_FLOOD_COUNT && size <= MAX_FLOOD_SIZE)
-                .then_some(Command::Flood { count, size })
+                .then_some(Command::Takeover(Takeover::Flood { count, size }))
         }
         "outage" | "stall" => {
             let duration = Duration::from_millis(rest.parse().ok()?);
@@ -84,7 +123,7 @@ pub fn parse(text: &str) -> Option<Command> {
             }
             Some(match verb {
                 "outage" => Command::Outage(duration),
-                _ => Command::Stall(duration),
+                _ => Command::Takeover(Takeover::Stall(duration)),
             })
         }
         _ => None,
@@ -129,7 +168,7 @@ impl Controls {
 /// Sends `count` binary messages of `size` bytes on `sink`, each within `timeout` (a peer that
 /// stops reading for longer ends the flood with a timeout error). One buffer is shared by
 /// every message, so the server holds one message however many it sends.
-pub async fn flood<S>(sink: &mut S, count: u32, size: usize, timeout: Duration) -> Result<(), Error>
+async fn flood<S>(sink: &mut S, count: u32, size: usize, timeout: Duration) -> Result<(), Error>
 where
     S: Sink<Message, Error = Error> + Unpin,
 {
@@ -166,14 +205,14 @@ mod tests {
         );
         assert_eq!(
             parse("!stall 2000"),
-            Some(Command::Stall(Duration::from_secs(2)))
+            Some(Command::Takeover(Takeover::Stall(Duration::from_secs(2))))
         );
         assert_eq!(
             parse("!flood 1000 65536"),
-            Some(Command::Flood {
+            Some(Command::Takeover(Takeover::Flood {
                 count: 1000,
                 size: 65536
-            })
+            }))
         );
         for text in [
             "!flood 10",

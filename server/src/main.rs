@@ -1,6 +1,7 @@
 //! The echo server binary: `cargo run -p echo-server -- --help`.
 
 use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -90,6 +91,12 @@ struct Args {
     /// that compression would not shrink); 0 compresses every reply.
     #[arg(long, default_value_t = Config::default().deflate_threshold)]
     deflate_threshold: usize,
+    /// Restarts that refuse no one: a Unix socket path where this instance waits for its
+    /// successor. Started with the same path while another instance runs, it takes that
+    /// one's listening socket over (--addr is then ignored), and the old one stops accepting,
+    /// closes its clients with 1001 and leaves.
+    #[arg(long)]
+    handover: Option<PathBuf>,
     /// Obey the test-only commands (`!close CODE REASON`, `!drop`, `!outage MILLIS` up to a
     /// minute) sent as text messages. Never on a public server.
     #[arg(long)]
@@ -132,9 +139,22 @@ async fn run() -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(echo_server::tls::load(cert, key)?),
         _ => None,
     };
-    let listener = echo_server::listen(&args.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let taken = match &args.handover {
+        Some(path) => echo_server::handover::take_over(path)
+            .with_context(|| format!("cannot take over from {}", path.display()))?,
+        None => None,
+    };
+    let listener = match taken {
+        Some(listener) => tokio::net::TcpListener::from_std(listener)?,
+        None => echo_server::listen(&args.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.addr))?,
+    };
+    // For the successor: a duplicate of the listening socket's descriptor.
+    let handover = match args.handover {
+        Some(path) => Some((path, listener.as_fd().try_clone_to_owned()?)),
+        None => None,
+    };
     let addr = listener.local_addr()?;
     // The one line on stdout: tests and scripts read the real port from it.
     let (ws, http) = if tls.is_some() {
@@ -184,17 +204,28 @@ async fn run() -> anyhow::Result<()> {
             .then(echo_server::telemetry::install)
             .transpose()?,
     };
-    echo_server::serve(listener, config, stop_signal()).await;
+    echo_server::serve(listener, config, stop_signal(handover)).await;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM (what service managers and container runtimes send).
-async fn stop_signal() {
+/// Completes on SIGINT (Ctrl-C) or SIGTERM (what service managers and container runtimes
+/// send), or once a successor has taken the listening socket over (`--handover`).
+async fn stop_signal(handover: Option<(PathBuf, OwnedFd)>) {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("can listen for SIGTERM");
+    let handed_over = async {
+        let Some((path, socket)) = handover else {
+            return std::future::pending().await;
+        };
+        if let Err(error) = echo_server::handover::offer(&path, socket).await {
+            tracing::warn!(%error, path = %path.display(), "no handover: cannot wait there");
+            std::future::pending::<()>().await;
+        }
+    };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
+        () = handed_over => {}
     }
 }

@@ -1,12 +1,15 @@
-//! Giving memory back to the system once connections close.
+//! Giving memory back to the system once connections close, or go idle after traffic.
 //!
 //! glibc's malloc keeps what is freed for later use: a server that once held 19,000
-//! connections would keep their memory for good. [`give_back`] watches how many WebSocket
-//! connections are open and, once that number has fallen well below its peak, asks malloc to
-//! return its free pages (`malloc_trim`). It runs once a second at most, off the async threads.
+//! connections would keep their memory for good, and so would one whose connections once
+//! passed large messages and then went idle (each frees the buffers those grew, `echo`'s
+//! `renew`, in the middle of malloc's heap). [`give_back`] watches how many WebSocket
+//! connections are open and, once that number has fallen well below its peak, or once idle
+//! connections have freed their grown buffers, asks malloc to return its free pages
+//! (`malloc_trim`). It runs once a second at most, off the async threads.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::time::MissedTickBehavior;
@@ -18,14 +21,24 @@ const FALL: usize = 8;
 /// ... and by at least this many.
 const AT_LEAST: usize = 64;
 
-/// The most WebSocket connections open at once since the last trim.
+/// What tells [`give_back`] that a trim may pay.
 #[derive(Debug, Default)]
-pub struct Peak(AtomicUsize);
+pub struct Usage {
+    /// The most WebSocket connections open at once since the last trim.
+    peak: AtomicUsize,
+    /// A connection freed its grown buffers since the last trim.
+    renewed: AtomicBool,
+}
 
-impl Peak {
+impl Usage {
     /// Records that `open` connections are open now.
     pub fn saw(&self, open: usize) {
-        self.0.fetch_max(open, Ordering::Relaxed);
+        self.peak.fetch_max(open, Ordering::Relaxed);
+    }
+
+    /// Records that a connection freed the buffers a large message grew.
+    pub fn renewed(&self) {
+        self.renewed.store(true, Ordering::Relaxed);
     }
 }
 
@@ -33,13 +46,15 @@ impl Peak {
 pub async fn give_back(server: Arc<Server>) {
     let mut ticks = tokio::time::interval(Duration::from_secs(1));
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let usage = &server.memory;
     loop {
         ticks.tick().await;
         let open = server.open_connections();
-        let peak = server.peak.0.load(Ordering::Relaxed).max(open);
-        if peak - open >= (peak / FALL).max(AT_LEAST) {
+        let peak = usage.peak.load(Ordering::Relaxed).max(open);
+        let fallen = peak - open >= (peak / FALL).max(AT_LEAST);
+        if usage.renewed.swap(false, Ordering::Relaxed) || fallen {
             let _ = tokio::task::spawn_blocking(trim).await;
-            server.peak.0.store(open, Ordering::Relaxed);
+            usage.peak.store(open, Ordering::Relaxed);
         }
     }
 }

@@ -62,6 +62,13 @@ impl<S> Utf8Guard<S> {
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }
+
+    /// Whether what was handed up so far ends a message: no frame, nor fragmented message,
+    /// is cut off. Once tungstenite's read is pending too, its buffer then holds nothing.
+    pub fn at_message_boundary(&self) -> bool {
+        let watch = &self.watch;
+        watch.state == State::Header && watch.header.is_empty() && !watch.in_message
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Utf8Guard<S> {

@@ -238,3 +238,55 @@ where
         Some(Ok(message)) => panic!("expected the connection to drop, got {message:?}"),
     }
 }
+
+/// A connection that passed a large message is renewed once silent for 100 ms (its
+/// tungstenite socket made afresh, issue 24), never in the middle of a message: a message
+/// whose first fragment arrived before that silence and its last after it is whole, and the
+/// renewed connection echoes, answers pings and takes fragments as before.
+#[tokio::test]
+async fn a_connection_renewed_after_a_large_message_loses_nothing() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+    let server = Server::start(&["--prefix", ""]);
+    let mut socket = server.connect().await;
+    let large: String = ('a'..='z').cycle().take(100_000).collect();
+    let fragment = |text: &str, opcode, last| {
+        Message::Frame(Frame::message(text.to_owned(), OpCode::Data(opcode), last))
+    };
+    let (first, rest) = large.split_at(60_000);
+    for _ in 0..2 {
+        socket.send(Message::text(large.clone())).await.unwrap();
+        assert_eq!(
+            socket.next().await.unwrap().unwrap(),
+            Message::text(&*large)
+        );
+        // Cut off across the silence that lets the server renew the connection.
+        socket
+            .send(fragment(first, Data::Text, false))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        socket
+            .send(fragment(rest, Data::Continue, true))
+            .await
+            .unwrap();
+        assert_eq!(
+            socket.next().await.unwrap().unwrap(),
+            Message::text(&*large)
+        );
+        // Silent now, between messages: renewed.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        socket
+            .send(Message::Ping(b"after".to_vec().into()))
+            .await
+            .unwrap();
+        let pong = socket.next().await.unwrap().unwrap();
+        assert_eq!(pong, Message::Pong(b"after".to_vec().into()));
+        socket.send(Message::text("small")).await.unwrap();
+        assert_eq!(
+            socket.next().await.unwrap().unwrap(),
+            Message::text("small")
+        );
+    }
+}

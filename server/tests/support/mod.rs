@@ -14,6 +14,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
+/// A client of the server.
+pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
 /// The server binary, killed when dropped.
 pub struct Server {
     process: Spawned,
@@ -72,9 +75,37 @@ impl Server {
         assert!(peak < limit_mib * 1024, "peak RSS {peak} KiB");
     }
 
+    /// Sends `signal` (`TERM`, `KILL`) and returns at once.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.process.id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status();
+        assert!(sent.unwrap().success(), "kill -{signal} {pid}");
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         self.process.terminate().unwrap()
+    }
+
+    /// Waits, up to `limit`, for the process to exit by itself; `None` if it has not (it is
+    /// killed then).
+    pub async fn exited_within(
+        self,
+        limit: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let id = self.process.id();
+        let waiting = tokio::task::spawn_blocking(move || self.process.wait());
+        match tokio::time::timeout(limit, waiting).await {
+            Ok(status) => Some(status.unwrap().unwrap()),
+            Err(_) => {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &id.to_string()])
+                    .status();
+                None
+            }
+        }
     }
 
     pub fn url(&self) -> String {

@@ -1,0 +1,109 @@
+//! Scenario 4b: idle memory after traffic. Scenario 4's connections never send a message;
+//! real ones send some and then sit idle for hours, holding whatever their buffers grew to.
+//! Here every connection echoes one text message (JSON-like, compressed by the client when
+//! permessage-deflate is negotiated, as a browser would) of 2 KiB, 64 KiB or 512 KiB, and
+//! then idles; the server's resident memory per connection is read [`SETTLE`] later. A
+//! 32-byte message, which grows no buffer, gives the floor of the same run: what a
+//! connection costs when its traffic left nothing behind. Every size has the same number of
+//! connections, opened [`WAVE`] at a time (as clients arrive, not all at once: 500
+//! simultaneous handshakes leave their own holes in the heap, a few KiB per connection of
+//! scenario 4's 19,000).
+//!
+//! The client is scenario 7's raw one (`deflate.rs`), which offers what Chromium offers: the
+//! baselines, without deflate, answer it plain.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+
+use crate::Target;
+use crate::deflate::{json_like, open, round_trip};
+
+/// The message sizes: 32 B, 2 KiB, 64 KiB, 512 KiB.
+const SIZES: [usize; 4] = [32, 2 << 10, 64 << 10, 512 << 10];
+
+/// Connections for each size.
+const CONNECTIONS: usize = 2_000;
+
+/// Connections opened, and their messages echoed, at once.
+const WAVE: usize = 50;
+
+/// How long the connections idle after their message before the memory is read: long enough
+/// for a server to give back what it can (ours renews a connection silent for 100 ms and
+/// trims malloc's free pages within the next second).
+pub const SETTLE: Duration = Duration::from_secs(3);
+
+const STALL: Duration = Duration::from_secs(10);
+
+/// RSS growth per connection (KiB) with `count` connections from 127.0.4.`source` that each
+/// echoed one message of `size` bytes, [`SETTLE`] after the last echo.
+fn after_one_message(
+    runtime: &tokio::runtime::Runtime,
+    target: &Target,
+    size: usize,
+    count: usize,
+    source: u8,
+) -> Result<f64> {
+    let server = target.start()?;
+    let addr: SocketAddr = server.addr.parse()?;
+    std::thread::sleep(Duration::from_millis(200));
+    let before = server.rss_kib()?;
+    let held = runtime.block_on(async {
+        let mut held = Vec::with_capacity(count);
+        while held.len() < count {
+            let first = held.len();
+            let wave = (first..(first + WAVE).min(count)).map(|i| async move {
+                let source = SocketAddr::new(IpAddr::from([127, 0, 4, source]), 10_000 + i as u16);
+                let (mut stream, negotiated) = open(addr, Some(source)).await?;
+                let message = json_like(i, size);
+                tokio::time::timeout(STALL, round_trip(&mut stream, &message, negotiated))
+                    .await
+                    .context("no echo within 10 s")??;
+                anyhow::Ok(stream)
+            });
+            for stream in futures_util::future::join_all(wave).await {
+                held.push(stream?);
+            }
+        }
+        anyhow::Ok(held)
+    })?;
+    std::thread::sleep(SETTLE);
+    let held_rss = server.rss_kib()?;
+    ensure!(held.len() == count, "held {} connections", held.len());
+    drop(held);
+    Ok(held_rss.saturating_sub(before) as f64 / count as f64)
+}
+
+/// The scenario's section of BENCHMARKS.md, for every WebSocket target in `targets` and ours
+/// again with `--deflate` (`deflated`).
+pub fn section(
+    runtime: &tokio::runtime::Runtime,
+    targets: &[&Target],
+    deflated: &Target,
+) -> Result<String> {
+    let mut section = format!(
+        "\n### 4b: idle connections after one message\n\n\
+         Each connection echoes one JSON-like text message (compressed by the client, as a \
+         browser does, when permessage-deflate is negotiated; the baselines answer plain), \
+         {CONNECTIONS} connections for each size, opened {WAVE} at a time; then all idle. \
+         Resident memory (VmRSS) growth per connection, read {SETTLE:?} after the last echo; \
+         one run each. The 32-byte message grows no buffer: its column is the floor of this \
+         method.\n\n\
+         | server | after 32 B | after 2 KiB | after 64 KiB | after 512 KiB |\n\
+         |---|---|---|---|---|\n",
+    );
+    let mut source = 0;
+    for target in targets.iter().copied().chain([deflated]) {
+        let mut row = format!("| {} |", target.name);
+        for size in SIZES {
+            source += 1;
+            let kib = after_one_message(runtime, target, size, CONNECTIONS, source)?;
+            row.push_str(&format!(" {kib:.1} KiB |"));
+        }
+        row.push('\n');
+        eprint!("{row}");
+        section.push_str(&row);
+    }
+    Ok(section)
+}

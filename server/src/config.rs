@@ -1,0 +1,108 @@
+//! [`Config`]: every limit and setting of a running server, with a safe default, and the
+//! tungstenite settings that follow from them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// The seed's reply prefix: `"Received:  " + msg`, with two spaces.
+pub const DEFAULT_PREFIX: &str = "Received:  ";
+
+/// The seed's address.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:1234";
+
+/// Everything a running server needs to know; shared read-only by all connections.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Prepended to every text message in the reply; empty for a pure echo.
+    pub prefix: String,
+    /// Directory served on plain `GET` (the page: `index.html`, its style, icon and `pkg/`);
+    /// `None` serves no files (every such request gets 404).
+    pub www: Option<PathBuf>,
+    /// Subprotocols the server speaks, in order of preference.
+    pub protocols: Vec<String>,
+    /// Origins accepted besides the server's own pages, matched exactly; `null` accepts pages
+    /// opened from files, `*` accepts all.
+    pub allowed_origins: Vec<String>,
+    /// The names the server answers to, besides IP addresses (and loopback names while bound
+    /// to loopback): a page's origin counts as the server's own only with one of these as
+    /// `Host`, which shuts out DNS rebinding.
+    pub hosts: Vec<String>,
+    /// Development: accept pages opened from files (`Origin: null`) and pages of any loopback
+    /// origin. Never on a public server.
+    pub dev_origins: bool,
+    /// The largest message, and frame, accepted; larger gets Close 1009.
+    pub max_message_size: usize,
+    /// WebSocket connections at once; past it, handshakes get 503.
+    pub max_connections: usize,
+    /// How long a client may take to send its request headers.
+    pub handshake_timeout: Duration,
+    /// How long a connection may speak HTTP before it upgrades: requests, files and a client
+    /// that does not read them all count; then it is closed.
+    pub http_timeout: Duration,
+    /// A connection silent for this long is pinged.
+    pub ping_interval: Duration,
+    /// A connection silent for this long is closed.
+    pub idle_timeout: Duration,
+    /// How long a reply may wait for a peer that does not read before it is dropped.
+    pub send_timeout: Duration,
+    /// How long shutdown waits for the close handshakes.
+    pub shutdown_timeout: Duration,
+    /// Whether to negotiate permessage-deflate (RFC 7692) with clients that offer it, always
+    /// without context takeover, so that an idle connection keeps no compression state.
+    pub deflate: bool,
+    /// With `deflate`, replies shorter than this many bytes go out uncompressed, as do those
+    /// that compression would not shrink; 0 compresses every reply.
+    pub deflate_threshold: usize,
+    /// Whether the test-only controls (`!close`, `!drop`, `!outage` text messages) are on.
+    pub test_controls: bool,
+    /// TLS, for `wss://` ([`crate::tls::load`]); `None` serves plain `ws://`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Renders `/metrics` when set ([`crate::telemetry::install`]).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            prefix: DEFAULT_PREFIX.to_owned(),
+            www: None,
+            protocols: Vec::new(),
+            allowed_origins: Vec::new(),
+            hosts: Vec::new(),
+            dev_origins: false,
+            max_message_size: 1 << 20,
+            max_connections: 10_000,
+            handshake_timeout: Duration::from_secs(10),
+            http_timeout: Duration::from_secs(30),
+            ping_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(120),
+            send_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(5),
+            deflate: false,
+            deflate_threshold: 1024,
+            test_controls: false,
+            tls: None,
+            metrics: None,
+        }
+    }
+}
+
+impl Config {
+    /// tungstenite's settings: the size limits, and buffers sized for an idle connection
+    /// rather than for the largest message (they grow while a large message passes).
+    pub fn websocket(&self) -> WebSocketConfig {
+        // Small, since every connection holds it even when idle: `read_ahead` makes up for
+        // it on large messages. Replies are queued up to 64 KiB before a write: the echo loop
+        // flushes whenever no further message is already waiting, so this only batches the
+        // replies to messages that arrived together.
+        WebSocketConfig::default()
+            .read_buffer_size(512)
+            .write_buffer_size(64 << 10)
+            .max_write_buffer_size(self.max_message_size + (64 << 10))
+            .max_message_size(Some(self.max_message_size))
+            .max_frame_size(Some(self.max_message_size))
+    }
+}

@@ -1,0 +1,478 @@
+//! The deflate layer's unit tests: negotiation, inflating reads, compression.
+
+use super::compress::*;
+use super::inflate::*;
+use super::negotiate::*;
+use super::*;
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
+use hyper::header::{HeaderMap, HeaderValue, SEC_WEBSOCKET_EXTENSIONS};
+use std::io::{self, Cursor};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocket, WebSocketConfig};
+
+fn offers(values: &[&str]) -> Option<String> {
+    let mut headers = HeaderMap::new();
+    for value in values {
+        headers.append(
+            SEC_WEBSOCKET_EXTENSIONS,
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    let (negotiated, answer) = negotiate(&headers)?;
+    let answer = answer.to_str().unwrap().to_owned();
+    let bits = negotiated.server_window_bits;
+    if answer.contains("server_max_window_bits") {
+        assert!(answer.ends_with(&format!("server_max_window_bits={bits}")));
+    } else {
+        assert_eq!(bits, 15);
+    }
+    Some(answer)
+}
+
+const PLAIN: &str = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+
+#[test]
+fn negotiation_accepts_the_first_offer_it_can_honour_exactly() {
+    let with_bits = |bits: u8| format!("{PLAIN}; server_max_window_bits={bits}");
+    let table: &[(&[&str], Option<String>)] = &[
+        // What Chromium and Firefox send.
+        (
+            &["permessage-deflate; client_max_window_bits"],
+            Some(PLAIN.into()),
+        ),
+        (&["permessage-deflate"], Some(PLAIN.into())),
+        (&["x-webkit-deflate-frame"], None),
+        (&[], None),
+        // Every parameter, quoted values, odd spacing.
+        (
+            &[
+                "permessage-deflate;client_no_context_takeover; server_no_context_takeover ;\
+               server_max_window_bits=\"10\"; client_max_window_bits=9",
+            ],
+            Some(with_bits(10)),
+        ),
+        (
+            &["permessage-deflate; server_max_window_bits=9"],
+            Some(with_bits(9)),
+        ),
+        (
+            &["permessage-deflate; server_max_window_bits=15"],
+            Some(with_bits(15)),
+        ),
+        // Declined: zlib cannot deflate with 8 bits; out of range; not the RFC's spelling;
+        // missing or unexpected values; unknown or repeated parameters.
+        (&["permessage-deflate; server_max_window_bits=8"], None),
+        (&["permessage-deflate; server_max_window_bits=16"], None),
+        (&["permessage-deflate; server_max_window_bits=7"], None),
+        (&["permessage-deflate; server_max_window_bits=010"], None),
+        (&["permessage-deflate; server_max_window_bits=+9"], None),
+        (&["permessage-deflate; server_max_window_bits"], None),
+        (&["permessage-deflate; server_max_window_bits=\"\""], None),
+        (&["permessage-deflate; server_max_window_bits=\"9"], None),
+        (&["permessage-deflate; client_max_window_bits=16"], None),
+        (
+            &["permessage-deflate; client_max_window_bits=8"],
+            Some(PLAIN.into()),
+        ),
+        (&["permessage-deflate; server_no_context_takeover=1"], None),
+        (
+            &["permessage-deflate; client_no_context_takeover=\"x\""],
+            None,
+        ),
+        (&["permessage-deflate; mystery"], None),
+        (
+            &["permessage-deflate; server_no_context_takeover; server_no_context_takeover"],
+            None,
+        ),
+        (&["permessage-deflate; ;"], None),
+        // The first acceptable offer wins, across offers and headers.
+        (
+            &[
+                "permessage-deflate; server_max_window_bits=8, permessage-deflate; server_max_window_bits=12",
+            ],
+            Some(with_bits(12)),
+        ),
+        (
+            &[
+                "foo; a=\"x,y\", permessage-deflate; bogus",
+                "permessage-deflate",
+            ],
+            Some(PLAIN.into()),
+        ),
+        (
+            &[
+                "permessage-deflate; server_max_window_bits=11",
+                "permessage-deflate",
+            ],
+            Some(with_bits(11)),
+        ),
+    ];
+    for (values, expected) in table {
+        assert_eq!(&offers(values), expected, "{values:?}");
+    }
+}
+
+/// A tiny deterministic generator (SplitMix64), so that failures replay.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Raw DEFLATE with a sync flush and the tail stripped, as a client sends it.
+fn client_deflate(data: &[u8], bits: u8) -> Vec<u8> {
+    let mut compress = Compress::new_with_window_bits(Compression::new(6), false, bits);
+    let mut out = Vec::with_capacity(data.len() + 64);
+    loop {
+        let used = compress.total_in() as usize;
+        compress
+            .compress_vec(&data[used..], &mut out, FlushCompress::Sync)
+            .unwrap();
+        if compress.total_in() as usize == data.len() && out.len() < out.capacity() {
+            break;
+        }
+        out.reserve(out.capacity());
+    }
+    assert!(out.ends_with(&TAIL));
+    out.truncate(out.len() - TAIL.len());
+    out
+}
+
+fn client_frame(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let header = FrameHeader {
+        is_final: first & 0x80 != 0,
+        rsv1: first & 0x40 != 0,
+        opcode: OpCode::from(first & 0x0f),
+        mask: Some(mask),
+        ..FrameHeader::default()
+    };
+    let mut frame = Vec::new();
+    header.format(payload.len() as u64, &mut frame).unwrap();
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// A socket that hands out its bytes in random pieces.
+struct Pieces {
+    data: Vec<u8>,
+    at: usize,
+    rng: Rng,
+}
+
+impl AsyncRead for Pieces {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let left = this.data.len() - this.at;
+        let n = (1 + this.rng.below(3000)).min(left).min(buf.remaining());
+        buf.put_slice(&this.data[this.at..this.at + n]);
+        this.at += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncWrite for Pieces {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(b.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Runs `wire` through the layer in random read sizes; what it hands up, or the error.
+async fn through_layer(
+    wire: Vec<u8>,
+    rng: &mut Rng,
+    max_size: usize,
+) -> (Vec<u8>, Option<io::Error>) {
+    let split = wire.len().min(rng.below(40));
+    let already_read = wire[..split].to_vec();
+    let pieces = Pieces {
+        data: wire[split..].to_vec(),
+        at: 0,
+        rng: Rng(rng.next()),
+    };
+    let mut layer = Inflate::new(pieces, true, already_read, max_size);
+    let mut out = Vec::new();
+    loop {
+        let mut buf = vec![0; 1 + rng.below(1200)];
+        match layer.read(&mut buf).await {
+            Ok(0) => return (out, None),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(error) => return (out, Some(error)),
+        }
+    }
+}
+
+/// A random message: text (sometimes repetitive, sometimes not) or binary.
+fn random_message(rng: &mut Rng) -> Message {
+    let len = match rng.below(4) {
+        0 => rng.below(20),
+        1 => rng.below(2000),
+        2 => rng.below(40_000),
+        _ => rng.below(200_000),
+    };
+    if rng.below(2) == 0 {
+        let words = ["κόσμε ", "{\"id\":1,\"name\":\"echo\"} ", "🦀", "a", "\n"];
+        let mut text = String::new();
+        while text.len() < len {
+            if rng.below(3) == 0 {
+                text.push(char::from_u32(0x20 + rng.below(0x2000) as u32).unwrap_or('x'));
+            } else {
+                text.push_str(words[rng.below(words.len())]);
+            }
+        }
+        Message::text(text)
+    } else {
+        let data: Vec<u8> = (0..len)
+            .map(|i| {
+                if rng.below(4) == 0 {
+                    rng.next() as u8
+                } else {
+                    (i % 7) as u8
+                }
+            })
+            .collect();
+        Message::binary(data)
+    }
+}
+
+/// The client's frames for `message`: compressed or not, cut into random fragments, with
+/// pings between them.
+fn encode(message: &Message, rng: &mut Rng, wire: &mut Vec<u8>) {
+    let (opcode, data) = match message {
+        Message::Text(text) => (0x1, text.as_str().as_bytes().to_vec()),
+        Message::Binary(data) => (0x2, data.to_vec()),
+        _ => unreachable!(),
+    };
+    let compressed = rng.below(4) != 0;
+    let payload = if compressed {
+        client_deflate(&data, 9 + rng.below(7) as u8)
+    } else {
+        data
+    };
+    let pieces = 1 + rng.below(5);
+    let mut cuts: Vec<usize> = (1..pieces).map(|_| rng.below(payload.len() + 1)).collect();
+    cuts.sort();
+    cuts.insert(0, 0);
+    cuts.push(payload.len());
+    for (index, range) in cuts.windows(2).enumerate() {
+        let first = index == 0;
+        let last = index + 2 == cuts.len();
+        let mut byte = if first { opcode } else { 0x0 };
+        if last {
+            byte |= 0x80;
+        }
+        if first && compressed {
+            byte |= 0x40;
+        }
+        let mask = (rng.next() as u32).to_be_bytes();
+        wire.extend(client_frame(byte, &payload[range[0]..range[1]], mask));
+        if !last && rng.below(4) == 0 {
+            wire.extend(client_frame(0x89, b"ping", mask));
+        }
+    }
+}
+
+/// Bytes to read, and a sink for what tungstenite writes (its pongs): a `Cursor` alone
+/// would write them over the bytes still to be read.
+struct Replay(Cursor<Vec<u8>>);
+
+impl io::Read for Replay {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        io::Read::read(&mut self.0, buf)
+    }
+}
+
+impl io::Write for Replay {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn replay(bytes: Vec<u8>, config: WebSocketConfig) -> WebSocket<Replay> {
+    WebSocket::from_raw_socket(Replay(Cursor::new(bytes)), Role::Server, Some(config))
+}
+
+/// What plain tungstenite reads from `bytes` (a server's view), up to the Close.
+fn tungstenite_reads(bytes: Vec<u8>) -> Vec<Message> {
+    let config = WebSocketConfig::default()
+        .max_message_size(None)
+        .max_frame_size(None);
+    let mut socket = replay(bytes, config);
+    let mut messages = Vec::new();
+    loop {
+        match socket.read() {
+            Ok(Message::Close(_)) => return messages,
+            Ok(Message::Ping(_)) => {}
+            Ok(message) => messages.push(message),
+            Err(error) => panic!("tungstenite: {error} after {} messages", messages.len()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_layer_hands_tungstenite_the_messages_the_client_compressed() {
+    for seed in 0..120 {
+        let mut rng = Rng(seed);
+        let messages: Vec<Message> = (0..1 + rng.below(8))
+            .map(|_| random_message(&mut rng))
+            .collect();
+        let mut wire = Vec::new();
+        for message in &messages {
+            encode(message, &mut rng, &mut wire);
+        }
+        wire.extend(client_frame(0x88, &[0x03, 0xe8], [9, 8, 7, 6]));
+        let (plain, error) = through_layer(wire, &mut rng, usize::MAX).await;
+        assert!(error.is_none(), "seed {seed}: {error:?}");
+        // Inflated frames hold a chunk at most (the client's own frames pass as they
+        // are), and none has RSV1.
+        let mut rest = &plain[..];
+        while !rest.is_empty() {
+            let mut cursor = Cursor::new(rest);
+            let (header, length) = FrameHeader::parse(&mut cursor).unwrap().unwrap();
+            assert!(!header.rsv1, "seed {seed}");
+            if header.mask == Some([0; 4]) {
+                assert!(length as usize <= CHUNK, "seed {seed}: {length}");
+            }
+            rest = &rest[cursor.position() as usize + length as usize..];
+        }
+        assert_eq!(tungstenite_reads(plain), messages, "seed {seed}");
+    }
+}
+
+#[tokio::test]
+async fn rsv1_where_it_does_not_belong_reaches_tungstenite_unchanged() {
+    let mut rng = Rng(7);
+    let compressed = client_deflate(b"hello hello hello", 15);
+    let cases = [
+        // RSV1 on a continuation, on a ping, on a continuation of a compressed message.
+        [
+            client_frame(0x01, b"a", [1; 4]),
+            client_frame(0xc0, b"b", [1; 4]),
+        ]
+        .concat(),
+        client_frame(0xc9, b"", [1; 4]),
+        [
+            client_frame(0x41, &compressed, [2; 4]),
+            client_frame(0xc0, b"", [2; 4]),
+        ]
+        .concat(),
+        // A new message inside a compressed one.
+        [
+            client_frame(0x41, &compressed, [2; 4]),
+            client_frame(0x81, b"x", [2; 4]),
+        ]
+        .concat(),
+    ];
+    for wire in cases {
+        let (plain, error) = through_layer(wire.clone(), &mut rng, 1 << 20).await;
+        assert!(error.is_none());
+        let mut socket = replay(plain, WebSocketConfig::default());
+        let failed = loop {
+            match socket.read() {
+                Ok(_) => continue,
+                Err(error) => break error,
+            }
+        };
+        assert!(
+            matches!(failed, tokio_tungstenite::tungstenite::Error::Protocol(_)),
+            "{wire:x?}: {failed}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bomb_fails_one_chunk_past_the_limit_and_bad_data_as_corrupt() {
+    let mut rng = Rng(3);
+    let limit = 1 << 20;
+    let zeros = vec![0u8; 64 << 20];
+    let bomb = client_deflate(&zeros, 15);
+    assert!(bomb.len() < 100 << 10, "{}", bomb.len());
+    let wire = client_frame(0xc2, &bomb, [5; 4]);
+    let (plain, error) = through_layer(wire, &mut rng, limit).await;
+    let error = error.expect("the read fails");
+    assert_eq!(inflate_error(&error), Some(&InflateError::TooBig));
+    assert!(
+        plain.len() <= limit + CHUNK,
+        "{} bytes handed up",
+        plain.len()
+    );
+
+    // Spread over many small continuations.
+    let mut wire = Vec::new();
+    for (index, piece) in bomb.chunks(16).enumerate() {
+        let first = if index == 0 { 0x42 } else { 0x00 };
+        wire.extend(client_frame(first, piece, [1, 2, 3, 4]));
+    }
+    let (_, error) = through_layer(wire, &mut rng, limit).await;
+    assert_eq!(inflate_error(&error.unwrap()), Some(&InflateError::TooBig));
+
+    let garbage = client_frame(0xc1, &[0xff; 40], [0; 4]);
+    let (_, error) = through_layer(garbage, &mut rng, limit).await;
+    assert_eq!(inflate_error(&error.unwrap()), Some(&InflateError::Corrupt));
+}
+
+#[test]
+fn compress_round_trips_through_flate2_and_leaves_small_messages_plain() {
+    let deflate = Some(Negotiated {
+        server_window_bits: 10,
+    });
+    let text = "{\"id\": 17, \"name\": \"echo\", \"tags\": [\"a\", \"b\"]} ".repeat(300);
+    let Message::Frame(frame) = compress(Message::text(text.clone()), deflate, 1024) else {
+        panic!("not compressed");
+    };
+    assert!(frame.header().rsv1 && frame.header().is_final);
+    assert!(
+        frame.payload().len() < text.len() / 5,
+        "{}",
+        frame.payload().len()
+    );
+    let mut inflater = Decompress::new_with_window_bits(false, 10);
+    let mut input = frame.payload().to_vec();
+    input.extend_from_slice(&TAIL);
+    let mut out = Vec::with_capacity(text.len() + 16);
+    inflater
+        .decompress_vec(&input, &mut out, FlushDecompress::Sync)
+        .unwrap();
+    assert_eq!(out, text.as_bytes());
+
+    let short = Message::text("short");
+    assert_eq!(compress(short.clone(), deflate, 1024), short);
+    assert_eq!(
+        compress(Message::text(text.clone()), None, 0),
+        Message::text(text)
+    );
+    // Random bytes do not shrink: plain, unless every message is to be compressed.
+    let mut rng = Rng(5);
+    let noise: Vec<u8> = (0..4096).map(|_| rng.next() as u8).collect();
+    let binary = Message::binary(noise);
+    assert_eq!(compress(binary.clone(), deflate, 1024), binary);
+    assert!(matches!(compress(binary, deflate, 0), Message::Frame(_)));
+}
