@@ -14,6 +14,7 @@
 //!   the end-to-end page test.
 //!   It ends with one line, `tests: N passed, N failed`, over every test runner it ran; a
 //!   failing test runner ends it at once, with that line and its failures.
+//!   `test --list` names its steps; `test STEP...` runs only those.
 //!
 //! Every install step checks first, so a second run installs nothing.
 //!
@@ -46,10 +47,12 @@ fn main() -> Result<()> {
         ["serve"] => serve::serve("127.0.0.1:1234"),
         ["serve", "--addr", addr] => serve::serve(addr),
         ["build"] => build::build_client(),
-        ["test"] => test::test(),
+        ["test", steps @ ..] => test::test(steps),
         ["bench"] => bench::bench(),
         _ => {
-            eprintln!("usage: cargo xtask serve [--addr HOST:PORT] | build | test | bench");
+            eprintln!(
+                "usage: cargo xtask serve [--addr HOST:PORT] | build | test [--list | STEP...] | bench"
+            );
             std::process::exit(2);
         }
     }
