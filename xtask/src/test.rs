@@ -18,7 +18,8 @@ use crate::autobahn;
 use crate::build::{PAGE_FILES, build_client};
 use crate::echo_server::{BROWSER_TEST_SERVER, EchoServer};
 use crate::tools::{
-    ensure_debian_packages, ensure_python_websockets, ensure_wasm_pack, ensure_wasm_tools,
+    ensure_debian_packages, ensure_geckodriver, ensure_python_websockets, ensure_wasm_pack,
+    ensure_wasm_tools,
 };
 use crate::{CLIENT, WASM_TARGET, cmd, root, run, target_dir};
 
@@ -175,7 +176,8 @@ fn install(_: &mut Tally) -> Result<()> {
     ensure_wasm_tools()?;
     ensure_wasm_pack()?;
     autobahn::ensure_kosoku()?;
-    ensure_debian_packages()
+    ensure_debian_packages()?;
+    ensure_geckodriver()
 }
 
 fn format(_: &mut Tally) -> Result<()> {

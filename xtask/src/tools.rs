@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Result, bail};
-use test_support::browser::{CHROMEDRIVER, CHROMIUM};
+use test_support::browser::{
+    CHROMEDRIVER, CHROMIUM, FIREFOX, GECKODRIVER_VERSION, WEBKIT_DRIVER, XVFB_RUN, geckodriver,
+};
 
 use crate::{WASM_TARGET, cmd, locked_version, output, run, target_dir};
 
@@ -98,14 +100,36 @@ pub fn ensure_wasm_pack() -> Result<()> {
 }
 
 /// The Debian packages the tests and the benchmarks need, each with the file that shows it
-/// is installed: Chromium and its driver for the browser tests, nginx for the reverse-proxy
-/// test, valgrind for the benchmarks' instruction and allocation counts.
-const DEBIAN_PACKAGES: [(&str, &str); 4] = [
+/// is installed: the three browser engines and their drivers for the browser tests
+/// (Chromium; Firefox ESR, whose geckodriver comes from crates.io, [`ensure_geckodriver`];
+/// WebKitGTK's driver, and the virtual display its MiniBrowser needs), nginx for the
+/// reverse-proxy test, valgrind for the benchmarks' instruction and allocation counts.
+const DEBIAN_PACKAGES: [(&str, &str); 7] = [
     ("chromium", CHROMIUM),
     ("chromium-driver", CHROMEDRIVER),
+    ("firefox-esr", FIREFOX),
+    ("webkit2gtk-driver", WEBKIT_DRIVER),
+    ("xvfb", XVFB_RUN),
     ("nginx", NGINX),
     ("valgrind", "/usr/bin/valgrind"),
 ];
+
+/// geckodriver, Firefox's WebDriver server, of the pinned version: Debian has none, so it is
+/// built from crates.io (about 5 minutes, once).
+pub fn ensure_geckodriver() -> Result<()> {
+    let have = output(&geckodriver().to_string_lossy(), &["--version"]).unwrap_or_default();
+    if have.split_whitespace().nth(1) != Some(GECKODRIVER_VERSION) {
+        let args = [
+            "install",
+            "--locked",
+            "geckodriver",
+            "--version",
+            GECKODRIVER_VERSION,
+        ];
+        run(cmd("cargo", &args))?;
+    }
+    Ok(())
+}
 
 pub fn ensure_debian_packages() -> Result<()> {
     let missing: Vec<&str> = DEBIAN_PACKAGES
