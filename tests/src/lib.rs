@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use echo_server::Config;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, ClientBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use std::os::unix::process::CommandExt;
 
@@ -130,9 +130,13 @@ impl Browser {
         Ok(())
     }
 
-    /// The text of the page's log, one line per entry.
+    /// The text of the page's log, one line per entry. Each entry's text is read on its own:
+    /// the WebDriver text of the whole list has no line breaks between entries in WebKit.
     pub async fn log(&self) -> Result<String> {
-        Ok(self.client.find(Locator::Id("log")).await?.text().await?)
+        let script = "return [...document.querySelectorAll('#log li')]\
+                      .map((entry) => entry.innerText).join('\\n')";
+        let log = self.client.execute(script, vec![]).await?;
+        Ok(log.as_str().context("the log is text")?.to_owned())
     }
 
     /// Waits until a line of the page's log ends with `text`, or fails after 10 seconds

@@ -34,14 +34,19 @@ async fn the_page_echoes_and_closes_with_1000() -> anyhow::Result<()> {
     let errors = browser.errors().await?;
     assert!(errors.is_empty(), "{errors:#?}");
 
-    // Enter in the input sends too.
+    // Enter in the input sends too. WebKitWebDriver (WebKitGTK 2.50) types no character
+    // outside the Basic Multilingual Plane: the crab stays out of its keys.
+    let typed = match browser.engine() {
+        Engine::WebKit => "¡hola, mundo! ✓",
+        _ => "¡hola, mundo! 🦀",
+    };
     let input = page.find(Locator::Id("message")).await?;
     input.clear().await?;
     input
-        .send_keys(&format!("¡hola, mundo! 🦀{}", char::from(Key::Enter)))
+        .send_keys(&format!("{typed}{}", char::from(Key::Enter)))
         .await?;
     browser
-        .wait_for_line("message received: Received:  ¡hola, mundo! 🦀")
+        .wait_for_line(&format!("message received: Received:  {typed}"))
         .await?;
 
     let screenshot = page.screenshot().await?;
