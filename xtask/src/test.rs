@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use test_support::browser::CHROMEDRIVER;
+use test_support::browser::{CHROMEDRIVER, Engine};
 
 use crate::autobahn;
 use crate::build::{PAGE_FILES, build_client};
@@ -25,13 +25,15 @@ use crate::{CLIENT, WASM_TARGET, cmd, root, run, target_dir};
 
 mod runner;
 
-use runner::{Tally, ignored_wasm_test, run_tests, run_tests_unless_tab_crashed, wasm_test};
+use runner::{
+    Tally, ignored_wasm_test, run_tests, run_tests_unless_tab_crashed, wasm_test, wasm_test_in,
+};
 
 /// One step of the test command: the name that selects it, what it checks, and how.
 struct Step {
     name: &'static str,
     title: &'static str,
-    run: fn(&mut Tally) -> Result<()>,
+    run: fn(&mut Shared) -> Result<()>,
 }
 
 /// Every step, in the order the command runs them: the quick checks first, then the tests,
@@ -83,6 +85,16 @@ const STEPS: &[Step] = &[
         run: wasm_chromium,
     },
     Step {
+        name: "wasm-firefox",
+        title: "wasm tests in headless Firefox",
+        run: wasm_firefox,
+    },
+    Step {
+        name: "wasm-webkit",
+        title: "wasm tests in WebKit",
+        run: wasm_webkit,
+    },
+    Step {
         name: "autobahn-client",
         title: "Autobahn client cases, on each transport",
         run: autobahn_client,
@@ -117,6 +129,16 @@ const STEPS: &[Step] = &[
         title: "end-to-end page test",
         run: e2e,
     },
+    Step {
+        name: "e2e-firefox",
+        title: "end-to-end page test in Firefox",
+        run: e2e_firefox,
+    },
+    Step {
+        name: "e2e-webkit",
+        title: "end-to-end page test in WebKit",
+        run: e2e_webkit,
+    },
 ];
 
 /// Runs the steps named in `selected` (all when none is), then prints each one's time and the
@@ -131,11 +153,11 @@ pub fn test(selected: &[&str]) -> Result<()> {
     let steps = steps(selected)?;
     let started = Instant::now();
     let mut timings: Vec<(&str, Duration)> = Vec::new();
-    let mut tally = Tally::default();
+    let mut cx = Shared::default();
     for step in steps {
         eprintln!("\n== {}", step.title);
         let begun = Instant::now();
-        (step.run)(&mut tally).with_context(|| format!("step `{}` failed", step.title))?;
+        (step.run)(&mut cx).with_context(|| format!("step `{}` failed", step.title))?;
         timings.push((step.title, begun.elapsed()));
     }
     eprintln!();
@@ -144,8 +166,30 @@ pub fn test(selected: &[&str]) -> Result<()> {
     }
     eprintln!("{:>7.1} s  in all", started.elapsed().as_secs_f64());
     // The closing line CI reads: the tests of every runner above, added up.
+    let tally = &cx.tally;
     println!("tests: {} passed, {} failed", tally.passed, tally.failed);
     Ok(())
+}
+
+/// What the steps share: the test counts, and the echo server the browser suites run
+/// against, started by the first step that needs it. One server for every engine: its URL is
+/// built into the wasm tests (`ECHO_SERVER_URL`), so a new one would rebuild them.
+#[derive(Default)]
+struct Shared {
+    tally: Tally,
+    browser_test_server: Option<EchoServer>,
+}
+
+impl Shared {
+    /// The URL of the server the browser suites run against ([`BROWSER_TEST_SERVER`]).
+    fn browser_test_server(&mut self) -> Result<String> {
+        if self.browser_test_server.is_none() {
+            let server = EchoServer::start("debug", &BROWSER_TEST_SERVER, "warn")?;
+            self.browser_test_server = Some(server);
+        }
+        let server = self.browser_test_server.as_ref().expect("started");
+        Ok(server.url.clone())
+    }
 }
 
 /// The steps `selected` names, in the list's order, after `install`; every step for none.
@@ -172,7 +216,7 @@ fn deny_doc_warnings(args: &[&str]) -> Result<()> {
 
 const WASM: [&str; 2] = ["--target", WASM_TARGET];
 
-fn install(_: &mut Tally) -> Result<()> {
+fn install(_: &mut Shared) -> Result<()> {
     ensure_wasm_tools()?;
     ensure_wasm_pack()?;
     autobahn::ensure_kosoku()?;
@@ -180,11 +224,11 @@ fn install(_: &mut Tally) -> Result<()> {
     ensure_geckodriver()
 }
 
-fn format(_: &mut Tally) -> Result<()> {
+fn format(_: &mut Shared) -> Result<()> {
     cargo(&["fmt", "--all", "--check"])
 }
 
-fn clippy(_: &mut Tally) -> Result<()> {
+fn clippy(_: &mut Shared) -> Result<()> {
     cargo(&[
         "clippy",
         "--workspace",
@@ -195,7 +239,7 @@ fn clippy(_: &mut Tally) -> Result<()> {
     ])
 }
 
-fn clippy_wasm(_: &mut Tally) -> Result<()> {
+fn clippy_wasm(_: &mut Shared) -> Result<()> {
     // Without and with the `WebSocketStream` transport, which is behind a feature.
     for features in [&[][..], &["--features", "web-socket-stream"][..]] {
         cargo(
@@ -211,19 +255,19 @@ fn clippy_wasm(_: &mut Tally) -> Result<()> {
     Ok(())
 }
 
-fn docs(_: &mut Tally) -> Result<()> {
+fn docs(_: &mut Shared) -> Result<()> {
     deny_doc_warnings(&["doc", "--workspace", "--no-deps"])?;
     let features = ["--features", "web-socket-stream"];
     deny_doc_warnings(&[&["doc", "-p", CLIENT, "--no-deps"], &WASM[..], &features].concat())
 }
 
-fn native_tests(tally: &mut Tally) -> Result<()> {
+fn native_tests(cx: &mut Shared) -> Result<()> {
     let args = ["test", "--workspace", "--exclude", "e2e"];
     // The nginx test skips itself where nginx is missing; here it was installed.
-    run_tests(cmd("cargo", &args).env("REQUIRE_NGINX", "1"), tally)
+    run_tests(cmd("cargo", &args).env("REQUIRE_NGINX", "1"), &mut cx.tally)
 }
 
-fn transports_native(tally: &mut Tally) -> Result<()> {
+fn transports_native(cx: &mut Shared) -> Result<()> {
     // The suite the browser runs too (`client/tests/transports.rs`), against the same
     // server. One test at a time, as in the browser: `!outage` affects every connection.
     let server = EchoServer::start("debug", &BROWSER_TEST_SERVER, "warn")?;
@@ -239,7 +283,7 @@ fn transports_native(tally: &mut Tally) -> Result<()> {
     ];
     run_tests(
         cmd("cargo", &args).env("ECHO_SERVER_URL", &server.url),
-        tally,
+        &mut cx.tally,
     )?;
     // The README's program, natively, against the same server.
     let example = ["run", "-q", "-p", CLIENT, "--example", "hello", "--"];
@@ -251,13 +295,13 @@ fn transports_native(tally: &mut Tally) -> Result<()> {
     Ok(())
 }
 
-fn build(_: &mut Tally) -> Result<()> {
+fn build(_: &mut Shared) -> Result<()> {
     build_client()
 }
 
-fn wasm_chromium(tally: &mut Tally) -> Result<()> {
+fn wasm_chromium(cx: &mut Shared) -> Result<()> {
     // The server the README's `wasm-pack test` line expects, on a port of its own.
-    let server = EchoServer::start("debug", &BROWSER_TEST_SERVER, "warn")?;
+    let server = cx.browser_test_server()?;
     let mut test = cmd(
         "wasm-pack",
         &[
@@ -272,26 +316,117 @@ fn wasm_chromium(tally: &mut Tally) -> Result<()> {
     // wasm-bindgen-test's default 20 s is for the whole suite: 47 tests took 19 to
     // 22 s on a machine shared with two other builds, and failed as timed out.
     test.env("WASM_BINDGEN_TEST_TIMEOUT", "60");
-    run_tests(test.env("ECHO_SERVER_URL", &server.url), tally)?;
+    run_tests(test.env("ECHO_SERVER_URL", &server), &mut cx.tally)?;
     // The same suite on `WebSocketStream` (the `transports` target, built to ask for it).
     let mut stream = wasm_test("transports", "60");
     stream
         .args(["--features", "web-socket-stream"])
         .env("WS_TRANSPORT", "stream");
-    run_tests(stream.env("ECHO_SERVER_URL", &server.url), tally)?;
+    run_tests(stream.env("ECHO_SERVER_URL", &server), &mut cx.tally)?;
     // `WebSocketStream` used the way a hostile or careless application would (about 10 s).
     let mut hostile = wasm_test("hostile_stream", "120");
     hostile
         .args(["--features", "web-socket-stream"])
         .env("WS_TRANSPORT", "stream");
-    run_tests(hostile.env("ECHO_SERVER_URL", &server.url), tally)?;
+    run_tests(hostile.env("ECHO_SERVER_URL", &server), &mut cx.tally)?;
     // Receive backpressure, measured: the page's memory under `!flood`.
     let mut flood = wasm_test("backpressure", "120");
     flood.args(["--features", "web-socket-stream"]);
-    run_tests(flood.env("ECHO_SERVER_URL", &server.url), tally)?;
+    run_tests(flood.env("ECHO_SERVER_URL", &server), &mut cx.tally)?;
     // The liveness defaults take their time (35 s).
     let mut defaults = ignored_wasm_test("defaults", "120");
-    run_tests(defaults.env("ECHO_SERVER_URL", &server.url), tally)
+    run_tests(defaults.env("ECHO_SERVER_URL", &server), &mut cx.tally)
+}
+
+/// A test that fails in one engine but not in Chromium, and why: skipped there (and said so)
+/// until the crate behaves the same everywhere.
+struct KnownFailure {
+    engine: Engine,
+    suite: &'static str,
+    test: &'static str,
+    why: &'static str,
+}
+
+/// The port the suites' unreachable server is on (`ws://127.0.0.1:9/`, `UNREACHABLE` in
+/// `client/tests/transports.rs`) is on every browser's list of blocked ports.
+const BLOCKED_PORT: &str = "ws://127.0.0.1:9/ is a blocked port (discard): WebKit fires `error` \
+     at once and then never `close`, so the attempt never ends (Chromium and Firefox fire both)";
+
+/// Every test that differs between engines, one line each.
+const KNOWN_FAILURES: &[KnownFailure] = &[
+    KnownFailure {
+        engine: Engine::WebKit,
+        suite: "transports",
+        test: "unreachable_server_fires_error_then_close_1006",
+        why: BLOCKED_PORT,
+    },
+    KnownFailure {
+        engine: Engine::WebKit,
+        suite: "transports",
+        test: "open_fails_with_a_typed_error_that_tells_why",
+        why: BLOCKED_PORT,
+    },
+    KnownFailure {
+        engine: Engine::WebKit,
+        suite: "transports",
+        test: "close_causes_tell_who_closed",
+        why: BLOCKED_PORT,
+    },
+    KnownFailure {
+        engine: Engine::WebKit,
+        suite: "transports",
+        test: "attempts_stop_at_the_maximum",
+        why: BLOCKED_PORT,
+    },
+    KnownFailure {
+        engine: Engine::WebKit,
+        suite: "browser",
+        test: "a_thousand_sockets_leave_no_closures_and_no_memory_behind",
+        why: "wasm memory grows in WebKit by about a 64 KiB page per 350 sockets (20 pages \
+              after 500, 28 after 3,500), with every closure given back; flat in Chromium",
+    },
+];
+
+/// The browser suites in an engine other than Chromium: what can differ between engines, not
+/// everything again. The shared transport suite on the browser's `WebSocket`, the browser and
+/// worker suites, and the transport suite built to ask for `WebSocketStream`, which these
+/// engines lack: the socket falls back to `WebSocket` and says so (`transport()`, which the
+/// suite checks against what the engine has), and passes the same suite.
+fn wasm_in(engine: Engine, cx: &mut Shared) -> Result<()> {
+    let server = cx.browser_test_server()?;
+    let runs: [(&str, &[&str]); 4] = [
+        ("transports", &[]),
+        ("browser", &[]),
+        ("worker", &[]),
+        ("transports", &["--features", "web-socket-stream"]),
+    ];
+    for (suite, features) in runs {
+        let mut test = wasm_test_in(engine, suite, "60");
+        test.args(features).env("ECHO_SERVER_URL", &server);
+        if !features.is_empty() {
+            test.env("WS_TRANSPORT", "stream");
+        }
+        test.arg("--");
+        for known in KNOWN_FAILURES {
+            if known.engine == engine && known.suite == suite {
+                eprintln!(
+                    "skipped in {engine:?}: {suite}::{}: {}",
+                    known.test, known.why
+                );
+                test.args(["--skip", known.test]);
+            }
+        }
+        run_tests(test, &mut cx.tally)?;
+    }
+    Ok(())
+}
+
+fn wasm_firefox(cx: &mut Shared) -> Result<()> {
+    wasm_in(Engine::Firefox, cx)
+}
+
+fn wasm_webkit(cx: &mut Shared) -> Result<()> {
+    wasm_in(Engine::WebKit, cx)
 }
 
 /// `cargo test` of the client's Autobahn target on `WebSocketStream` in Chromium, with the
@@ -304,7 +439,7 @@ fn autobahn_on_stream(timeout_secs: &str) -> Command {
     test
 }
 
-fn autobahn_client(tally: &mut Tally) -> Result<()> {
+fn autobahn_client(cx: &mut Shared) -> Result<()> {
     // One test runs every case in turn: minutes, not the default 20 s.
     let classic = ignored_wasm_test("autobahn", "900");
     let native = ["test", "-p", CLIENT, "--test", "autobahn"];
@@ -344,11 +479,11 @@ fn autobahn_client(tally: &mut Tally) -> Result<()> {
         let fuzzing = autobahn::FuzzingServer::start(&reports, &cases, excluded)?;
         test.env("AUTOBAHN_URL", &fuzzing.url);
         // A crash here is a case missing from CRASH_CHROMIUM_ON_STREAM, or news: say so.
-        if !run_tests_unless_tab_crashed(test, tally)? {
+        if !run_tests_unless_tab_crashed(test, &mut cx.tally)? {
             println!(
                 "tests: {} passed, {} failed",
-                tally.passed,
-                tally.failed + 1
+                cx.tally.passed,
+                cx.tally.failed + 1
             );
             bail!(
                 "Chromium's renderer crashed during the Autobahn client cases {transport}, \
@@ -375,14 +510,14 @@ fn autobahn_client(tally: &mut Tally) -> Result<()> {
             );
         }
     }
-    autobahn_crashing_on_stream(tally)
+    autobahn_crashing_on_stream(cx)
 }
 
 /// On `WebSocketStream`, each Autobahn case that can crash Chromium's renderer in a page of
 /// its own, then a page that has the reports written: a crash costs that page only, and the
 /// fuzzing server judges the case from what reached it all the same. A page of one case, or
 /// of the reports, gets 90 s (a case that does not close is abandoned after 30 s).
-fn autobahn_crashing_on_stream(tally: &mut Tally) -> Result<()> {
+fn autobahn_crashing_on_stream(cx: &mut Shared) -> Result<()> {
     let crashing = &autobahn::CRASH_CHROMIUM_ON_STREAM[..];
     let begun = Instant::now();
     let reports = target_dir().join("autobahn").join("client-stream-crashing");
@@ -393,7 +528,7 @@ fn autobahn_crashing_on_stream(tally: &mut Tally) -> Result<()> {
         let mut test = autobahn_on_stream("90");
         test.env("AUTOBAHN_URL", &fuzzing.url)
             .env("AUTOBAHN_CASE", case.to_string());
-        if !run_tests_unless_tab_crashed(test, tally)? {
+        if !run_tests_unless_tab_crashed(test, &mut cx.tally)? {
             crashed += 1;
         }
     }
@@ -401,7 +536,7 @@ fn autobahn_crashing_on_stream(tally: &mut Tally) -> Result<()> {
     report_page
         .env("AUTOBAHN_URL", &fuzzing.url)
         .env("AUTOBAHN_CASE", "report");
-    run_tests(report_page, tally)?;
+    run_tests(report_page, &mut cx.tally)?;
     let report = autobahn::Report::read(&reports, "wasm-websocket-stream")?;
     eprintln!(
         "Autobahn, client in Chromium on WebSocketStream, the cases that can crash the \
@@ -424,7 +559,7 @@ fn autobahn_crashing_on_stream(tally: &mut Tally) -> Result<()> {
     Ok(())
 }
 
-fn autobahn_server(_: &mut Tally) -> Result<()> {
+fn autobahn_server(_: &mut Shared) -> Result<()> {
     let (report, reports) = fuzz_server(&[], "server")?;
     eprintln!("Autobahn, echo server: {}", report.summary());
     if !report.failed.is_empty() {
@@ -440,7 +575,7 @@ fn autobahn_server(_: &mut Tally) -> Result<()> {
     Ok(())
 }
 
-fn autobahn_server_deflate(_: &mut Tally) -> Result<()> {
+fn autobahn_server_deflate(_: &mut Shared) -> Result<()> {
     // Every reply compressed (threshold 0): kosoku's compression cases (12.x, 13.x) fail
     // on an uncompressed echo, which RFC 7692 allows.
     let flags = ["--deflate", "--deflate-threshold", "0"];
@@ -469,7 +604,7 @@ fn fuzz_server(flags: &[&str], dir: &str) -> Result<(autobahn::Report, PathBuf)>
     Ok((report, reports))
 }
 
-fn python_websockets(_: &mut Tally) -> Result<()> {
+fn python_websockets(_: &mut Shared) -> Result<()> {
     let python = ensure_python_websockets()?;
     let args = ["--addr", "127.0.0.1:0", "--prefix", "", "--deflate"];
     let server = EchoServer::start("debug", &args, "warn")?;
@@ -477,7 +612,7 @@ fn python_websockets(_: &mut Tally) -> Result<()> {
     run(Command::new(python).arg(script).arg(&server.url))
 }
 
-fn wasm_pack_build(_: &mut Tally) -> Result<()> {
+fn wasm_pack_build(_: &mut Shared) -> Result<()> {
     let out = target_dir().join("wasm-pack-pkg");
     let mut build = cmd("wasm-pack", &["build", "www", "--target", "web"]);
     run(build.arg("--out-dir").arg(&out))?;
@@ -492,7 +627,7 @@ fn wasm_pack_build(_: &mut Tally) -> Result<()> {
     }
 }
 
-fn publish(_: &mut Tally) -> Result<()> {
+fn publish(_: &mut Shared) -> Result<()> {
     for package in [CLIENT, "echo-server"] {
         let args = ["publish", "--dry-run", "--allow-dirty", "-p", package];
         run(cmd("cargo", &args))?;
@@ -500,8 +635,27 @@ fn publish(_: &mut Tally) -> Result<()> {
     Ok(())
 }
 
-fn e2e(tally: &mut Tally) -> Result<()> {
-    run_tests(cmd("cargo", &["test", "-p", "e2e"]), tally)
+fn e2e(cx: &mut Shared) -> Result<()> {
+    let mut test = cmd("cargo", &["test", "-p", "e2e"]);
+    run_tests(
+        test.env("E2E_ENGINE", Engine::Chromium.name()),
+        &mut cx.tally,
+    )
+}
+
+/// The page tests (`tests/tests/page.rs`: the page, and the chapter's own page) in `engine`;
+/// `chromium.rs` is Chromium's alone.
+fn e2e_in(engine: Engine, cx: &mut Shared) -> Result<()> {
+    let mut test = cmd("cargo", &["test", "-p", "e2e", "--test", "page"]);
+    run_tests(test.env("E2E_ENGINE", engine.name()), &mut cx.tally)
+}
+
+fn e2e_firefox(cx: &mut Shared) -> Result<()> {
+    e2e_in(Engine::Firefox, cx)
+}
+
+fn e2e_webkit(cx: &mut Shared) -> Result<()> {
+    e2e_in(Engine::WebKit, cx)
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
+use test_support::browser::{DRIVER_VARIABLES, Engine};
+
 use crate::{CLIENT, WASM_TARGET, cmd, describe};
 
 /// Runs a test command like [`run`], passing its output through, and adds up the passed and
@@ -123,6 +125,12 @@ pub fn ignored_wasm_test(target: &str, timeout_secs: &str) -> Command {
 /// `cargo test` of one test target of the client in headless Chromium, each test given
 /// `timeout_secs`; arguments for cargo may follow.
 pub fn wasm_test(target: &str, timeout_secs: &str) -> Command {
+    wasm_test_in(Engine::Chromium, target, timeout_secs)
+}
+
+/// `cargo test` of one test target of the client in `engine`, each test given
+/// `timeout_secs`; arguments for cargo may follow.
+pub fn wasm_test_in(engine: Engine, target: &str, timeout_secs: &str) -> Command {
     let mut test = cmd(
         "cargo",
         &[
@@ -135,7 +143,11 @@ pub fn wasm_test(target: &str, timeout_secs: &str) -> Command {
             target,
         ],
     );
-    test.envs(test_support::browser::WASM_TEST_RUNNER_ENV)
+    // The runner takes the first driver variable it finds: only this engine's is set.
+    for variable in DRIVER_VARIABLES {
+        test.env_remove(variable);
+    }
+    test.envs(engine.wasm_test_runner_env())
         .env("WASM_BINDGEN_TEST_TIMEOUT", timeout_secs);
     test
 }
