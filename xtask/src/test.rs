@@ -100,6 +100,16 @@ const STEPS: &[Step] = &[
         run: autobahn_client,
     },
     Step {
+        name: "autobahn-firefox",
+        title: "Autobahn client cases in Firefox, beside plain JavaScript",
+        run: autobahn_firefox,
+    },
+    Step {
+        name: "autobahn-webkit",
+        title: "Autobahn client cases in WebKit, beside plain JavaScript",
+        run: autobahn_webkit,
+    },
+    Step {
         name: "autobahn-server",
         title: "Autobahn server cases",
         run: autobahn_server,
@@ -557,6 +567,64 @@ fn autobahn_crashing_on_stream(cx: &mut Shared) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The Autobahn client cases in `engine` (those of [`autobahn::client_cases`]), run by the
+/// client on the browser's `WebSocket` and by plain JavaScript on it too
+/// (`tests/tests/autobahn_js.rs`), each against a fuzzing server of its own: the client must
+/// do no worse than plain JavaScript on any case. What the engine decides before any script
+/// sees it comes out the same for both.
+fn autobahn_in(engine: Engine, cx: &mut Shared) -> Result<()> {
+    let cases = autobahn::client_cases();
+    let dir = target_dir()
+        .join("autobahn")
+        .join(format!("client-{}", engine.name()));
+    let mut ours = wasm_test_in(engine, "autobahn", "900");
+    ours.args(["--", "--include-ignored"]);
+    let mut javascript = cmd(
+        "cargo",
+        &["test", "-p", "e2e", "--test", "autobahn_js", "--"],
+    );
+    javascript
+        .arg("--include-ignored")
+        .env("E2E_ENGINE", engine.name());
+    let mut reports = Vec::new();
+    for (who, agent, mut test) in [
+        ("the client", "wasm-websocket", ours),
+        ("plain JavaScript", "plain-javascript", javascript),
+    ] {
+        let begun = Instant::now();
+        let out = dir.join(agent);
+        let fuzzing = autobahn::FuzzingServer::start(&out, &cases, &[])?;
+        run_tests(test.env("AUTOBAHN_URL", &fuzzing.url), &mut cx.tally)?;
+        let report = autobahn::Report::read(&out, agent)?;
+        eprintln!(
+            "Autobahn, {who} in {engine:?} on WebSocket ({} s): {}",
+            begun.elapsed().as_secs(),
+            report.summary()
+        );
+        reports.push((report, out));
+    }
+    let [(ours, out), (javascript, _)] = &reports[..] else {
+        unreachable!("two runs")
+    };
+    let worse = ours.worse_than(javascript);
+    if !worse.is_empty() {
+        bail!(
+            "Autobahn cases where the client does worse than plain JavaScript in {engine:?} \
+             (case, ours, plain JavaScript's): {worse:?} (see {})",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+fn autobahn_firefox(cx: &mut Shared) -> Result<()> {
+    autobahn_in(Engine::Firefox, cx)
+}
+
+fn autobahn_webkit(cx: &mut Shared) -> Result<()> {
+    autobahn_in(Engine::WebKit, cx)
 }
 
 fn autobahn_server(_: &mut Shared) -> Result<()> {
