@@ -389,13 +389,39 @@ const KNOWN_FAILURES: &[KnownFailure] = &[
         why: BLOCKED_PORT,
     },
     KnownFailure {
+        engine: Engine::Firefox,
+        suite: "transports",
+        test: "attempts_stop_at_the_maximum",
+        why: "Firefox delays each new attempt to a host and port whose attempts failed \
+              (RFC 6455, 7.2.3), exponentially within a page: to ws://127.0.0.1:9/ closes came \
+              after 2, 418, 574, 899, 1252, 1877, 3128, 4322 ms; the suite's earlier tests to \
+              that URL push this one's attempts past its 5 s wait for an event",
+    },
+    KnownFailure {
         engine: Engine::WebKit,
         suite: "browser",
         test: "a_thousand_sockets_leave_no_closures_and_no_memory_behind",
-        why: "wasm memory grows in WebKit by about a 64 KiB page per 350 sockets (20 pages \
-              after 500, 28 after 3,500), with every closure given back; flat in Chromium",
+        why: MEMORY_GROWS,
+    },
+    KnownFailure {
+        engine: Engine::Firefox,
+        suite: "browser",
+        test: "a_thousand_sockets_leave_no_closures_and_no_memory_behind",
+        why: MEMORY_GROWS,
+    },
+    KnownFailure {
+        engine: Engine::Firefox,
+        suite: "browser",
+        test: "chromium_negotiates_permessage_deflate_and_large_messages_round_trip",
+        why: "Firefox's `extensions` names the extension without its parameters \
+              (`permessage-deflate`); the test expects Chromium's full answer",
     },
 ];
+
+/// Seen in Firefox and WebKit, not in Chromium.
+const MEMORY_GROWS: &str = "wasm memory grows by 3 pages (192 KiB) over 1,000 sockets, with \
+     every closure given back (WebKit: 20 pages after 500 sockets, 28 after 3,500, still 28 \
+     after 4,000); Chromium stays at 20";
 
 /// The browser suites in an engine other than Chromium: what can differ between engines, not
 /// everything again. The shared transport suite on the browser's `WebSocket`, the browser and
