@@ -65,7 +65,7 @@ pub struct Browser {
 
 impl Browser {
     /// Starts a session in the engine `E2E_ENGINE` names (`chromium`, the default, `firefox`
-    /// or `webkit`).
+    /// or `webkit`); in Firefox with the preferences `E2E_FIREFOX_PREFS` may add.
     pub async fn start() -> Result<Browser> {
         Browser::start_in(Engine::from_env().map_err(anyhow::Error::msg)?).await
     }
@@ -89,13 +89,20 @@ impl Browser {
                 })
             }
             // geckodriver makes a fresh profile of its own, with the preferences that keep
-            // Firefox from calling home.
-            Engine::Firefox => serde_json::json!({
-                "moz:firefoxOptions": {
-                    "binary": FIREFOX,
-                    "args": ["-headless", "-width=900", "-height=700"]
-                }
-            }),
+            // Firefox from calling home; `E2E_FIREFOX_PREFS` (a JSON object) adds others.
+            Engine::Firefox => {
+                let prefs = match std::env::var("E2E_FIREFOX_PREFS") {
+                    Ok(prefs) => serde_json::from_str(&prefs).context("E2E_FIREFOX_PREFS")?,
+                    Err(_) => serde_json::json!({}),
+                };
+                serde_json::json!({
+                    "moz:firefoxOptions": {
+                        "binary": FIREFOX,
+                        "args": ["-headless", "-width=900", "-height=700"],
+                        "prefs": prefs
+                    }
+                })
+            }
             // WebKitWebDriver starts MiniBrowser with what it needs (`--automation`).
             Engine::WebKit => serde_json::json!({}),
         };

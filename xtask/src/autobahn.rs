@@ -44,6 +44,21 @@ pub fn client_cases() -> Vec<String> {
     cases
 }
 
+/// The cases run in the engines other than Chromium, by the client and by plain JavaScript:
+/// where engines differ (framing, UTF-8, close codes and reasons: sections 1 to 7 and 10) in
+/// full, and samples of the large messages (9.x) and of compression (12.x, 13.x), whose
+/// handling is the engine's alone; each run then takes about a minute.
+pub fn engine_cases() -> Vec<String> {
+    let sections = [1, 2, 3, 4, 5, 6, 7, 10];
+    let mut cases: Vec<String> = sections.iter().map(|n| format!("{n}.*")).collect();
+    let sample = [
+        "9.1.1", "9.1.6", "9.2.1", "9.2.6", "9.3.1", "9.4.1", "9.7.1", "9.8.1", "12.1.1", "12.2.1",
+        "13.1.1", "13.3.1", "13.4.1", "13.7.1",
+    ];
+    cases.extend(sample.map(str::to_owned));
+    cases
+}
+
 /// The suite's cases, all of which the server runs.
 pub const CASES: usize = 517;
 
