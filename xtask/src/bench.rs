@@ -5,12 +5,14 @@ use std::process::Command;
 use anyhow::Result;
 
 use crate::build::build_client;
-use crate::tools::{ensure_debian_packages, ensure_node_ws};
+use crate::tools::{ensure_debian_packages, ensure_geckodriver, ensure_node_ws};
 use crate::{cmd, root, run, target_dir};
 
 /// Builds the servers and the load generator for release and writes BENCHMARKS.md.
 pub fn bench() -> Result<()> {
     ensure_debian_packages()?;
+    // Scenario 5 runs in Firefox too.
+    ensure_geckodriver()?;
     // Scenario 6 measures the demo as this builds it; scenario 5 runs a wasm test.
     build_client()?;
     run(cmd(

@@ -12,7 +12,7 @@ use test_support::browser::{DRIVER_VARIABLES, Engine};
 
 use crate::{CLIENT, WASM_TARGET, cmd, describe};
 
-/// Runs a test command like [`run`], passing its output through, and adds up the passed and
+/// Runs a test command like [`run`](crate::run), passing its output through, and adds up the passed and
 /// failed counts of every `test result:` line it prints.
 pub fn run_tests(mut command: impl BorrowMut<Command>, tally: &mut Tally) -> Result<()> {
     let command = command.borrow_mut();
