@@ -22,6 +22,7 @@ use bench::callgrind::Counts;
 use bench::counters::{self, Snapshot, Used};
 use bench::{Outcome, Shape, Wire};
 use test_support::Spawned;
+use test_support::browser::{Engine, FIREFOX};
 
 mod after_traffic;
 mod deflate;
@@ -312,7 +313,8 @@ fn main() -> Result<()> {
     }
     if wanted("5") {
         let ours = targets.last().expect("ours is the last target");
-        report.push_str(&browser_section(&root, ours)?);
+        report.push_str(&browser_section(&root, ours, Engine::Chromium)?);
+        report.push_str(&browser_section(&root, ours, Engine::Firefox)?);
         let server = ours.start()?;
         report.push_str(&transports::section(
             &root,
@@ -447,8 +449,9 @@ fn million(ours: &Idle) -> String {
 
 const IDLE_RUNS: usize = 2;
 
-/// Scenario 5: `client/tests/speed.rs` in headless Chromium, against our server as a pure echo.
-fn browser_section(root: &Path, ours: &Target) -> Result<String> {
+/// Scenario 5: `client/tests/speed.rs` in headless Chromium, against our server as a pure echo;
+/// and the same in headless Firefox (on its `WebSocket`, the only transport it has).
+fn browser_section(root: &Path, ours: &Target, engine: Engine) -> Result<String> {
     let server = ours.start()?;
     let mut cargo = transports::cargo(
         root,
@@ -460,10 +463,14 @@ fn browser_section(root: &Path, ours: &Target) -> Result<String> {
             "--",
         ],
     );
+    // The runner takes the first driver variable it finds: only this engine's is set.
+    for variable in test_support::browser::DRIVER_VARIABLES {
+        cargo.env_remove(variable);
+    }
     cargo
         .env("ECHO_SERVER_URL", format!("ws://{}/", server.addr))
         .env("WASM_BINDGEN_TEST_TIMEOUT", "300")
-        .envs(test_support::browser::WASM_TEST_RUNNER_ENV);
+        .envs(engine.wasm_test_runner_env());
     // The compiler and the browser may use every core, as before pinning: this scenario
     // measures the client, against our server (still on its own core).
     counters::pin_command(&mut cargo, &counters::all_cores());
@@ -490,9 +497,14 @@ fn browser_section(root: &Path, ours: &Target) -> Result<String> {
         figure("over_bare", "callbacks=")?,
         figure("over_bare", "async=")?,
     );
+    let (heading, browser) = match engine {
+        Engine::Chromium => ("5", command_output("chromium", &["--version"])),
+        _ => ("5 in Firefox", command_output(FIREFOX, &["--version"])),
+    };
+    let name = format!("{engine:?}");
     let section = format!(
-        "\n### 5: the wasm client against plain JavaScript in Chromium\n\n\
-         `client/tests/speed.rs` in headless Chromium ({chromium}), one page, our server as a \
+        "\n### {heading}: the wasm client against plain JavaScript in {name}\n\n\
+         `client/tests/speed.rs` in headless {name} ({browser}), one page, our server as a \
          pure echo; every reply checked the same way on both sides (a binary one by its \
          length and first and last bytes); runs alternate (which goes first too), medians of \
          11; a ratio is the median of the runs' ratios (each run against the JavaScript run \
@@ -514,10 +526,7 @@ fn browser_section(root: &Path, ours: &Target) -> Result<String> {
          | the round trips, bare Rust (no crate), async | {js_trips:.0}/s | {bare_async_trips:.0}/s | {bare_async_ratio:.2}x |\n\n\
          Ours against bare Rust (median of the runs' ratios): callbacks {over_bare:.2}x, \
          async API {over_bare_async:.2}x.\n",
-        trips_ratio,
-        callback_ratio,
-        mb_ratio,
-        chromium = command_output("chromium", &["--version"]),
+        trips_ratio, callback_ratio, mb_ratio,
     );
     eprint!("{section}");
     Ok(section)

@@ -114,7 +114,17 @@ async fn autobahn_client_cases() {
 
 async fn cases() {
     let agent = agent();
-    let Some(Message::Text(count)) = run("/getCaseCount").await else {
+    // Firefox ESR 153 reports about half the connections whose server sends at once and
+    // closes (as this one does) as only closed, 1000, with no open and no message (plain
+    // JavaScript sees the same): ask again.
+    let mut answer = None;
+    for _ in 0..10 {
+        answer = run("/getCaseCount").await;
+        if answer.is_some() {
+            break;
+        }
+    }
+    let Some(Message::Text(count)) = answer else {
         panic!("the fuzzing server did not say how many cases it has");
     };
     let count: u32 = count.parse().expect("a number of cases");

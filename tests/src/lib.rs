@@ -1,5 +1,7 @@
-//! What the end-to-end tests share: the echo server started in this process on port 0, and
-//! headless Chromium driven over WebDriver by a chromedriver started for each test.
+//! What the end-to-end tests share: the echo server started in this process on port 0, and a
+//! browser driven over WebDriver by a driver started for each test: Chromium through
+//! chromedriver, Firefox through geckodriver, or WebKit through WebKitWebDriver, as
+//! `E2E_ENGINE` says (Chromium by default).
 //!
 //! The page needs the built client in `www/pkg/`; `cargo xtask test` builds it first.
 
@@ -11,9 +13,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use echo_server::Config;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, ClientBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
-use test_support::browser::{CHROMEDRIVER, CHROMIUM, chromium_args};
+use std::os::unix::process::CommandExt;
+
+use test_support::browser::{CHROMIUM, Engine, FIREFOX, XVFB_RUN, chromium_args};
 
 /// The workspace's `www/` directory.
 pub fn www() -> PathBuf {
@@ -51,52 +55,95 @@ pub async fn start_server_at(addr: &str, config: Config) -> Result<SocketAddr> {
     Ok(addr)
 }
 
-/// Headless Chromium and the chromedriver that drives it; both end when this is dropped.
+/// A browser session in one engine, and the WebDriver server that drives it; both end when
+/// this is dropped.
 pub struct Browser {
     pub client: Client,
-    driver: Child,
+    engine: Engine,
+    driver: Driver,
 }
 
 impl Browser {
-    /// Starts chromedriver on a free port and a headless Chromium session through it.
+    /// Starts a session in the engine `E2E_ENGINE` names (`chromium`, the default, `firefox`
+    /// or `webkit`); in Firefox with the preferences `E2E_FIREFOX_PREFS` may add.
     pub async fn start() -> Result<Browser> {
-        let mut driver = Command::new(CHROMEDRIVER)
-            .arg("--port=0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| {
-                format!("cannot start {CHROMEDRIVER}: `cargo xtask test` installs it")
-            })?;
-        let port = driver_port(&mut driver)?;
-        let profile =
-            std::env::temp_dir().join(format!("e2e-chromium-{}-{port}", std::process::id()));
-        let mut args = chromium_args(&profile);
-        args.push("--window-size=900,700".to_owned());
-        let capabilities = serde_json::json!({
-            "goog:loggingPrefs": { "browser": "ALL" },
-            "goog:chromeOptions": { "binary": CHROMIUM, "args": args }
-        });
+        Browser::start_in(Engine::from_env().map_err(anyhow::Error::msg)?).await
+    }
+
+    /// Starts the engine's WebDriver server on a free port and a session through it: headless
+    /// Chromium, headless Firefox, or WebKitGTK's MiniBrowser on a virtual display.
+    pub async fn start_in(engine: Engine) -> Result<Browser> {
+        let driver = Driver::start(engine)?;
+        let capabilities = match engine {
+            Engine::Chromium => {
+                let profile = std::env::temp_dir().join(format!(
+                    "e2e-chromium-{}-{}",
+                    std::process::id(),
+                    driver.port
+                ));
+                let mut args = chromium_args(&profile);
+                args.push("--window-size=900,700".to_owned());
+                serde_json::json!({
+                    "goog:loggingPrefs": { "browser": "ALL" },
+                    "goog:chromeOptions": { "binary": CHROMIUM, "args": args }
+                })
+            }
+            // geckodriver makes a fresh profile of its own, with the preferences that keep
+            // Firefox from calling home; `E2E_FIREFOX_PREFS` (a JSON object) adds others.
+            Engine::Firefox => {
+                let prefs = match std::env::var("E2E_FIREFOX_PREFS") {
+                    Ok(prefs) => serde_json::from_str(&prefs).context("E2E_FIREFOX_PREFS")?,
+                    Err(_) => serde_json::json!({}),
+                };
+                serde_json::json!({
+                    "moz:firefoxOptions": {
+                        "binary": FIREFOX,
+                        "args": ["-headless", "-width=900", "-height=700"],
+                        "prefs": prefs
+                    }
+                })
+            }
+            // WebKitWebDriver starts MiniBrowser with what it needs (`--automation`).
+            Engine::WebKit => serde_json::json!({}),
+        };
         let serde_json::Value::Object(capabilities) = capabilities else {
             unreachable!("a JSON object literal")
         };
         let client = ClientBuilder::new(HttpConnector::new())
             .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await;
-        let client = match client {
-            Ok(client) => client,
-            Err(error) => {
-                let _ = driver.kill();
-                return Err(error).context("chromedriver could not start Chromium");
-            }
-        };
-        Ok(Browser { client, driver })
+            .connect(&format!("http://127.0.0.1:{}", driver.port))
+            .await
+            .with_context(|| format!("{} could not start {engine:?}", driver.name))?;
+        Ok(Browser {
+            client,
+            engine,
+            driver,
+        })
     }
 
-    /// The text of the page's log, one line per entry.
+    /// The engine the session runs in.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Opens `url`, and where the driver cannot capture the console (every engine but
+    /// Chromium), installs [`CONSOLE_HOOK`] in the page: what it logs from then on, and its
+    /// uncaught errors, are kept for [`Browser::console`].
+    pub async fn goto(&self, url: &str) -> Result<()> {
+        self.client.goto(url).await?;
+        if self.engine != Engine::Chromium {
+            self.client.execute(CONSOLE_HOOK, vec![]).await?;
+        }
+        Ok(())
+    }
+
+    /// The text of the page's log, one line per entry. Each entry's text is read on its own:
+    /// the WebDriver text of the whole list has no line breaks between entries in WebKit.
     pub async fn log(&self) -> Result<String> {
-        Ok(self.client.find(Locator::Id("log")).await?.text().await?)
+        let script = "return [...document.querySelectorAll('#log li')]\
+                      .map((entry) => entry.innerText).join('\\n')";
+        let log = self.client.execute(script, vec![]).await?;
+        Ok(log.as_str().context("the log is text")?.to_owned())
     }
 
     /// Waits until a line of the page's log ends with `text`, or fails after 10 seconds
@@ -115,14 +162,62 @@ impl Browser {
         }
     }
 
-    /// The console messages logged since the last call, as Chromium reports them: the source,
-    /// then the logged value (strings in quotes).
+    /// Waits until `script` returns `true`, or fails after 10 seconds.
+    pub async fn wait_for_script(&self, script: &str) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.client.execute(script, vec![]).await? == serde_json::Value::Bool(true) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{script:?} was not true within 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The console messages logged since the last call, each as its source, then the logged
+    /// value in quotes. Chromium's own log has everything from the page's start, the errors
+    /// of resources it could not load among them; elsewhere it is what [`CONSOLE_HOOK`] saw
+    /// since [`Browser::goto`].
     pub async fn console(&self) -> Result<Vec<String>> {
-        let entries = self.client.issue_cmd(BrowserLog).await?;
+        Ok(self
+            .console_entries()
+            .await?
+            .into_iter()
+            .map(|(_, message)| message)
+            .collect())
+    }
+
+    /// The errors among the console messages since the last call: Chromium's `SEVERE`
+    /// entries (a resource that failed to load is one), or what [`CONSOLE_HOOK`] recorded from
+    /// `console.error`, an uncaught exception or an unhandled rejection.
+    pub async fn errors(&self) -> Result<Vec<String>> {
+        Ok(self
+            .console_entries()
+            .await?
+            .into_iter()
+            .filter(|(level, _)| level == "SEVERE")
+            .map(|(_, message)| message)
+            .collect())
+    }
+
+    /// The console since the last call: (level, message), the level `SEVERE` for errors.
+    async fn console_entries(&self) -> Result<Vec<(String, String)>> {
+        let entries = match self.engine {
+            Engine::Chromium => self.client.issue_cmd(BrowserLog).await?,
+            _ => {
+                let script = "return (window.__e2eConsole || []).splice(0)";
+                self.client.execute(script, vec![]).await?
+            }
+        };
         let entries = entries.as_array().context("the browser log is a list")?;
         Ok(entries
             .iter()
-            .filter_map(|entry| entry["message"].as_str().map(str::to_owned))
+            .filter_map(|entry| {
+                let level = entry["level"].as_str()?.to_owned();
+                Some((level, entry["message"].as_str()?.to_owned()))
+            })
             .collect())
     }
 
@@ -148,30 +243,134 @@ impl Browser {
     }
 
     /// Ends the session and the driver.
-    pub async fn close(mut self) -> Result<()> {
+    pub async fn close(self) -> Result<()> {
         let result = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        drop(self.driver);
         Ok(result?)
     }
 }
 
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
+/// What the page logs, kept in the page for engines whose driver has no console log
+/// (geckodriver, WebKitWebDriver): `console.log`, `info`, `warn` and `error` (still passed
+/// on), uncaught errors and unhandled rejections, each as `{level, message}` in
+/// `window.__e2eConsole`, in the form Chromium's log gives (`source "text"`), errors at level
+/// `SEVERE`. Installed after the page has loaded, so it misses what the page logged while
+/// loading.
+pub const CONSOLE_HOOK: &str = r#"
+if (!window.__e2eConsole) {
+  const records = (window.__e2eConsole = []);
+  const record = (level, source, text) => records.push({ level, message: `${source} "${text}"` });
+  for (const name of ["log", "info", "warn", "error"]) {
+    const original = console[name].bind(console);
+    console[name] = (...args) => {
+      record(name === "error" ? "SEVERE" : "INFO", `console.${name}`, args.map(String).join(" "));
+      original(...args);
+    };
+  }
+  addEventListener("error", (e) => record("SEVERE", "error", e.message || String(e.target && (e.target.src || e.target.href))), true);
+  addEventListener("unhandledrejection", (e) => record("SEVERE", "unhandledrejection", String(e.reason)));
+}
+"#;
+
+/// A WebDriver server on a port of its own, in a process group of its own: dropping it ends
+/// the group, so the browser it started (and, for WebKit, `xvfb-run`'s X server) ends too.
+struct Driver {
+    child: Child,
+    port: u16,
+    name: String,
+}
+
+impl Driver {
+    fn start(engine: Engine) -> Result<Driver> {
+        let path = engine.driver();
+        let name = path.display().to_string();
+        // chromedriver and geckodriver take port 0 and say which they took; WebKitWebDriver
+        // says nothing, so it gets a port found free, and MiniBrowser a virtual display.
+        let (mut command, port) = match engine {
+            Engine::Chromium => {
+                let mut command = Command::new(&path);
+                command.arg("--port=0");
+                (command, None)
+            }
+            Engine::Firefox => {
+                let mut command = Command::new(&path);
+                command.args(["--host", "127.0.0.1", "--port", "0"]);
+                (command, None)
+            }
+            Engine::WebKit => {
+                let port = free_port()?;
+                let mut command = Command::new(XVFB_RUN);
+                command.arg("-a").arg(&path).arg(format!("--port={port}"));
+                (command, Some(port))
+            }
+        };
+        command
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot start {name}: `cargo xtask test` installs it"))?;
+        let mut driver = Driver {
+            child,
+            port: 0,
+            name,
+        };
+        let port = match (engine, port) {
+            (_, Some(port)) => await_listening(port),
+            (Engine::Firefox, None) => read_port(&mut driver.child, "Listening on 127.0.0.1:"),
+            _ => read_port(&mut driver.child, "started successfully on port "),
+        };
+        driver.port = port.with_context(|| format!("{} did not start", driver.name))?;
+        Ok(driver)
     }
 }
 
-/// Reads the port from chromedriver's "started successfully on port N." line.
-fn driver_port(driver: &mut Child) -> Result<u16> {
-    let stdout = driver.stdout.take().context("chromedriver stdout")?;
-    for line in BufReader::new(stdout).lines() {
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The whole group: the driver, its browser, and xvfb-run's X server.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port that was free a moment ago, for a driver that cannot pick one itself.
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Waits until something accepts connections on `port`, for 30 seconds at most.
+fn await_listening(port: u16) -> Result<u16> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("nothing listens on port {port} after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(port)
+}
+
+/// Reads the port from the driver's line that has `prefix` before it (chromedriver: "started
+/// successfully on port N.", geckodriver: "Listening on 127.0.0.1:N").
+fn read_port(driver: &mut Child, prefix: &str) -> Result<u16> {
+    let stdout = driver.stdout.take().context("the driver's stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    while let Some(line) = lines.next() {
         let line = line?;
-        if let Some(rest) = line.split("started successfully on port ").nth(1) {
-            return Ok(rest.trim_end_matches('.').parse()?);
+        if let Some(rest) = line.split(prefix).nth(1) {
+            let port = rest.trim().trim_end_matches('.').parse()?;
+            // The driver goes on writing: a closed pipe would end it.
+            std::thread::spawn(move || lines.for_each(drop));
+            return Ok(port);
         }
     }
-    bail!("chromedriver exited without saying which port it listens on")
+    bail!("the driver exited without saying which port it listens on")
 }
 
 /// chromedriver's command for the browser's console log (`goog:loggingPrefs`), which WebDriver

@@ -7,6 +7,7 @@
 
 use e2e::{Browser, start_server};
 use echo_server::Config;
+use test_support::browser::Engine;
 
 /// Opens a `WebSocketStream` to `url`, sends `first` (a test control), then at once one
 /// message of 1 MB, and resolves with what became of them.
@@ -30,7 +31,7 @@ async fn websocketstream_crashes_on_a_write_pending_at_an_unclean_close() -> any
         ..Config::default()
     };
     let addr = start_server(config).await?;
-    let browser = Browser::start().await?;
+    let browser = Browser::start_in(Engine::Chromium).await?;
     let page = &browser.client;
     page.goto(&format!("http://{addr}/")).await?;
     let url = serde_json::json!(format!("ws://{addr}/"));

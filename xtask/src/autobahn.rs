@@ -44,6 +44,21 @@ pub fn client_cases() -> Vec<String> {
     cases
 }
 
+/// The cases run in the engines other than Chromium, by the client and by plain JavaScript:
+/// where engines differ (framing, UTF-8, close codes and reasons: sections 1 to 7 and 10) in
+/// full, and samples of the large messages (9.x) and of compression (12.x, 13.x), whose
+/// handling is the engine's alone; each run then takes about a minute.
+pub fn engine_cases() -> Vec<String> {
+    let sections = [1, 2, 3, 4, 5, 6, 7, 10];
+    let mut cases: Vec<String> = sections.iter().map(|n| format!("{n}.*")).collect();
+    let sample = [
+        "9.1.1", "9.1.6", "9.2.1", "9.2.6", "9.3.1", "9.4.1", "9.7.1", "9.8.1", "12.1.1", "12.2.1",
+        "13.1.1", "13.3.1", "13.4.1", "13.7.1",
+    ];
+    cases.extend(sample.map(str::to_owned));
+    cases
+}
+
 /// The suite's cases, all of which the server runs.
 pub const CASES: usize = 517;
 
@@ -133,11 +148,12 @@ impl Drop for FuzzingServer {
     }
 }
 
-/// The behaviour counts of one agent's report, and its FAILED cases.
+/// The behaviour counts of one agent's report, its FAILED cases, and each case's behaviour.
 #[derive(Debug, Default)]
 pub struct Report {
     pub counts: BTreeMap<String, usize>,
     pub failed: Vec<String>,
+    pub behaviours: BTreeMap<String, String>,
 }
 
 impl Report {
@@ -172,7 +188,8 @@ impl Report {
             if behavior == "FAILED" {
                 report.failed.push(case.clone());
             }
-            *report.counts.entry(behavior).or_default() += 1;
+            *report.counts.entry(behavior.clone()).or_default() += 1;
+            report.behaviours.insert(case.clone(), behavior);
         }
         report.failed.sort();
         Ok(report)
@@ -194,6 +211,28 @@ impl Report {
             );
         }
         Ok(())
+    }
+
+    /// The cases where this report does worse than `yardstick` (another client's, on the same
+    /// cases): FAILED where it did not, NON-STRICT where it was better, a case missing or left
+    /// UNIMPLEMENTED where it ran; with both behaviours.
+    pub fn worse_than(&self, yardstick: &Report) -> Vec<(String, String, String)> {
+        // OK and INFORMATIONAL are what a case can best be; which one is the case's, not the
+        // client's.
+        let rank = |behaviour: &str| match behaviour {
+            "OK" | "INFORMATIONAL" => 3,
+            "UNIMPLEMENTED" => 2,
+            "NON-STRICT" => 1,
+            _ => 0,
+        };
+        let mut worse = Vec::new();
+        for (case, theirs) in &yardstick.behaviours {
+            let ours = self.behaviours.get(case).map_or("MISSING", String::as_str);
+            if rank(ours) < rank(theirs) {
+                worse.push((case.clone(), ours.to_owned(), theirs.clone()));
+            }
+        }
+        worse
     }
 
     /// One line: every behaviour and its count.
@@ -237,5 +276,21 @@ mod tests {
             report.require_all_passed(3, reports).is_err(),
             "a case missing"
         );
+    }
+
+    #[test]
+    fn worse_than_compares_case_by_case() {
+        let ours = r#"{"a": {"1.1.1": {"behavior": "OK"}, "3.2": {"behavior": "FAILED"},
+            "7.9.1": {"behavior": "FAILED"}, "6.4.1": {"behavior": "NON-STRICT"}}}"#;
+        let theirs = r#"{"b": {"1.1.1": {"behavior": "OK"}, "3.2": {"behavior": "OK"},
+            "7.9.1": {"behavior": "FAILED"}, "6.4.1": {"behavior": "OK"},
+            "2.1": {"behavior": "INFORMATIONAL"}}}"#;
+        let ours = Report::parse(ours, "a").unwrap();
+        let theirs = Report::parse(theirs, "b").unwrap();
+        let worse: Vec<String> = (ours.worse_than(&theirs).into_iter())
+            .map(|(case, _, _)| case)
+            .collect();
+        assert_eq!(worse, ["2.1", "3.2", "6.4.1"]);
+        assert!(theirs.worse_than(&theirs).is_empty());
     }
 }

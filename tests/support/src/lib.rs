@@ -3,7 +3,8 @@
 //!
 //! - [`Spawned`]: a server process started for a test, whose address is read from the one
 //!   line it prints (`listening on SCHEME://ADDR/`), and which is killed when dropped.
-//! - [`browser`]: where Chromium and chromedriver are, and how the wasm-bindgen tests find them.
+//! - [`browser`]: the three engines (Chromium, Firefox, WebKit), where they and their WebDriver
+//!   servers are, and how the wasm-bindgen tests run in each.
 //! - [`raw`]: WebSocket bytes as a client library would never send them: handshakes, masked
 //!   frames, and the server's frames read back.
 //!
@@ -92,12 +93,106 @@ impl Drop for Spawned {
     }
 }
 
-/// Headless Chromium, as Debian installs it.
+/// The three browser engines, as Debian (and, for geckodriver, crates.io) install them, and how
+/// the wasm-bindgen test runner and the end-to-end tests drive each.
 pub mod browser {
-    /// The browser.
+    use std::path::PathBuf;
+
+    /// Chromium.
     pub const CHROMIUM: &str = "/usr/bin/chromium";
-    /// The WebDriver server of the same version.
+    /// Chromium's WebDriver server, of the same version.
     pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+    /// Firefox ESR (Debian's `firefox-esr`).
+    pub const FIREFOX: &str = "/usr/bin/firefox-esr";
+    /// The geckodriver that `cargo xtask test` installs from crates.io (`cargo install
+    /// --locked geckodriver --version ...`), pinned as the wasm-bindgen CLI is.
+    pub const GECKODRIVER_VERSION: &str = "0.37.1";
+    /// WebKitGTK's WebDriver server (Debian's `webkit2gtk-driver`), which starts WebKitGTK's
+    /// MiniBrowser. That has no headless mode: it runs under [`XVFB_RUN`].
+    pub const WEBKIT_DRIVER: &str = "/usr/bin/WebKitWebDriver";
+    /// Runs a command with a virtual X display of its own (`-a`: on a free display number).
+    pub const XVFB_RUN: &str = "/usr/bin/xvfb-run";
+
+    /// Where cargo installs geckodriver: `$CARGO_HOME/bin`, by default `~/.cargo/bin`.
+    pub fn geckodriver() -> PathBuf {
+        let home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+            .unwrap_or_else(|| PathBuf::from("/root/.cargo"));
+        home.join("bin/geckodriver")
+    }
+
+    /// A browser engine the tests run in.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Engine {
+        /// Blink, in Debian's Chromium: the only engine with `WebSocketStream`.
+        Chromium,
+        /// Gecko, in Firefox ESR, through geckodriver (which adds `-headless` for the test
+        /// runner; the end-to-end tests ask for it themselves).
+        Firefox,
+        /// WebKit (Safari's engine), in WebKitGTK's MiniBrowser under a virtual display.
+        WebKit,
+    }
+
+    impl Engine {
+        /// Every engine, Chromium first.
+        pub const ALL: [Engine; 3] = [Engine::Chromium, Engine::Firefox, Engine::WebKit];
+
+        /// The engine's name in lower case, as `E2E_ENGINE` takes it.
+        pub fn name(self) -> &'static str {
+            match self {
+                Engine::Chromium => "chromium",
+                Engine::Firefox => "firefox",
+                Engine::WebKit => "webkit",
+            }
+        }
+
+        /// The engine named `name` (as [`Engine::name`] gives it).
+        pub fn from_name(name: &str) -> Option<Engine> {
+            Engine::ALL.into_iter().find(|engine| engine.name() == name)
+        }
+
+        /// The engine that `E2E_ENGINE` names; Chromium when it is not set.
+        pub fn from_env() -> Result<Engine, String> {
+            match std::env::var("E2E_ENGINE") {
+                Err(_) => Ok(Engine::Chromium),
+                Ok(name) => Engine::from_name(&name).ok_or_else(|| {
+                    format!("E2E_ENGINE is chromium, firefox or webkit, not {name:?}")
+                }),
+            }
+        }
+
+        /// The engine's WebDriver server.
+        pub fn driver(self) -> PathBuf {
+            match self {
+                Engine::Chromium => PathBuf::from(CHROMEDRIVER),
+                Engine::Firefox => geckodriver(),
+                Engine::WebKit => PathBuf::from(WEBKIT_DRIVER),
+            }
+        }
+
+        /// The environment that makes `cargo test --target wasm32-unknown-unknown` run
+        /// wasm-bindgen tests in this engine: the runner, and the variable that names the
+        /// engine's driver. The runner takes the first of GECKODRIVER, SAFARIDRIVER and
+        /// CHROMEDRIVER that is set, so the others must be removed ([`DRIVER_VARIABLES`]).
+        /// WebKit's runner runs under `xvfb-run -a` (cargo splits the runner's words).
+        pub fn wasm_test_runner_env(self) -> [(&'static str, String); 2] {
+            let runner = "wasm-bindgen-test-runner";
+            let (runner, variable) = match self {
+                Engine::Chromium => (runner.to_owned(), "CHROMEDRIVER"),
+                Engine::Firefox => (runner.to_owned(), "GECKODRIVER"),
+                // The runner's Safari path speaks plain WebDriver, which WebKitWebDriver is.
+                Engine::WebKit => (format!("{XVFB_RUN} -a {runner}"), "SAFARIDRIVER"),
+            };
+            [
+                ("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", runner),
+                (variable, self.driver().display().to_string()),
+            ]
+        }
+    }
+
+    /// The variables by which wasm-bindgen-test-runner picks a driver.
+    pub const DRIVER_VARIABLES: [&str; 3] = ["GECKODRIVER", "SAFARIDRIVER", "CHROMEDRIVER"];
 
     /// The environment that makes `cargo test --target wasm32-unknown-unknown` run
     /// wasm-bindgen tests in headless Chromium.
@@ -127,6 +222,26 @@ pub mod browser {
         .into();
         args.push(format!("--user-data-dir={}", profile.display()));
         args
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn engines_by_name_and_their_runner() {
+            for engine in Engine::ALL {
+                assert_eq!(Engine::from_name(engine.name()), Some(engine));
+            }
+            assert_eq!(Engine::from_name("safari"), None);
+            let [(_, runner), (variable, _)] = Engine::WebKit.wasm_test_runner_env();
+            assert!(runner.starts_with(XVFB_RUN), "{runner}");
+            assert_eq!(variable, "SAFARIDRIVER");
+            let [(_, runner), (variable, driver)] = Engine::Firefox.wasm_test_runner_env();
+            assert_eq!(runner, "wasm-bindgen-test-runner");
+            assert_eq!(variable, "GECKODRIVER");
+            assert!(driver.ends_with("bin/geckodriver"), "{driver}");
+        }
     }
 }
 

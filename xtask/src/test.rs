@@ -1,0 +1,786 @@
+//! `cargo xtask test`: everything CI checks, as a list of named steps ([`STEPS`]) run in
+//! order, each step's time printed at the end, and one closing line, `tests: N passed, N
+//! failed`, over every test runner it ran. A failing test runner ends the command at once,
+//! with that line and its failures.
+//!
+//! `cargo xtask test STEP...` runs only the steps named (after `install`, which costs nothing
+//! once everything is there), in the list's order; `cargo xtask test --list` names them. A
+//! step may need what an earlier one made: the browser steps need the page built (`build`).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use test_support::browser::{CHROMEDRIVER, Engine};
+
+use crate::autobahn;
+use crate::build::{PAGE_FILES, build_client};
+use crate::echo_server::{BROWSER_TEST_SERVER, EchoServer};
+use crate::tools::{
+    ensure_debian_packages, ensure_geckodriver, ensure_python_websockets, ensure_wasm_pack,
+    ensure_wasm_tools,
+};
+use crate::{CLIENT, WASM_TARGET, cmd, root, run, target_dir};
+
+mod runner;
+
+use runner::{
+    Tally, ignored_wasm_test, run_tests, run_tests_unless_tab_crashed, wasm_test, wasm_test_in,
+};
+
+/// One step of the test command: the name that selects it, what it checks, and how.
+struct Step {
+    name: &'static str,
+    title: &'static str,
+    run: fn(&mut Shared) -> Result<()>,
+}
+
+/// Every step, in the order the command runs them: the quick checks first, then the tests,
+/// the browser ones after the page is built, the end-to-end page tests last.
+const STEPS: &[Step] = &[
+    Step {
+        name: "install",
+        title: "install tools",
+        run: install,
+    },
+    Step {
+        name: "fmt",
+        title: "format",
+        run: format,
+    },
+    Step {
+        name: "clippy",
+        title: "clippy (native)",
+        run: clippy,
+    },
+    Step {
+        name: "clippy-wasm",
+        title: "clippy (wasm32)",
+        run: clippy_wasm,
+    },
+    Step {
+        name: "docs",
+        title: "docs",
+        run: docs,
+    },
+    Step {
+        name: "native",
+        title: "native tests",
+        run: native_tests,
+    },
+    Step {
+        name: "transports-native",
+        title: "transport suite, natively on tokio-tungstenite",
+        run: transports_native,
+    },
+    Step {
+        name: "build",
+        title: "build the client",
+        run: build,
+    },
+    Step {
+        name: "wasm-chromium",
+        title: "wasm tests in headless Chromium, through wasm-pack",
+        run: wasm_chromium,
+    },
+    Step {
+        name: "wasm-firefox",
+        title: "wasm tests in headless Firefox",
+        run: wasm_firefox,
+    },
+    Step {
+        name: "wasm-webkit",
+        title: "wasm tests in WebKit",
+        run: wasm_webkit,
+    },
+    Step {
+        name: "autobahn-client",
+        title: "Autobahn client cases, on each transport",
+        run: autobahn_client,
+    },
+    Step {
+        name: "autobahn-firefox",
+        title: "Autobahn client cases in Firefox, beside plain JavaScript",
+        run: autobahn_firefox,
+    },
+    Step {
+        name: "autobahn-webkit",
+        title: "Autobahn client cases in WebKit, beside plain JavaScript",
+        run: autobahn_webkit,
+    },
+    Step {
+        name: "autobahn-server",
+        title: "Autobahn server cases",
+        run: autobahn_server,
+    },
+    Step {
+        name: "autobahn-server-deflate",
+        title: "Autobahn server cases with permessage-deflate",
+        run: autobahn_server_deflate,
+    },
+    Step {
+        name: "python",
+        title: "Python websockets client against --deflate",
+        run: python_websockets,
+    },
+    Step {
+        name: "wasm-pack-build",
+        title: "wasm-pack build",
+        run: wasm_pack_build,
+    },
+    Step {
+        name: "publish",
+        title: "publish dry runs",
+        run: publish,
+    },
+    Step {
+        name: "e2e",
+        title: "end-to-end page test",
+        run: e2e,
+    },
+    Step {
+        name: "e2e-firefox",
+        title: "end-to-end page test in Firefox",
+        run: e2e_firefox,
+    },
+    Step {
+        name: "e2e-webkit",
+        title: "end-to-end page test in WebKit",
+        run: e2e_webkit,
+    },
+];
+
+/// Runs the steps named in `selected` (all when none is), then prints each one's time and the
+/// closing line.
+pub fn test(selected: &[&str]) -> Result<()> {
+    if selected == ["--list"] {
+        for step in STEPS {
+            println!("{:<24} {}", step.name, step.title);
+        }
+        return Ok(());
+    }
+    let steps = steps(selected)?;
+    let started = Instant::now();
+    let mut timings: Vec<(&str, Duration)> = Vec::new();
+    let mut cx = Shared::default();
+    for step in steps {
+        eprintln!("\n== {}", step.title);
+        let begun = Instant::now();
+        (step.run)(&mut cx).with_context(|| format!("step `{}` failed", step.title))?;
+        timings.push((step.title, begun.elapsed()));
+    }
+    eprintln!();
+    for (title, took) in &timings {
+        eprintln!("{:>7.1} s  {title}", took.as_secs_f64());
+    }
+    eprintln!("{:>7.1} s  in all", started.elapsed().as_secs_f64());
+    // The closing line CI reads: the tests of every runner above, added up.
+    let tally = &cx.tally;
+    println!("tests: {} passed, {} failed", tally.passed, tally.failed);
+    Ok(())
+}
+
+/// What the steps share: the test counts, and the echo server the browser suites run
+/// against, started by the first step that needs it. One server for every engine: its URL is
+/// built into the wasm tests (`ECHO_SERVER_URL`), so a new one would rebuild them.
+#[derive(Default)]
+struct Shared {
+    tally: Tally,
+    browser_test_server: Option<EchoServer>,
+}
+
+impl Shared {
+    /// The URL of the server the browser suites run against ([`BROWSER_TEST_SERVER`]).
+    fn browser_test_server(&mut self) -> Result<String> {
+        if self.browser_test_server.is_none() {
+            let server = EchoServer::start("debug", &BROWSER_TEST_SERVER, "warn")?;
+            self.browser_test_server = Some(server);
+        }
+        let server = self.browser_test_server.as_ref().expect("started");
+        Ok(server.url.clone())
+    }
+}
+
+/// The steps `selected` names, in the list's order, after `install`; every step for none.
+fn steps(selected: &[&str]) -> Result<Vec<&'static Step>> {
+    if let Some(unknown) = (selected.iter()).find(|name| !STEPS.iter().any(|s| s.name == **name)) {
+        let names: Vec<&str> = STEPS.iter().map(|step| step.name).collect();
+        bail!("no step {unknown:?}; the steps: {}", names.join(" "));
+    }
+    Ok(STEPS
+        .iter()
+        .filter(|step| {
+            selected.is_empty() || step.name == "install" || selected.contains(&step.name)
+        })
+        .collect())
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    run(cmd("cargo", args))
+}
+
+fn deny_doc_warnings(args: &[&str]) -> Result<()> {
+    run(cmd("cargo", args).env("RUSTDOCFLAGS", "-D warnings"))
+}
+
+const WASM: [&str; 2] = ["--target", WASM_TARGET];
+
+fn install(_: &mut Shared) -> Result<()> {
+    ensure_wasm_tools()?;
+    ensure_wasm_pack()?;
+    autobahn::ensure_kosoku()?;
+    ensure_debian_packages()?;
+    ensure_geckodriver()
+}
+
+fn format(_: &mut Shared) -> Result<()> {
+    cargo(&["fmt", "--all", "--check"])
+}
+
+fn clippy(_: &mut Shared) -> Result<()> {
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])
+}
+
+fn clippy_wasm(_: &mut Shared) -> Result<()> {
+    // Without and with the `WebSocketStream` transport, which is behind a feature.
+    for features in [&[][..], &["--features", "web-socket-stream"][..]] {
+        cargo(
+            &[
+                &["clippy", "-p", CLIENT, "--all-targets"],
+                &WASM[..],
+                features,
+                &["--", "-D", "warnings"],
+            ]
+            .concat(),
+        )?;
+    }
+    Ok(())
+}
+
+fn docs(_: &mut Shared) -> Result<()> {
+    deny_doc_warnings(&["doc", "--workspace", "--no-deps"])?;
+    let features = ["--features", "web-socket-stream"];
+    deny_doc_warnings(&[&["doc", "-p", CLIENT, "--no-deps"], &WASM[..], &features].concat())
+}
+
+fn native_tests(cx: &mut Shared) -> Result<()> {
+    let args = ["test", "--workspace", "--exclude", "e2e"];
+    // The nginx test skips itself where nginx is missing; here it was installed.
+    run_tests(cmd("cargo", &args).env("REQUIRE_NGINX", "1"), &mut cx.tally)
+}
+
+fn transports_native(cx: &mut Shared) -> Result<()> {
+    // The suite the browser runs too (`client/tests/transports.rs`), against the same
+    // server. One test at a time, as in the browser: `!outage` affects every connection.
+    let server = EchoServer::start("debug", &BROWSER_TEST_SERVER, "warn")?;
+    let args = [
+        "test",
+        "-p",
+        CLIENT,
+        "--test",
+        "transports",
+        "--",
+        "--include-ignored",
+        "--test-threads=1",
+    ];
+    run_tests(
+        cmd("cargo", &args).env("ECHO_SERVER_URL", &server.url),
+        &mut cx.tally,
+    )?;
+    // The README's program, natively, against the same server.
+    let example = ["run", "-q", "-p", CLIENT, "--example", "hello", "--"];
+    let out = cmd("cargo", &example).arg(&server.url).output()?;
+    let reply = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || reply.trim() != "Received:  Hello, world!" {
+        bail!("the hello example answered {reply:?} ({})", out.status);
+    }
+    Ok(())
+}
+
+fn build(_: &mut Shared) -> Result<()> {
+    build_client()
+}
+
+fn wasm_chromium(cx: &mut Shared) -> Result<()> {
+    // The server the README's `wasm-pack test` line expects, on a port of its own.
+    let server = cx.browser_test_server()?;
+    let mut test = cmd(
+        "wasm-pack",
+        &[
+            "test",
+            "--headless",
+            "--chrome",
+            "--chromedriver",
+            CHROMEDRIVER,
+            "client",
+        ],
+    );
+    // wasm-bindgen-test's default 20 s is for the whole suite: 47 tests took 19 to
+    // 22 s on a machine shared with two other builds, and failed as timed out.
+    test.env("WASM_BINDGEN_TEST_TIMEOUT", "60");
+    run_tests(test.env("ECHO_SERVER_URL", &server), &mut cx.tally)?;
+    // The same suite on `WebSocketStream` (the `transports` target, built to ask for it).
+    let mut stream = wasm_test("transports", "60");
+    stream
+        .args(["--features", "web-socket-stream"])
+        .env("WS_TRANSPORT", "stream");
+    run_tests(stream.env("ECHO_SERVER_URL", &server), &mut cx.tally)?;
+    // `WebSocketStream` used the way a hostile or careless application would (about 10 s).
+    let mut hostile = wasm_test("hostile_stream", "120");
+    hostile
+        .args(["--features", "web-socket-stream"])
+        .env("WS_TRANSPORT", "stream");
+    run_tests(hostile.env("ECHO_SERVER_URL", &server), &mut cx.tally)?;
+    // Receive backpressure, measured: the page's memory under `!flood`.
+    let mut flood = wasm_test("backpressure", "120");
+    flood.args(["--features", "web-socket-stream"]);
+    run_tests(flood.env("ECHO_SERVER_URL", &server), &mut cx.tally)?;
+    // The liveness defaults take their time (35 s).
+    let mut defaults = ignored_wasm_test("defaults", "120");
+    run_tests(defaults.env("ECHO_SERVER_URL", &server), &mut cx.tally)
+}
+
+/// A test that fails in one engine but not in Chromium, and why: skipped there (and said so)
+/// until the crate behaves the same everywhere.
+struct KnownFailure {
+    engine: Engine,
+    suite: &'static str,
+    test: &'static str,
+    why: &'static str,
+}
+
+/// The port the suites' unreachable server is on (`ws://127.0.0.1:9/`, `UNREACHABLE` in
+/// `client/tests/transports.rs`) is on every browser's list of blocked ports.
+const BLOCKED_PORT: &str = "ws://127.0.0.1:9/ is a blocked port (discard): WebKit fires `error` \
+     at once and then never `close`, so the attempt never ends (Chromium and Firefox fire both)";
+
+/// Every test that differs between engines, one line each.
+const KNOWN_FAILURES: &[KnownFailure] = &[
+    KnownFailure {
+        engine: Engine::WebKit,
+        suite: "transports",
+        test: "unreachable_server_fires_error_then_close_1006",
+        why: BLOCKED_PORT,
+    },
+    KnownFailure {
+        engine: Engine::WebKit,
+        suite: "transports",
+        test: "open_fails_with_a_typed_error_that_tells_why",
+        why: BLOCKED_PORT,
+    },
+    KnownFailure {
+        engine: Engine::WebKit,
+        suite: "transports",
+        test: "close_causes_tell_who_closed",
+        why: BLOCKED_PORT,
+    },
+    KnownFailure {
+        engine: Engine::WebKit,
+        suite: "transports",
+        test: "attempts_stop_at_the_maximum",
+        why: BLOCKED_PORT,
+    },
+    KnownFailure {
+        engine: Engine::Firefox,
+        suite: "transports",
+        test: "attempts_stop_at_the_maximum",
+        why: "Firefox delays each new attempt to a host and port whose attempts failed \
+              (RFC 6455, 7.2.3), exponentially within a page: to ws://127.0.0.1:9/ closes came \
+              after 2, 418, 574, 899, 1252, 1877, 3128, 4322 ms; the suite's earlier tests to \
+              that URL push this one's attempts past its 5 s wait for an event",
+    },
+    KnownFailure {
+        engine: Engine::WebKit,
+        suite: "browser",
+        test: "a_thousand_sockets_leave_no_closures_and_no_memory_behind",
+        why: MEMORY_GROWS,
+    },
+    KnownFailure {
+        engine: Engine::Firefox,
+        suite: "browser",
+        test: "a_thousand_sockets_leave_no_closures_and_no_memory_behind",
+        why: MEMORY_GROWS,
+    },
+    KnownFailure {
+        engine: Engine::Firefox,
+        suite: "browser",
+        test: "chromium_negotiates_permessage_deflate_and_large_messages_round_trip",
+        why: "Firefox's `extensions` names the extension without its parameters \
+              (`permessage-deflate`); the test expects Chromium's full answer",
+    },
+];
+
+/// Seen in Firefox and WebKit, not in Chromium.
+const MEMORY_GROWS: &str = "wasm memory grows by 3 pages (192 KiB) over 1,000 sockets, with \
+     every closure given back (WebKit: 20 pages after 500 sockets, 28 after 3,500, still 28 \
+     after 4,000); Chromium stays at 20";
+
+/// The browser suites in an engine other than Chromium: what can differ between engines, not
+/// everything again. The shared transport suite on the browser's `WebSocket`, the browser and
+/// worker suites, and the transport suite built to ask for `WebSocketStream`, which these
+/// engines lack: the socket falls back to `WebSocket` and says so (`transport()`, which the
+/// suite checks against what the engine has), and passes the same suite.
+fn wasm_in(engine: Engine, cx: &mut Shared) -> Result<()> {
+    let server = cx.browser_test_server()?;
+    let runs: [(&str, &[&str]); 4] = [
+        ("transports", &[]),
+        ("browser", &[]),
+        ("worker", &[]),
+        ("transports", &["--features", "web-socket-stream"]),
+    ];
+    for (suite, features) in runs {
+        let mut test = wasm_test_in(engine, suite, "60");
+        test.args(features).env("ECHO_SERVER_URL", &server);
+        if !features.is_empty() {
+            test.env("WS_TRANSPORT", "stream");
+        }
+        test.arg("--");
+        for known in KNOWN_FAILURES {
+            if known.engine == engine && known.suite == suite {
+                eprintln!(
+                    "skipped in {engine:?}: {suite}::{}: {}",
+                    known.test, known.why
+                );
+                test.args(["--skip", known.test]);
+            }
+        }
+        run_tests(test, &mut cx.tally)?;
+    }
+    Ok(())
+}
+
+fn wasm_firefox(cx: &mut Shared) -> Result<()> {
+    wasm_in(Engine::Firefox, cx)
+}
+
+fn wasm_webkit(cx: &mut Shared) -> Result<()> {
+    wasm_in(Engine::WebKit, cx)
+}
+
+/// `cargo test` of the client's Autobahn target on `WebSocketStream` in Chromium, with the
+/// case runs it ignores unless asked, each test given `timeout_secs`.
+fn autobahn_on_stream(timeout_secs: &str) -> Command {
+    let mut test = wasm_test("autobahn", timeout_secs);
+    test.args(["--features", "web-socket-stream"])
+        .env("WS_TRANSPORT", "stream")
+        .args(["--", "--include-ignored"]);
+    test
+}
+
+fn autobahn_client(cx: &mut Shared) -> Result<()> {
+    // One test runs every case in turn: minutes, not the default 20 s.
+    let classic = ignored_wasm_test("autobahn", "900");
+    let native = ["test", "-p", CLIENT, "--test", "autobahn"];
+    let mut native = cmd("cargo", &native);
+    native.args(["--", "--include-ignored"]);
+    let crashing = &autobahn::CRASH_CHROMIUM_ON_STREAM[..];
+    let runs = [
+        (
+            "wasm-websocket",
+            "client",
+            "in Chromium on WebSocket",
+            classic,
+            &[][..],
+        ),
+        // Without the cases that can crash Chromium's renderer: they run below. The whole
+        // run gets 900 s.
+        (
+            "wasm-websocket-stream",
+            "client-stream",
+            "in Chromium on WebSocketStream",
+            autobahn_on_stream("900"),
+            crashing,
+        ),
+        (
+            "wasm-websocket-native",
+            "client-native",
+            "natively",
+            native,
+            &[][..],
+        ),
+    ];
+    for (agent, dir, transport, mut test, excluded) in runs {
+        // A fuzzing server for each run: it stops once its reports are written.
+        let reports = target_dir().join("autobahn").join(dir);
+        let cases = autobahn::client_cases();
+        let begun = Instant::now();
+        let fuzzing = autobahn::FuzzingServer::start(&reports, &cases, excluded)?;
+        test.env("AUTOBAHN_URL", &fuzzing.url);
+        // A crash here is a case missing from CRASH_CHROMIUM_ON_STREAM, or news: say so.
+        if !run_tests_unless_tab_crashed(test, &mut cx.tally)? {
+            println!(
+                "tests: {} passed, {} failed",
+                cx.tally.passed,
+                cx.tally.failed + 1
+            );
+            bail!(
+                "Chromium's renderer crashed during the Autobahn client cases {transport}, \
+                 outside autobahn::CRASH_CHROMIUM_ON_STREAM (see ARCHITECTURE.md, \
+                 \"Transports\", and {})",
+                reports.display()
+            );
+        }
+        let report = autobahn::Report::read(&reports, agent)?;
+        let took = begun.elapsed().as_secs();
+        eprintln!(
+            "Autobahn, client {transport} ({took} s): {}",
+            report.summary()
+        );
+        // Natively no browser decides anything: every FAILED case is ours.
+        let native = agent.ends_with("native");
+        let ours: Vec<&String> = (report.failed.iter())
+            .filter(|case| native || !autobahn::DECIDED_BY_CHROMIUM.contains(&case.as_str()))
+            .collect();
+        if !ours.is_empty() {
+            bail!(
+                "Autobahn cases FAILED by the client {transport}: {ours:?} (see {})",
+                reports.display()
+            );
+        }
+    }
+    autobahn_crashing_on_stream(cx)
+}
+
+/// On `WebSocketStream`, each Autobahn case that can crash Chromium's renderer in a page of
+/// its own, then a page that has the reports written: a crash costs that page only, and the
+/// fuzzing server judges the case from what reached it all the same. A page of one case, or
+/// of the reports, gets 90 s (a case that does not close is abandoned after 30 s).
+fn autobahn_crashing_on_stream(cx: &mut Shared) -> Result<()> {
+    let crashing = &autobahn::CRASH_CHROMIUM_ON_STREAM[..];
+    let begun = Instant::now();
+    let reports = target_dir().join("autobahn").join("client-stream-crashing");
+    let cases: Vec<String> = crashing.iter().map(|case| case.to_string()).collect();
+    let fuzzing = autobahn::FuzzingServer::start(&reports, &cases, &[])?;
+    let mut crashed = 0;
+    for case in 1..=cases.len() {
+        let mut test = autobahn_on_stream("90");
+        test.env("AUTOBAHN_URL", &fuzzing.url)
+            .env("AUTOBAHN_CASE", case.to_string());
+        if !run_tests_unless_tab_crashed(test, &mut cx.tally)? {
+            crashed += 1;
+        }
+    }
+    let mut report_page = autobahn_on_stream("90");
+    report_page
+        .env("AUTOBAHN_URL", &fuzzing.url)
+        .env("AUTOBAHN_CASE", "report");
+    run_tests(report_page, &mut cx.tally)?;
+    let report = autobahn::Report::read(&reports, "wasm-websocket-stream")?;
+    eprintln!(
+        "Autobahn, client in Chromium on WebSocketStream, the cases that can crash the \
+         renderer, each in its own page ({crashed} of {} crashed; {} s): {}",
+        cases.len(),
+        begun.elapsed().as_secs(),
+        report.summary()
+    );
+    // Each judged, and none FAILED: no case of this set is one that Chromium decides.
+    let judged: usize = report.counts.values().sum();
+    if judged != cases.len() || !report.failed.is_empty() {
+        bail!(
+            "Autobahn on WebSocketStream, the cases that can crash the renderer: {judged} \
+             of {} judged, FAILED: {:?} (see {})",
+            cases.len(),
+            report.failed,
+            reports.display()
+        );
+    }
+    Ok(())
+}
+
+/// The Autobahn client cases in `engine` (those of [`autobahn::engine_cases`]), run by the
+/// client on the browser's `WebSocket` and by plain JavaScript on it too
+/// (`tests/tests/autobahn_js.rs`), each against a fuzzing server of its own: the client must
+/// do no worse than plain JavaScript on any case. What the engine decides before any script
+/// sees it comes out the same for both.
+fn autobahn_in(engine: Engine, cx: &mut Shared) -> Result<()> {
+    let cases = autobahn::engine_cases();
+    let dir = target_dir()
+        .join("autobahn")
+        .join(format!("client-{}", engine.name()));
+    let mut ours = wasm_test_in(engine, "autobahn", "900");
+    ours.args(["--", "--include-ignored"]);
+    // Firefox delays each connection to a host whose last one failed, more and more (RFC
+    // 6455, 7.2.3): over cases that each end one, that doubled the run's time. The cases are
+    // independent of each other, so both clients run without the delay (the suites keep it:
+    // it is what users get).
+    let no_delay = serde_json::json!({ "network.websocket.delay-failed-reconnects": false });
+    if engine == Engine::Firefox {
+        std::fs::create_dir_all(&dir)?;
+        let capabilities = dir.join("webdriver.json");
+        let options = serde_json::json!({ "moz:firefoxOptions": { "prefs": no_delay } });
+        std::fs::write(&capabilities, options.to_string())?;
+        ours.env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", capabilities);
+    }
+    let mut javascript = cmd(
+        "cargo",
+        &["test", "-p", "e2e", "--test", "autobahn_js", "--"],
+    );
+    javascript
+        .arg("--include-ignored")
+        .env("E2E_ENGINE", engine.name())
+        .env("E2E_FIREFOX_PREFS", no_delay.to_string());
+    let mut reports = Vec::new();
+    for (who, agent, mut test) in [
+        ("the client", "wasm-websocket", ours),
+        ("plain JavaScript", "plain-javascript", javascript),
+    ] {
+        let begun = Instant::now();
+        let out = dir.join(agent);
+        let fuzzing = autobahn::FuzzingServer::start(&out, &cases, &[])?;
+        run_tests(test.env("AUTOBAHN_URL", &fuzzing.url), &mut cx.tally)?;
+        let report = autobahn::Report::read(&out, agent)?;
+        eprintln!(
+            "Autobahn, {who} in {engine:?} on WebSocket ({} s): {}",
+            begun.elapsed().as_secs(),
+            report.summary()
+        );
+        reports.push((report, out));
+    }
+    let [(ours, out), (javascript, _)] = &reports[..] else {
+        unreachable!("two runs")
+    };
+    let worse = ours.worse_than(javascript);
+    if !worse.is_empty() {
+        bail!(
+            "Autobahn cases where the client does worse than plain JavaScript in {engine:?} \
+             (case, ours, plain JavaScript's): {worse:?} (see {})",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+fn autobahn_firefox(cx: &mut Shared) -> Result<()> {
+    autobahn_in(Engine::Firefox, cx)
+}
+
+fn autobahn_webkit(cx: &mut Shared) -> Result<()> {
+    autobahn_in(Engine::WebKit, cx)
+}
+
+fn autobahn_server(_: &mut Shared) -> Result<()> {
+    let (report, reports) = fuzz_server(&[], "server")?;
+    eprintln!("Autobahn, echo server: {}", report.summary());
+    if !report.failed.is_empty() {
+        bail!("Autobahn cases FAILED by the server: {:?}", report.failed);
+    }
+    // The server's target is stricter: nothing NON-STRICT either.
+    if let Some(count) = report.counts.get("NON-STRICT") {
+        bail!(
+            "{count} Autobahn cases NON-STRICT by the server (see {})",
+            reports.display()
+        );
+    }
+    Ok(())
+}
+
+fn autobahn_server_deflate(_: &mut Shared) -> Result<()> {
+    // Every reply compressed (threshold 0): kosoku's compression cases (12.x, 13.x) fail
+    // on an uncompressed echo, which RFC 7692 allows.
+    let flags = ["--deflate", "--deflate-threshold", "0"];
+    let (report, reports) = fuzz_server(&flags, "server-deflate")?;
+    eprintln!("Autobahn, echo server with --deflate: {}", report.summary());
+    report.require_all_passed(autobahn::CASES, &reports)
+}
+
+/// Autobahn's fuzzing client against a debug echo server with `flags`, a pure echo with room
+/// for the suite's 16 MiB messages; its report, and where it was written (under
+/// `target/autobahn/DIR`).
+fn fuzz_server(flags: &[&str], dir: &str) -> Result<(autobahn::Report, PathBuf)> {
+    let base = [
+        "--addr",
+        "127.0.0.1:0",
+        "--prefix",
+        "",
+        "--max-message-size",
+        "20000000",
+    ];
+    let server = EchoServer::start("debug", &[&base[..], flags].concat(), "warn")?;
+    let addr = server.process.addr();
+    let reports = target_dir().join("autobahn").join(dir);
+    autobahn::run_fuzzing_client(addr, &reports)?;
+    let report = autobahn::Report::read(&reports, addr)?;
+    Ok((report, reports))
+}
+
+fn python_websockets(_: &mut Shared) -> Result<()> {
+    let python = ensure_python_websockets()?;
+    let args = ["--addr", "127.0.0.1:0", "--prefix", "", "--deflate"];
+    let server = EchoServer::start("debug", &args, "warn")?;
+    let script = root().join("tests/interop/websockets_client.py");
+    run(Command::new(python).arg(script).arg(&server.url))
+}
+
+fn wasm_pack_build(_: &mut Shared) -> Result<()> {
+    let out = target_dir().join("wasm-pack-pkg");
+    let mut build = cmd("wasm-pack", &["build", "www", "--target", "web"]);
+    run(build.arg("--out-dir").arg(&out))?;
+    let files = [
+        format!("{PAGE_FILES}.js"),
+        format!("{PAGE_FILES}_bg.wasm"),
+        "package.json".to_owned(),
+    ];
+    match files.iter().find(|file| !out.join(file).exists()) {
+        Some(file) => bail!("wasm-pack did not write {file}"),
+        None => Ok(()),
+    }
+}
+
+fn publish(_: &mut Shared) -> Result<()> {
+    for package in [CLIENT, "echo-server"] {
+        let args = ["publish", "--dry-run", "--allow-dirty", "-p", package];
+        run(cmd("cargo", &args))?;
+    }
+    Ok(())
+}
+
+fn e2e(cx: &mut Shared) -> Result<()> {
+    let mut test = cmd("cargo", &["test", "-p", "e2e"]);
+    run_tests(
+        test.env("E2E_ENGINE", Engine::Chromium.name()),
+        &mut cx.tally,
+    )
+}
+
+/// The page tests (`tests/tests/page.rs`: the page, and the chapter's own page) in `engine`;
+/// `chromium.rs` is Chromium's alone.
+fn e2e_in(engine: Engine, cx: &mut Shared) -> Result<()> {
+    let mut test = cmd("cargo", &["test", "-p", "e2e", "--test", "page"]);
+    run_tests(test.env("E2E_ENGINE", engine.name()), &mut cx.tally)
+}
+
+fn e2e_firefox(cx: &mut Shared) -> Result<()> {
+    e2e_in(Engine::Firefox, cx)
+}
+
+fn e2e_webkit(cx: &mut Shared) -> Result<()> {
+    e2e_in(Engine::WebKit, cx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_are_named_once_and_selected_in_order() {
+        let mut names: Vec<&str> = STEPS.iter().map(|step| step.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), STEPS.len(), "a step name is used twice");
+        let all = steps(&[]).unwrap();
+        assert_eq!(all.len(), STEPS.len());
+        let names = |steps: Vec<&Step>| steps.iter().map(|s| s.name).collect::<Vec<_>>();
+        // The list's order, not the command line's, and `install` first.
+        let some = steps(&["e2e", "fmt"]).unwrap();
+        assert_eq!(names(some), ["install", "fmt", "e2e"]);
+        assert!(steps(&["no-such-step"]).is_err());
+    }
+}
