@@ -13,7 +13,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// The client's core: plain values, the behaviour of a socket with no I/O.
-const CORE: [&str; 7] = ["core", "watch", "queue", "reconnect", "message", "event", "error"];
+const CORE: [&str; 7] = [
+    "core",
+    "watch",
+    "queue",
+    "reconnect",
+    "message",
+    "event",
+    "error",
+];
 
 /// What the core may not name: I/O, tasks and shared mutable state.
 const NOT_IN_CORE: [&str; 9] = [
