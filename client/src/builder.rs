@@ -186,6 +186,19 @@ impl Builder {
         self
     }
 
+    /// Natively, adds the header `name: value` to every handshake request: an
+    /// `Authorization` token, a `Cookie`, a header of the application's own; repeat it for more.
+    /// Browsers let a page set no handshake header but the subprotocols
+    /// ([`protocols`](Self::protocols)), so this does not exist there: a browser application
+    /// puts a token in the URL (see [`url_provider`](Self::url_provider)) or in a cookie the
+    /// browser sends itself. A name or value that HTTP does not allow makes
+    /// [`connect`](Self::connect) fail with `Error::InvalidHeader`.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        (self.options.headers).push((name.to_owned(), value.to_owned()));
+        self
+    }
+
     /// Gives each connection attempt `timeout` to open (and, with an asynchronous URL
     /// provider, as long again for its URL); one that does not is closed with
     /// [`CloseCause::ConnectTimeout`] (and counts as a failed attempt when reconnecting), and

@@ -45,6 +45,13 @@ pub enum Error {
     /// The browser threw an exception this crate did not foresee.
     #[error("the browser raised an exception: {0}")]
     Js(String),
+    /// Natively, a request header given to `Builder::header` that HTTP does not allow: its
+    /// name must be a token, and its value visible ASCII, spaces and tabs.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[error(
+        "invalid request header \"{0}\": the name must be an HTTP token, the value visible ASCII"
+    )]
+    InvalidHeader(String),
     /// Natively, sockets run as local tasks: make them inside a tokio `LocalSet` (or from a
     /// task it runs), on a runtime with the `time` and `net` drivers enabled.
     #[cfg(not(target_arch = "wasm32"))]

@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message as WireMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::{
@@ -89,7 +89,7 @@ impl Connection {
         url: &str,
         options: &Options,
     ) -> Result<Connection, Error> {
-        let request = request(url, &options.protocols)?;
+        let request = request(url, options)?;
         let link = Rc::new(Link {
             url: url.to_owned(),
             state: Cell::new(State::Connecting),
@@ -237,9 +237,11 @@ impl Drop for Connection {
     }
 }
 
-/// The handshake request for `url` offering `protocols`, refused as the browser refuses it:
-/// a scheme other than `ws`, `wss`, `http` or `https`, a fragment, or no host.
-fn request(url: &str, protocols: &[String]) -> Result<Request, Error> {
+/// The handshake request for `url` offering the subprotocols and carrying the headers of
+/// `options`, refused as the browser refuses it: a scheme other than `ws`, `wss`, `http` or
+/// `https`, a fragment, or no host; and a header that is not one.
+fn request(url: &str, options: &Options) -> Result<Request, Error> {
+    let protocols = &options.protocols;
     let invalid = |message: &str| Error::InvalidUrl {
         url: url.to_owned(),
         message: message.to_owned(),
@@ -264,6 +266,12 @@ fn request(url: &str, protocols: &[String]) -> Result<Request, Error> {
         request
             .headers_mut()
             .insert("Sec-WebSocket-Protocol", offered);
+    }
+    for (name, value) in &options.headers {
+        let invalid = |_| Error::InvalidHeader(name.clone());
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(invalid)?;
+        let value = HeaderValue::from_str(value).map_err(|_| Error::InvalidHeader(name.clone()))?;
+        request.headers_mut().append(header, value);
     }
     Ok(request)
 }

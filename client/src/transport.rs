@@ -50,6 +50,9 @@ pub(crate) struct Options {
     /// Natively, the application's TLS setup, if it gave one.
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Natively, the headers the application adds to each handshake request.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) headers: Vec<(String, String)>,
 }
 
 /// What carries a socket's connections.
