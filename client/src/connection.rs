@@ -28,8 +28,10 @@ struct Closures {
 }
 
 impl Connection {
-    pub(crate) fn open(
-        listener: Weak<dyn Listener>,
+    /// Generic over the listener, so that the page's closures upgrade and call it directly,
+    /// with no `dyn` in between; a `Weak<dyn Listener>` works too.
+    pub(crate) fn open<L: Listener + ?Sized + 'static>(
+        listener: Weak<L>,
         url: &str,
         options: &Options,
     ) -> Result<Connection, Error> {

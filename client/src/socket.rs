@@ -451,7 +451,9 @@ impl Shared {
 
     /// Opens a connection to `url`, and makes it the current one.
     fn open(self: &Rc<Self>, url: &str) -> Result<(), Error> {
-        let listener: Weak<dyn Listener> = Rc::downgrade(self) as Weak<Shared>;
+        // A `Weak<Shared>`: the browser's transport takes it as it is, the others as a
+        // `Weak<dyn Listener>`.
+        let listener: Weak<Shared> = Rc::downgrade(self);
         let link = Connection::open(listener, url, &self.options)?;
         *self.url.borrow_mut() = link.url();
         *self.link.borrow_mut() = Some(link);
