@@ -45,6 +45,11 @@ pub enum Error {
     /// The browser threw an exception this crate did not foresee.
     #[error("the browser raised an exception: {0}")]
     Js(String),
+    /// With the `json` feature: a value serde_json could not serialize, or a message that
+    /// did not decode as the type asked for, with serde_json's reason.
+    #[cfg(feature = "json")]
+    #[error("JSON: {0}")]
+    Json(String),
     /// Natively, a request header given to `Builder::header` that HTTP does not allow: its
     /// name must be a token, and its value visible ASCII, spaces and tabs.
     #[cfg(not(target_arch = "wasm32"))]

@@ -296,6 +296,8 @@ mod heartbeat;
 mod inbox;
 #[cfg(target_arch = "wasm32")]
 mod js;
+#[cfg(feature = "json")]
+mod json;
 mod link;
 mod message;
 mod messages;
@@ -325,6 +327,8 @@ pub use error::{Error, validate_close};
 pub use event::{Event, Unsent};
 pub use heartbeat::Heartbeat;
 pub use inbox::Events;
+#[cfg(feature = "json")]
+pub use json::JsonStream;
 pub use message::{
     CloseCause, CloseEvent, MAX_CLOSE_REASON, Message, NORMAL_CLOSURE, Reconnecting, State,
 };

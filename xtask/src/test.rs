@@ -246,12 +246,16 @@ fn clippy(_: &mut Shared) -> Result<()> {
         "--",
         "-D",
         "warnings",
-    ])
+    ])?;
+    // The client's `json` feature, which nothing in the workspace turns on.
+    let json = ["-p", CLIENT, "--all-targets", "--features", "json"];
+    cargo(&[&["clippy"][..], &json, &["--", "-D", "warnings"]].concat())
 }
 
 fn clippy_wasm(_: &mut Shared) -> Result<()> {
-    // Without and with the `WebSocketStream` transport, which is behind a feature.
-    for features in [&[][..], &["--features", "web-socket-stream"][..]] {
+    // Without and with the `WebSocketStream` transport and typed messages, each behind a
+    // feature.
+    for features in [&[][..], &["--features", "web-socket-stream json"][..]] {
         cargo(
             &[
                 &["clippy", "-p", CLIENT, "--all-targets"],
@@ -267,7 +271,7 @@ fn clippy_wasm(_: &mut Shared) -> Result<()> {
 
 fn docs(_: &mut Shared) -> Result<()> {
     deny_doc_warnings(&["doc", "--workspace", "--no-deps"])?;
-    let features = ["--features", "web-socket-stream"];
+    let features = ["--features", "web-socket-stream json"];
     deny_doc_warnings(&[&["doc", "-p", CLIENT, "--no-deps"], &WASM[..], &features].concat())
 }
 
@@ -295,6 +299,11 @@ fn transports_native(cx: &mut Shared) -> Result<()> {
         cmd("cargo", &args).env("ECHO_SERVER_URL", &server.url),
         &mut cx.tally,
     )?;
+    // Typed messages (feature `json`), against the same server.
+    let json = ["test", "-p", CLIENT, "--features", "json", "--test", "json"];
+    let mut json = cmd("cargo", &json);
+    json.args(["--", "--include-ignored"]);
+    run_tests(json.env("ECHO_SERVER_URL", &server.url), &mut cx.tally)?;
     // The README's program, natively, against the same server.
     let example = ["run", "-q", "-p", CLIENT, "--example", "hello", "--"];
     let out = cmd("cargo", &example).arg(&server.url).output()?;
@@ -339,6 +348,10 @@ fn wasm_chromium(cx: &mut Shared) -> Result<()> {
         .args(["--features", "web-socket-stream"])
         .env("WS_TRANSPORT", "stream");
     run_tests(hostile.env("ECHO_SERVER_URL", &server), &mut cx.tally)?;
+    // Typed messages (feature `json`).
+    let mut json = wasm_test("json", "60");
+    json.args(["--features", "json"]);
+    run_tests(json.env("ECHO_SERVER_URL", &server), &mut cx.tally)?;
     // Receive backpressure, measured: the page's memory under `!flood`.
     let mut flood = wasm_test("backpressure", "120");
     flood.args(["--features", "web-socket-stream"]);
