@@ -278,6 +278,7 @@ struct Driver {
     child: Child,
     port: u16,
     name: String,
+    engine: Engine,
 }
 
 impl Driver {
@@ -316,6 +317,7 @@ impl Driver {
             child,
             port: 0,
             name,
+            engine,
         };
         let port = match (engine, port) {
             (_, Some(port)) => await_listening(port),
@@ -329,12 +331,35 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        // The whole group: the driver, its browser, and xvfb-run's X server.
+        // Under xvfb-run, its command first: it then stops its X server and removes its files
+        // itself, which a signal to the script would prevent.
+        let under_xvfb = self.engine == Engine::WebKit;
+        for child in children(self.child.id()).into_iter().filter(|_| under_xvfb) {
+            let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+            if comm.trim() != "Xvfb" {
+                let _ = Command::new("kill").arg(child.to_string()).status();
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while under_xvfb && Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Then the whole group: the driver, its browser, and xvfb-run's X server.
         let group = format!("-{}", self.child.id());
         let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The processes `pid` started.
+fn children(pid: u32) -> Vec<u32> {
+    let path = format!("/proc/{pid}/task/{pid}/children");
+    let children = std::fs::read_to_string(path).unwrap_or_default();
+    children
+        .split_whitespace()
+        .filter_map(|child| child.parse().ok())
+        .collect()
 }
 
 /// A port that was free a moment ago, for a driver that cannot pick one itself.
