@@ -10,7 +10,7 @@ use crate::message::Message;
 /// not available to pages, and a half-open connection (a laptop that slept, a network that
 /// changed) can look open for many minutes. Every `interval` the client sends an application
 /// message, and expects a message back within `timeout`; without one, the connection is
-/// declared dead, closed with [`CloseCause::HeartbeatLost`], and reconnected if the policy
+/// declared dead, closed with [`CloseCause::HeartbeatLost`](crate::CloseCause::HeartbeatLost), and reconnected if the policy
 /// allows. Set with [`Builder::heartbeat`](crate::Builder::heartbeat).
 ///
 /// The convention: any message proves the connection alive, so a server that answers the
