@@ -30,6 +30,9 @@ use crate::watch::{Verdict, Watch};
 /// have no event for a draining buffer.
 pub(crate) const DRAIN_PAUSE: Millis = 16;
 
+/// A deadline that never comes: cheaper than an `Option` in the page's code.
+const NEVER: Millis = Millis::MAX;
+
 /// What a socket is configured with.
 pub(crate) struct Config {
     /// The URL of the first attempt, and of every other unless a provider gives one.
@@ -101,8 +104,8 @@ enum Phase {
     Closing,
     /// The transport closed; the application is asked whether to reconnect.
     Deciding,
-    /// Closed; the next attempt at this time, or held while offline (`None`).
-    Waiting(Option<Millis>),
+    /// Closed; the next attempt at this time, or held while offline ([`NEVER`]).
+    Waiting(Millis),
     /// Waiting for the URL of the next attempt, asked with this number.
     Asking(u32),
     /// The transport refused the attempt's URL: its error event is being delivered, its
@@ -123,17 +126,18 @@ pub(crate) struct Core {
     offline: bool,
     /// Reconnection attempts since the last connection that stayed up.
     attempt: u32,
-    /// When the current connection opened, if it did.
-    opened_at: Option<Millis>,
+    /// When the current connection opened; [`NEVER`] if it did not.
+    opened_at: Millis,
     /// The latest time the driver told.
     now: Millis,
     queue: Queue,
     steps: VecDeque<Step>,
     /// What arose inside a call of the application's, and waits for `tick`.
     deferred: VecDeque<Step>,
-    tick: Option<Millis>,
+    /// When `deferred` is due; [`NEVER`] when nothing waits.
+    tick: Millis,
     /// When to look again at a buffer that was over the high-water mark.
-    drain_at: Option<Millis>,
+    drain_at: Millis,
     asked: u32,
     /// `Action::Finish` was given, and nothing restarted the socket since.
     finished: bool,
@@ -153,13 +157,13 @@ impl Core {
             closed_by_app: false,
             offline: false,
             attempt: 0,
-            opened_at: None,
+            opened_at: NEVER,
             now: 0,
             queue: Queue::default(),
             steps: VecDeque::new(),
             deferred: VecDeque::new(),
-            tick: None,
-            drain_at: None,
+            tick: NEVER,
+            drain_at: NEVER,
             asked: 0,
             finished: false,
             deciding: None,
@@ -183,7 +187,7 @@ impl Core {
             match self.steps.pop_front()? {
                 Step::Act(action) => return Some(action),
                 Step::Announce(next) => {
-                    if matches!(self.phase, Phase::Waiting(Some(_))) {
+                    if matches!(self.phase, Phase::Waiting(at) if at != NEVER) {
                         return Some(Action::Deliver(Event::Reconnecting(next)));
                     }
                 }
@@ -201,10 +205,13 @@ impl Core {
     pub(crate) fn poll_timeout(&self) -> Option<Millis> {
         let reopen = match self.phase {
             Phase::Waiting(at) => at,
-            _ => None,
+            _ => NEVER,
         };
         let watch = (self.config.watch.as_ref()).and_then(|watch| watch.deadline());
-        earliest(earliest(self.tick, self.drain_at), earliest(reopen, watch))
+        let soonest = (self.tick.min(self.drain_at))
+            .min(reopen)
+            .min(watch.unwrap_or(NEVER));
+        (soonest != NEVER).then_some(soonest)
     }
 
     /// The state the application sees, given the transport's (the browser's socket may be
@@ -334,7 +341,7 @@ impl Core {
         }
         // Asked for now: offline no more, as far as the attempts go.
         self.offline = false;
-        self.phase = Phase::Waiting(Some(self.now));
+        self.phase = Phase::Waiting(self.now);
     }
 
     /// The next queued message to hand to the transport, whose buffer holds `buffered`
@@ -346,7 +353,7 @@ impl Core {
             return None;
         }
         if buffered > self.config.high_water_mark {
-            self.drain_at = Some(now + DRAIN_PAUSE);
+            self.drain_at = now + DRAIN_PAUSE;
             return None;
         }
         self.queue.pop()
@@ -374,7 +381,7 @@ impl Core {
             return;
         }
         self.phase = Phase::Open;
-        self.opened_at = Some(now);
+        self.opened_at = now;
         // A connection opened: the browser is online, whatever it said last.
         self.offline = false;
         if let Some(watch) = &mut self.config.watch {
@@ -439,15 +446,15 @@ impl Core {
     /// reply may wait unread.
     pub(crate) fn handle_timeout(&mut self, now: Millis, reader_behind: bool) {
         self.now = now;
-        if self.tick.is_some_and(|tick| tick <= now) {
-            self.tick = None;
+        if self.tick <= now {
+            self.tick = NEVER;
             move_all(&mut self.deferred, &mut self.steps);
         }
-        if self.drain_at.is_some_and(|at| at <= now) {
-            self.drain_at = None;
+        if self.drain_at <= now {
+            self.drain_at = NEVER;
             self.steps.push_back(Step::Act(Action::Drain));
         }
-        if let Phase::Waiting(Some(at)) = self.phase
+        if let Phase::Waiting(at) = self.phase
             && at <= now
         {
             self.reopen(now);
@@ -461,7 +468,7 @@ impl Core {
         self.now = now;
         self.offline = false;
         if let Phase::Waiting(_) = self.phase {
-            self.phase = Phase::Waiting(Some(now));
+            self.phase = Phase::Waiting(now);
         }
     }
 
@@ -476,7 +483,7 @@ impl Core {
                 let offline = CloseEvent::new(1006, "offline", false);
                 self.give_up(now, offline.with_cause(CloseCause::Offline));
             }
-            Phase::Waiting(_) => self.phase = Phase::Waiting(None),
+            Phase::Waiting(_) => self.phase = Phase::Waiting(NEVER),
             _ => {}
         }
     }
@@ -554,7 +561,9 @@ impl Core {
     /// Delivered by the next tick, due now: never inside the application's call.
     fn defer(&mut self, step: Step) {
         self.deferred.push_back(step);
-        self.tick.get_or_insert(self.now);
+        if self.tick == NEVER {
+            self.tick = self.now;
+        }
     }
 
     /// Ends the socket with the application's close, reported after its call returns.
@@ -580,11 +589,11 @@ impl Core {
         if let Some(watch) = &mut self.config.watch {
             watch.ended();
         }
-        self.drain_at = None;
+        self.drain_at = NEVER;
         if event.cause == CloseCause::Remote {
             if self.closed_by_app {
                 event.cause = CloseCause::Application;
-            } else if self.opened_at.is_none() {
+            } else if self.opened_at == NEVER {
                 event.cause = CloseCause::HandshakeFailed;
             }
         }
@@ -605,11 +614,12 @@ impl Core {
         match self.next_attempt(now, &event, wanted) {
             // Offline: no attempt, and none spent; `online` starts the next.
             Next::Hold => {
-                self.phase = Phase::Waiting(None);
+                self.phase = Phase::Waiting(NEVER);
                 self.steps.push_back(close);
             }
             Next::Attempt(next) => {
-                self.phase = Phase::Waiting(Some(now.saturating_add(millis(next.delay))));
+                let at = now.saturating_add(millis(next.delay));
+                self.phase = Phase::Waiting(at.min(NEVER - 1));
                 self.steps.push_back(close);
                 self.steps.push_back(Step::Announce(next));
             }
@@ -629,9 +639,8 @@ impl Core {
         if self.closed_by_app || policy.final_codes.contains(&event.code) || !wanted {
             return Next::End;
         }
-        if let Some(opened_at) = self.opened_at.take()
-            && now.saturating_sub(opened_at) >= millis(policy.reset_after)
-        {
+        let opened_at = std::mem::replace(&mut self.opened_at, NEVER);
+        if opened_at != NEVER && now.saturating_sub(opened_at) >= millis(policy.reset_after) {
             self.attempt = 0;
         }
         if self.offline {
@@ -669,11 +678,11 @@ impl Core {
     /// Opens an attempt to the URL now set, unless offline (then it is held).
     fn open_attempt(&mut self, now: Millis) {
         if self.offline {
-            self.phase = Phase::Waiting(None);
+            self.phase = Phase::Waiting(NEVER);
             return;
         }
         self.phase = Phase::Connecting;
-        self.opened_at = None;
+        self.opened_at = NEVER;
         if let Some(watch) = &mut self.config.watch {
             watch.attempt(now);
         }
@@ -688,7 +697,7 @@ impl Core {
             return;
         }
         self.finished = true;
-        self.tick = None;
+        self.tick = NEVER;
         let mut last = std::mem::take(&mut self.deferred);
         for message in self.queue.take() {
             let error = Error::NotOpen(State::Closed);
@@ -741,14 +750,6 @@ pub(crate) fn judge(core: &mut Core, now: Millis, reader_behind: bool) {
 fn move_all(from: &mut VecDeque<Step>, to: &mut VecDeque<Step>) {
     while let Some(step) = from.pop_front() {
         to.push_back(step);
-    }
-}
-
-/// The earlier of two deadlines, if either is set.
-fn earliest(a: Option<Millis>, b: Option<Millis>) -> Option<Millis> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        _ => a.or(b),
     }
 }
 
