@@ -31,7 +31,7 @@ use crate::watch::{Verdict, Watch};
 pub(crate) const DRAIN_PAUSE: Millis = 16;
 
 /// A deadline that never comes: cheaper than an `Option` in the page's code.
-const NEVER: Millis = Millis::MAX;
+pub(crate) const NEVER: Millis = Millis::MAX;
 
 /// What a socket is configured with.
 pub(crate) struct Config {
@@ -201,17 +201,16 @@ impl Core {
         }
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) is next due.
-    pub(crate) fn poll_timeout(&self) -> Option<Millis> {
+    /// When [`handle_timeout`](Self::handle_timeout) is next due; [`NEVER`] if it is not.
+    pub(crate) fn poll_timeout(&self) -> Millis {
         let reopen = match self.phase {
             Phase::Waiting(at) => at,
             _ => NEVER,
         };
         let watch = (self.config.watch.as_ref()).and_then(|watch| watch.deadline());
-        let soonest = (self.tick.min(self.drain_at))
+        (self.tick.min(self.drain_at))
             .min(reopen)
-            .min(watch.unwrap_or(NEVER));
-        (soonest != NEVER).then_some(soonest)
+            .min(watch.unwrap_or(NEVER))
     }
 
     /// The state the application sees, given the transport's (the browser's socket may be
@@ -610,8 +609,9 @@ impl Core {
     /// Reconnect or finish, then tell. The phase changes first, so that the close callback
     /// sees the state that follows it.
     fn after_close(&mut self, now: Millis, event: CloseEvent, wanted: bool) {
-        let close = Step::Act(Action::Deliver(Event::Close(event.clone())));
-        match self.next_attempt(now, &event, wanted) {
+        let next = self.next_attempt(now, event.code, wanted);
+        let close = Step::Act(Action::Deliver(Event::Close(event)));
+        match next {
             // Offline: no attempt, and none spent; `online` starts the next.
             Next::Hold => {
                 self.phase = Phase::Waiting(NEVER);
@@ -631,12 +631,12 @@ impl Core {
         }
     }
 
-    /// What follows the close `event`: the next reconnection attempt, if one should be made.
-    fn next_attempt(&mut self, now: Millis, event: &CloseEvent, wanted: bool) -> Next {
+    /// What follows a close with `code`: the next reconnection attempt, if one should be made.
+    fn next_attempt(&mut self, now: Millis, code: u16, wanted: bool) -> Next {
         let Some(policy) = self.config.reconnect.as_ref() else {
             return Next::End;
         };
-        if self.closed_by_app || policy.final_codes.contains(&event.code) || !wanted {
+        if self.closed_by_app || policy.final_codes.contains(&code) || !wanted {
             return Next::End;
         }
         let opened_at = std::mem::replace(&mut self.opened_at, NEVER);

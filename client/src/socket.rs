@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use crate::core::{Action, Config, Core, DRAIN_PAUSE, Millis};
+use crate::core::{Action, Config, Core, DRAIN_PAUSE, Millis, NEVER};
 use crate::error::Error;
 use crate::event::{Event, Unsent};
 use crate::inbox::{self, Events, Feed};
@@ -548,19 +548,19 @@ impl Shared {
     fn arm(self: &Rc<Self>) {
         let due = self.core().poll_timeout();
         let mut timer = self.timer.borrow_mut();
-        if timer.as_ref().map(|(at, _)| *at) == due {
+        if timer.as_ref().map_or(NEVER, |(at, _)| *at) == due {
             return;
         }
         let old = timer.take();
-        if let Some(at) = due {
+        if due != NEVER {
             let weak = Rc::downgrade(self);
-            let delay = Duration::from_millis(at.saturating_sub(now()));
+            let delay = Duration::from_millis(due.saturating_sub(now()));
             let alarm = Timeout::new(delay, move || {
                 if let Some(shared) = weak.upgrade() {
                     shared.ring();
                 }
             });
-            *timer = Some((at, alarm));
+            *timer = Some((due, alarm));
         }
         drop(timer);
         // A timer dropped from its own callback is freed once the callback returns.
