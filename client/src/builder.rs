@@ -301,11 +301,7 @@ impl Builder {
     /// cannot be reached is reported later, as an error and a close event. No event is delivered
     /// during this call, so a stream made right after it misses nothing.
     pub fn connect(self) -> Result<WebSocket, Error> {
-        if let Some(bad) = invalid_protocol(&self.options.protocols) {
-            return Err(Error::InvalidProtocol(bad.to_owned()));
-        }
         let config = Config {
-            url: self.url,
             reconnect: self.reconnect,
             high_water_mark: self.high_water_mark,
             receive_limit: self.receive_limit,
@@ -316,6 +312,7 @@ impl Builder {
             seed: crate::timer::seed(),
         };
         WebSocket::start(Setup {
+            url: self.url,
             config,
             options: self.options,
             callbacks: self.callbacks,
@@ -343,22 +340,9 @@ impl Builder {
     }
 }
 
-/// A subprotocol the browser would refuse: empty, not an HTTP token, or offered twice.
-fn invalid_protocol(protocols: &[String]) -> Option<&str> {
-    let is_token = |p: &str| {
-        !p.is_empty()
-            && p.bytes()
-                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
-    };
-    protocols
-        .iter()
-        .enumerate()
-        .find_map(|(i, p)| (!is_token(p) || protocols[..i].contains(p)).then_some(p.as_str()))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::invalid_protocol;
+    use crate::transport::invalid_protocol;
 
     #[test]
     fn protocols_must_be_distinct_tokens() {

@@ -35,8 +35,6 @@ pub(crate) const NEVER: Millis = Millis::MAX;
 
 /// What a socket is configured with.
 pub(crate) struct Config {
-    /// The URL of the first attempt, and of every other unless a provider gives one.
-    pub(crate) url: String,
     pub(crate) reconnect: Option<Reconnect>,
     pub(crate) high_water_mark: u32,
     /// With the browser's `WebSocket`, which cannot stop reading: a message that finds a
@@ -147,9 +145,11 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    pub(crate) fn new(config: Config) -> Core {
+    /// A core whose first attempt (and every other, unless a provider gives a URL) is to
+    /// `url`.
+    pub(crate) fn new(config: Config, url: String) -> Core {
         Core {
-            url: config.url.clone(),
+            url,
             // xorshift never leaves zero.
             random: config.seed | 1,
             config,

@@ -32,7 +32,7 @@ use crate::message::{CloseEvent, Message, NORMAL_CLOSURE, Reconnecting, State};
 #[cfg(target_arch = "wasm32")]
 use crate::network::{self, Change};
 use crate::timer::{Timeout, now, sleep};
-use crate::transport::{Listener, Options};
+use crate::transport::{Listener, Options, invalid_protocol};
 
 /// The default high-water mark of [`WebSocket::send_async`]: 1 MiB.
 pub const DEFAULT_HIGH_WATER_MARK: u32 = 1 << 20;
@@ -82,9 +82,8 @@ impl WebSocket {
     /// Opens the socket `setup` describes: its first attempt is made before this returns,
     /// and a URL the transport refuses is the error.
     pub(crate) fn start(setup: Setup) -> Result<WebSocket, Error> {
-        let url = setup.config.url.clone();
         let shared = Rc::new(Shared {
-            core: RefCell::new(Core::new(setup.config)),
+            core: RefCell::new(Core::new(setup.config, setup.url.clone())),
             link: RefCell::new(None),
             options: setup.options,
             url: RefCell::new(String::new()),
@@ -102,8 +101,13 @@ impl WebSocket {
             room: inbox::Room::default(),
             listening: Cell::new(None),
         });
+        // Checked here rather than in the builder, so that a refusal drops what the socket
+        // is made of in one piece.
+        if let Some(bad) = invalid_protocol(&shared.options.protocols) {
+            return Err(Error::InvalidProtocol(bad.to_owned()));
+        }
         shared.core().connect(now());
-        shared.open(&url)?;
+        shared.open(&setup.url)?;
         if let Some(listen) = setup.hooks.listen {
             shared.listening.set(Some(listen(&shared)));
         }
@@ -296,6 +300,8 @@ impl Readiness {
 
 /// What a socket is made of, as the builder sets it up.
 pub(crate) struct Setup {
+    /// The URL of the first attempt, and of every other unless a provider gives one.
+    pub(crate) url: String,
     pub(crate) config: Config,
     pub(crate) options: Options,
     pub(crate) callbacks: Callbacks,

@@ -81,3 +81,16 @@ pub(crate) fn not_open(state: State, message: Message) -> Result<(), Unsent> {
         _ => Ok(()),
     }
 }
+
+/// A subprotocol the browser would refuse: empty, not an HTTP token, or offered twice.
+pub(crate) fn invalid_protocol(protocols: &[String]) -> Option<&str> {
+    let is_token = |p: &str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+    };
+    protocols
+        .iter()
+        .enumerate()
+        .find_map(|(i, p)| (!is_token(p) || protocols[..i].contains(p)).then_some(p.as_str()))
+}
