@@ -40,6 +40,8 @@ impl WebSocket {
             receive_limit: None,
             watch: None,
             judge: None,
+            decide: None,
+            ask_url: None,
             callbacks: Callbacks::default(),
             hooks: Hooks::default(),
         }
@@ -62,6 +64,9 @@ pub struct Builder {
     /// Made by the first of the builder methods that need one.
     watch: Option<Box<dyn Watch>>,
     judge: Option<fn(&mut Core, Millis, bool)>,
+    /// The core's side of `should_reconnect` and of the URL provider: see [`Config`].
+    decide: Option<fn(&mut Core, CloseEvent)>,
+    ask_url: Option<fn(&mut Core, Millis)>,
     callbacks: Callbacks,
     hooks: Hooks,
 }
@@ -103,6 +108,7 @@ impl Builder {
         F: FnMut() -> Fut + 'static,
         Fut: Future<Output = String> + 'static,
     {
+        self.ask_url = Some(core::ask_url);
         self.hooks.ask_url = Some(Box::new(move |shared, ask| {
             let url = provider();
             let shared = Rc::downgrade(shared);
@@ -231,6 +237,7 @@ impl Builder {
     /// server reports with a code of its own, whatever the code; or look at
     /// [`CloseEvent::cause`].
     pub fn should_reconnect(mut self, decide: impl Fn(&CloseEvent) -> bool + 'static) -> Self {
+        self.decide = Some(core::decide);
         self.hooks.should_reconnect = Some(Box::new(move |shared, close| {
             let wanted = decide(&close);
             shared.decided(wanted);
@@ -305,8 +312,8 @@ impl Builder {
             reconnect: self.reconnect,
             high_water_mark: self.high_water_mark,
             receive_limit: self.receive_limit,
-            decides: self.hooks.should_reconnect.is_some(),
-            provides_url: self.hooks.ask_url.is_some(),
+            decide: self.decide,
+            ask_url: self.ask_url,
             watch: self.watch,
             judge: self.judge,
             seed: crate::timer::seed(),

@@ -40,10 +40,12 @@ pub(crate) struct Config {
     /// With the browser's `WebSocket`, which cannot stop reading: a message that finds a
     /// stream this full gives the connection up.
     pub(crate) receive_limit: Option<usize>,
-    /// Whether the application decides on reconnection (`Action::Decide`).
-    pub(crate) decides: bool,
-    /// Whether each reconnection attempt asks for its URL (`Action::AskUrl`).
-    pub(crate) provides_url: bool,
+    /// Asks the application whether to reconnect (`Action::Decide`, [`decide`]): set by
+    /// `Builder::should_reconnect`, so that an application without it carries none of this.
+    pub(crate) decide: Option<fn(&mut Core, CloseEvent)>,
+    /// Asks each reconnection attempt's URL (`Action::AskUrl`, [`ask_url`]): set by
+    /// `Builder::url_provider_async`, likewise.
+    pub(crate) ask_url: Option<fn(&mut Core, Millis)>,
     /// The connect timeout and the heartbeat, when asked for: made only by the builder
     /// methods that ask, so that an application that does not carries none of their code.
     pub(crate) watch: Option<Box<dyn Watch>>,
@@ -598,9 +600,10 @@ impl Core {
         }
         // Asked only when a reconnection could follow.
         let reconnects = self.config.reconnect.is_some() && !self.closed_by_app;
-        if self.config.decides && reconnects {
-            self.deciding = Some(event.clone());
-            self.steps.push_back(Step::Act(Action::Decide(event)));
+        if let Some(decide) = self.config.decide
+            && reconnects
+        {
+            decide(self, event);
             return;
         }
         self.after_close(now, event, true);
@@ -662,14 +665,8 @@ impl Core {
 
     /// The waiting attempt is due: ask for its URL, or open it.
     fn reopen(&mut self, now: Millis) {
-        if self.config.provides_url {
-            self.asked = self.asked.wrapping_add(1);
-            self.phase = Phase::Asking(self.asked);
-            if let Some(watch) = &mut self.config.watch {
-                // The connect timeout covers the wait for the URL too.
-                watch.attempt(now);
-            }
-            self.steps.push_back(Step::Act(Action::AskUrl(self.asked)));
+        if let Some(ask_url) = self.config.ask_url {
+            ask_url(self, now);
             return;
         }
         self.open_attempt(now);
@@ -743,6 +740,25 @@ pub(crate) fn judge(core: &mut Core, now: Millis, reader_behind: bool) {
             }
         }
     }
+}
+
+/// Asks the application whether to reconnect after `event`: the [`Config::decide`] that
+/// `Builder::should_reconnect` sets.
+pub(crate) fn decide(core: &mut Core, event: CloseEvent) {
+    core.deciding = Some(event.clone());
+    core.steps.push_back(Step::Act(Action::Decide(event)));
+}
+
+/// Asks for the URL of the attempt that is due: the [`Config::ask_url`] that
+/// `Builder::url_provider_async` sets.
+pub(crate) fn ask_url(core: &mut Core, now: Millis) {
+    core.asked = core.asked.wrapping_add(1);
+    core.phase = Phase::Asking(core.asked);
+    if let Some(watch) = &mut core.config.watch {
+        // The connect timeout covers the wait for the URL too.
+        watch.attempt(now);
+    }
+    core.steps.push_back(Step::Act(Action::AskUrl(core.asked)));
 }
 
 /// Moves every step of `from` to the end of `to`. (By hand: `VecDeque::append` costs the
