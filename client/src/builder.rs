@@ -42,6 +42,7 @@ impl WebSocket {
             judge: None,
             decide: None,
             ask_url: None,
+            overflow: None,
             callbacks: Callbacks::default(),
             hooks: Hooks::default(),
         }
@@ -67,6 +68,7 @@ pub struct Builder {
     /// The core's side of `should_reconnect` and of the URL provider: see [`Config`].
     decide: Option<fn(&mut Core, CloseEvent)>,
     ask_url: Option<fn(&mut Core, Millis)>,
+    overflow: Option<fn(&mut Core)>,
     callbacks: Callbacks,
     hooks: Hooks,
 }
@@ -152,6 +154,7 @@ impl Builder {
         // read again.
         self.receive_limit = Some(events.max(1));
         self.hooks.overflows = Some(crate::socket::Shared::overflowing);
+        self.overflow = Some(core::overflow);
         self
     }
 
@@ -314,6 +317,7 @@ impl Builder {
             receive_limit: self.receive_limit,
             decide: self.decide,
             ask_url: self.ask_url,
+            overflow: self.overflow,
             watch: self.watch,
             judge: self.judge,
             seed: crate::timer::seed(),

@@ -46,6 +46,9 @@ pub(crate) struct Config {
     /// Asks each reconnection attempt's URL (`Action::AskUrl`, [`ask_url`]): set by
     /// `Builder::url_provider_async`, likewise.
     pub(crate) ask_url: Option<fn(&mut Core, Millis)>,
+    /// Gives the connection up for a message that found a stream full ([`overflow`]): set by
+    /// `Builder::receive_limit`, likewise.
+    pub(crate) overflow: Option<fn(&mut Core)>,
     /// The connect timeout and the heartbeat, when asked for: made only by the builder
     /// methods that ask, so that an application that does not carries none of their code.
     pub(crate) watch: Option<Box<dyn Watch>>,
@@ -404,9 +407,8 @@ impl Core {
         if own {
             return;
         }
-        if full && self.config.receive_limit.is_some() {
-            let overflow = CloseEvent::new(1008, "receive limit exceeded", false);
-            self.give_up(self.now, overflow.with_cause(CloseCause::ReceiveOverflow));
+        if full && let Some(overflow) = self.config.overflow {
+            overflow(self);
             return;
         }
         self.steps
@@ -759,6 +761,13 @@ pub(crate) fn ask_url(core: &mut Core, now: Millis) {
         watch.attempt(now);
     }
     core.steps.push_back(Step::Act(Action::AskUrl(core.asked)));
+}
+
+/// Gives the connection up for a message that found a stream at the receive limit: the
+/// [`Config::overflow`] that `Builder::receive_limit` sets.
+pub(crate) fn overflow(core: &mut Core) {
+    let overflow = CloseEvent::new(1008, "receive limit exceeded", false);
+    core.give_up(core.now, overflow.with_cause(CloseCause::ReceiveOverflow));
 }
 
 /// Moves every step of `from` to the end of `to`. (By hand: `VecDeque::append` costs the
