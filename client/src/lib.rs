@@ -294,6 +294,7 @@ mod error;
 mod event;
 mod heartbeat;
 mod inbox;
+mod io;
 #[cfg(target_arch = "wasm32")]
 mod js;
 #[cfg(feature = "json")]
@@ -327,6 +328,7 @@ pub use error::{Error, validate_close};
 pub use event::{Event, Unsent};
 pub use heartbeat::Heartbeat;
 pub use inbox::Events;
+pub use io::ByteStream;
 #[cfg(feature = "json")]
 pub use json::JsonStream;
 pub use message::{

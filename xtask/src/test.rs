@@ -299,10 +299,10 @@ fn transports_native(cx: &mut Shared) -> Result<()> {
         cmd("cargo", &args).env("ECHO_SERVER_URL", &server.url),
         &mut cx.tally,
     )?;
-    // Typed messages (feature `json`), against the same server.
+    // Typed messages (feature `json`) and bytes as a stream, against the same server.
     let json = ["test", "-p", CLIENT, "--features", "json", "--test", "json"];
     let mut json = cmd("cargo", &json);
-    json.args(["--", "--include-ignored"]);
+    json.args(["--test", "io", "--", "--include-ignored"]);
     run_tests(json.env("ECHO_SERVER_URL", &server.url), &mut cx.tally)?;
     // The README's program, natively, against the same server.
     let example = ["run", "-q", "-p", CLIENT, "--example", "hello", "--"];
