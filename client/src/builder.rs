@@ -43,6 +43,7 @@ impl WebSocket {
             decide: None,
             ask_url: None,
             overflow: None,
+            unchosen: None,
             callbacks: Callbacks::default(),
             hooks: Hooks::default(),
         }
@@ -69,6 +70,7 @@ pub struct Builder {
     decide: Option<fn(&mut Core, CloseEvent)>,
     ask_url: Option<fn(&mut Core, Millis)>,
     overflow: Option<fn(&mut Core)>,
+    unchosen: Option<fn(&mut Core)>,
     callbacks: Callbacks,
     hooks: Hooks,
 }
@@ -82,6 +84,8 @@ impl Builder {
         I::Item: Into<String>,
     {
         self.options.protocols = protocols.into_iter().map(Into::into).collect();
+        self.unchosen = Some(core::unchosen);
+        self.hooks.unchosen = Some(crate::socket::Shared::unchosen);
         self
     }
 
@@ -318,6 +322,7 @@ impl Builder {
             decide: self.decide,
             ask_url: self.ask_url,
             overflow: self.overflow,
+            unchosen: self.unchosen,
             watch: self.watch,
             judge: self.judge,
             seed: crate::timer::seed(),

@@ -49,6 +49,9 @@ pub(crate) struct Config {
     /// Gives the connection up for a message that found a stream full ([`overflow`]): set by
     /// `Builder::receive_limit`, likewise.
     pub(crate) overflow: Option<fn(&mut Core)>,
+    /// Fails a handshake in which the server chose none of the offered subprotocols
+    /// ([`unchosen`]): set by `Builder::protocols`, likewise.
+    pub(crate) unchosen: Option<fn(&mut Core)>,
     /// The connect timeout and the heartbeat, when asked for: made only by the builder
     /// methods that ask, so that an application that does not carries none of their code.
     pub(crate) watch: Option<Box<dyn Watch>>,
@@ -377,11 +380,8 @@ impl Core {
         if !matches!(self.phase, Phase::Connecting) {
             return;
         }
-        if unchosen {
-            // The WHATWG standard fails it; Firefox and WebKit open it all the same.
-            self.steps.push_back(Step::Act(Action::Release));
-            let reason = "the server chose none of the offered subprotocols";
-            self.fail_handshake(reason.to_owned());
+        if unchosen && let Some(unchosen) = self.config.unchosen {
+            unchosen(self);
             return;
         }
         self.phase = Phase::Open;
@@ -768,6 +768,15 @@ pub(crate) fn ask_url(core: &mut Core, now: Millis) {
 pub(crate) fn overflow(core: &mut Core) {
     let overflow = CloseEvent::new(1008, "receive limit exceeded", false);
     core.give_up(core.now, overflow.with_cause(CloseCause::ReceiveOverflow));
+}
+
+/// Fails the handshake in which the server chose none of the offered subprotocols, as the
+/// WHATWG standard says (Firefox and WebKit open it all the same): the [`Config::unchosen`]
+/// that `Builder::protocols` sets.
+pub(crate) fn unchosen(core: &mut Core) {
+    core.steps.push_back(Step::Act(Action::Release));
+    let reason = "the server chose none of the offered subprotocols";
+    core.fail_handshake(reason.to_owned());
 }
 
 /// Moves every step of `from` to the end of `to`. (By hand: `VecDeque::append` costs the

@@ -93,6 +93,7 @@ impl WebSocket {
             should_reconnect: setup.hooks.should_reconnect,
             is_reply: setup.hooks.is_reply,
             overflows: setup.hooks.overflows,
+            unchosen: setup.hooks.unchosen,
             ask_url: Cell::new(setup.hooks.ask_url),
             streams: Cell::new(Vec::new()),
             released: Cell::new(false),
@@ -360,6 +361,8 @@ pub(crate) struct Hooks {
     pub(crate) is_reply: Option<IsReply>,
     /// `Builder::receive_limit`: [`Shared::overflowing`].
     pub(crate) overflows: Option<fn(&Shared) -> bool>,
+    /// `Builder::protocols`: [`Shared::unchosen`].
+    pub(crate) unchosen: Option<fn(&Shared) -> bool>,
     /// `Builder::follow_network`: starts listening to the browser.
     pub(crate) listen: Option<fn(&Rc<Shared>) -> Listening>,
 }
@@ -405,6 +408,7 @@ pub(crate) struct Shared {
     should_reconnect: Option<ShouldReconnect>,
     is_reply: Option<IsReply>,
     overflows: Option<fn(&Shared) -> bool>,
+    unchosen: Option<fn(&Shared) -> bool>,
     ask_url: Cell<Option<AskUrl>>,
     streams: Cell<Vec<Feed>>,
     /// The socket finished and its last events were delivered: no stream can join.
@@ -679,9 +683,7 @@ impl Shared {
 
 impl Listener for Shared {
     fn opened(self: Rc<Self>) {
-        // Subprotocols offered, and the server picked none.
-        let unchosen =
-            !self.options.protocols.is_empty() && self.with_link(Connection::protocol).is_empty();
+        let unchosen = self.unchosen.is_some_and(|unchosen| unchosen(&self));
         self.core().opened(now(), unchosen);
         self.pump();
     }
@@ -730,6 +732,12 @@ impl Shared {
     /// The application decided whether to reconnect after the close it was asked about.
     pub(crate) fn decided(self: &Rc<Self>, wanted: bool) {
         self.core().decided(now(), wanted);
+    }
+
+    /// Subprotocols were offered, and the server picked none: the hook `Builder::protocols`
+    /// sets, so that pages that offer none carry none of this.
+    pub(crate) fn unchosen(&self) -> bool {
+        !self.options.protocols.is_empty() && self.with_link(Connection::protocol).is_empty()
     }
 
     /// A message on a transport that cannot stop reading finds a stream at the receive
