@@ -100,10 +100,10 @@ struct Measured {
 
 /// The scenario's section of BENCHMARKS.md.
 pub fn section(runtime: &tokio::runtime::Runtime, dir: &Path) -> Result<String> {
-    let ours = dir.join("echo-server");
+    let ours = dir.join("wsecho");
     let mut servers = vec![
-        Server::ours(&ours, "echo-server (ours), no --deflate", &[]),
-        Server::ours(&ours, "echo-server (ours), --deflate", &["--deflate"]),
+        Server::ours(&ours, "wsecho (ours), no --deflate", &[]),
+        Server::ours(&ours, "wsecho (ours), --deflate", &["--deflate"]),
     ];
     let ws = std::env::var_os(WS_MODULE_ENV).map(PathBuf::from);
     match &ws {

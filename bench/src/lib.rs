@@ -413,11 +413,11 @@ mod tests {
         run(&fast_addr, Wire::WebSocket, binary).await.unwrap();
 
         let (ours, ours_addr) = listener().await;
-        let config = echo_server::Config {
+        let config = wsecho::Config {
             prefix: String::new(),
             ..Default::default()
         };
-        tokio::spawn(echo_server::serve(ours, config, std::future::pending()));
+        tokio::spawn(wsecho::serve(ours, config, std::future::pending()));
         run(&ours_addr, Wire::WebSocket, SMALL).await.unwrap();
     }
 
@@ -425,11 +425,11 @@ mod tests {
     async fn idle_connections_are_opened_held_and_each_checked() {
         let source = |n| IpAddr::from([127, 0, 2, n]);
         let (ours, addr) = listener().await;
-        let config = echo_server::Config {
+        let config = wsecho::Config {
             prefix: String::new(),
             ..Default::default()
         };
-        tokio::spawn(echo_server::serve(ours, config, std::future::pending()));
+        tokio::spawn(wsecho::serve(ours, config, std::future::pending()));
         let mut held = open_idle(&addr, source(1), Wire::WebSocket, 600)
             .await
             .unwrap();
@@ -445,7 +445,7 @@ mod tests {
 
         // A server that answers with a prefix fails the check.
         let (seed, seed_addr) = listener().await;
-        tokio::spawn(echo_server::serve(
+        tokio::spawn(wsecho::serve(
             seed,
             Default::default(),
             std::future::pending(),
@@ -461,7 +461,7 @@ mod tests {
     async fn a_wrong_reply_fails_the_run() {
         // The seed's prefix changes every reply: the generator must notice.
         let (ours, addr) = listener().await;
-        tokio::spawn(echo_server::serve(
+        tokio::spawn(wsecho::serve(
             ours,
             Default::default(),
             std::future::pending(),

@@ -214,7 +214,7 @@ fn main() -> Result<()> {
     }
     let root = root.context(usage)?;
     // `--only`, `--server` and `--callgrind-only` are for working on one scenario or server
-    // (the server's program name, e.g. `echo-server`); a report needs them all.
+    // (the server's program name, e.g. `wsecho`); a report needs them all.
     let partial = only.is_some() || server.is_some() || callgrind_only;
     ensure!(write.is_none() || !partial, usage);
     let wanted = |name: &str| {
@@ -247,8 +247,8 @@ fn main() -> Result<()> {
             wire: Wire::WebSocket,
         },
         Target {
-            name: "echo-server (ours, production defaults)",
-            program: dir.join("echo-server"),
+            name: "wsecho (ours, production defaults)",
+            program: dir.join("wsecho"),
             // `--dev`: scenario 5's page comes from the test runner's own local port.
             args: &["--addr", "127.0.0.1:0", "--prefix", "", "--dev"],
             wire: Wire::WebSocket,
@@ -304,7 +304,7 @@ fn main() -> Result<()> {
         let chosen =
             |target: &&Target| (server.as_ref()).is_none_or(|name| target.program.ends_with(name));
         let deflated = Target {
-            name: "echo-server (ours), --deflate",
+            name: "wsecho (ours), --deflate",
             args: &["--addr", "127.0.0.1:0", "--prefix", "", "--deflate"],
             ..websockets.last().copied().context("ours")?.clone()
         };

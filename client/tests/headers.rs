@@ -10,10 +10,10 @@ use wasm_websocket::{CloseCause, Error, Message, WebSocket};
 
 /// The echo server on loopback with its default settings; its port.
 async fn server() -> u16 {
-    let listener = echo_server::listen("127.0.0.1:0").await.unwrap();
+    let listener = wsecho::listen("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let config = echo_server::Config::default();
-    tokio::spawn(echo_server::serve(listener, config, std::future::pending()));
+    let config = wsecho::Config::default();
+    tokio::spawn(wsecho::serve(listener, config, std::future::pending()));
     port
 }
 

@@ -21,13 +21,13 @@ async fn tls_server() -> (u16, rcgen::CertifiedKey<rcgen::KeyPair>) {
         .with_no_client_auth()
         .with_single_cert(vec![made.cert.der().clone()], key.unwrap())
         .unwrap();
-    let config = echo_server::Config {
+    let config = wsecho::Config {
         tls: Some(Arc::new(server)),
-        ..echo_server::Config::default()
+        ..wsecho::Config::default()
     };
-    let listener = echo_server::listen("127.0.0.1:0").await.unwrap();
+    let listener = wsecho::listen("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    tokio::spawn(echo_server::serve(listener, config, std::future::pending()));
+    tokio::spawn(wsecho::serve(listener, config, std::future::pending()));
     (port, made)
 }
 

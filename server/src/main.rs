@@ -1,4 +1,4 @@
-//! The echo server binary: `cargo run -p echo-server -- --help`.
+//! The echo server binary: `cargo run -p wsecho -- --help`.
 
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use echo_server::{Config, DEFAULT_ADDR, DEFAULT_PREFIX};
 use tracing_subscriber::EnvFilter;
+use wsecho::{Config, DEFAULT_ADDR, DEFAULT_PREFIX};
 
 /// Open files kept for what is not a WebSocket: handshakes in progress, files served, logs.
 const RESERVED_FILES: u64 = 100;
@@ -136,17 +136,17 @@ async fn run() -> anyhow::Result<()> {
         .init();
 
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(echo_server::tls::load(cert, key)?),
+        (Some(cert), Some(key)) => Some(wsecho::tls::load(cert, key)?),
         _ => None,
     };
     let taken = match &args.handover {
-        Some(path) => echo_server::handover::take_over(path)
+        Some(path) => wsecho::handover::take_over(path)
             .with_context(|| format!("cannot take over from {}", path.display()))?,
         None => None,
     };
     let listener = match taken {
         Some(listener) => tokio::net::TcpListener::from_std(listener)?,
-        None => echo_server::listen(&args.addr)
+        None => wsecho::listen(&args.addr)
             .await
             .with_context(|| format!("cannot listen on {}", args.addr))?,
     };
@@ -199,12 +199,9 @@ async fn run() -> anyhow::Result<()> {
         deflate_threshold: args.deflate_threshold,
         test_controls: args.test_controls,
         tls,
-        metrics: args
-            .metrics
-            .then(echo_server::telemetry::install)
-            .transpose()?,
+        metrics: args.metrics.then(wsecho::telemetry::install).transpose()?,
     };
-    echo_server::serve(listener, config, stop_signal(handover)).await;
+    wsecho::serve(listener, config, stop_signal(handover)).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -218,7 +215,7 @@ async fn stop_signal(handover: Option<(PathBuf, OwnedFd)>) {
         let Some((path, socket)) = handover else {
             return std::future::pending().await;
         };
-        if let Err(error) = echo_server::handover::offer(&path, socket).await {
+        if let Err(error) = wsecho::handover::offer(&path, socket).await {
             tracing::warn!(%error, path = %path.display(), "no handover: cannot wait there");
             std::future::pending::<()>().await;
         }

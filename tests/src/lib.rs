@@ -12,10 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use echo_server::Config;
 use fantoccini::{Client, ClientBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use std::os::unix::process::CommandExt;
+use wsecho::Config;
 
 use test_support::browser::{CHROMIUM, Engine, FIREFOX, XVFB_RUN, chromium_args};
 
@@ -51,7 +51,7 @@ pub async fn start_server_at(addr: &str, config: Config) -> Result<SocketAddr> {
         deflate: true,
         ..config
     };
-    tokio::spawn(echo_server::serve(listener, config, std::future::pending()));
+    tokio::spawn(wsecho::serve(listener, config, std::future::pending()));
     Ok(addr)
 }
 

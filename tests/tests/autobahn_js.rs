@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use e2e::{Browser, start_server};
-use echo_server::Config;
+use wsecho::Config;
 
 /// The report's agent.
 const AGENT: &str = "plain-javascript";

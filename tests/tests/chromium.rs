@@ -6,8 +6,8 @@
 //! Chromium without the fault arrives, this test fails, and the workaround can go.
 
 use e2e::{Browser, start_server};
-use echo_server::Config;
 use test_support::browser::Engine;
+use wsecho::Config;
 
 /// Opens a `WebSocketStream` to `url`, sends `first` (a test control), then at once one
 /// message of 1 MB, and resolves with what became of them.

@@ -3,10 +3,10 @@
 //! default; `cargo xtask test` runs these in Firefox and WebKit too).
 
 use e2e::{Browser, start_server, start_server_at};
-use echo_server::Config;
 use fantoccini::Locator;
 use fantoccini::key::Key;
 use test_support::browser::Engine;
+use wsecho::Config;
 
 #[tokio::test]
 async fn the_page_echoes_and_closes_with_1000() -> anyhow::Result<()> {

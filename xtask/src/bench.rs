@@ -17,7 +17,7 @@ pub fn bench() -> Result<()> {
     build_client()?;
     run(cmd(
         "cargo",
-        &["build", "--release", "-p", "echo-server", "-p", "bench"],
+        &["build", "--release", "-p", "wsecho", "-p", "bench"],
     ))?;
     let mut bench = Command::new(target_dir().join("release/bench"));
     bench.arg("--root").arg(root());

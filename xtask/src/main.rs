@@ -19,7 +19,7 @@
 //! Every install step checks first, so a second run installs nothing.
 //!
 //! A module per command, as rust-analyzer's xtask is split: `build`, `serve`, `bench` and
-//! `test` (the test command's steps); `tools` installs what they need, `echo_server` is the
+//! `test` (the test command's steps); `tools` installs what they need, `wsecho` is the
 //! server they start, and `autobahn` drives kosoku. What they all use (the workspace's paths,
 //! running a command and echoing it) is here.
 
@@ -32,12 +32,12 @@ use anyhow::{Context, Result, bail};
 mod autobahn;
 mod bench;
 mod build;
-mod echo_server;
 mod serve;
 mod test;
 #[cfg(test)]
 mod tidy;
 mod tools;
+mod wsecho;
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const CLIENT: &str = "wasm-websocket";

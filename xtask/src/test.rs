@@ -16,11 +16,11 @@ use test_support::browser::{CHROMEDRIVER, Engine};
 
 use crate::autobahn;
 use crate::build::{PAGE_FILES, build_client};
-use crate::echo_server::{BROWSER_TEST_SERVER, EchoServer};
 use crate::tools::{
     ensure_debian_packages, ensure_geckodriver, ensure_python_websockets, ensure_wasm_pack,
     ensure_wasm_tools,
 };
+use crate::wsecho::{BROWSER_TEST_SERVER, EchoServer};
 use crate::{CLIENT, WASM_TARGET, cmd, root, run, target_dir};
 
 mod runner;
@@ -734,7 +734,7 @@ fn wasm_pack_build(_: &mut Shared) -> Result<()> {
 }
 
 fn publish(_: &mut Shared) -> Result<()> {
-    for package in [CLIENT, "echo-server"] {
+    for package in [CLIENT, "wsecho"] {
         let args = ["publish", "--dry-run", "--allow-dirty", "-p", package];
         run(cmd("cargo", &args))?;
     }

@@ -22,7 +22,7 @@ use wasm_websocket::{
 /// client crate"):
 ///
 /// ```sh
-/// cargo run -p echo-server -- --addr 127.0.0.1:1235 --dev --test-controls --protocol echo.v1 --deflate
+/// cargo run -p wsecho -- --addr 127.0.0.1:1235 --dev --test-controls --protocol echo.v1 --deflate
 /// ```
 ///
 /// `cargo xtask test` starts its own on port 0 and names it in `ECHO_SERVER_URL` at build time.

@@ -24,7 +24,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `echo-server --addr 127.0.0.1:0 ARGS` (or the `--addr` of ARGS) and reads the
+    /// Starts `wsecho --addr 127.0.0.1:0 ARGS` (or the `--addr` of ARGS) and reads the
     /// bound address from the one line it prints.
     pub fn start(args: &[&str]) -> Server {
         Server::start_in(Path::new("."), args)
@@ -32,7 +32,7 @@ impl Server {
 
     /// Like [`start`](Self::start), with `dir` as the working directory.
     pub fn start_in(dir: &Path, args: &[&str]) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_echo-server"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wsecho"));
         command.current_dir(dir);
         if !args.contains(&"--addr") {
             command.args(["--addr", "127.0.0.1:0"]);

@@ -32,9 +32,9 @@ impl EchoServer {
     /// one line it prints.
     pub fn start(profile: &str, args: &[&str], log: &str) -> Result<EchoServer> {
         if profile == "debug" {
-            run(cmd("cargo", &["build", "-p", "echo-server"]))?;
+            run(cmd("cargo", &["build", "-p", "wsecho"]))?;
         }
-        let binary = target_dir().join(profile).join("echo-server");
+        let binary = target_dir().join(profile).join("wsecho");
         let mut command = Command::new(&binary);
         command
             .args(args)
