@@ -12,9 +12,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use test_support::deflate::{self, try_inflate};
 
 use anyhow::{Context, Result, bail, ensure};
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use test_support::Spawned;
 use test_support::raw::masked_client_frame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -228,31 +228,6 @@ pub(crate) fn json_like(seq: usize, size: usize) -> String {
     text
 }
 
-/// Raw DEFLATE with a sync flush, its `00 00 ff ff` left off (RFC 7692 section 7.2.1).
-fn compress(data: &[u8]) -> Result<Vec<u8>> {
-    let mut compress = Compress::new(Compression::default(), false);
-    let mut out = Vec::with_capacity(data.len() / 2 + 64);
-    loop {
-        let used = compress.total_in() as usize;
-        compress.compress_vec(&data[used..], &mut out, FlushCompress::Sync)?;
-        if compress.total_in() as usize == data.len() && out.len() < out.capacity() {
-            break;
-        }
-        out.reserve(out.capacity());
-    }
-    ensure!(out.ends_with(&[0, 0, 0xff, 0xff]), "no sync flush");
-    out.truncate(out.len() - 4);
-    Ok(out)
-}
-
-fn inflate(payload: &[u8], expected: usize) -> Result<Vec<u8>> {
-    let mut input = payload.to_vec();
-    input.extend_from_slice(&[0, 0, 0xff, 0xff]);
-    let mut out = Vec::with_capacity(expected + 64);
-    Decompress::new(false).decompress_vec(&input, &mut out, FlushDecompress::Sync)?;
-    Ok(out)
-}
-
 /// A masked client frame.
 fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
     masked_client_frame(first, payload, [0x37, 0xfa, 0x21, 0x3d])
@@ -301,7 +276,7 @@ pub(crate) async fn round_trip(
     compressed: bool,
 ) -> Result<(u64, u64)> {
     let out = if compressed {
-        frame(0xc1, &compress(message.as_bytes())?)
+        frame(0xc1, &deflate::compressed(message.as_bytes()))
     } else {
         frame(0x81, message.as_bytes())
     };
@@ -326,7 +301,7 @@ pub(crate) async fn round_trip(
     let mut payload = vec![0; length as usize];
     stream.read_exact(&mut payload).await?;
     let reply = if head[0] & 0x40 != 0 {
-        inflate(&payload, message.len())?
+        try_inflate(&payload, 15, message.len())?
     } else {
         payload
     };

@@ -4,13 +4,11 @@
 
 mod support;
 
-use std::time::Duration;
-
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
+use flate2::FlushCompress;
 use futures_util::{SinkExt, StreamExt};
-use support::{Server, client_frame, close_code, opened_with, server_frames};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use support::{Server, client_frame, close_code, opened_with, read_frames};
+use test_support::deflate::{compressed, deflate, inflate};
+use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::Message;
 
 /// What Chromium offers.
@@ -27,77 +25,6 @@ fn extensions(answer: &str) -> Option<&str> {
         name.eq_ignore_ascii_case("sec-websocket-extensions")
             .then(|| value.trim())
     })
-}
-
-/// Raw DEFLATE ending in a flush of `flush` kind, as a client compresses a message.
-fn deflate(data: &[u8], flush: FlushCompress) -> Vec<u8> {
-    let mut compress = Compress::new(Compression::new(6), false);
-    let mut out = Vec::with_capacity(data.len() / 2 + 64);
-    loop {
-        let used = compress.total_in() as usize;
-        compress
-            .compress_vec(&data[used..], &mut out, flush)
-            .unwrap();
-        if compress.total_in() as usize == data.len() && out.len() < out.capacity() {
-            return out;
-        }
-        out.reserve(out.capacity());
-    }
-}
-
-/// A message as a client compresses it: the sync flush's `00 00 ff ff` left off.
-fn compressed(data: &[u8]) -> Vec<u8> {
-    let mut out = deflate(data, FlushCompress::Sync);
-    assert!(out.ends_with(&[0, 0, 0xff, 0xff]));
-    out.truncate(out.len() - 4);
-    out
-}
-
-fn inflate(payload: &[u8]) -> Vec<u8> {
-    let mut input = payload.to_vec();
-    input.extend_from_slice(&[0, 0, 0xff, 0xff]);
-    let mut decompress = Decompress::new(false);
-    let mut out = Vec::with_capacity(1 << 20);
-    decompress
-        .decompress_vec(&input, &mut out, FlushDecompress::Sync)
-        .unwrap();
-    out
-}
-
-/// Reads frames until `count` have arrived: (first byte, payload).
-async fn read_frames(stream: &mut TcpStream, count: usize) -> Vec<(u8, Vec<u8>)> {
-    let mut bytes = Vec::new();
-    let read = async {
-        loop {
-            let frames = first_bytes_and_frames(&bytes);
-            if frames.len() >= count {
-                return frames;
-            }
-            let mut buf = [0; 16 << 10];
-            let n = stream.read(&mut buf).await.unwrap();
-            assert!(n > 0, "the server closed after {} frames", frames.len());
-            bytes.extend_from_slice(&buf[..n]);
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), read)
-        .await
-        .expect("the frames within 10 s")
-}
-
-/// `server_frames`, with each frame's first byte (FIN, RSV1, opcode) instead of its opcode.
-fn first_bytes_and_frames(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut rest = bytes;
-    let mut frames = Vec::new();
-    for (_, payload) in server_frames(bytes) {
-        let header = match payload.len() {
-            0..=125 => 2,
-            126..=65535 => 4,
-            _ => 10,
-        };
-        frames.push((rest[0], payload.clone()));
-        rest = &rest[header + payload.len()..];
-    }
-    frames
 }
 
 #[tokio::test]
@@ -125,7 +52,7 @@ async fn chromiums_offer_is_accepted_and_messages_echo_compressed_both_ways() {
     assert_eq!(*first, 0xc1, "one final text frame with RSV1");
     assert!(reply.len() < text.len() / 5, "{} bytes", reply.len());
     let expected = format!("Received:  {text}");
-    assert_eq!(inflate(reply), expected.as_bytes());
+    assert_eq!(inflate(reply, 15), expected.as_bytes());
     assert_eq!(
         frames[2],
         (0x81, b"Received:  short".to_vec()),
@@ -167,7 +94,7 @@ async fn corrupt_compressed_data_gets_1007() {
 /// the window, so the next segment compresses to the same bytes), repeated. About 1 KiB a
 /// MiB, the most DEFLATE can shrink anything.
 fn zeros_bomb(segments: usize) -> Vec<u8> {
-    let segment = deflate(&vec![0; 1 << 20], FlushCompress::Full);
+    let segment = deflate(&vec![0; 1 << 20], 15, FlushCompress::Full);
     segment.repeat(segments)
 }
 
@@ -196,7 +123,7 @@ async fn a_frame_that_inflates_to_a_gigabyte_gets_1009_with_memory_bounded() {
     let bomb = zeros_bomb(1024);
     assert!(bomb.len() < 1100 << 10, "{} bytes", bomb.len());
     // A segment really inflates to what it claims.
-    assert_eq!(inflate(&bomb[..bomb.len() / 1024]), vec![0; 1 << 20]);
+    assert_eq!(inflate(&bomb[..bomb.len() / 1024], 15), vec![0; 1 << 20]);
     assert_defused(&server, &client_frame(0xc2, &bomb)).await;
 }
 

@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
-use support::{Server, close_code, masked_client_frame, opened_with};
+use support::{Server, close_code, frames_of, masked_client_frame, opened_with, read_frames};
+use test_support::deflate::{compressed, inflate};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -47,81 +48,6 @@ fn extensions(answer: &str) -> Option<String> {
         })
         .collect();
     (!values.is_empty()).then(|| values.join(", "))
-}
-
-/// Raw DEFLATE of `data` ending in a sync flush, tail stripped, as a client sends a message.
-fn compressed(data: &[u8]) -> Vec<u8> {
-    let mut compress = Compress::new(Compression::new(6), false);
-    let mut out = Vec::with_capacity(data.len() / 2 + 64);
-    loop {
-        let used = compress.total_in() as usize;
-        compress
-            .compress_vec(&data[used..], &mut out, FlushCompress::Sync)
-            .unwrap();
-        if compress.total_in() as usize == data.len() && out.len() < out.capacity() {
-            break;
-        }
-        out.reserve(out.capacity());
-    }
-    assert!(out.ends_with(&[0, 0, 0xff, 0xff]));
-    out.truncate(out.len() - 4);
-    out
-}
-
-/// Inflates a server's compressed payload (tail appended) with a `bits` window.
-fn inflate(payload: &[u8], bits: u8) -> Vec<u8> {
-    let mut input = payload.to_vec();
-    input.extend_from_slice(&[0, 0, 0xff, 0xff]);
-    let mut decompress = Decompress::new_with_window_bits(false, bits);
-    let mut out = Vec::with_capacity(4 << 20);
-    decompress
-        .decompress_vec(&input, &mut out, FlushDecompress::Sync)
-        .unwrap();
-    out
-}
-
-/// The frames of a server's byte stream: (first byte, payload); a cut-off frame is left out.
-fn frames_of(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut frames = Vec::new();
-    while bytes.len() >= 2 {
-        let (len, start) = match bytes[1] & 0x7f {
-            126 if bytes.len() >= 4 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
-            127 if bytes.len() >= 10 => (
-                u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize,
-                10,
-            ),
-            126 | 127 => break,
-            len => (len as usize, 2),
-        };
-        let Some(payload) = bytes.get(start..start + len) else {
-            break;
-        };
-        frames.push((bytes[0], payload.to_vec()));
-        bytes = &bytes[start + len..];
-    }
-    frames
-}
-
-/// Reads frames until `count` have arrived, a Close has, or the server hangs up; fails after
-/// 10 s.
-async fn read_frames(stream: &mut TcpStream, count: usize) -> Vec<(u8, Vec<u8>)> {
-    let mut bytes = Vec::new();
-    let read = async {
-        loop {
-            let frames = frames_of(&bytes);
-            if frames.len() >= count || frames.iter().any(|(first, _)| first & 0x0f == 0x8) {
-                return frames;
-            }
-            let mut buf = [0; 64 << 10];
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return frames,
-                Ok(n) => bytes.extend_from_slice(&buf[..n]),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), read)
-        .await
-        .expect("frames within 10 s")
 }
 
 /// The one answer expected to `wire`: the payload of a reply, or the code of a Close.

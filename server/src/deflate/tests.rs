@@ -4,11 +4,11 @@ use super::compress::*;
 use super::inflate::*;
 use super::negotiate::*;
 use super::*;
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use hyper::header::{HeaderMap, HeaderValue, SEC_WEBSOCKET_EXTENSIONS};
 use std::io::{self, Cursor};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use test_support::deflate::{compressed_with_window, inflate};
 use tokio::io::AsyncReadExt;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio_tungstenite::tungstenite::Message;
@@ -135,25 +135,6 @@ impl Rng {
     }
 }
 
-/// Raw DEFLATE with a sync flush and the tail stripped, as a client sends it.
-fn client_deflate(data: &[u8], bits: u8) -> Vec<u8> {
-    let mut compress = Compress::new_with_window_bits(Compression::new(6), false, bits);
-    let mut out = Vec::with_capacity(data.len() + 64);
-    loop {
-        let used = compress.total_in() as usize;
-        compress
-            .compress_vec(&data[used..], &mut out, FlushCompress::Sync)
-            .unwrap();
-        if compress.total_in() as usize == data.len() && out.len() < out.capacity() {
-            break;
-        }
-        out.reserve(out.capacity());
-    }
-    assert!(out.ends_with(&TAIL));
-    out.truncate(out.len() - TAIL.len());
-    out
-}
-
 fn client_frame(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
     let header = FrameHeader {
         is_final: first & 0x80 != 0,
@@ -270,7 +251,7 @@ fn encode(message: &Message, rng: &mut Rng, wire: &mut Vec<u8>) {
     };
     let compressed = rng.below(4) != 0;
     let payload = if compressed {
-        client_deflate(&data, 9 + rng.below(7) as u8)
+        compressed_with_window(&data, 9 + rng.below(7) as u8)
     } else {
         data
     };
@@ -370,7 +351,7 @@ async fn the_layer_hands_tungstenite_the_messages_the_client_compressed() {
 #[tokio::test]
 async fn rsv1_where_it_does_not_belong_reaches_tungstenite_unchanged() {
     let mut rng = Rng(7);
-    let compressed = client_deflate(b"hello hello hello", 15);
+    let compressed = compressed_with_window(b"hello hello hello", 15);
     let cases = [
         // RSV1 on a continuation, on a ping, on a continuation of a compressed message.
         [
@@ -413,7 +394,7 @@ async fn a_bomb_fails_one_chunk_past_the_limit_and_bad_data_as_corrupt() {
     let mut rng = Rng(3);
     let limit = 1 << 20;
     let zeros = vec![0u8; 64 << 20];
-    let bomb = client_deflate(&zeros, 15);
+    let bomb = compressed_with_window(&zeros, 15);
     assert!(bomb.len() < 100 << 10, "{}", bomb.len());
     let wire = client_frame(0xc2, &bomb, [5; 4]);
     let (plain, error) = through_layer(wire, &mut rng, limit).await;
@@ -454,14 +435,7 @@ fn compress_round_trips_through_flate2_and_leaves_small_messages_plain() {
         "{}",
         frame.payload().len()
     );
-    let mut inflater = Decompress::new_with_window_bits(false, 10);
-    let mut input = frame.payload().to_vec();
-    input.extend_from_slice(&TAIL);
-    let mut out = Vec::with_capacity(text.len() + 16);
-    inflater
-        .decompress_vec(&input, &mut out, FlushDecompress::Sync)
-        .unwrap();
-    assert_eq!(out, text.as_bytes());
+    assert_eq!(inflate(frame.payload(), 10), text.as_bytes());
 
     let short = Message::text("short");
     assert_eq!(compress(short.clone(), deflate, 1024), short);

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use test_support::Spawned;
 pub use test_support::raw::*;
@@ -191,4 +192,26 @@ where
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// Reads frames until `count` have arrived, a Close has, or the server hangs up; fails after
+/// 10 s.
+pub async fn read_frames(stream: &mut TcpStream, count: usize) -> Vec<(u8, Vec<u8>)> {
+    let mut bytes = Vec::new();
+    let read = async {
+        loop {
+            let frames = frames_of(&bytes);
+            if frames.len() >= count || frames.iter().any(|(first, _)| first & 0x0f == 0x8) {
+                return frames;
+            }
+            let mut buf = [0; 64 << 10];
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return frames,
+                Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("frames within 10 s")
 }

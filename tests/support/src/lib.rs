@@ -7,8 +7,12 @@
 //!   servers are, and how the wasm-bindgen tests run in each.
 //! - [`raw`]: WebSocket bytes as a client library would never send them: handshakes, masked
 //!   frames, and the server's frames read back.
+//! - `deflate` (feature `deflate`, flate2): client-side permessage-deflate.
 //!
-//! Standard library only, since `xtask` builds it on every run.
+//! Standard library only without features, since `xtask` builds it on every run.
+
+#[cfg(feature = "deflate")]
+pub mod deflate;
 
 use std::io::{self, BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -294,7 +298,16 @@ pub mod raw {
 
     /// The frames of a server's unmasked byte stream: (opcode, payload); a cut-off frame
     /// last is left out.
-    pub fn server_frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    pub fn server_frames(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let frames = frames_of(bytes).into_iter();
+        frames
+            .map(|(first, payload)| (first & 0x0f, payload))
+            .collect()
+    }
+
+    /// The frames of a server's unmasked byte stream with their first byte (FIN, RSV1 to 3,
+    /// opcode): (first byte, payload); a cut-off frame last is left out.
+    pub fn frames_of(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
         let mut frames = Vec::new();
         while bytes.len() >= 2 {
             let (len, start) = match bytes[1] & 0x7f {
@@ -309,7 +322,7 @@ pub mod raw {
             let Some(payload) = bytes.get(start..start + len) else {
                 break;
             };
-            frames.push((bytes[0] & 0x0f, payload.to_vec()));
+            frames.push((bytes[0], payload.to_vec()));
             bytes = &bytes[start + len..];
         }
         frames
