@@ -239,17 +239,17 @@ fn format(_: &mut Shared) -> Result<()> {
 }
 
 fn clippy(_: &mut Shared) -> Result<()> {
+    // With the client's `json` feature, which nothing in the workspace turns on: one pass.
     cargo(&[
         "clippy",
         "--workspace",
         "--all-targets",
+        "--features",
+        "wasm-websocket/json",
         "--",
         "-D",
         "warnings",
-    ])?;
-    // The client's `json` feature, which nothing in the workspace turns on.
-    let json = ["-p", CLIENT, "--all-targets", "--features", "json"];
-    cargo(&[&["clippy"][..], &json, &["--", "-D", "warnings"]].concat())
+    ])
 }
 
 fn clippy_wasm(_: &mut Shared) -> Result<()> {
@@ -285,12 +285,19 @@ fn transports_native(cx: &mut Shared) -> Result<()> {
     // The suite the browser runs too (`client/tests/transports.rs`), against the same
     // server. One test at a time, as in the browser: `!outage` affects every connection.
     let server = EchoServer::start("debug", &BROWSER_TEST_SERVER, "warn")?;
+    // With typed messages (feature `json`) and bytes as a stream, in one build.
     let args = [
         "test",
         "-p",
         CLIENT,
+        "--features",
+        "json",
         "--test",
         "transports",
+        "--test",
+        "json",
+        "--test",
+        "io",
         "--",
         "--include-ignored",
         "--test-threads=1",
@@ -299,11 +306,6 @@ fn transports_native(cx: &mut Shared) -> Result<()> {
         cmd("cargo", &args).env("ECHO_SERVER_URL", &server.url),
         &mut cx.tally,
     )?;
-    // Typed messages (feature `json`) and bytes as a stream, against the same server.
-    let json = ["test", "-p", CLIENT, "--features", "json", "--test", "json"];
-    let mut json = cmd("cargo", &json);
-    json.args(["--test", "io", "--", "--include-ignored"]);
-    run_tests(json.env("ECHO_SERVER_URL", &server.url), &mut cx.tally)?;
     // The README's program, natively, against the same server.
     let example = ["run", "-q", "-p", CLIENT, "--example", "hello", "--"];
     let out = cmd("cargo", &example).arg(&server.url).output()?;
