@@ -246,9 +246,16 @@ where
     let config = &server.config;
     let (header_limit, http_limit) = (config.handshake_timeout, config.http_timeout);
     let mut shutdown = server.shutdown.clone();
+    // Whether a request has come: a connection accepted just before a shutdown (or a
+    // handover to a new instance) is given a moment for its first request, which hyper's
+    // graceful shutdown would otherwise refuse by closing the idle connection, so that a
+    // handshake that reached this instance is answered, not reset.
+    let requested = Arc::new(tokio::sync::Notify::new());
+    let asked = requested.clone();
     let service = service_fn(move |request| {
         let server = server.clone();
         let alive = alive.clone();
+        asked.notify_one();
         async move { Ok::<_, Infallible>(upgrade::route::<I>(request, peer, server, alive).await) }
     });
     let http = http1::Builder::new()
@@ -262,14 +269,28 @@ where
         tokio::select! {
             result = &mut http => result,
             _ = shutdown.changed() => {
+                let first = tokio::time::timeout(FIRST_REQUEST_GRACE, requested.notified());
+                tokio::select! {
+                    result = &mut http => return result,
+                    _ = first => {}
+                }
                 http.as_mut().graceful_shutdown();
                 http.await
             }
         }
     };
     match tokio::time::timeout(http_limit, exchange).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => debug!(%peer, %error, "HTTP connection ended with an error"),
+        Ok(result) => log_end(result, peer),
         Err(_) => debug!(%peer, "HTTP connection closed after {http_limit:?}"),
+    }
+}
+
+/// How long a connection that has sent no request yet is given for its first one once the
+/// server shuts down.
+const FIRST_REQUEST_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn log_end(result: Result<(), hyper::Error>, peer: SocketAddr) {
+    if let Err(error) = result {
+        debug!(%peer, %error, "HTTP connection ended with an error");
     }
 }
