@@ -214,15 +214,16 @@ impl Report {
     }
 
     /// The cases where this report does worse than `yardstick` (another client's, on the same
-    /// cases): FAILED where it did not, NON-STRICT where it was better, a case missing or left
-    /// UNIMPLEMENTED where it ran; with both behaviours.
+    /// cases): FAILED where it did not, a case missing or left UNIMPLEMENTED where it ran; with
+    /// both behaviours. NON-STRICT counts as OK here: it says whether the client's echo went
+    /// out before the browser failed the connection, which is timing (plain JavaScript in
+    /// Firefox was NON-STRICT in 14 cases in one run and 13 in the next; ours in 3.4 once).
     pub fn worse_than(&self, yardstick: &Report) -> Vec<(String, String, String)> {
         // OK and INFORMATIONAL are what a case can best be; which one is the case's, not the
         // client's.
         let rank = |behaviour: &str| match behaviour {
-            "OK" | "INFORMATIONAL" => 3,
-            "UNIMPLEMENTED" => 2,
-            "NON-STRICT" => 1,
+            "OK" | "INFORMATIONAL" | "NON-STRICT" => 2,
+            "UNIMPLEMENTED" => 1,
             _ => 0,
         };
         let mut worse = Vec::new();
@@ -290,7 +291,7 @@ mod tests {
         let worse: Vec<String> = (ours.worse_than(&theirs).into_iter())
             .map(|(case, _, _)| case)
             .collect();
-        assert_eq!(worse, ["2.1", "3.2", "6.4.1"]);
+        assert_eq!(worse, ["2.1", "3.2"]);
         assert!(theirs.worse_than(&theirs).is_empty());
     }
 }
