@@ -35,7 +35,9 @@ const run = (path) => new Promise((resolve) => {
 (async () => {
   // Firefox reports about half the connections whose server sends at once and closes (as
   // this one does) as only closed, with no message: ask again.
-  for (let tries = 0; tries < 10 && !state.count; tries++) {
+  // A pause between tries: a clean-clone run once failed them all at once.
+  for (let tries = 0; tries < 25 && !state.count; tries++) {
+    if (tries > 0) await new Promise((resolve) => setTimeout(resolve, 200));
     state.count = Number(await run("/getCaseCount"));
   }
   for (state.case = 1; state.case <= state.count; state.case++) {
