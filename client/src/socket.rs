@@ -134,7 +134,9 @@ impl WebSocket {
     pub fn send(&self, message: impl Into<Message>) -> Result<(), Error> {
         let shared = &self.shared;
         let link = shared.link_state();
-        let now = shared.core().send(message.into(), link);
+        // The application's `Into` runs before the core is borrowed: it may use the socket.
+        let message = message.into();
+        let now = shared.core().send(message, link);
         let result = match now {
             Ok(Some(message)) => shared.hand_over(message).map_err(|unsent| unsent.error),
             Ok(None) => Ok(()),
