@@ -7,6 +7,10 @@
 //! cargo run -p wasm-websocket --example hello -- ws://127.0.0.1:1234/
 //! ```
 //!
+//! ```text
+//! Received:  Hello, world!
+//! ```
+//!
 //! In the browser it builds with `cargo build -p wasm-websocket --example hello --target
 //! wasm32-unknown-unknown`; the page's `www/` crate is the full-size browser program.
 
