@@ -6,7 +6,8 @@
 //! - `build`: only the first two steps.
 //! - `bench`: builds for release and runs the benchmarks, writing BENCHMARKS.md.
 //! - `test`: everything CI checks, in order: formatting, clippy (native and wasm32), docs, the
-//!   native tests (the nginx one included), the wasm-bindgen tests in headless Chromium against a
+//!   native tests (the nginx one included), the client's examples (built for both targets,
+//!   and run against the server), the wasm-bindgen tests in headless Chromium against a
 //!   live server (through `wasm-pack test`, as the README shows), the Autobahn client cases run
 //!   by the client on each transport (in Chromium on `WebSocket` and on `WebSocketStream`, and
 //!   natively), the Autobahn server cases against the echo server, the

@@ -23,6 +23,7 @@ use crate::tools::{
 use crate::wsecho::{BROWSER_TEST_SERVER, EchoServer};
 use crate::{CLIENT, WASM_TARGET, cmd, root, run, target_dir};
 
+mod examples;
 mod runner;
 
 use runner::{
@@ -73,6 +74,11 @@ const STEPS: &[Step] = &[
         name: "transports-native",
         title: "transport suite, natively on tokio-tungstenite",
         run: transports_native,
+    },
+    Step {
+        name: "examples",
+        title: "the client's examples, built for both targets and run against the server",
+        run: examples,
     },
     Step {
         name: "build",
@@ -305,15 +311,11 @@ fn transports_native(cx: &mut Shared) -> Result<()> {
     run_tests(
         cmd("cargo", &args).env("ECHO_SERVER_URL", &server.url),
         &mut cx.tally,
-    )?;
-    // The README's program, natively, against the same server.
-    let example = ["run", "-q", "-p", CLIENT, "--example", "hello", "--"];
-    let out = cmd("cargo", &example).arg(&server.url).output()?;
-    let reply = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() || reply.trim() != "Received:  Hello, world!" {
-        bail!("the hello example answered {reply:?} ({})", out.status);
-    }
-    Ok(())
+    )
+}
+
+fn examples(_: &mut Shared) -> Result<()> {
+    examples::examples()
 }
 
 fn build(_: &mut Shared) -> Result<()> {

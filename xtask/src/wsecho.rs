@@ -1,6 +1,7 @@
 //! The echo server that the commands start: the one `serve` runs, and those the test
 //! command's browser suites and Autobahn runs talk to.
 
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -29,8 +30,18 @@ pub struct EchoServer {
 
 impl EchoServer {
     /// Starts the already built server with `args` and reads the URL it listens on from the
-    /// one line it prints.
+    /// one line it prints; it serves the page (`www/`).
     pub fn start(profile: &str, args: &[&str], log: &str) -> Result<EchoServer> {
+        Self::start_with_page(profile, args, log, &root().join("www"))
+    }
+
+    /// Like [`start`](Self::start), serving the page files in `www` instead.
+    pub fn start_with_page(
+        profile: &str,
+        args: &[&str],
+        log: &str,
+        www: &Path,
+    ) -> Result<EchoServer> {
         if profile == "debug" {
             run(cmd("cargo", &["build", "-p", "wsecho"]))?;
         }
@@ -40,7 +51,7 @@ impl EchoServer {
             .args(args)
             .env("RUST_LOG", log)
             .arg("--www")
-            .arg(root().join("www"));
+            .arg(www);
         let process = test_support::Spawned::start(&mut command)
             .with_context(|| format!("cannot start {}", binary.display()))?;
         eprintln!("listening on {}", process.url);
