@@ -7,7 +7,9 @@
 //! it (no event of its reaches the listener any more); it reads only while the listener
 //! says it may (`Listener::may_read`), so messages the test sends wait in the connection
 //! until the application's streams have room. It records everything handed to it, per
-//! connection, for the test to read ([`with`]).
+//! connection, for the test to read ([`with`]). Each event reaches the listener on a handle of
+//! its own, as in every transport, so a callback may drop the socket's last handle between
+//! two.
 //!
 //! The clock: [`advance`] moves time forward, firing due timers in deadline order (and in
 //! the order they were set for equal deadlines), running spawned futures and letting
@@ -484,10 +486,18 @@ pub(crate) fn fail() -> bool {
     if state == State::Closed {
         return false;
     }
+    // Each event on its own handle, as every transport does: the error callback may drop
+    // the socket's last handle, and the close then reaches no one.
     if state == State::Connecting {
-        listener.clone().failed();
+        listener.failed();
+    } else {
+        drop(listener);
     }
-    if !with(|world| world.conns[id].released) {
+    let listener = with(|world| {
+        let conn = &world.conns[id];
+        (!conn.released).then(|| conn.listener.upgrade()).flatten()
+    });
+    if let Some(listener) = listener {
         listener.closed(CloseEvent::new(1006, "", false));
     }
     run();
