@@ -1,118 +1,12 @@
-//! Named scenarios on the simulated transport and clock (`sim.rs`): the bugs of issue 23,
-//! each with the test that failed before its fix, the regressions the model tests
-//! (`model.rs`) found, and the state-machine scenarios of the browser suites, which run
-//! here natively in milliseconds.
+//! The bugs of issue 23, each with the test that failed before its fix.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 
-use crate::sim;
-use crate::{
-    Builder, CloseCause, CloseEvent, Event, Heartbeat, Message, Reconnect, State, WebSocket,
-    live_closures,
-};
-
-pub(crate) type Log = Rc<RefCell<Vec<(u64, Event)>>>;
-
-/// The builder with every callback recording its event, with the time.
-pub(crate) fn logged(builder: Builder) -> (Builder, Log) {
-    let log = Log::default();
-    let record = |log: &Log| {
-        let log = log.clone();
-        move |event: Event| log.borrow_mut().push((sim::now(), event))
-    };
-    let (open, message, error, close, reconnect, unsent) = (
-        record(&log),
-        record(&log),
-        record(&log),
-        record(&log),
-        record(&log),
-        record(&log),
-    );
-    let builder = builder
-        .on_open(move |_| open(Event::Open))
-        .on_message(move |_, m| message(Event::Message(m)))
-        .on_error(move |_| error(Event::Error))
-        .on_close(move |_, c| close(Event::Close(c)))
-        .on_reconnect(move |_, r| reconnect(Event::Reconnecting(r)))
-        .on_unsent(move |_, u| unsent(Event::Unsent(u)));
-    (builder, log)
-}
-
-pub(crate) fn text(text: &str) -> Message {
-    Message::Text(text.to_owned())
-}
-
-fn ms(ms: u64) -> Duration {
-    Duration::from_millis(ms)
-}
-
-/// The events of the log, without their times.
-fn events(log: &Log) -> Vec<Event> {
-    log.borrow()
-        .iter()
-        .map(|(_, event)| event.clone())
-        .collect()
-}
-
-/// The messages connection `id` took, pings included.
-fn sent(id: usize) -> Vec<Message> {
-    sim::with(|world| {
-        world.conns[id]
-            .sent
-            .iter()
-            .map(|(_, m)| m.clone())
-            .collect()
-    })
-}
-
-fn sent_at(id: usize) -> Vec<u64> {
-    sim::with(|world| world.conns[id].sent.iter().map(|(at, _)| *at).collect())
-}
-
-fn conns() -> usize {
-    sim::with(|world| world.conns.len())
-}
-
-fn released(id: usize) -> bool {
-    sim::with(|world| world.conns[id].released)
-}
-
-fn closes(id: usize) -> Vec<(u16, String)> {
-    sim::with(|world| world.conns[id].closes.clone())
-}
-
-fn application(code: u16, reason: &str) -> CloseEvent {
-    CloseEvent::new(code, reason, true).with_cause(CloseCause::Application)
-}
-
-fn lost(cause: CloseCause) -> impl Fn(&Event) -> bool {
-    move |event| matches!(event, Event::Close(close) if close.cause == cause)
-}
-
-/// A fresh world, and a socket to `url` made by `builder` with every callback logged.
-fn start(builder: Builder) -> (WebSocket, Log) {
-    let (builder, log) = logged(builder);
-    let socket = builder.connect().expect("connect");
-    (socket, log)
-}
-
-fn fresh() {
-    sim::reset(7);
-}
-
-/// Drops `socket`, lets everything settle, and checks that nothing is left behind.
-fn drop_and_check(socket: WebSocket) {
-    drop(socket);
-    sim::advance(10_000);
-    assert_eq!(live_closures(), 0, "closures or timers left behind");
-    assert_eq!(sim::tasks(), 0, "futures left behind");
-}
-
-// ---- The bugs of issue 23 ---------------------------------------------------------------
+use super::*;
+use crate::{Heartbeat, Reconnect};
 
 #[test]
 fn heartbeat_pings_every_interval_not_every_interval_plus_timeout() {
@@ -278,8 +172,6 @@ fn heartbeat_replies_it_recognises_are_not_delivered() {
     drop_and_check(socket);
 }
 
-use futures_util::FutureExt;
-
 #[test]
 fn closed_resolves_to_the_final_close_on_the_socket_and_both_halves() {
     fresh();
@@ -334,63 +226,5 @@ fn closed_resolves_to_the_final_close_on_the_socket_and_both_halves() {
     assert_eq!(stream.close_event(), Some(&expected));
     drop(got);
     drop(stream);
-    drop_and_check(socket);
-}
-
-// ---- The browser suites' state-machine scenarios, natively ------------------------------
-
-/// transports.rs `attempts_stop_at_the_maximum`.
-#[test]
-fn attempts_stop_at_the_maximum() {
-    fresh();
-    let policy = Reconnect::new().initial_delay(ms(50)).max_attempts(2);
-    let (socket, log) = start(WebSocket::builder("ws://a").reconnect(policy));
-    for _ in 0..5 {
-        sim::fail();
-        sim::advance(1_000);
-    }
-    assert_eq!(conns(), 3, "the first attempt and two more");
-    let announced: Vec<u32> = (events(&log).iter())
-        .filter_map(|e| match e {
-            Event::Reconnecting(r) => Some(r.attempt),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(announced, [1, 2]);
-    assert_eq!(socket.state(), State::Closed);
-    drop_and_check(socket);
-}
-
-/// transports.rs `what_is_still_queued_when_the_socket_ends_is_reported` and hostile.rs
-/// `close_from_on_reconnect_cancels_the_attempt`.
-#[test]
-fn close_from_on_reconnect_cancels_the_attempt_and_reports_the_queue() {
-    fresh();
-    let policy = Reconnect::new().initial_delay(ms(50));
-    let (builder, log) = logged(WebSocket::builder("ws://a").reconnect(policy));
-    let socket = builder
-        .on_reconnect(|socket, _| {
-            assert_eq!(socket.state(), State::Reconnecting);
-            socket.send("queued").unwrap();
-            socket.close_with(4000, "from on_reconnect").unwrap();
-            assert_eq!(socket.state(), State::Closed);
-        })
-        .connect()
-        .unwrap();
-    sim::open("");
-    sim::fail();
-    sim::advance(1_000);
-    assert_eq!(conns(), 1, "no attempt after the close");
-    let all = events(&log);
-    let n = all.len();
-    assert_eq!(
-        all[n - 2],
-        Event::Close(application(4000, "from on_reconnect"))
-    );
-    let unsent = crate::Unsent {
-        message: text("queued"),
-        error: crate::Error::NotOpen(State::Closed),
-    };
-    assert_eq!(all[n - 1], Event::Unsent(unsent));
     drop_and_check(socket);
 }
