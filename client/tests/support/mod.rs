@@ -320,9 +320,11 @@ pub async fn rest(events: &mut Events) -> Vec<Event> {
     rest
 }
 
-/// Reconnection whose first attempt waits long enough for a test to act while waiting.
+/// Reconnection whose first attempt waits long enough for a test to act while waiting: 5 to
+/// 10 s. (Its maximum too: [`quick_reconnect`]'s 400 ms would cap it.)
 pub fn slow_reconnect() -> Reconnect {
-    quick_reconnect().initial_delay(Duration::from_secs(10))
+    let slow = Duration::from_secs(10);
+    quick_reconnect().initial_delay(slow).max_delay(slow)
 }
 
 thread_local! {
