@@ -29,8 +29,9 @@ pub struct EchoServer {
 }
 
 impl EchoServer {
-    /// Starts the already built server with `args` and reads the URL it listens on from the
-    /// one line it prints; it serves the page (`www/`).
+    /// Starts the server of build profile `profile` (built first when it is the debug one)
+    /// with `args` and reads the URL it listens on from the one line it prints; it serves the
+    /// page (`www/`).
     pub fn start(profile: &str, args: &[&str], log: &str) -> Result<EchoServer> {
         Self::start_with_page(profile, args, log, &root().join("www"))
     }
@@ -45,6 +46,12 @@ impl EchoServer {
         if profile == "debug" {
             run(cmd("cargo", &["build", "-p", "wsecho"]))?;
         }
+        Self::start_built(profile, args, log, www)
+    }
+
+    /// Like [`start_with_page`](Self::start_with_page), without building it first: at once,
+    /// as a restart is (cargo may wait for another build's lock, or rebuild).
+    pub fn start_built(profile: &str, args: &[&str], log: &str, www: &Path) -> Result<EchoServer> {
         let binary = target_dir().join(profile).join("wsecho");
         let mut command = Command::new(&binary);
         command

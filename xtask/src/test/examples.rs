@@ -72,7 +72,9 @@ fn reconnect() -> Result<()> {
     example.expect(|line| line.starts_with(r#"queued "meanwhile""#))?;
     example.expect(|line| line.starts_with("closed (1006, HandshakeFailed)"))?;
 
-    let _server = EchoServer::start("debug", &["--addr", &addr], "warn")?;
+    // The same binary again, on the same port, at once: no build in between.
+    let www = root().join("www");
+    let _server = EchoServer::start_built("debug", &["--addr", &addr], "warn", &www)?;
     example.expect(|line| line == "open")?;
     example.expect(|line| line == r#"received "Received:  meanwhile""#)?;
     // The end of its input: it closes for good, and exits.
