@@ -9,7 +9,7 @@
 //! until the application's streams have room. It records everything handed to it, per
 //! connection, for the test to read ([`with`]). Each event reaches the listener on a handle of
 //! its own, as in every transport, so a callback may drop the socket's last handle between
-//! two.
+//! two. The server is the test, or [`serve`]: the echo server and its test controls.
 //!
 //! The clock: [`advance`] moves time forward, firing due timers in deadline order (and in
 //! the order they were set for equal deadlines), running spawned futures and letting
@@ -67,6 +67,10 @@ pub(crate) struct Conn {
     pub(crate) open_at: Option<u64>,
     /// What the listener was given, with the time.
     pub(crate) heard: Vec<(u64, Message)>,
+    /// How many of `sent` [`serve`] has answered.
+    answered: usize,
+    /// [`serve`] closed it: it answers nothing more.
+    served_close: bool,
     listener: Weak<dyn Listener>,
     /// What the server sent that the connection has not read yet.
     inbox: VecDeque<Incoming>,
@@ -337,6 +341,8 @@ impl Connection {
                 released: false,
                 open_at: None,
                 heard: Vec::new(),
+                answered: 0,
+                served_close: false,
                 listener,
                 inbox: VecDeque::new(),
             });
@@ -535,6 +541,55 @@ pub(crate) fn close(event: CloseEvent) -> bool {
     });
     run();
     closing
+}
+
+/// The echo server with its test controls (`wsecho --test-controls`), on the current
+/// connection while it is open: answers, in order, what the connection took that it has not
+/// answered yet, including what the application sends in answer to its answers. `!drop` drops the
+/// connection ([`fail`]); `!close CODE REASON` closes it, cleanly, and nothing after it is
+/// answered; other text comes back as `Received:  TEXT`, binary as it is. A server that stalls
+/// is one that is not asked to serve. How many messages it answered.
+pub(crate) fn serve() -> usize {
+    let mut answered = 0;
+    loop {
+        let next = with(|world| {
+            let id = world.current()?;
+            let conn = &mut world.conns[id];
+            if conn.state != State::Open || conn.served_close {
+                return None;
+            }
+            let (_, message) = conn.sent.get(conn.answered)?;
+            let message = message.clone();
+            conn.answered += 1;
+            if let Message::Text(text) = &message
+                && text.starts_with("!close")
+            {
+                conn.served_close = true;
+            }
+            Some(message)
+        });
+        let Some(message) = next else {
+            return answered;
+        };
+        answered += 1;
+        match message {
+            Message::Text(text) if text == "!drop" => {
+                fail();
+            }
+            Message::Text(text) if text.starts_with("!close") => {
+                let mut words = text.splitn(3, ' ').skip(1);
+                let code = words.next().and_then(|code| code.parse().ok());
+                let reason = words.next().unwrap_or_default();
+                close(CloseEvent::new(code.unwrap_or(1000), reason, true));
+            }
+            Message::Text(text) => {
+                receive(Message::Text(format!("Received:  {text}")));
+            }
+            binary => {
+                receive(binary);
+            }
+        }
+    }
 }
 
 /// The network's writes caught up: nothing buffered any more.
