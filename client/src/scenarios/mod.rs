@@ -1,7 +1,8 @@
 //! Named scenarios on the simulated transport and clock (`sim.rs`), which run the real
 //! `WebSocket` and `Builder` natively in milliseconds: the bugs of issue 23, each with the test
 //! that failed before its fix (`issue23.rs`), and the state-machine scenarios of the browser
-//! suites, one file per suite: `transports.rs` and `hostile.rs`.
+//! suites, one file per suite: `transports.rs`, `hostile.rs` and `liveness.rs`
+//! (`hostile_liveness.rs`).
 //! Each keeps its browser test's name and assertions, with the simulated clock for real
 //! waits, `sim::serve` for the echo server and its controls, and `sim::fail` for a server
 //! that cannot be reached or drops the connection. What stays in the browser, and why, is in
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
 
-use crate::sim;
+use crate::sim::{self, Network};
 use crate::{
     Builder, CloseCause, CloseEvent, Error, Event, Events, Message, Reconnect, Reconnecting, State,
     WebSocket, live_closures,
@@ -24,6 +25,7 @@ use crate::{
 
 mod hostile;
 mod issue23;
+mod liveness;
 mod transports;
 
 pub(crate) type Log = Rc<RefCell<Vec<(u64, Event)>>>;
@@ -248,6 +250,11 @@ fn dropped_by_the_server(socket: &WebSocket, events: &mut Events) -> Reconnectin
     };
     assert_eq!(socket.state(), State::Reconnecting);
     next
+}
+
+/// The browser's `online`, `offline` or `visibilitychange`, as `follow_network` hears them.
+fn network(socket: &WebSocket, change: Network) {
+    socket.shared.network_for_test(change);
 }
 
 /// Runs `future` on the simulated executor; its output, once it has one, in the cell.
