@@ -1,8 +1,8 @@
 //! Named scenarios on the simulated transport and clock (`sim.rs`), which run the real
 //! `WebSocket` and `Builder` natively in milliseconds: the bugs of issue 23, each with the test
 //! that failed before its fix (`issue23.rs`), and the state-machine scenarios of the browser
-//! suites, one file per suite: `transports.rs`, `hostile.rs` and `liveness.rs`
-//! (`hostile_liveness.rs`).
+//! suites, one file per suite: `transports.rs`, `hostile.rs`, `liveness.rs`
+//! (`hostile_liveness.rs`) and `stream.rs` (the state-machine part of `hostile_stream.rs`).
 //! Each keeps its browser test's name and assertions, with the simulated clock for real
 //! waits, `sim::serve` for the echo server and its controls, and `sim::fail` for a server
 //! that cannot be reached or drops the connection. What stays in the browser, and why, is in
@@ -26,6 +26,7 @@ use crate::{
 mod hostile;
 mod issue23;
 mod liveness;
+mod stream;
 mod transports;
 
 pub(crate) type Log = Rc<RefCell<Vec<(u64, Event)>>>;
