@@ -26,7 +26,7 @@ use futures_util::StreamExt;
 use crate::core::{Action, Config, Core, DRAIN_PAUSE, Millis, NEVER};
 use crate::error::Error;
 use crate::event::{Event, Unsent};
-use crate::inbox::{self, Events, Feed};
+use crate::inbox::{self, Events, Fan};
 use crate::link::{self, Connection};
 use crate::message::{CloseEvent, Message, NORMAL_CLOSURE, Reconnecting, State};
 #[cfg(target_arch = "wasm32")]
@@ -95,7 +95,7 @@ impl WebSocket {
             overflows: setup.hooks.overflows,
             unchosen: setup.hooks.unchosen,
             ask_url: Cell::new(setup.hooks.ask_url),
-            streams: Cell::new(Vec::new()),
+            streams: Cell::new(None),
             released: Cell::new(false),
             last_close: RefCell::new(None),
             #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
@@ -170,9 +170,14 @@ impl WebSocket {
         #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
         let events = events.with_room(self.shared.room.clone());
         if !self.shared.released.get() {
-            let mut streams = self.shared.streams.take();
-            streams.push(feed);
-            self.shared.streams.set(streams);
+            let streams = match self.shared.streams.take() {
+                Some(mut streams) => {
+                    streams.push(feed);
+                    streams
+                }
+                None => inbox::fan(feed),
+            };
+            self.shared.streams.set(Some(streams));
         }
         events
     }
@@ -412,7 +417,8 @@ pub(crate) struct Shared {
     overflows: Option<fn(&Shared) -> bool>,
     unchosen: Option<fn(&Shared) -> bool>,
     ask_url: Cell<Option<AskUrl>>,
-    streams: Cell<Vec<Feed>>,
+    /// The streams' ends, once [`WebSocket::events`] made one: see [`Fan`].
+    streams: Cell<Option<Box<dyn Fan>>>,
     /// The socket finished and its last events were delivered: no stream can join.
     released: Cell<bool>,
     /// The last close delivered, for [`WebSocket::closed`].
@@ -601,7 +607,7 @@ impl Shared {
     /// Whether every stream has room for another event under `limit`.
     fn has_room(&self, limit: usize) -> bool {
         let streams = self.streams.take();
-        let room = (streams.iter()).all(|feed| feed.is_closed() || feed.len() < limit);
+        let room = (streams.as_ref()).is_none_or(|streams| streams.has_room(limit));
         self.streams.set(streams);
         room
     }
@@ -647,29 +653,20 @@ impl Shared {
     /// Gives `event` to every stream, then to its callback; copied only for all but the last.
     fn deliver(self: &Rc<Self>, event: Event) {
         let mut callbacks = self.callbacks.take();
-        let mut streams = self.streams.take();
-        streams.retain(|stream| !stream.is_closed());
         let wanted = callbacks.wants(&event);
-        let left = match streams.split_last() {
+        let left = match self.streams.take() {
             None => wanted.then_some(event),
-            Some((last, others)) => {
-                for stream in others {
-                    stream.send(event.clone());
+            Some(mut streams) => {
+                let left = streams.send(event, wanted);
+                // A reader woken above may have made a stream already (an executor may poll
+                // at once): keep it.
+                if let Some(joined) = self.streams.take() {
+                    streams.join(joined);
                 }
-                if wanted {
-                    last.send(event.clone());
-                    Some(event)
-                } else {
-                    last.send(event);
-                    None
-                }
+                self.streams.set(Some(streams));
+                left
             }
         };
-        // A reader woken above may have made a stream already (an executor may poll at once):
-        // keep it.
-        let joined = self.streams.take();
-        streams.extend(joined);
-        self.streams.set(streams);
         if let Some(event) = left {
             // A callback may use the socket, and make streams: everything is back in place.
             let socket = WebSocket {
