@@ -174,5 +174,5 @@ fn decode(event: &MessageEvent) -> Option<Message> {
         return Some(Message::Text(text));
     }
     let buffer = data.dyn_into::<ArrayBuffer>().ok()?;
-    Some(Message::Binary(Uint8Array::new(&buffer).to_vec()))
+    Some(Message::Binary(js::bytes(&Uint8Array::new(&buffer))))
 }
