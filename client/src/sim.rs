@@ -485,11 +485,29 @@ pub(crate) fn fail() -> bool {
         return false;
     }
     if state == State::Connecting {
-        listener.clone().failed();
+        listener.clone().failed(false);
     }
     if !with(|world| world.conns[id].released) {
         listener.closed(CloseEvent::new(1006, "", false));
     }
+    run();
+    true
+}
+
+/// The current connection fails while connecting as WebKit fails an attempt it refuses
+/// itself (to a port it blocks): an error event while still connecting, and no close ever.
+/// False if there is none, or it is not connecting.
+pub(crate) fn fail_without_close() -> bool {
+    let Some((id, listener)) = listener() else {
+        return false;
+    };
+    let connecting = with(|world| world.conns[id].state == State::Connecting);
+    if !connecting {
+        return false;
+    }
+    // The transport says what WebKit's socket says: still connecting.
+    listener.failed(true);
+    with(|world| world.conns[id].state = State::Closed);
     run();
     true
 }

@@ -705,8 +705,8 @@ impl Listener for Shared {
         self.pump();
     }
 
-    fn failed(self: Rc<Self>) {
-        self.core().failed();
+    fn failed(self: Rc<Self>, ended: bool) {
+        self.core().failed(now(), ended);
         self.pump();
     }
 
