@@ -70,9 +70,15 @@ impl Connection {
         };
         let on_error = {
             let weak = weak.clone();
+            let socket = socket.clone();
             Closure::<dyn FnMut(_)>::new(move |_: web_sys::Event| {
                 if let Some(listener) = weak.upgrade() {
-                    listener.failed();
+                    // Chromium and Firefox close the socket before its error event, and their
+                    // close event follows. WebKit fails an attempt it refuses itself (to a
+                    // port it blocks) while the socket is still connecting, and never closes
+                    // it: the attempt ends here then, the same close following.
+                    let connecting = socket.ready_state() == web_sys::WebSocket::CONNECTING;
+                    listener.failed(connecting);
                 }
             })
         };
@@ -174,5 +180,5 @@ fn decode(event: &MessageEvent) -> Option<Message> {
         return Some(Message::Text(text));
     }
     let buffer = data.dyn_into::<ArrayBuffer>().ok()?;
-    Some(Message::Binary(Uint8Array::new(&buffer).to_vec()))
+    Some(Message::Binary(js::bytes(&Uint8Array::new(&buffer))))
 }

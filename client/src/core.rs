@@ -415,9 +415,17 @@ impl Core {
             .push_back(Step::Act(Action::Deliver(Event::Message(message))));
     }
 
-    /// The transport reported an error; its close follows.
-    pub(crate) fn failed(&mut self) {
-        if self.linked() {
+    /// The transport reported an error; its close follows, unless `ended` (WebKit's error
+    /// for an attempt it refuses itself comes alone): then the transport is let go of, and
+    /// the attempt fails as it does elsewhere, with an error and then a close with 1006.
+    pub(crate) fn failed(&mut self, now: Millis, ended: bool) {
+        self.now = now;
+        if !self.linked() {
+            return;
+        }
+        if ended {
+            self.abandon(String::new());
+        } else {
             self.steps
                 .push_back(Step::Act(Action::Deliver(Event::Error)));
         }
@@ -553,6 +561,15 @@ impl Core {
         let failed = CloseEvent::new(1006, reason, false);
         self.steps
             .push_back(Step::Closed(failed.with_cause(CloseCause::HandshakeFailed)));
+    }
+
+    /// Lets the transport go, and fails the attempt as [`fail_handshake`] does: the close
+    /// decided only after the error callback, which may close the socket itself.
+    ///
+    /// [`fail_handshake`]: Self::fail_handshake
+    fn abandon(&mut self, reason: String) {
+        self.steps.push_back(Step::Act(Action::Release));
+        self.fail_handshake(reason);
     }
 
     /// Lets the transport go, and ends the connection with `event`.
@@ -774,9 +791,8 @@ pub(crate) fn overflow(core: &mut Core) {
 /// WHATWG standard says (Firefox and WebKit open it all the same): the [`Config::unchosen`]
 /// that `Builder::protocols` sets.
 pub(crate) fn unchosen(core: &mut Core) {
-    core.steps.push_back(Step::Act(Action::Release));
     let reason = "the server chose none of the offered subprotocols";
-    core.fail_handshake(reason.to_owned());
+    core.abandon(reason.to_owned());
 }
 
 /// Moves every step of `from` to the end of `to`. (By hand: `VecDeque::append` costs the

@@ -1,5 +1,5 @@
 //! The async side's plumbing: each stream made by `WebSocket::events` is an inbox that the
-//! driver feeds. Knows nothing of sockets.
+//! driver feeds, through the socket's [`Fan`]. Knows nothing of sockets.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -43,6 +43,65 @@ struct Inbox {
 #[derive(Debug)]
 pub(crate) struct Feed {
     inbox: Rc<RefCell<Inbox>>,
+}
+
+/// The socket's ends of its streams. The driver holds them as a `Box<dyn Fan>` that only
+/// `WebSocket::events` makes, so that an application that makes no stream (the page) carries
+/// none of their code: copying events, waking readers, ending streams.
+pub(crate) trait Fan {
+    /// Adds a stream.
+    fn push(&mut self, feed: Feed);
+    /// Takes in the streams of `other`, made while these were out delivering.
+    fn join(&mut self, other: Box<dyn Fan>);
+    /// The streams, given up.
+    fn into_feeds(self: Box<Self>) -> Vec<Feed>;
+    /// Gives `event` to every stream still read, and lets go of the others. Handed back when
+    /// `keep` (a callback wants it): the streams get copies; otherwise the last one gets it
+    /// itself.
+    fn send(&mut self, event: Event, keep: bool) -> Option<Event>;
+    /// Whether every stream still read holds fewer than `limit` events.
+    fn has_room(&self, limit: usize) -> bool;
+}
+
+/// A fan of one stream, the first.
+pub(crate) fn fan(feed: Feed) -> Box<dyn Fan> {
+    Box::new(vec![feed])
+}
+
+impl Fan for Vec<Feed> {
+    fn push(&mut self, feed: Feed) {
+        Vec::push(self, feed);
+    }
+
+    fn join(&mut self, other: Box<dyn Fan>) {
+        self.extend(other.into_feeds());
+    }
+
+    fn into_feeds(self: Box<Self>) -> Vec<Feed> {
+        *self
+    }
+
+    fn send(&mut self, event: Event, keep: bool) -> Option<Event> {
+        self.retain(|feed| !feed.is_closed());
+        let Some((last, others)) = self.split_last() else {
+            return keep.then_some(event);
+        };
+        for feed in others {
+            feed.send(event.clone());
+        }
+        if keep {
+            last.send(event.clone());
+            Some(event)
+        } else {
+            last.send(event);
+            None
+        }
+    }
+
+    fn has_room(&self, limit: usize) -> bool {
+        self.iter()
+            .all(|feed| feed.is_closed() || feed.len() < limit)
+    }
 }
 
 /// A new stream and the socket's end of it.

@@ -34,6 +34,10 @@
 //!   subprotocols fails the attempt (an [`Event::Error`], then a close with 1006 and
 //!   [`CloseCause::HandshakeFailed`]), as the WHATWG standard says. Chromium and tungstenite
 //!   fail it themselves; Firefox and WebKit open it, and the crate then fails it.
+//! - **Blocked ports, the same everywhere:** an attempt to a port browsers block (such as
+//!   6000) fails with an [`Event::Error`], then a close with 1006 and
+//!   [`CloseCause::HandshakeFailed`]. Chromium and Firefox report both; WebKit reports the
+//!   error alone, and the crate then ends the attempt itself.
 //! - [`live_closures`] counts the JavaScript closures of each connection (four on the
 //!   browser's `WebSocket`, seven promise callbacks on `WebSocketStream`) and, natively, its
 //!   task; a dropped connection's live on for its close handshake, at most 2 s.

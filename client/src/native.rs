@@ -330,7 +330,7 @@ async fn run(
             // The browser's error event carries nothing; the close reason says what failed.
             let aborted = reason.is_empty();
             if let Some(listener) = attached().filter(|_| !aborted) {
-                listener.failed();
+                listener.failed(false);
             }
             link.state.set(State::Closed);
             if let Some(listener) = attached() {

@@ -117,7 +117,7 @@ impl Reconnect {
             .min(self.max_delay);
         // In whole milliseconds, which is what timers take, and without a float `Duration`
         // (whose conversions can panic).
-        let millis = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX);
+        let millis = crate::watch::millis(backoff);
         let scale = 500 + (random.clamp(0.0, 1.0) * 500.0) as u64;
         let scaled = millis / 1000 * scale + millis % 1000 * scale / 1000;
         Duration::from_millis(scaled).max(Self::MIN_DELAY)

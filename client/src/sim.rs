@@ -495,7 +495,7 @@ pub(crate) fn fail() -> bool {
     // Each event on its own handle, as every transport does: the error callback may drop
     // the socket's last handle, and the close then reaches no one.
     if state == State::Connecting {
-        listener.failed();
+        listener.failed(false);
     } else {
         drop(listener);
     }
@@ -506,6 +506,24 @@ pub(crate) fn fail() -> bool {
     if let Some(listener) = listener {
         listener.closed(CloseEvent::new(1006, "", false));
     }
+    run();
+    true
+}
+
+/// The current connection fails while connecting as WebKit fails an attempt it refuses
+/// itself (to a port it blocks): an error event while still connecting, and no close ever.
+/// False if there is none, or it is not connecting.
+pub(crate) fn fail_without_close() -> bool {
+    let Some((id, listener)) = listener() else {
+        return false;
+    };
+    let connecting = with(|world| world.conns[id].state == State::Connecting);
+    if !connecting {
+        return false;
+    }
+    // The transport says what WebKit's socket says: still connecting.
+    listener.failed(true);
+    with(|world| world.conns[id].state = State::Closed);
     run();
     true
 }

@@ -26,7 +26,7 @@ use futures_util::StreamExt;
 use crate::core::{Action, Config, Core, DRAIN_PAUSE, Millis, NEVER};
 use crate::error::Error;
 use crate::event::{Event, Unsent};
-use crate::inbox::{self, Events, Feed};
+use crate::inbox::{self, Events, Fan};
 use crate::link::{self, Connection};
 use crate::message::{CloseEvent, Message, NORMAL_CLOSURE, Reconnecting, State};
 #[cfg(target_arch = "wasm32")]
@@ -86,8 +86,8 @@ impl WebSocket {
             core: RefCell::new(Core::new(setup.config, setup.url.clone())),
             link: RefCell::new(None),
             options: setup.options,
-            url: RefCell::new(String::new()),
-            timer: RefCell::new(None),
+            url: Cell::new(String::new()),
+            timer: Cell::new(None),
             pumping: Cell::new(false),
             callbacks: Cell::new(setup.callbacks),
             should_reconnect: setup.hooks.should_reconnect,
@@ -95,9 +95,9 @@ impl WebSocket {
             overflows: setup.hooks.overflows,
             unchosen: setup.hooks.unchosen,
             ask_url: Cell::new(setup.hooks.ask_url),
-            streams: Cell::new(Vec::new()),
+            streams: Cell::new(None),
             released: Cell::new(false),
-            last_close: RefCell::new(None),
+            last_close: Cell::new(None),
             #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
             room: inbox::Room::default(),
             listening: Cell::new(None),
@@ -170,9 +170,14 @@ impl WebSocket {
         #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
         let events = events.with_room(self.shared.room.clone());
         if !self.shared.released.get() {
-            let mut streams = self.shared.streams.take();
-            streams.push(feed);
-            self.shared.streams.set(streams);
+            let streams = match self.shared.streams.take() {
+                Some(mut streams) => {
+                    streams.push(feed);
+                    streams
+                }
+                None => inbox::fan(feed),
+            };
+            self.shared.streams.set(Some(streams));
         }
         events
     }
@@ -206,7 +211,8 @@ impl WebSocket {
             let mut events = self.events();
             while events.next().await.is_some() {}
         }
-        let last = self.shared.last_close.borrow().clone();
+        let last = self.shared.last_close.take();
+        self.shared.last_close.set(last.clone());
         last.unwrap_or_else(|| CloseEvent::new(1006, "", false))
     }
 
@@ -253,7 +259,9 @@ impl WebSocket {
     /// The URL of the latest attempt, as the transport resolved it (the browser resolves a
     /// relative URL against the page and adds the path `/`): the same in every state.
     pub fn url(&self) -> String {
-        self.shared.url.borrow().clone()
+        let url = self.shared.url.take();
+        self.shared.url.set(url.clone());
+        url
     }
 
     /// The subprotocol the server selected; empty when none, or while not connected.
@@ -398,9 +406,9 @@ pub(crate) struct Shared {
     link: RefCell<Option<Connection>>,
     options: Options,
     /// The URL of the latest attempt the transport took, as it resolved it.
-    url: RefCell<String>,
+    url: Cell<String>,
     /// The one timer, and the deadline it is set for.
-    timer: RefCell<Option<(Millis, Timeout)>>,
+    timer: Cell<Option<(Millis, Timeout)>>,
     /// Whether [`pump`](Self::pump) is running (a callback's call into the socket then
     /// leaves its actions to it).
     pumping: Cell<bool>,
@@ -412,11 +420,12 @@ pub(crate) struct Shared {
     overflows: Option<fn(&Shared) -> bool>,
     unchosen: Option<fn(&Shared) -> bool>,
     ask_url: Cell<Option<AskUrl>>,
-    streams: Cell<Vec<Feed>>,
+    /// The streams' ends, once [`WebSocket::events`] made one: see [`Fan`].
+    streams: Cell<Option<Box<dyn Fan>>>,
     /// The socket finished and its last events were delivered: no stream can join.
     released: Cell<bool>,
     /// The last close delivered, for [`WebSocket::closed`].
-    last_close: RefCell<Option<CloseEvent>>,
+    last_close: Cell<Option<CloseEvent>>,
     /// Where a pulling transport waits for room in the streams.
     #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
     room: inbox::Room,
@@ -431,8 +440,19 @@ impl Shared {
         self.core.borrow_mut()
     }
 
+    /// Reads the current connection; `T::default()` when there is none. (Never held while
+    /// the connection is replaced: `try_borrow` only spares the page a panic's code.)
     fn with_link<T: Default>(&self, read: impl FnOnce(&Connection) -> T) -> T {
-        self.link.borrow().as_ref().map(read).unwrap_or_default()
+        let link = self.link.try_borrow();
+        (link.ok())
+            .and_then(|link| link.as_ref().map(read))
+            .unwrap_or_default()
+    }
+
+    /// Makes `link` the current connection, and hands back the one it replaces.
+    #[inline(never)]
+    fn replace_link(&self, link: Option<Connection>) -> Option<Connection> {
+        self.link.replace(link)
     }
 
     /// The transport's own state: `Closed` when there is none.
@@ -452,9 +472,9 @@ impl Shared {
     /// Gives `message` to the current connection; hands it back if there is none or it
     /// refuses it.
     fn hand_over(&self, message: Message) -> Result<(), Unsent> {
-        match self.link.borrow().as_ref() {
-            Some(link) => link.send(message),
-            None => Err(Unsent {
+        match self.link.try_borrow().as_deref() {
+            Ok(Some(link)) => link.send(message),
+            _ => Err(Unsent {
                 message,
                 error: Error::NotOpen(State::Closed),
             }),
@@ -467,8 +487,8 @@ impl Shared {
         // `Weak<dyn Listener>`.
         let listener: Weak<Shared> = Rc::downgrade(self);
         let link = Connection::open(listener, url, &self.options)?;
-        *self.url.borrow_mut() = link.url();
-        *self.link.borrow_mut() = Some(link);
+        self.url.set(link.url());
+        self.replace_link(Some(link));
         Ok(())
     }
 
@@ -516,13 +536,11 @@ impl Shared {
                 }
             }
             Action::Close(code, reason) => {
-                if let Some(link) = self.link.borrow().as_ref() {
-                    let _ = link.close(code, &reason);
-                }
+                // The core checked the code and reason: the browser takes them.
+                self.with_link(|link| drop(link.close(code, &reason)));
             }
             Action::Release => {
-                let link = self.link.borrow_mut().take();
-                drop(link);
+                drop(self.replace_link(None));
             }
             Action::Drain => loop {
                 let buffered = self.with_link(Connection::buffered_amount);
@@ -537,7 +555,7 @@ impl Shared {
             }
             Action::Deliver(event) => {
                 if let Event::Close(close) = &event {
-                    *self.last_close.borrow_mut() = Some(close.clone());
+                    self.last_close.set(Some(close.clone()));
                 }
                 self.deliver(event);
             }
@@ -550,7 +568,7 @@ impl Shared {
                     drop(self.callbacks.take());
                     drop(self.ask_url.take());
                     drop(self.listening.take());
-                    drop(self.timer.borrow_mut().take());
+                    drop(self.timer.take());
                 }
             }
         }
@@ -559,11 +577,11 @@ impl Shared {
     /// Sets the timer for the core's next deadline, unless it is set for it already.
     fn arm(self: &Rc<Self>) {
         let due = self.core().poll_timeout();
-        let mut timer = self.timer.borrow_mut();
-        if timer.as_ref().map_or(NEVER, |(at, _)| *at) == due {
+        let old = self.timer.take();
+        if old.as_ref().map_or(NEVER, |(at, _)| *at) == due {
+            self.timer.set(old);
             return;
         }
-        let old = timer.take();
         if due != NEVER {
             let weak = Rc::downgrade(self);
             let delay = Duration::from_millis(due.saturating_sub(now()));
@@ -572,16 +590,15 @@ impl Shared {
                     shared.ring();
                 }
             });
-            *timer = Some((due, alarm));
+            self.timer.set(Some((due, alarm)));
         }
-        drop(timer);
         // A timer dropped from its own callback is freed once the callback returns.
         drop(old);
     }
 
     /// The timer fired.
     fn ring(self: &Rc<Self>) {
-        let fired = self.timer.borrow_mut().take();
+        let fired = self.timer.take();
         let behind = self.reader_behind();
         self.core().handle_timeout(now(), behind);
         self.pump();
@@ -601,7 +618,7 @@ impl Shared {
     /// Whether every stream has room for another event under `limit`.
     fn has_room(&self, limit: usize) -> bool {
         let streams = self.streams.take();
-        let room = (streams.iter()).all(|feed| feed.is_closed() || feed.len() < limit);
+        let room = (streams.as_ref()).is_none_or(|streams| streams.has_room(limit));
         self.streams.set(streams);
         room
     }
@@ -647,29 +664,20 @@ impl Shared {
     /// Gives `event` to every stream, then to its callback; copied only for all but the last.
     fn deliver(self: &Rc<Self>, event: Event) {
         let mut callbacks = self.callbacks.take();
-        let mut streams = self.streams.take();
-        streams.retain(|stream| !stream.is_closed());
         let wanted = callbacks.wants(&event);
-        let left = match streams.split_last() {
+        let left = match self.streams.take() {
             None => wanted.then_some(event),
-            Some((last, others)) => {
-                for stream in others {
-                    stream.send(event.clone());
+            Some(mut streams) => {
+                let left = streams.send(event, wanted);
+                // A reader woken above may have made a stream already (an executor may poll
+                // at once): keep it.
+                if let Some(joined) = self.streams.take() {
+                    streams.join(joined);
                 }
-                if wanted {
-                    last.send(event.clone());
-                    Some(event)
-                } else {
-                    last.send(event);
-                    None
-                }
+                self.streams.set(Some(streams));
+                left
             }
         };
-        // A reader woken above may have made a stream already (an executor may poll at once):
-        // keep it.
-        let joined = self.streams.take();
-        streams.extend(joined);
-        self.streams.set(streams);
         if let Some(event) = left {
             // A callback may use the socket, and make streams: everything is back in place.
             let socket = WebSocket {
@@ -697,8 +705,8 @@ impl Listener for Shared {
         self.pump();
     }
 
-    fn failed(self: Rc<Self>) {
-        self.core().failed();
+    fn failed(self: Rc<Self>, ended: bool) {
+        self.core().failed(now(), ended);
         self.pump();
     }
 

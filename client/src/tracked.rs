@@ -21,7 +21,9 @@ pub(crate) struct Tracked<T>(T);
 
 impl<T> Tracked<T> {
     pub(crate) fn new(value: T) -> Self {
-        LIVE.with(|live| live.set(live.get() + 1));
+        // `try_with`: `with` would carry the panic for a thread-local used after its
+        // destruction, and this one, with nothing to destroy, is never gone.
+        let _ = LIVE.try_with(|live| live.set(live.get() + 1));
         Tracked(value)
     }
 }
@@ -35,6 +37,6 @@ impl<T> Deref for Tracked<T> {
 
 impl<T> Drop for Tracked<T> {
     fn drop(&mut self) {
-        LIVE.with(|live| live.set(live.get() - 1));
+        let _ = LIVE.try_with(|live| live.set(live.get() - 1));
     }
 }

@@ -27,8 +27,10 @@ pub(crate) trait Listener {
     fn opened(self: Rc<Self>);
     /// A message came.
     fn received(self: Rc<Self>, message: Message);
-    /// The connection failed (the browser's error event); its close follows.
-    fn failed(self: Rc<Self>);
+    /// The connection failed (the browser's error event); its close follows, unless
+    /// `ended`: the transport reports no close (WebKit fails an attempt it refuses itself, to
+    /// a port it blocks, with an error alone), and the listener ends the connection itself.
+    fn failed(self: Rc<Self>, ended: bool);
     /// The connection closed: nothing more comes from it.
     fn closed(self: Rc<Self>, event: CloseEvent);
     /// For a transport that pulls: whether to read the next message now.

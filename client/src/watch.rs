@@ -10,9 +10,14 @@ use crate::message::{CloseCause, CloseEvent, Message, State};
 /// Milliseconds on the driver's clock.
 pub(crate) type Millis = u64;
 
-/// A duration in whole milliseconds, saturating.
+/// A duration in whole milliseconds, saturating. (Compared, not multiplied with overflow
+/// checks: in wasm either of those is a 128-bit multiplication, a library call.)
 pub(crate) fn millis(duration: Duration) -> Millis {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+    let secs = duration.as_secs();
+    if secs > u64::MAX / 1000 {
+        return u64::MAX;
+    }
+    (secs * 1000).saturating_add(u64::from(duration.subsec_millis()))
 }
 
 /// What the core tells its watch, and asks it.
@@ -177,5 +182,27 @@ impl Watch for Dog {
             return Some(Verdict::Ping(beat.message.clone()));
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millis_saturate_as_as_millis_does() {
+        let as_millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let top = u64::MAX / 1000;
+        for duration in [
+            Duration::ZERO,
+            Duration::from_nanos(999_999),
+            Duration::from_millis(1_500),
+            Duration::new(top, 615_999_999),
+            Duration::new(top, 616_000_000),
+            Duration::new(top + 1, 0),
+            Duration::MAX,
+        ] {
+            assert_eq!(millis(duration), as_millis(duration), "{duration:?}");
+        }
     }
 }

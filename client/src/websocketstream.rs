@@ -421,7 +421,7 @@ impl Link {
         if self.state.get() == State::Connecting {
             self.state.set(State::Closed);
             if let Some(shared) = self.attached() {
-                shared.failed();
+                shared.failed(false);
             }
         }
         self.report(CloseEvent::new(1006, "", false));

@@ -374,31 +374,8 @@ struct KnownFailure {
     why: &'static str,
 }
 
-/// The port the suites' unreachable server is on (`ws://127.0.0.1:9/`, `UNREACHABLE` in
-/// `client/tests/transports.rs`) is on every browser's list of blocked ports.
-const BLOCKED_PORT: &str = "ws://127.0.0.1:9/ is a blocked port (discard): WebKit fires `error` \
-     at once and then never `close`, so the attempt never ends (Chromium and Firefox fire both)";
-
 /// Every test that differs between engines, one line each.
 const KNOWN_FAILURES: &[KnownFailure] = &[
-    KnownFailure {
-        engine: Engine::WebKit,
-        suite: "transports",
-        test: "unreachable_server_fires_error_then_close_1006",
-        why: BLOCKED_PORT,
-    },
-    KnownFailure {
-        engine: Engine::WebKit,
-        suite: "transports",
-        test: "open_fails_with_a_typed_error_that_tells_why",
-        why: BLOCKED_PORT,
-    },
-    KnownFailure {
-        engine: Engine::WebKit,
-        suite: "transports",
-        test: "close_causes_tell_who_closed",
-        why: BLOCKED_PORT,
-    },
     KnownFailure {
         engine: Engine::WebKit,
         suite: "browser",

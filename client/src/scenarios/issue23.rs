@@ -141,6 +141,68 @@ fn a_server_that_picks_none_of_the_offered_subprotocols_fails_the_attempt() {
     drop_and_check(socket);
 }
 
+/// Issue 25: WebKit fails an attempt it refuses itself (to a blocked port) with an error while
+/// the socket is still connecting, and never closes it. The attempt ends all the same, as in
+/// the other engines: the error, then one close with 1006, and the next attempt on time.
+#[test]
+fn an_error_with_no_close_after_it_ends_the_attempt_as_in_other_engines() {
+    let failed = CloseEvent::new(1006, "", false).with_cause(CloseCause::HandshakeFailed);
+    // The engines that close (`sim::fail`) and WebKit, alike: what the application sees,
+    // the state in its error callback included.
+    for webkit in [false, true] {
+        fresh();
+        let (builder, log) = logged(WebSocket::builder("ws://a"));
+        let state_on_error = Rc::new(Cell::new(None));
+        let socket = (builder.on_error({
+            let state_on_error = state_on_error.clone();
+            move |socket| state_on_error.set(Some(socket.state()))
+        }))
+        .connect()
+        .unwrap();
+        assert!(if webkit {
+            sim::fail_without_close()
+        } else {
+            sim::fail()
+        });
+        sim::settle();
+        assert_eq!(
+            events(&log),
+            [Event::Close(failed.clone())],
+            "webkit: {webkit}"
+        );
+        assert_eq!(state_on_error.get(), Some(State::Closing));
+        assert_eq!(socket.state(), State::Closed);
+        assert!(released(0));
+        drop_and_check(socket);
+    }
+    // With reconnection, the next attempt comes on time and opens.
+    fresh();
+    let policy = Reconnect::new().initial_delay(ms(100));
+    let (socket, log) = start(WebSocket::builder("ws://a").reconnect(policy));
+    assert!(sim::fail_without_close());
+    sim::settle();
+    let next = match &events(&log)[..] {
+        [Event::Error, Event::Close(close), Event::Reconnecting(next)] if *close == failed => *next,
+        other => panic!("{other:?}"),
+    };
+    sim::advance(next.delay.as_millis() as u64);
+    assert_eq!(conns(), 2);
+    assert!(sim::open(""));
+    assert_eq!(events(&log).last(), Some(&Event::Open));
+    drop_and_check(socket);
+    // The error callback's close is the one close.
+    fresh();
+    let (builder, log) = logged(WebSocket::builder("ws://a").reconnect(Reconnect::new()));
+    let socket = (builder.on_error(|socket| socket.close_with(4000, "bye").unwrap()))
+        .connect()
+        .unwrap();
+    assert!(sim::fail_without_close());
+    sim::advance(1_000);
+    assert_eq!(events(&log), [Event::Close(application(4000, "bye"))]);
+    assert_eq!(conns(), 1, "never reconnected");
+    drop_and_check(socket);
+}
+
 #[test]
 fn an_echo_of_the_heartbeat_is_the_heartbeats_own() {
     fresh();
