@@ -14,10 +14,13 @@ use crate::message::Message;
 /// allows. Set with [`Builder::heartbeat`](crate::Builder::heartbeat).
 ///
 /// The convention: any message proves the connection alive, so a server that answers the
-/// heartbeat message at all (this project's echo server echoes it) needs no change; a message
-/// identical to the ping (an echo server's answer) is the heartbeat's own and is not
-/// delivered to the application. With [`reply`](Self::reply), only the messages it recognises
-/// count, and those are the heartbeat's own: they are not delivered either.
+/// heartbeat message at all needs no change. A message identical to the ping (a pure echo
+/// server's answer, as `wsecho --prefix ''` gives) is the heartbeat's own and is not
+/// delivered to the application; any other answer is delivered (`wsecho`'s default,
+/// `Received:  ping`, is). With [`reply`](Self::reply), only the messages it recognises
+/// count, and those are the heartbeat's own: they are not delivered either; a predicate
+/// must then recognise every form the server's answer takes, or the connection is taken
+/// for dead.
 ///
 /// Pings leave every `interval` while the connection is open, whether or not the last was
 /// answered, so a connection that goes silent is found dead at most `interval + timeout`

@@ -219,7 +219,7 @@
 //!         // Each attempt must open within 5 s.
 //!         .connect_timeout(Duration::from_secs(5))
 //!         // A ping every 15 s; without a message within 10 s of it, the connection is dead.
-//!         // Servers that echo (as this project's does) need nothing more.
+//!         // Any message proves it alive; an exact echo of the ping is not delivered.
 //!         .heartbeat(Heartbeat::new(Duration::from_secs(15), Duration::from_secs(10)))
 //!         .reconnect(Reconnect::new().initial_delay(Duration::from_millis(500)))
 //!         // A fresh token for every attempt (`url_provider_async` awaits one).
