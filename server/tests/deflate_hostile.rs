@@ -12,6 +12,7 @@ use std::time::Duration;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use support::{Server, close_code, frames_of, masked_client_frame, opened_with, read_frames};
 use test_support::deflate::{compressed, inflate};
+use test_support::rng::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -623,9 +624,7 @@ async fn replies_respect_the_negotiated_server_window() {
     // Runs a small window compresses well, between bytes that do not compress: the reply
     // is compressed. (Whether its matches all stay within 512 bytes is not checked here:
     // zlib's inflater, given one large output buffer, follows matches past its window.)
-    let mut block: Vec<u8> = (0..300u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
+    let mut block = Rng::new(9).bytes(300);
     block.extend_from_slice(&b"xyz".repeat(100));
     let data = block.repeat(50);
     stream

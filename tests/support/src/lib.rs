@@ -7,12 +7,14 @@
 //!   servers are, and how the wasm-bindgen tests run in each.
 //! - [`raw`]: WebSocket bytes as a client library would never send them: handshakes, masked
 //!   frames, and the server's frames read back.
+//! - [`rng`]: the tests' one random number generator (SplitMix64), deterministic from a seed.
 //! - `deflate` (feature `deflate`, flate2): client-side permessage-deflate.
 //!
 //! Standard library only without features, since `xtask` builds it on every run.
 
 #[cfg(feature = "deflate")]
 pub mod deflate;
+pub mod rng;
 
 use std::io::{self, BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
