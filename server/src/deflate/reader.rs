@@ -1,7 +1,6 @@
 //! The sans-IO reader: follows the client's frames, inflates compressed messages into
-//! plain frames for tungstenite, and keeps one spare inflater per worker thread.
+//! plain frames for tungstenite.
 
-use std::cell::RefCell;
 use std::io::Cursor;
 
 use flate2::{Decompress, FlushDecompress, Status};
@@ -9,6 +8,7 @@ use tokio::io::ReadBuf;
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
+use super::spares::{give_back_inflater, take_inflater};
 use super::{CHUNK, EMPTY_BLOCK, InflateError, TAIL};
 
 /// Where the reader is in the client's stream.
@@ -42,8 +42,9 @@ pub(super) struct Reader {
     output: Vec<u8>,
     output_at: usize,
     state: State,
-    /// The compressed message under way, if any.
-    message: Option<Inflating>,
+    /// The compressed message under way, if any. Boxed: it is 200 bytes (152 of them flate2's
+    /// stream), which every idle connection kept inline, and the reader is 112 without it.
+    message: Option<Box<Inflating>>,
     /// Whether a fragmented uncompressed message is under way (a compressed one may not
     /// start inside it; passed on, its RSV1 makes tungstenite fail it).
     in_plain_message: bool,
@@ -175,7 +176,7 @@ impl Reader {
                     && !self.in_plain_message =>
             {
                 self.input_at += header_len;
-                self.message = Some(Inflating {
+                self.message = Some(Box::new(Inflating {
                     opcode,
                     decompress: take_inflater(),
                     chunk: Vec::new(),
@@ -183,7 +184,7 @@ impl Reader {
                     inflated: 0,
                     compressed: 0,
                     fresh: true,
-                });
+                }));
                 self.compressed_frame(length, mask, header.is_final);
             }
             OpCode::Data(Data::Continue)
@@ -453,29 +454,4 @@ impl Reader {
         self.input = Vec::new();
         self.input_at = 0;
     }
-}
-
-thread_local! {
-    /// An inflater between messages, one per worker thread: without context takeover a reset
-    /// one is as good as a new one, and making one (zlib's state and its 32 KiB window) cost
-    /// more than inflating a small message. A message under way while another starts on the
-    /// same thread gets a new one.
-    static INFLATER: RefCell<Option<Decompress>> = const { RefCell::new(None) };
-}
-
-/// A reset inflater: the thread's spare, or a new one.
-pub(super) fn take_inflater() -> Decompress {
-    let spare = INFLATER.with(|cell| cell.try_borrow_mut().ok()?.take());
-    // 15 bits read a stream made with any smaller window.
-    spare.unwrap_or_else(|| Decompress::new_with_window_bits(false, 15))
-}
-
-/// Keeps `decompress` as the thread's spare, reset, if there is none.
-pub(super) fn give_back_inflater(mut decompress: Decompress) {
-    decompress.reset(false);
-    INFLATER.with(|cell| {
-        if let Ok(mut spare) = cell.try_borrow_mut() {
-            spare.get_or_insert(decompress);
-        }
-    });
 }
