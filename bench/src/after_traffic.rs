@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 
-use crate::Target;
 use crate::deflate::{json_like, open, round_trip};
+use crate::targets::Target;
 
 /// The message sizes: 32 B, 2 KiB, 64 KiB, 512 KiB.
 const SIZES: [usize; 4] = [32, 2 << 10, 64 << 10, 512 << 10];
