@@ -1,8 +1,6 @@
 //! The sans-IO reader: follows the client's frames, inflates compressed messages into
 //! plain frames for tungstenite.
 
-use std::io::Cursor;
-
 use flate2::{Decompress, FlushDecompress, Status};
 use tokio::io::ReadBuf;
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
@@ -10,6 +8,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 use super::spares::{give_back_inflater, take_inflater};
 use super::{CHUNK, EMPTY_BLOCK, InflateError, TAIL};
+use crate::frame_header;
 
 /// Where the reader is in the client's stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,8 +155,7 @@ impl Reader {
 
     /// Reads a frame header if it is whole; whether it was.
     fn header(&mut self) -> bool {
-        let mut cursor = Cursor::new(&self.input[self.input_at..]);
-        let (header, length) = match FrameHeader::parse(&mut cursor) {
+        let (header, length, header_len) = match frame_header::parse(&self.input[self.input_at..]) {
             Ok(Some(parsed)) => parsed,
             Ok(None) => return false,
             Err(_) => {
@@ -165,7 +163,6 @@ impl Reader {
                 return true;
             }
         };
-        let header_len = cursor.position() as usize;
         let plain_bits = header.mask.is_some() && !header.rsv2 && !header.rsv3;
         let mask = header.mask.unwrap_or_default();
         match header.opcode {
@@ -249,8 +246,7 @@ impl Reader {
                     };
                 }
                 State::Header => {
-                    let mut cursor = Cursor::new(&data[at..]);
-                    let Ok(Some((header, length))) = FrameHeader::parse(&mut cursor) else {
+                    let Ok(Some((header, length, size))) = frame_header::parse(&data[at..]) else {
                         return at;
                     };
                     let compressed = header.rsv1
@@ -258,7 +254,7 @@ impl Reader {
                     if compressed {
                         return at;
                     }
-                    at += cursor.position() as usize;
+                    at += size;
                     self.pass(&header, length);
                 }
                 _ => return at,

@@ -4,6 +4,7 @@ use super::compress::*;
 use super::inflate::*;
 use super::negotiate::*;
 use super::*;
+use crate::frame_header;
 use hyper::header::{HeaderMap, HeaderValue, SEC_WEBSOCKET_EXTENSIONS};
 use std::io::{self, Cursor};
 use std::pin::Pin;
@@ -320,13 +321,12 @@ async fn the_layer_hands_tungstenite_the_messages_the_client_compressed() {
         // are), and none has RSV1.
         let mut rest = &plain[..];
         while !rest.is_empty() {
-            let mut cursor = Cursor::new(rest);
-            let (header, length) = FrameHeader::parse(&mut cursor).unwrap().unwrap();
+            let (header, length, size) = frame_header::parse(rest).unwrap().unwrap();
             assert!(!header.rsv1, "seed {seed}");
             if header.mask == Some([0; 4]) {
                 assert!(length as usize <= CHUNK, "seed {seed}: {length}");
             }
-            rest = &rest[cursor.position() as usize + length as usize..];
+            rest = &rest[size + length as usize..];
         }
         assert_eq!(tungstenite_reads(plain), messages, "seed {seed}");
     }
