@@ -639,6 +639,18 @@ async fn replies_respect_the_negotiated_server_window() {
 
 // Memory.
 
+/// `count` connections that negotiated deflate, and the server's resident memory (KiB) once
+/// they have settled, idle.
+async fn opened_and_settled(server: &Server, count: usize) -> (Vec<TcpStream>, u64) {
+    let mut streams = Vec::new();
+    for _ in 0..count {
+        streams.push(open(server.addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (idle, _) = server.memory_kib();
+    (streams, idle)
+}
+
 #[tokio::test]
 async fn many_half_sent_compressed_messages_cost_bounded_memory_each() {
     let server = Server::start(&["--deflate"]);
@@ -656,13 +668,7 @@ async fn many_half_sent_compressed_messages_cost_bounded_memory_each() {
             .unwrap();
         out.len() as u64 / 1024
     };
-    let mut streams = Vec::new();
-    for _ in 0..count {
-        streams.push(open(server.addr).await);
-    }
-    // Settle, then measure the idle connections.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (idle, _) = server.memory_kib();
+    let (mut streams, idle) = opened_and_settled(&server, count).await;
     for stream in &mut streams {
         stream.write_all(&frame(0x42, head)).await.unwrap();
     }
@@ -894,12 +900,7 @@ async fn kept_after_one_message(first: u8) -> u64 {
     } else {
         frame(first, &data)
     };
-    let mut streams = Vec::new();
-    for _ in 0..count {
-        streams.push(open(server.addr).await);
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (idle, _) = server.memory_kib();
+    let (mut streams, idle) = opened_and_settled(&server, count).await;
     for stream in &mut streams {
         stream.write_all(&wire).await.unwrap();
         let frames = read_frames(stream, 1).await;
@@ -907,7 +908,7 @@ async fn kept_after_one_message(first: u8) -> u64 {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (after, _) = server.memory_kib();
-    after.saturating_sub(idle) / count
+    after.saturating_sub(idle) / count as u64
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::ServerName;
-use support::Server;
+use support::{Server, assert_echoed};
 use test_support::tls::Localhost;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -31,9 +31,7 @@ async fn wss_echoes_with_a_certificate_made_here() {
     let tls = connector.connect(name, tcp).await.unwrap();
     let url = format!("wss://localhost:{}/", server.addr.port());
     let (mut socket, _) = tokio_tungstenite::client_async(url, tls).await.unwrap();
-    socket.send(Message::text("over TLS")).await.unwrap();
-    let reply = socket.next().await.unwrap().unwrap();
-    assert_eq!(reply, Message::text("Received:  over TLS"));
+    assert_echoed(&mut socket, "over TLS").await;
 
     // Plain HTTP on the TLS port is refused without a crash.
     let mut plain = TcpStream::connect(server.addr).await.unwrap();
