@@ -15,10 +15,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::Result;
 
-use crate::Target;
-use crate::deflate::{json_like, open, round_trip};
+use crate::deflate::hold;
+use crate::targets::Target;
 
 /// The message sizes: 32 B, 2 KiB, 64 KiB, 512 KiB.
 const SIZES: [usize; 4] = [32, 2 << 10, 64 << 10, 512 << 10];
@@ -34,8 +34,6 @@ const WAVE: usize = 50;
 /// trims malloc's free pages within the next second).
 pub const SETTLE: Duration = Duration::from_secs(3);
 
-const STALL: Duration = Duration::from_secs(10);
-
 /// RSS growth per connection (KiB) with `count` connections from 127.0.4.`source` that each
 /// echoed one message of `size` bytes, [`SETTLE`] after the last echo.
 fn after_one_message(
@@ -49,28 +47,10 @@ fn after_one_message(
     let addr: SocketAddr = server.addr.parse()?;
     std::thread::sleep(Duration::from_millis(200));
     let before = server.rss_kib()?;
-    let held = runtime.block_on(async {
-        let mut held = Vec::with_capacity(count);
-        while held.len() < count {
-            let first = held.len();
-            let wave = (first..(first + WAVE).min(count)).map(|i| async move {
-                let source = SocketAddr::new(IpAddr::from([127, 0, 4, source]), 10_000 + i as u16);
-                let (mut stream, negotiated) = open(addr, Some(source)).await?;
-                let message = json_like(i, size);
-                tokio::time::timeout(STALL, round_trip(&mut stream, &message, negotiated))
-                    .await
-                    .context("no echo within 10 s")??;
-                anyhow::Ok(stream)
-            });
-            for stream in futures_util::future::join_all(wave).await {
-                held.push(stream?);
-            }
-        }
-        anyhow::Ok(held)
-    })?;
+    let source = IpAddr::from([127, 0, 4, source]);
+    let held = runtime.block_on(hold(addr, source, count, WAVE, Some(size)))?;
     std::thread::sleep(SETTLE);
     let held_rss = server.rss_kib()?;
-    ensure!(held.len() == count, "held {} connections", held.len());
     drop(held);
     Ok(held_rss.saturating_sub(before) as f64 / count as f64)
 }

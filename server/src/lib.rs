@@ -72,6 +72,7 @@ mod controls;
 mod deflate;
 mod echo;
 mod files;
+mod frame_header;
 pub mod handover;
 mod handshake;
 mod memory;

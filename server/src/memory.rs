@@ -5,8 +5,10 @@
 //! passed large messages and then went idle (each frees the buffers those grew, `echo`'s
 //! `renew`, in the middle of malloc's heap). [`give_back`] watches how many WebSocket
 //! connections are open and, once that number has fallen well below its peak, or once idle
-//! connections have freed their grown buffers, asks malloc to return its free pages
-//! (`malloc_trim`). It runs once a second at most, off the async threads.
+//! connections have freed their grown buffers, or once a second without a compressed message
+//! has let it drop permessage-deflate's spare zlib states (`deflate::release_unused_spares`),
+//! asks malloc to return its free pages (`malloc_trim`). It runs once a second at most, off
+//! the async threads.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -15,6 +17,7 @@ use std::time::Duration;
 use tokio::time::MissedTickBehavior;
 
 use crate::Server;
+use crate::deflate;
 
 /// Trims when the open connections have fallen by this share of their peak ...
 const FALL: usize = 8;
@@ -52,7 +55,9 @@ pub async fn give_back(server: Arc<Server>) {
         let open = server.open_connections();
         let peak = usage.peak.load(Ordering::Relaxed).max(open);
         let fallen = peak - open >= (peak / FALL).max(AT_LEAST);
-        if usage.renewed.swap(false, Ordering::Relaxed) || fallen {
+        // permessage-deflate's spare zlib states, if no message asked for one this second.
+        let released = deflate::release_unused_spares();
+        if usage.renewed.swap(false, Ordering::Relaxed) || fallen || released {
             let _ = tokio::task::spawn_blocking(trim).await;
             usage.peak.store(open, Ordering::Relaxed);
         }

@@ -15,13 +15,15 @@
 //! message over the size limit, no mask) ends the guard's watch before any of its payload is
 //! checked, so tungstenite's 1002 or 1009 is what the client gets.
 
-use std::io::{self, Cursor};
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+
+use crate::frame_header;
 
 /// The error a guarded read fails with on invalid UTF-8.
 #[derive(Debug, thiserror::Error)]
@@ -155,30 +157,25 @@ impl Watch {
                 State::Off | State::Invalid => return None,
                 // The usual case, a header whole at the start of what is left: parsed in
                 // place, not copied into `header` first.
-                State::Header if self.header.is_empty() => {
-                    let mut cursor = Cursor::new(data);
-                    match FrameHeader::parse(&mut cursor) {
-                        Ok(Some((header, length))) => {
-                            data = &data[cursor.position() as usize..];
-                            self.start_frame(&header, length);
-                        }
-                        // Shorter than the longest header: all of it is a header's start.
-                        Ok(None) => {
-                            self.header.extend_from_slice(data);
-                            data = &[];
-                        }
-                        Err(_) => self.state = State::Off,
+                State::Header if self.header.is_empty() => match frame_header::parse(data) {
+                    Ok(Some((header, length, size))) => {
+                        data = &data[size..];
+                        self.start_frame(&header, length);
                     }
-                }
+                    // Shorter than the longest header: all of it is a header's start.
+                    Ok(None) => {
+                        self.header.extend_from_slice(data);
+                        data = &[];
+                    }
+                    Err(_) => self.state = State::Off,
+                },
                 State::Header => {
                     let had = self.header.len();
                     let take = (MAX_HEADER - had).min(data.len());
                     self.header.extend_from_slice(&data[..take]);
-                    let mut cursor = Cursor::new(&self.header[..]);
-                    match FrameHeader::parse(&mut cursor) {
-                        Ok(Some((header, length))) => {
-                            let used = cursor.position() as usize - had;
-                            data = &data[used..];
+                    match frame_header::parse(&self.header) {
+                        Ok(Some((header, length, size))) => {
+                            data = &data[size - had..];
                             self.header.clear();
                             self.start_frame(&header, length);
                         }

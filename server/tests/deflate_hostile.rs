@@ -12,6 +12,7 @@ use std::time::Duration;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use support::{Server, close_code, frames_of, masked_client_frame, opened_with, read_frames};
 use test_support::deflate::{compressed, inflate};
+use test_support::rng::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -623,9 +624,7 @@ async fn replies_respect_the_negotiated_server_window() {
     // Runs a small window compresses well, between bytes that do not compress: the reply
     // is compressed. (Whether its matches all stay within 512 bytes is not checked here:
     // zlib's inflater, given one large output buffer, follows matches past its window.)
-    let mut block: Vec<u8> = (0..300u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
+    let mut block = Rng::new(9).bytes(300);
     block.extend_from_slice(&b"xyz".repeat(100));
     let data = block.repeat(50);
     stream
@@ -639,6 +638,18 @@ async fn replies_respect_the_negotiated_server_window() {
 }
 
 // Memory.
+
+/// `count` connections that negotiated deflate, and the server's resident memory (KiB) once
+/// they have settled, idle.
+async fn opened_and_settled(server: &Server, count: usize) -> (Vec<TcpStream>, u64) {
+    let mut streams = Vec::new();
+    for _ in 0..count {
+        streams.push(open(server.addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (idle, _) = server.memory_kib();
+    (streams, idle)
+}
 
 #[tokio::test]
 async fn many_half_sent_compressed_messages_cost_bounded_memory_each() {
@@ -657,13 +668,7 @@ async fn many_half_sent_compressed_messages_cost_bounded_memory_each() {
             .unwrap();
         out.len() as u64 / 1024
     };
-    let mut streams = Vec::new();
-    for _ in 0..count {
-        streams.push(open(server.addr).await);
-    }
-    // Settle, then measure the idle connections.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (idle, _) = server.memory_kib();
+    let (mut streams, idle) = opened_and_settled(&server, count).await;
     for stream in &mut streams {
         stream.write_all(&frame(0x42, head)).await.unwrap();
     }
@@ -895,12 +900,7 @@ async fn kept_after_one_message(first: u8) -> u64 {
     } else {
         frame(first, &data)
     };
-    let mut streams = Vec::new();
-    for _ in 0..count {
-        streams.push(open(server.addr).await);
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (idle, _) = server.memory_kib();
+    let (mut streams, idle) = opened_and_settled(&server, count).await;
     for stream in &mut streams {
         stream.write_all(&wire).await.unwrap();
         let frames = read_frames(stream, 1).await;
@@ -908,7 +908,7 @@ async fn kept_after_one_message(first: u8) -> u64 {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (after, _) = server.memory_kib();
-    after.saturating_sub(idle) / count
+    after.saturating_sub(idle) / count as u64
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use support::{Server, client_frame, opened, server_frames};
+use test_support::rng::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
@@ -65,47 +66,32 @@ async fn reference(listener: TcpListener) {
     }
 }
 
-/// A small deterministic generator (xorshift64*).
-struct Random(u64);
+/// Random frame streams, drawn from the tests' generator.
+struct Streams(Rng);
 
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> usize {
-        (self.next() % n) as usize
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-
+impl Streams {
     /// Text that is valid UTF-8, with characters of one to four bytes, maybe cut anywhere.
     fn text(&mut self, max: usize) -> Vec<u8> {
         let alphabet = ["a", "é", "€", "🦀", " ", "ñ"];
         let mut text = Vec::new();
         while text.len() < max {
-            text.extend_from_slice(alphabet[self.below(alphabet.len() as u64)].as_bytes());
+            text.extend_from_slice(alphabet[self.0.below(alphabet.len())].as_bytes());
         }
-        text.truncate(self.below(max as u64 + 1));
+        text.truncate(self.0.below(max + 1));
         text
     }
 
     /// Bytes that may be anything.
     fn bytes(&mut self, max: usize) -> Vec<u8> {
-        let n = self.below(max as u64 + 1);
-        (0..n).map(|_| self.next() as u8).collect()
+        let len = self.0.below(max + 1);
+        self.0.bytes(len)
     }
 
     /// One frame: mostly well-formed, sometimes broken in one of the ways a header or a
     /// payload can be.
     fn frame(&mut self) -> Vec<u8> {
-        let fin = if self.chance(75) { 0x80 } else { 0 };
-        let (opcode, payload) = match self.below(10) {
+        let fin = if self.0.chance(75) { 0x80 } else { 0 };
+        let (opcode, payload) = match self.0.below(10) {
             0..=2 => (0x1, self.text(40)),
             3 => (0x1, self.bytes(20)),
             4 => (0x2, self.bytes(40)),
@@ -113,16 +99,16 @@ impl Random {
             6 => (0x0, self.bytes(10)),
             7 => (0x9, self.text(20)),
             8 => (0xa, self.bytes(10)),
-            _ => (self.below(16) as u8, self.text(80)),
+            _ => (self.0.below(16) as u8, self.text(80)),
         };
-        let fin = if opcode >= 0x8 && self.chance(90) {
+        let fin = if opcode >= 0x8 && self.0.chance(90) {
             0x80
         } else {
             fin
         };
-        let rsv = if self.chance(5) { 0x40 } else { 0 };
+        let rsv = if self.0.chance(5) { 0x40 } else { 0 };
         let mut frame = client_frame(fin | rsv | opcode, &payload);
-        if self.chance(3) {
+        if self.0.chance(3) {
             // Unmasked: the mask bit off, the mask key gone.
             frame[1] &= 0x7f;
             frame.drain(2..6);
@@ -133,7 +119,7 @@ impl Random {
     /// A stream of frames, ending with the client's Close so that every case ends.
     fn stream(&mut self) -> Vec<u8> {
         let mut stream = Vec::new();
-        for _ in 0..1 + self.below(6) {
+        for _ in 0..1 + self.0.below(6) {
             stream.extend(self.frame());
         }
         stream.extend(client_frame(0x88, &1000u16.to_be_bytes()));
@@ -169,12 +155,16 @@ async fn random_frame_streams_get_the_same_answers_as_from_plain_tokio_tungsteni
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let plain = listener.local_addr().unwrap();
     tokio::spawn(reference(listener));
-    let mut random = Random(0x5eed_1313);
+    let seed = 0x5eed_1313;
+    let mut streams = Streams(Rng::new(seed));
     let mut codes = std::collections::BTreeMap::<u16, usize>::new();
     for case in 0..2_000 {
-        let stream = random.stream();
+        let stream = streams.stream();
         let (expected, got) = tokio::join!(answer(plain, &stream), answer(ours.addr, &stream));
-        assert_eq!(got, expected, "case {case}: the stream {stream:02x?}");
+        assert_eq!(
+            got, expected,
+            "seed {seed:#x}, case {case}: the stream {stream:02x?}"
+        );
         if let Some((0x8, code)) = got.last() {
             *codes
                 .entry(support::close_code(code).unwrap_or(0))
@@ -184,6 +174,7 @@ async fn random_frame_streams_get_the_same_answers_as_from_plain_tokio_tungsteni
     // The streams reach every way a connection ends.
     eprintln!("close codes: {codes:?}");
     for code in [1000, 1002, 1007, 1009] {
-        assert!(codes.get(&code).is_some_and(|n| *n > 10), "{codes:?}");
+        let seen = codes.get(&code).is_some_and(|n| *n > 10);
+        assert!(seen, "seed {seed:#x}: {codes:?}");
     }
 }

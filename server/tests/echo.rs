@@ -5,7 +5,7 @@ mod support;
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 
-use support::{Server, eventually};
+use support::{Server, assert_echoed, eventually};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -14,9 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 async fn text_gets_the_seed_reply() {
     let server = Server::start(&[]);
     let mut socket = server.connect().await;
-    socket.send(Message::text("Hello, world!")).await.unwrap();
-    let reply = socket.next().await.unwrap().unwrap();
-    assert_eq!(reply, Message::text("Received:  Hello, world!"));
+    assert_echoed(&mut socket, "Hello, world!").await;
 }
 
 #[tokio::test]
@@ -78,9 +76,7 @@ async fn hundred_concurrent_clients_each_get_only_their_own_replies() {
             let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
             for n in 0..20 {
                 let text = format!("client {client} message {n}");
-                socket.send(Message::text(text.clone())).await.unwrap();
-                let reply = socket.next().await.unwrap().unwrap();
-                assert_eq!(reply, Message::text(format!("Received:  {text}")));
+                assert_echoed(&mut socket, &text).await;
             }
             socket.close(None).await.unwrap();
         })
@@ -114,9 +110,7 @@ async fn invalid_utf8_gets_close_1007() {
 async fn controls_are_plain_text_unless_switched_on() {
     let server = Server::start(&[]);
     let mut socket = server.connect().await;
-    socket.send(Message::text("!close 4001 bye")).await.unwrap();
-    let reply = socket.next().await.unwrap().unwrap();
-    assert_eq!(reply, Message::text("Received:  !close 4001 bye"));
+    assert_echoed(&mut socket, "!close 4001 bye").await;
 }
 
 #[tokio::test]
@@ -159,11 +153,7 @@ async fn outage_control_drops_everyone_and_refuses_handshakes_for_a_while() {
         async move { tokio_tungstenite::connect_async(url).await.ok() }
     })
     .await;
-    socket.send(Message::text("back")).await.unwrap();
-    assert_eq!(
-        socket.next().await.unwrap().unwrap(),
-        Message::text("Received:  back")
-    );
+    assert_echoed(&mut socket, "back").await;
 }
 
 /// Fault 6 of issue 13: `!outage` took any duration, so `!outage 18446744073709551615` took
@@ -173,16 +163,10 @@ async fn an_outage_longer_than_a_minute_is_not_obeyed() {
     let server = Server::start(&["--test-controls"]);
     let mut socket = server.connect().await;
     for text in ["!outage 18446744073709551615", "!outage 60001"] {
-        socket.send(Message::text(text)).await.unwrap();
-        let reply = socket.next().await.unwrap().unwrap();
-        assert_eq!(reply, Message::text(format!("Received:  {text}")));
+        assert_echoed(&mut socket, text).await;
     }
     let mut another = server.connect().await;
-    another.send(Message::text("up")).await.unwrap();
-    assert_eq!(
-        another.next().await.unwrap().unwrap(),
-        Message::text("Received:  up")
-    );
+    assert_echoed(&mut another, "up").await;
 }
 
 /// `!stall MILLIS`: a half-open peer for clients' heartbeats. Nothing is answered, the
@@ -196,11 +180,7 @@ async fn stall_control_keeps_the_connection_but_answers_nothing() {
     let silent = tokio::time::timeout(Duration::from_millis(300), socket.next()).await;
     assert!(silent.is_err(), "answered during the stall: {silent:?}");
     let mut another = server.connect().await;
-    another.send(Message::text("up")).await.unwrap();
-    assert_eq!(
-        another.next().await.unwrap().unwrap(),
-        Message::text("Received:  up")
-    );
+    assert_echoed(&mut another, "up").await;
     assert_dropped(&mut socket).await;
 }
 

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use support::{
-    Server, VERSION_AND_KEY, client_frame, close_code_after_handshake, eventually, handshake_with,
-    status_line, upgrade_request,
+    Server, VERSION_AND_KEY, assert_echoed, client_frame, close_code_after_handshake, eventually,
+    handshake_with, status_line, upgrade_request,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -368,9 +368,7 @@ async fn two_thousand_connections_at_once_are_all_served_and_their_memory_given_
         let url = url.clone();
         tokio::spawn(async move {
             let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-            socket.send(Message::text(format!("{n}"))).await.unwrap();
-            let reply = socket.next().await.unwrap().unwrap();
-            assert_eq!(reply, Message::text(format!("Received:  {n}")));
+            assert_echoed(&mut socket, &n.to_string()).await;
             socket
         })
     });

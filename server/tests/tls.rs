@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::ServerName;
-use support::Server;
+use support::{Server, assert_echoed};
+use test_support::tls::Localhost;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -14,12 +15,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn wss_echoes_with_a_certificate_made_here() {
-    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let localhost = Localhost::new();
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("tls-test");
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, made.cert.pem()).unwrap();
-    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    let (cert, key) = localhost.write_pem(&dir).unwrap();
     let server = Server::start(&[
         "--tls-cert",
         cert.to_str().unwrap(),
@@ -27,23 +25,13 @@ async fn wss_echoes_with_a_certificate_made_here() {
         key.to_str().unwrap(),
     ]);
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(made.cert.der().clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = TlsConnector::from(Arc::new(config));
+    let connector = TlsConnector::from(Arc::new(localhost.client_config()));
     let tcp = TcpStream::connect(server.addr).await.unwrap();
     let name = ServerName::try_from("localhost").unwrap();
     let tls = connector.connect(name, tcp).await.unwrap();
     let url = format!("wss://localhost:{}/", server.addr.port());
     let (mut socket, _) = tokio_tungstenite::client_async(url, tls).await.unwrap();
-    socket.send(Message::text("over TLS")).await.unwrap();
-    let reply = socket.next().await.unwrap().unwrap();
-    assert_eq!(reply, Message::text("Received:  over TLS"));
+    assert_echoed(&mut socket, "over TLS").await;
 
     // Plain HTTP on the TLS port is refused without a crash.
     let mut plain = TcpStream::connect(server.addr).await.unwrap();

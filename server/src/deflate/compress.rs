@@ -1,26 +1,12 @@
 //! Compression: each outgoing data message over the threshold as one compressed frame,
-//! with one compressor per worker thread.
+//! with a spare compressor (`spares`).
 
-use std::cell::RefCell;
-
-use flate2::{Compress, Compression, FlushCompress};
+use flate2::{Compress, FlushCompress};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
-use super::{Negotiated, TAIL};
-
-/// The zlib level for outgoing messages. 1 is zlib-rs's fastest (its own quick strategy): an
-/// echo server pays the compression for every reply, and level 6 shrank a 16 KiB JSON-like
-/// message only a little more for several times the CPU.
-const LEVEL: u32 = 1;
-
-thread_local! {
-    /// One compressor per worker thread, reset for every message: without context takeover
-    /// no state outlives a message, so connections need none of their own (zlib's deflate
-    /// state is a few hundred KiB at 15 bits).
-    static COMPRESSOR: RefCell<Option<(u8, Compress)>> = const { RefCell::new(None) };
-}
+use super::{Negotiated, TAIL, spares};
 
 /// `message` as it goes out on a connection that negotiated `deflate`: a data message of at
 /// least `threshold` bytes becomes one compressed frame with RSV1 set, if that is smaller
@@ -54,38 +40,30 @@ pub fn compress(message: Message, deflate: Option<Negotiated>, threshold: usize)
 /// Raw DEFLATE of `payload` ending in a sync flush, without its `00 00 ff ff` tail (RFC 7692
 /// section 7.2.1); `None` if zlib fails.
 pub(super) fn deflate_payload(payload: &[u8], window_bits: u8) -> Option<Vec<u8>> {
-    COMPRESSOR.with(|cell| {
-        let mut cell = cell.try_borrow_mut().ok()?;
-        if !matches!(&*cell, Some((bits, _)) if *bits == window_bits) {
-            // `negotiate` never agrees on less than 9 bits; the clamp keeps flate2 from
-            // panicking all the same.
-            let bits = window_bits.clamp(9, 15);
-            let level = Compression::new(LEVEL);
-            *cell = Some((
-                window_bits,
-                Compress::new_with_window_bits(level, false, bits),
-            ));
+    let mut compressor = spares::take_compressor(window_bits);
+    let compressed = deflate_with(&mut compressor, payload);
+    spares::give_back_compressor(window_bits, compressor);
+    compressed
+}
+
+fn deflate_with(compressor: &mut Compress, payload: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(payload.len() / 2 + 64);
+    let start = compressor.total_in();
+    loop {
+        let used = (compressor.total_in() - start) as usize;
+        compressor
+            .compress_vec(&payload[used..], &mut out, FlushCompress::Sync)
+            .ok()?;
+        let used = (compressor.total_in() - start) as usize;
+        // A sync flush is complete once zlib returns with room to spare.
+        if used == payload.len() && out.len() < out.capacity() {
+            break;
         }
-        let (_, compressor) = cell.as_mut()?;
-        compressor.reset();
-        let mut out = Vec::with_capacity(payload.len() / 2 + 64);
-        let start = compressor.total_in();
-        loop {
-            let used = (compressor.total_in() - start) as usize;
-            compressor
-                .compress_vec(&payload[used..], &mut out, FlushCompress::Sync)
-                .ok()?;
-            let used = (compressor.total_in() - start) as usize;
-            // A sync flush is complete once zlib returns with room to spare.
-            if used == payload.len() && out.len() < out.capacity() {
-                break;
-            }
-            out.reserve(out.capacity().max(64));
-        }
-        let end = out.len().checked_sub(TAIL.len())?;
-        (out[end..] == TAIL).then(|| {
-            out.truncate(end);
-            out
-        })
+        out.reserve(out.capacity().max(64));
+    }
+    let end = out.len().checked_sub(TAIL.len())?;
+    (out[end..] == TAIL).then(|| {
+        out.truncate(end);
+        out
     })
 }

@@ -1,7 +1,7 @@
 //! permessage-deflate (RFC 7692) beneath tungstenite, which has no extension support (0.30
 //! fails every frame with RSV1 set with 1002).
 //!
-//! Three parts:
+//! Four parts:
 //!
 //! - [`negotiate`] reads the client's `Sec-WebSocket-Extensions` offers and accepts the first
 //!   one it can honour exactly, always without context takeover on both sides: no compression
@@ -19,17 +19,21 @@
 //! - [`compress`] turns one outgoing data message into a single compressed frame with RSV1
 //!   set, which tungstenite sends as it is (`Message::Frame`); messages under the threshold,
 //!   or that would not shrink, go out plain (RFC 7692 allows that message by message).
+//! - `spares` keeps the zlib states between messages, for any connection's next one, and
+//!   drops them after a second in which no message asked for one.
 
 mod compress;
 mod inflate;
 mod negotiate;
 mod reader;
+mod spares;
 #[cfg(test)]
 mod tests;
 
 pub use compress::compress;
 pub use inflate::{Inflate, InflateError, inflate_error};
 pub use negotiate::{Negotiated, negotiate};
+pub use spares::release_unused as release_unused_spares;
 
 /// What RFC 7692 appends to a message's compressed payload before inflating it, and what a
 /// sender strips from the end of its own (section 7.2.1).

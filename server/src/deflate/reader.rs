@@ -1,15 +1,14 @@
 //! The sans-IO reader: follows the client's frames, inflates compressed messages into
-//! plain frames for tungstenite, and keeps one spare inflater per worker thread.
-
-use std::cell::RefCell;
-use std::io::Cursor;
+//! plain frames for tungstenite.
 
 use flate2::{Decompress, FlushDecompress, Status};
 use tokio::io::ReadBuf;
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
+use super::spares::{give_back_inflater, take_inflater};
 use super::{CHUNK, EMPTY_BLOCK, InflateError, TAIL};
+use crate::frame_header;
 
 /// Where the reader is in the client's stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,8 +41,9 @@ pub(super) struct Reader {
     output: Vec<u8>,
     output_at: usize,
     state: State,
-    /// The compressed message under way, if any.
-    message: Option<Inflating>,
+    /// The compressed message under way, if any. Boxed: it is 200 bytes (152 of them flate2's
+    /// stream), which every idle connection kept inline, and the reader is 112 without it.
+    message: Option<Box<Inflating>>,
     /// Whether a fragmented uncompressed message is under way (a compressed one may not
     /// start inside it; passed on, its RSV1 makes tungstenite fail it).
     in_plain_message: bool,
@@ -155,8 +155,7 @@ impl Reader {
 
     /// Reads a frame header if it is whole; whether it was.
     fn header(&mut self) -> bool {
-        let mut cursor = Cursor::new(&self.input[self.input_at..]);
-        let (header, length) = match FrameHeader::parse(&mut cursor) {
+        let (header, length, header_len) = match frame_header::parse(&self.input[self.input_at..]) {
             Ok(Some(parsed)) => parsed,
             Ok(None) => return false,
             Err(_) => {
@@ -164,7 +163,6 @@ impl Reader {
                 return true;
             }
         };
-        let header_len = cursor.position() as usize;
         let plain_bits = header.mask.is_some() && !header.rsv2 && !header.rsv3;
         let mask = header.mask.unwrap_or_default();
         match header.opcode {
@@ -175,7 +173,7 @@ impl Reader {
                     && !self.in_plain_message =>
             {
                 self.input_at += header_len;
-                self.message = Some(Inflating {
+                self.message = Some(Box::new(Inflating {
                     opcode,
                     decompress: take_inflater(),
                     chunk: Vec::new(),
@@ -183,7 +181,7 @@ impl Reader {
                     inflated: 0,
                     compressed: 0,
                     fresh: true,
-                });
+                }));
                 self.compressed_frame(length, mask, header.is_final);
             }
             OpCode::Data(Data::Continue)
@@ -248,8 +246,7 @@ impl Reader {
                     };
                 }
                 State::Header => {
-                    let mut cursor = Cursor::new(&data[at..]);
-                    let Ok(Some((header, length))) = FrameHeader::parse(&mut cursor) else {
+                    let Ok(Some((header, length, size))) = frame_header::parse(&data[at..]) else {
                         return at;
                     };
                     let compressed = header.rsv1
@@ -257,7 +254,7 @@ impl Reader {
                     if compressed {
                         return at;
                     }
-                    at += cursor.position() as usize;
+                    at += size;
                     self.pass(&header, length);
                 }
                 _ => return at,
@@ -453,29 +450,4 @@ impl Reader {
         self.input = Vec::new();
         self.input_at = 0;
     }
-}
-
-thread_local! {
-    /// An inflater between messages, one per worker thread: without context takeover a reset
-    /// one is as good as a new one, and making one (zlib's state and its 32 KiB window) cost
-    /// more than inflating a small message. A message under way while another starts on the
-    /// same thread gets a new one.
-    static INFLATER: RefCell<Option<Decompress>> = const { RefCell::new(None) };
-}
-
-/// A reset inflater: the thread's spare, or a new one.
-pub(super) fn take_inflater() -> Decompress {
-    let spare = INFLATER.with(|cell| cell.try_borrow_mut().ok()?.take());
-    // 15 bits read a stream made with any smaller window.
-    spare.unwrap_or_else(|| Decompress::new_with_window_bits(false, 15))
-}
-
-/// Keeps `decompress` as the thread's spare, reset, if there is none.
-pub(super) fn give_back_inflater(mut decompress: Decompress) {
-    decompress.reset(false);
-    INFLATER.with(|cell| {
-        if let Ok(mut spare) = cell.try_borrow_mut() {
-            spare.get_or_insert(decompress);
-        }
-    });
 }

@@ -4,11 +4,13 @@ use super::compress::*;
 use super::inflate::*;
 use super::negotiate::*;
 use super::*;
+use crate::frame_header;
 use hyper::header::{HeaderMap, HeaderValue, SEC_WEBSOCKET_EXTENSIONS};
 use std::io::{self, Cursor};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use test_support::deflate::{compressed_with_window, inflate};
+use test_support::rng::Rng;
 use tokio::io::AsyncReadExt;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio_tungstenite::tungstenite::Message;
@@ -118,23 +120,6 @@ fn negotiation_accepts_the_first_offer_it_can_honour_exactly() {
     }
 }
 
-/// A tiny deterministic generator (SplitMix64), so that failures replay.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 fn client_frame(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
     let header = FrameHeader {
         is_final: first & 0x80 != 0,
@@ -194,7 +179,7 @@ async fn through_layer(
     let pieces = Pieces {
         data: wire[split..].to_vec(),
         at: 0,
-        rng: Rng(rng.next()),
+        rng: rng.fork(),
     };
     let mut layer = Inflate::new(pieces, true, already_read, max_size);
     let mut out = Vec::new();
@@ -231,7 +216,7 @@ fn random_message(rng: &mut Rng) -> Message {
         let data: Vec<u8> = (0..len)
             .map(|i| {
                 if rng.below(4) == 0 {
-                    rng.next() as u8
+                    rng.next_u64() as u8
                 } else {
                     (i % 7) as u8
                 }
@@ -270,7 +255,7 @@ fn encode(message: &Message, rng: &mut Rng, wire: &mut Vec<u8>) {
         if first && compressed {
             byte |= 0x40;
         }
-        let mask = (rng.next() as u32).to_be_bytes();
+        let mask = (rng.next_u64() as u32).to_be_bytes();
         wire.extend(client_frame(byte, &payload[range[0]..range[1]], mask));
         if !last && rng.below(4) == 0 {
             wire.extend(client_frame(0x89, b"ping", mask));
@@ -321,7 +306,7 @@ fn tungstenite_reads(bytes: Vec<u8>) -> Vec<Message> {
 #[tokio::test]
 async fn the_layer_hands_tungstenite_the_messages_the_client_compressed() {
     for seed in 0..120 {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let messages: Vec<Message> = (0..1 + rng.below(8))
             .map(|_| random_message(&mut rng))
             .collect();
@@ -336,13 +321,12 @@ async fn the_layer_hands_tungstenite_the_messages_the_client_compressed() {
         // are), and none has RSV1.
         let mut rest = &plain[..];
         while !rest.is_empty() {
-            let mut cursor = Cursor::new(rest);
-            let (header, length) = FrameHeader::parse(&mut cursor).unwrap().unwrap();
+            let (header, length, size) = frame_header::parse(rest).unwrap().unwrap();
             assert!(!header.rsv1, "seed {seed}");
             if header.mask == Some([0; 4]) {
                 assert!(length as usize <= CHUNK, "seed {seed}: {length}");
             }
-            rest = &rest[cursor.position() as usize + length as usize..];
+            rest = &rest[size + length as usize..];
         }
         assert_eq!(tungstenite_reads(plain), messages, "seed {seed}");
     }
@@ -350,7 +334,7 @@ async fn the_layer_hands_tungstenite_the_messages_the_client_compressed() {
 
 #[tokio::test]
 async fn rsv1_where_it_does_not_belong_reaches_tungstenite_unchanged() {
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     let compressed = compressed_with_window(b"hello hello hello", 15);
     let cases = [
         // RSV1 on a continuation, on a ping, on a continuation of a compressed message.
@@ -391,7 +375,7 @@ async fn rsv1_where_it_does_not_belong_reaches_tungstenite_unchanged() {
 
 #[tokio::test]
 async fn a_bomb_fails_one_chunk_past_the_limit_and_bad_data_as_corrupt() {
-    let mut rng = Rng(3);
+    let mut rng = Rng::new(3);
     let limit = 1 << 20;
     let zeros = vec![0u8; 64 << 20];
     let bomb = compressed_with_window(&zeros, 15);
@@ -444,8 +428,7 @@ fn compress_round_trips_through_flate2_and_leaves_small_messages_plain() {
         Message::text(text)
     );
     // Random bytes do not shrink: plain, unless every message is to be compressed.
-    let mut rng = Rng(5);
-    let noise: Vec<u8> = (0..4096).map(|_| rng.next() as u8).collect();
+    let noise = Rng::new(5).bytes(4096);
     let binary = Message::binary(noise);
     assert_eq!(compress(binary.clone(), deflate, 1024), binary);
     assert!(matches!(compress(binary, deflate, 0), Message::Frame(_)));

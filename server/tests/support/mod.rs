@@ -13,10 +13,24 @@ use test_support::Spawned;
 pub use test_support::raw::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 /// A client of the server.
 pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Sends `text` on `socket` and asserts that the reply is the seed's: `Received:  ` + `text`.
+pub async fn assert_echoed<S>(socket: &mut S, text: &str)
+where
+    S: futures_util::Sink<Message, Error = tungstenite::Error>
+        + futures_util::Stream<Item = Result<Message, tungstenite::Error>>
+        + Unpin,
+{
+    use futures_util::{SinkExt, StreamExt};
+    socket.send(Message::text(text)).await.unwrap();
+    let reply = socket.next().await.expect("a reply").unwrap();
+    assert_eq!(reply, Message::text(format!("Received:  {text}")));
+}
 
 /// The server binary, killed when dropped.
 pub struct Server {
@@ -63,14 +77,7 @@ impl Server {
     /// Asserts that the server still answers a normal client, and that its memory stayed
     /// under `limit_mib` at its peak.
     pub async fn assert_healthy(&self, limit_mib: u64) {
-        use futures_util::{SinkExt, StreamExt};
-        let mut socket = self.connect().await;
-        socket.send("still there?".into()).await.unwrap();
-        let reply = socket.next().await.unwrap().unwrap();
-        assert_eq!(
-            reply.into_text().unwrap().as_str(),
-            "Received:  still there?"
-        );
+        assert_echoed(&mut self.connect().await, "still there?").await;
         let (rss, peak) = self.memory_kib();
         eprintln!("server memory: {rss} KiB now, {peak} KiB at peak");
         assert!(peak < limit_mib * 1024, "peak RSS {peak} KiB");

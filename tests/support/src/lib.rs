@@ -7,12 +7,18 @@
 //!   servers are, and how the wasm-bindgen tests run in each.
 //! - [`raw`]: WebSocket bytes as a client library would never send them: handshakes, masked
 //!   frames, and the server's frames read back.
+//! - [`rng`]: the tests' one random number generator (SplitMix64), deterministic from a seed.
 //! - `deflate` (feature `deflate`, flate2): client-side permessage-deflate.
+//! - `tls` (feature `tls`, rcgen and rustls): a certificate for `localhost` made on the spot,
+//!   and the rustls configurations that serve it and trust it.
 //!
 //! Standard library only without features, since `xtask` builds it on every run.
 
 #[cfg(feature = "deflate")]
 pub mod deflate;
+pub mod rng;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 use std::io::{self, BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
