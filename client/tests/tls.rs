@@ -7,28 +7,21 @@
 use std::sync::Arc;
 
 use futures_util::StreamExt;
+use test_support::tls::Localhost;
 use wasm_websocket::{CloseCause, Error, Message, Transport, WebSocket};
 
 /// An echo server on loopback, serving `wss://` with a certificate for `localhost`; its port
 /// and the certificate.
-async fn tls_server() -> (u16, rcgen::CertifiedKey<rcgen::KeyPair>) {
-    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(made.signing_key.serialize_der());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![made.cert.der().clone()], key.unwrap())
-        .unwrap();
+async fn tls_server() -> (u16, Localhost) {
+    let localhost = Localhost::new();
     let config = wsecho::Config {
-        tls: Some(Arc::new(server)),
+        tls: Some(Arc::new(localhost.server_config())),
         ..wsecho::Config::default()
     };
     let listener = wsecho::listen("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(wsecho::serve(listener, config, std::future::pending()));
-    (port, made)
+    (port, localhost)
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -36,19 +29,11 @@ async fn wss_opens_with_the_applications_roots_and_is_refused_without_them() {
     let local = tokio::task::LocalSet::new();
     local
         .run_until(async {
-            let (port, made) = tls_server().await;
+            let (port, localhost) = tls_server().await;
             let url = format!("wss://localhost:{port}/");
 
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add(made.cert.der().clone()).unwrap();
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let client = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
             let socket = WebSocket::builder(&url)
-                .tls_config(Arc::new(client))
+                .tls_config(Arc::new(localhost.client_config()))
                 .open()
                 .await
                 .unwrap();
