@@ -149,14 +149,21 @@ impl Browser {
     /// Waits until a line of the page's log ends with `text`, or fails after 10 seconds
     /// with the whole log in the message.
     pub async fn wait_for_line(&self, text: &str) -> Result<()> {
+        self.wait_for_lines(text, 1).await
+    }
+
+    /// Waits until `count` lines of the page's log end with `text` (a line already there
+    /// counts: wait for the next one by its number), or fails after 10 seconds with the whole
+    /// log in the message.
+    pub async fn wait_for_lines(&self, text: &str, count: usize) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let log = self.log().await?;
-            if log.lines().any(|line| line.ends_with(text)) {
+            if log.lines().filter(|line| line.ends_with(text)).count() >= count {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("no log line ending with {text:?} within 10 s; the log:\n{log}");
+                bail!("not {count} log lines ending with {text:?} within 10 s; the log:\n{log}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

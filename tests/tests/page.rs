@@ -62,10 +62,11 @@ async fn the_page_echoes_and_closes_with_1000() -> anyhow::Result<()> {
     let send = page.find(Locator::Id("send")).await?;
     assert_eq!(send.attr("disabled").await?.as_deref(), Some("true"));
 
-    // And Connect opens a new connection.
+    // And Connect opens a new connection: a second "connected" line (waiting for the line
+    // alone returned at once in WebKit, on the first connection's).
     page.find(Locator::Id("connect")).await?.click().await?;
     let connected = format!("connected to ws://{addr}/");
-    browser.wait_for_line(&connected).await?;
+    browser.wait_for_lines(&connected, 2).await?;
     let log = browser.log().await?;
     assert_eq!(
         log.lines()
