@@ -306,20 +306,16 @@ mod json;
 mod link;
 mod message;
 mod messages;
-#[cfg(all(not(target_arch = "wasm32"), test))]
-mod model;
 #[cfg(all(not(target_arch = "wasm32"), not(test)))]
 mod native;
 #[cfg(target_arch = "wasm32")]
 mod network;
 mod queue;
 mod reconnect;
-#[cfg(all(not(target_arch = "wasm32"), test))]
-mod scenarios;
-#[cfg(all(not(target_arch = "wasm32"), test))]
-mod sim;
 mod sink;
 mod socket;
+#[cfg(all(not(target_arch = "wasm32"), test))]
+mod tests;
 mod timer;
 mod tracked;
 mod transport;

@@ -2,7 +2,7 @@
 //! page carries only the transports it can use:
 //!
 //! - natively, tokio-tungstenite (`native.rs`); in the crate's own unit tests, the simulated
-//!   transport of `sim.rs` instead;
+//!   transport of `tests/sim.rs` instead;
 //! - in the browser, its `WebSocket` (`connection.rs`);
 //! - in the browser with the `web-socket-stream` feature, either that or `WebSocketStream`
 //!   (`websocketstream.rs`), chosen per socket by [`Builder::web_socket_stream`] and
@@ -15,7 +15,7 @@ use crate::transport::{Options, Transport};
 #[cfg(all(not(target_arch = "wasm32"), not(test)))]
 pub(crate) use crate::native::Connection;
 #[cfg(all(not(target_arch = "wasm32"), test))]
-pub(crate) use crate::sim::Connection;
+pub(crate) use crate::tests::sim::Connection;
 
 #[cfg(all(target_arch = "wasm32", not(feature = "web-socket-stream")))]
 pub(crate) use crate::connection::Connection;

@@ -647,8 +647,8 @@ impl Shared {
     /// The browser's `online`, `offline` or `visibilitychange`, for the unit tests on the
     /// simulated transport (where nothing listens to a browser).
     #[cfg(all(not(target_arch = "wasm32"), test))]
-    pub(crate) fn network_for_test(self: &Rc<Self>, change: crate::sim::Network) {
-        use crate::sim::Network;
+    pub(crate) fn network_for_test(self: &Rc<Self>, change: crate::tests::sim::Network) {
+        use crate::tests::sim::Network;
         let behind = self.reader_behind();
         {
             let mut core = self.core();

@@ -1,11 +1,11 @@
 //! Time, chance and tasks, per platform: in the browser on `setTimeout`, `Date.now()`,
 //! `Math.random()` and the microtask queue; natively on tokio's timers and local tasks; in the
-//! crate's own unit tests, on the simulated clock of `sim.rs`. The rest of the crate sees one
+//! crate's own unit tests, on the simulated clock of `tests/sim.rs`. The rest of the crate sees one
 //! interface: a one-shot [`Timeout`] owned by Rust and cancelled when dropped, a [`sleep`]
 //! future, [`spawn`], [`now`] and [`seed`].
 
 #[cfg(all(not(target_arch = "wasm32"), test))]
-pub(crate) use crate::sim::{Timeout, now, seed, sleep, spawn};
+pub(crate) use crate::tests::sim::{Timeout, now, seed, sleep, spawn};
 #[cfg(target_arch = "wasm32")]
 pub(crate) use browser::*;
 #[cfg(all(not(target_arch = "wasm32"), not(test)))]

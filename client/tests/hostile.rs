@@ -5,7 +5,7 @@
 //! callback, in every state, after errors; handles, streams and sinks dropped at odd moments;
 //! junk from the URL provider; queue and high-water-mark edge cases): 24 tests, about 7 s. Those
 //! scenarios now run natively in milliseconds on the simulated transport and clock, under
-//! the same names, in `src/scenarios/hostile.rs` (`cargo test -p wasm-websocket --lib
+//! the same names, in `src/tests/scenarios/hostile.rs` (`cargo test -p wasm-websocket --lib
 //! scenarios`), with the echo server and its controls played by `sim::serve`. What stays is
 //! what the simulation cannot show: the browser's own closures (its `WebSocket`'s handlers and
 //! the timer's `setTimeout` callback) freed when the only handle is dropped inside one of them.

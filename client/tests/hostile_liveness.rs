@@ -5,7 +5,7 @@
 //! This suite used to try the state machine here: 17 tests, about 12 s of real waits. The
 //! core hears the browser's `online`, `offline` and `visibilitychange` as inputs, so those
 //! scenarios now run natively in milliseconds on the simulated transport and clock, under the
-//! same names, in `src/scenarios/liveness.rs` (`cargo test -p wasm-websocket --lib
+//! same names, in `src/tests/scenarios/liveness.rs` (`cargo test -p wasm-websocket --lib
 //! scenarios`). What stays is what the simulation cannot show: the `follow_network`
 //! listeners, the timer's callback and the URL provider's future, all closures of the
 //! browser's, freed when the last handle goes in every state, when the only handle is dropped

@@ -12,7 +12,7 @@
 //! pulling, promise-driven transport can get wrong. What these tests assert of the state
 //! machine (the states and events each callback sees, the order of closes and announcements,
 //! what a held-back reader is told) runs natively too, exactly and in milliseconds, under the
-//! same names in `src/scenarios/stream.rs` (`cargo test -p wasm-websocket --lib scenarios`);
+//! same names in `src/tests/scenarios/stream.rs` (`cargo test -p wasm-websocket --lib scenarios`);
 //! three tests that showed nothing of `WebSocketStream` beyond that left this file for it
 //! (`close_while_connecting`, `every_method_while_closing_and_after`,
 //! `reconnect_now_in_every_state`: dropping a connection while connecting, and reconnecting,

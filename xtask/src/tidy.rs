@@ -41,11 +41,21 @@ const TRANSPORTS: [&str; 4] = ["connection", "native", "websocketstream", "sim"]
 const NOT_FOR_TRANSPORTS: [&str; 4] = ["socket", "core", "watch", "builder"];
 
 /// Each module of `client/src` (by file stem; `lib` left out: it only declares and
-/// re-exports) and its source, tests left out (a test module may use anything).
+/// re-exports) and its source, tests left out (a test module may use anything); with the
+/// simulated transport of `client/src/tests/sim.rs`, which the transports' rule holds too.
 fn client_modules() -> BTreeMap<String, String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../client/src");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../client/src");
+    let mut modules = read_modules(&src);
+    let sim = std::fs::read_to_string(src.join("tests/sim.rs")).expect("client/src/tests/sim.rs");
+    modules.insert("sim".to_owned(), sim);
+    modules
+}
+
+/// The `.rs` files directly in `dir` but `lib.rs`, by file stem, each without its
+/// `#[cfg(test)] mod tests`.
+fn read_modules(dir: &Path) -> BTreeMap<String, String> {
     let mut modules = BTreeMap::new();
-    for entry in std::fs::read_dir(&dir).expect("client/src") {
+    for entry in std::fs::read_dir(dir).expect("client/src") {
         let path = entry.expect("a directory entry").path();
         let Some(stem) = path.file_stem().and_then(|stem| stem.to_str()) else {
             continue;
@@ -82,14 +92,15 @@ fn code_lines(code: &str) -> impl Iterator<Item = String> {
         })
 }
 
-/// The crate modules that `code` names: `crate::NAME` anywhere, and the names in
-/// `use crate::{a, b::c}` lists.
+/// The crate modules that `code` names: `crate::NAME` anywhere (`crate::tests::NAME` for the
+/// modules of the tests' folder), and the names in `use crate::{a, b::c}` lists.
 fn imports(code: &str, modules: &BTreeMap<String, String>) -> BTreeSet<String> {
     let mut named = BTreeSet::new();
     for line in code_lines(code) {
         let mut rest = line.as_str();
         while let Some(at) = rest.find("crate::") {
             rest = &rest[at + "crate::".len()..];
+            rest = rest.strip_prefix("tests::").unwrap_or(rest);
             if let Some(list) = rest.strip_prefix('{') {
                 let list = list.split('}').next().unwrap_or_default();
                 for item in list.split(',') {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
 
-use crate::sim::{self, Network};
+use crate::tests::sim::{self, Network};
 use crate::{
     Builder, CloseCause, CloseEvent, Error, Event, Events, Message, Reconnect, Reconnecting, State,
     WebSocket, live_closures,

@@ -13,7 +13,7 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 
-use crate::sim::{self, Mark, Network};
+use crate::tests::sim::{self, Mark, Network};
 use crate::{
     Builder, CloseCause, CloseEvent, Event, Events, Heartbeat, Message, Messages, Overflow,
     Reconnect, State, WeakWebSocket, WebSocket, live_closures,

@@ -1,0 +1,13 @@
+//! The crate's own tests of its state machine, natively and in milliseconds, kept apart so
+//! that `src/` reads as the library (quinn-proto keeps its `src/tests/` the same way):
+//!
+//! - `sim.rs`: the simulated world: a connection the test drives (the transport `link.rs`
+//!   picks in this build), a clock and a small executor, and `sim::serve`, the echo server;
+//! - `model.rs`: model-based tests, random sequences of calls, transport events, time and
+//!   network changes checked against the socket's invariants (proptest);
+//! - `scenarios/`: the browser suites' state-machine scenarios and the issues' regressions,
+//!   by name, on the simulated world.
+
+mod model;
+mod scenarios;
+pub(crate) mod sim;
