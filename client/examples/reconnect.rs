@@ -29,7 +29,7 @@ use std::pin::pin;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt, future};
-use wasm_websocket::{Event, Heartbeat, Message, Reconnect, State, WebSocket};
+use wasm_websocket::{Event, Heartbeat, Message, Reconnect, Sent, WebSocket};
 
 /// Sends each of `lines` and prints every event, until `lines` ends.
 async fn chat(url: &str, lines: impl Stream<Item = String>) -> Result<(), wasm_websocket::Error> {
@@ -79,12 +79,11 @@ async fn chat(url: &str, lines: impl Stream<Item = String>) -> Result<(), wasm_w
     let sending = async {
         let mut lines = pin!(lines);
         while let Some(line) = lines.next().await {
-            let open = socket.state() == State::Open;
             // While the server is away this queues the line (and waits while the queue is
             // full); on an open connection it sends it.
             match socket.send_async(line.as_str()).await {
-                Ok(()) if !open => log(&format!("queued {line:?} ({} waiting)", socket.queued())),
-                Ok(()) => {}
+                Ok(Sent::Queued) => log(&format!("queued {line:?} ({} waiting)", socket.queued())),
+                Ok(Sent::Now) => {}
                 Err(error) => log(&format!("not sent: {error}")),
             }
         }

@@ -19,19 +19,25 @@ use crate::watch::{self, Beat, Watch};
 impl WebSocket {
     /// Opens a socket to `url` with the default settings and no callbacks, and returns at
     /// once: listen with [`events`](Self::events) or [`messages`](Self::messages).
-    pub fn connect(url: &str) -> Result<WebSocket, Error> {
+    pub fn connect(url: impl AsRef<str>) -> Result<WebSocket, Error> {
         Self::builder(url).connect()
     }
 
     /// Opens a socket to `url` with the default settings and waits until it is open; see
     /// [`Builder::open`].
-    pub async fn open(url: &str) -> Result<WebSocket, Error> {
+    pub async fn open(url: impl AsRef<str>) -> Result<WebSocket, Error> {
         Self::builder(url).open().await
     }
 
     /// Starts configuring a socket to `url` (`ws://` or `wss://`; `http(s)://` and relative
-    /// URLs are resolved by the browser against the page).
-    pub fn builder(url: &str) -> Builder {
+    /// URLs are resolved by the browser against the page). Takes a `&str`, a `String`, … .
+    pub fn builder(url: impl AsRef<str>) -> Builder {
+        Builder::new(url.as_ref())
+    }
+}
+
+impl Builder {
+    fn new(url: &str) -> Builder {
         Builder {
             url: url.to_owned(),
             options: Options::default(),

@@ -11,19 +11,19 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
-use crate::message::{CloseEvent, Message};
+use crate::message::{CloseEvent, Message, Sent};
 use crate::messages::MessageStream;
 use crate::socket::WebSocket;
 
 impl WebSocket {
     /// Sends `value` as a JSON text message, as [`send`](Self::send) sends; a value serde_json
     /// cannot serialize (a map with keys that are not strings, say) is [`Error::Json`].
-    pub fn send_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), Error> {
+    pub fn send_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<Sent, Error> {
         self.send(to_json(value)?)
     }
 
     /// Like [`send_json`](Self::send_json), once [`send_async`](Self::send_async) would send.
-    pub async fn send_json_async<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), Error> {
+    pub async fn send_json_async<T: Serialize + ?Sized>(&self, value: &T) -> Result<Sent, Error> {
         let text = to_json(value)?;
         self.send_async(text).await
     }

@@ -332,7 +332,7 @@ pub use io::ByteStream;
 #[cfg(feature = "json")]
 pub use json::JsonStream;
 pub use message::{
-    CloseCause, CloseEvent, MAX_CLOSE_REASON, Message, NORMAL_CLOSURE, Reconnecting, State,
+    CloseCause, CloseEvent, MAX_CLOSE_REASON, Message, NORMAL_CLOSURE, Reconnecting, Sent, State,
 };
 pub use messages::{MessageStream, Messages};
 pub use reconnect::{Overflow, Reconnect};

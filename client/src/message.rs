@@ -67,6 +67,16 @@ impl<const N: usize> From<&[u8; N]> for Message {
     }
 }
 
+impl fmt::Display for Message {
+    /// A text message's text; a binary message as its size, `binary message (N bytes)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Message::Text(text) => f.write_str(text),
+            Message::Binary(data) => write!(f, "binary message ({} bytes)", data.len()),
+        }
+    }
+}
+
 impl Message {
     /// The text of a text message.
     pub fn as_text(&self) -> Option<&str> {
@@ -144,6 +154,51 @@ pub enum CloseCause {
     ReceiveOverflow,
 }
 
+impl CloseCause {
+    /// The cause in a few words, as the `Display` impl writes it: `"closed by the server or
+    /// lost"`, `"closed by the application"`, …
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseCause::Remote => "closed by the server or lost",
+            CloseCause::Application => "closed by the application",
+            CloseCause::HandshakeFailed => "the handshake failed",
+            CloseCause::ConnectTimeout => "the connect timeout passed",
+            CloseCause::HeartbeatLost => "the heartbeat went unanswered",
+            CloseCause::Offline => "the browser went offline",
+            CloseCause::ReceiveOverflow => "the receive limit was exceeded",
+        }
+    }
+}
+
+impl fmt::Display for CloseCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for CloseEvent {
+    /// `1000 "done" (clean, closed by the application)`; an empty reason is left out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.code)?;
+        if !self.reason.is_empty() {
+            write!(f, " {:?}", self.reason)?;
+        }
+        let clean = if self.was_clean { "clean" } else { "not clean" };
+        write!(f, " ({clean}, {})", self.cause)
+    }
+}
+
+/// What became of a message that [`WebSocket::send`](crate::WebSocket::send) (or
+/// [`send_async`](crate::WebSocket::send_async)) accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// Handed to the open connection: the browser's buffer, or natively the socket.
+    Now,
+    /// Waiting in the reconnection queue, to go out in order once a connection opens (or to
+    /// come back in an [`Event::Unsent`](crate::Event::Unsent) if it never can).
+    Queued,
+}
+
 /// A reconnection attempt, scheduled after a close.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -186,5 +241,33 @@ impl State {
 impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_and_closes_display_as_a_user_reads_them() {
+        assert_eq!(Message::from("Hello, world!").to_string(), "Hello, world!");
+        assert_eq!(
+            Message::from(vec![0u8; 3]).to_string(),
+            "binary message (3 bytes)"
+        );
+        let close = CloseEvent::new(4000, "done", true).with_cause(CloseCause::Application);
+        assert_eq!(
+            close.to_string(),
+            r#"4000 "done" (clean, closed by the application)"#
+        );
+        let lost = CloseEvent::new(1006, "", false);
+        assert_eq!(
+            lost.to_string(),
+            "1006 (not clean, closed by the server or lost)"
+        );
+        assert_eq!(
+            CloseCause::HeartbeatLost.to_string(),
+            "the heartbeat went unanswered"
+        );
     }
 }

@@ -77,7 +77,7 @@ impl Sink<Message> for MessageSink {
 
     /// Sends at once, like [`WebSocket::send`]; also when `poll_ready` was not called first.
     fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
-        self.socket.send(message)
+        self.socket.send(message).map(drop)
     }
 
     /// Messages are handed to the browser (or queued) by `start_send`: nothing to flush.

@@ -28,7 +28,7 @@ use crate::error::Error;
 use crate::event::{Event, Unsent};
 use crate::inbox::{self, Events, Fan};
 use crate::link::{self, Connection};
-use crate::message::{CloseEvent, Message, NORMAL_CLOSURE, Reconnecting, State};
+use crate::message::{CloseEvent, Message, NORMAL_CLOSURE, Reconnecting, Sent, State};
 #[cfg(target_arch = "wasm32")]
 use crate::network::{self, Change};
 use crate::timer::{Timeout, now, sleep};
@@ -127,19 +127,23 @@ impl WebSocket {
     /// Sends a message now if the socket is open. With reconnection on, a message sent while
     /// the socket is not open (or while earlier queued messages still drain) waits in the
     /// queue for the next connection; otherwise it is [`Error::NotOpen`] (the browser would
-    /// throw while connecting, and drop it silently while closing).
+    /// throw while connecting, and drop it silently while closing). [`Sent`] says which it
+    /// was: handed to the connection now, or queued.
     ///
     /// Takes anything that is `Into<Message>`: `&str`, `String`, `&[u8]`, `&[u8; N]`,
     /// `Vec<u8>`, …
-    pub fn send(&self, message: impl Into<Message>) -> Result<(), Error> {
+    pub fn send(&self, message: impl Into<Message>) -> Result<Sent, Error> {
         let shared = &self.shared;
         let link = shared.link_state();
         // The application's `Into` runs before the core is borrowed: it may use the socket.
         let message = message.into();
         let now = shared.core().send(message, link);
         let result = match now {
-            Ok(Some(message)) => shared.hand_over(message).map_err(|unsent| unsent.error),
-            Ok(None) => Ok(()),
+            Ok(Some(message)) => match shared.hand_over(message) {
+                Ok(()) => Ok(Sent::Now),
+                Err(unsent) => Err(unsent.error),
+            },
+            Ok(None) => Ok(Sent::Queued),
             Err(error) => Err(error),
         };
         shared.pump();
@@ -149,10 +153,11 @@ impl WebSocket {
     /// Sends a message once the browser's buffer is below the high-water mark, so that a fast
     /// producer cannot grow it without bound. Also waits for the first connection to open,
     /// and, with reconnection on, while the queue is full (with [`Overflow::Error`]) or still
-    /// draining into a new connection. Then sends as [`send`](Self::send) does.
+    /// draining into a new connection. Then sends as [`send`](Self::send) does, and says
+    /// whether the message went out or was queued.
     ///
     /// [`Overflow::Error`]: crate::Overflow::Error
-    pub async fn send_async(&self, message: impl Into<Message>) -> Result<(), Error> {
+    pub async fn send_async(&self, message: impl Into<Message>) -> Result<Sent, Error> {
         let message = message.into();
         let mut readiness = Readiness::default();
         poll_fn(|cx| readiness.poll(cx, self)).await;

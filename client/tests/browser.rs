@@ -124,7 +124,9 @@ async fn dropping_the_last_handle_closes_with_1000_even_when_callbacks_send_and_
     let before = live_closures();
     let weak = Rc::new(RefCell::new(None));
     let socket = WebSocket::builder(server_url())
-        .on_open(|socket| socket.send("hello").unwrap())
+        .on_open(|socket| {
+            socket.send("hello").unwrap();
+        })
         .on_message(|socket, message| {
             if message == Message::Text("Received:  bye".into()) {
                 socket.close_with(4000, "bye").unwrap();

@@ -49,7 +49,9 @@ async fn the_only_handle_dropped_inside_callbacks() {
     let before = live_closures();
     // From on_message, inside the browser's message handler.
     let socket = WebSocket::builder(server_url())
-        .on_open(|socket| socket.send("drop me").unwrap())
+        .on_open(|socket| {
+            socket.send("drop me").unwrap();
+        })
         .on_message(|_, _| {
             drop_only_handle();
         })

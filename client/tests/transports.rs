@@ -19,7 +19,7 @@ use futures_util::{Sink, SinkExt};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test_configure;
 use wasm_websocket::{
-    CloseCause, Error, Event, Heartbeat, Message, MessageSink, Overflow, Reconnecting, State,
+    CloseCause, Error, Event, Heartbeat, Message, MessageSink, Overflow, Reconnecting, Sent, State,
     live_closures,
 };
 
@@ -394,7 +394,9 @@ transport_test!(
             let mut attempts = Vec::new();
             while attempts.len() < 2 {
                 match next_event(&mut events).await {
-                    Event::Open => socket.send("!drop").unwrap(),
+                    Event::Open => {
+                        socket.send("!drop").unwrap();
+                    }
                     Event::Reconnecting(next) => attempts.push(next.attempt),
                     _ => {}
                 }
@@ -521,8 +523,8 @@ transport_test!(
         next_close(&mut events).await;
         // The stream consumer, at the same point.
         assert_eq!(socket.state(), State::Reconnecting);
-        socket.send("from the stream").unwrap();
-        assert_eq!(*results.borrow(), [Ok(())]);
+        assert_eq!(socket.send("from the stream"), Ok(Sent::Queued));
+        assert_eq!(*results.borrow(), [Ok(Sent::Queued)]);
         assert!(matches!(
             next_event(&mut events).await,
             Event::Reconnecting(_)

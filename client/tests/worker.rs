@@ -52,7 +52,9 @@ async fn open_echo_and_close_in_a_worker() {
 async fn timers_work_in_a_worker_reconnection_and_callbacks_included() {
     let socket = WebSocket::builder(server_url())
         .reconnect(Reconnect::new().initial_delay(Duration::from_millis(50)))
-        .on_open(|socket| socket.send("hello").unwrap())
+        .on_open(|socket| {
+            socket.send("hello").unwrap();
+        })
         .connect()
         .unwrap();
     let mut events = socket.events();

@@ -203,7 +203,7 @@ impl Demo {
             None => Err(Error::NotOpen(State::Closed)),
         };
         match result {
-            Ok(()) => self.page.log("sent", &["sent: ", &text].concat()),
+            Ok(_) => self.page.log("sent", &["sent: ", &text].concat()),
             Err(error) => self.page.log("error", explain(&error)),
         }
     }

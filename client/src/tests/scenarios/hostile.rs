@@ -13,7 +13,7 @@ use std::task::{Context, Wake, Waker};
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 
 use super::*;
-use crate::{Overflow, WeakWebSocket};
+use crate::{Overflow, Sent, WeakWebSocket};
 
 /// `close()` called by the URL provider (the one piece of application code that runs while an
 /// attempt is being made) was overridden: the attempt went ahead, the socket reported its
@@ -57,7 +57,7 @@ fn close_from_the_url_provider_means_never_again() {
 #[test]
 fn on_error_before_a_reconnection_acts_as_on_close() {
     fresh();
-    let seen: Seen<(&str, State, Result<(), Error>)> = Rc::default();
+    let seen: Seen<(&str, State, Result<Sent, Error>)> = Rc::default();
     let socket = WebSocket::builder("ws://unreachable")
         .reconnect(slow_reconnect())
         .on_error({
@@ -94,8 +94,8 @@ fn on_error_before_a_reconnection_acts_as_on_close() {
         *seen.borrow(),
         [
             // The close is under way: not `Closed`, which is for good. Both sends queue.
-            ("error", State::Closing, Ok(())),
-            ("close", State::Reconnecting, Ok(())),
+            ("error", State::Closing, Ok(Sent::Queued)),
+            ("close", State::Reconnecting, Ok(Sent::Queued)),
             // The application's close, for good.
             ("close", State::Closed, Err(Error::NotOpen(State::Closed))),
         ]
@@ -355,7 +355,11 @@ fn send_async_waits_for_room_while_the_server_closes() {
     assert!(sim::open(""));
     // It looks again within 16 ms.
     sim::advance(20);
-    assert_eq!(*result.borrow(), Some(Ok(())), "a send_async while closing");
+    assert_eq!(
+        *result.borrow(),
+        Some(Ok(Sent::Now)),
+        "a send_async while closing, sent once the next connection opened"
+    );
     sim::serve();
     let messages: Vec<Event> = (waiting(&mut events).into_iter())
         .filter(|event| matches!(event, Event::Message(_)))
@@ -464,9 +468,9 @@ fn every_method_from_every_callback() {
     sim::serve();
     let rest = rest(&mut events);
     let expected = [
-        "open open Ok(())",
-        r#"message Text("Received:  a") Ok(())"#,
-        r#"message Text("Received:  b") Ok(())"#,
+        "open open Ok(Now)",
+        r#"message Text("Received:  a") Ok(Now)"#,
+        r#"message Text("Received:  b") Ok(Now)"#,
         "close 4002 closed Err(NotOpen(Closed))",
     ];
     assert_eq!(*seen.borrow(), expected);
@@ -489,10 +493,12 @@ fn streams_and_sinks_made_after_the_end() {
     assert!(ended(&mut late));
     let mut messages = socket.messages();
     assert_eq!(messages.next().now_or_never(), Some(None));
-    let closed = Some(Err(Error::NotOpen(State::Closed)));
+    let closed = Error::NotOpen(State::Closed);
     for _ in 0..3 {
-        assert_eq!(messages.send("late".into()).now_or_never(), closed);
-        assert_eq!(socket.send_async("late").now_or_never(), closed);
+        let late = messages.send("late".into()).now_or_never();
+        assert_eq!(late, Some(Err(closed.clone())));
+        let late = socket.send_async("late").now_or_never();
+        assert_eq!(late, Some(Err(closed.clone())));
     }
     assert_eq!(messages.close().now_or_never(), Some(Ok(())));
     assert_eq!(messages.close().now_or_never(), Some(Ok(())));
@@ -677,7 +683,9 @@ fn the_only_handle_dropped_inside_callbacks() {
     // From on_message.
     fresh();
     let socket = WebSocket::builder("ws://a")
-        .on_open(|socket| socket.send("drop me").unwrap())
+        .on_open(|socket| {
+            socket.send("drop me").unwrap();
+        })
         .on_message(|_, _| drop_only_handle())
         .connect()
         .unwrap();

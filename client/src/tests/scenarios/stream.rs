@@ -12,6 +12,7 @@ use std::rc::Rc;
 use futures_util::{FutureExt, SinkExt};
 
 use super::*;
+use crate::Sent;
 
 /// Every public method from `on_open`, `on_message`, `on_close`, `on_reconnect` and
 /// `on_unsent`: the state each sees, the replies, the order; streams made and dropped inside
@@ -54,11 +55,11 @@ fn every_method_from_every_callback() {
             drop(socket.events());
             socket.reconnect_now();
             let reply = match &message {
-                Message::Text(text) if text == "Received:  a" => socket.send("!drop"),
+                Message::Text(text) if text == "Received:  a" => Some(socket.send("!drop")),
                 Message::Text(text) if text == "Received:  after reconnect" => {
-                    socket.send("!close 4002 final")
+                    Some(socket.send("!close 4002 final"))
                 }
-                _ => Ok(()),
+                _ => None,
             };
             on_message(format!("message {message:?} {reply:?}"));
         })
@@ -95,14 +96,14 @@ fn every_method_from_every_callback() {
     sim::serve();
     let rest = rest(&mut events);
     let expected = [
-        "open open Ok(()) 1",
-        r#"message Text("Received:  a") Ok(())"#,
-        "close 1006 reconnecting Ok(()) 1",
+        "open open Ok(Now) 1",
+        r#"message Text("Received:  a") Some(Ok(Now))"#,
+        "close 1006 reconnecting Ok(Queued) 1",
         "reconnect 1 reconnecting",
-        // "c" (queued in on_close) went out first.
-        "open open Ok(()) 16",
-        r#"message Text("Received:  c") Ok(())"#,
-        r#"message Text("Received:  after reconnect") Ok(())"#,
+        // "c" (queued in on_close) went out first, before on_open: this one goes out now.
+        "open open Ok(Now) 16",
+        r#"message Text("Received:  c") None"#,
+        r#"message Text("Received:  after reconnect") Some(Ok(Now))"#,
         "close 4002 closed Err(NotOpen(Closed)) 0",
     ];
     assert_eq!(*seen.borrow(), expected);
@@ -164,14 +165,14 @@ fn every_method_while_closing_and_after() {
     sim::advance(1_000);
     assert_eq!(socket.state(), State::Closed, "reconnected after close()");
     assert_eq!(conns(), 1);
-    let closed = Err(Error::NotOpen(State::Closed));
-    assert_eq!(socket.send("after"), closed);
+    let closed = Error::NotOpen(State::Closed);
+    assert_eq!(socket.send("after"), Err(closed.clone()));
     assert_eq!(
         socket.send_async("after").now_or_never(),
-        Some(closed.clone())
+        Some(Err(closed.clone()))
     );
     let mut sink = socket.sink();
-    assert_eq!(sink.send("after".into()).now_or_never(), Some(closed));
+    assert_eq!(sink.send("after".into()).now_or_never(), Some(Err(closed)));
     drop(sink);
     drop_and_check(socket);
 }
@@ -310,7 +311,7 @@ fn send_async_in_every_state() {
     assert_eq!(*first.borrow(), None, "sent while connecting");
     assert!(sim::open(""));
     sim::advance(20);
-    assert_eq!(*first.borrow(), Some(Ok(())));
+    assert_eq!(*first.borrow(), Some(Ok(Sent::Now)));
     sim::serve();
     assert_eq!(
         waiting(&mut events),
@@ -405,9 +406,9 @@ fn every_method_from_on_error_of_refused_attempts() {
     assert_eq!(
         *seen.borrow(),
         [
-            "error closing Ok(()) 1",
+            "error closing Ok(Queued) 1",
             "close 1006 reconnecting 1",
-            "error closing Ok(()) 2",
+            "error closing Ok(Queued) 2",
             // The application's close, as it asked, now for good.
             "close 4000 closed 2",
         ]
