@@ -54,41 +54,58 @@ async fn chromium_negotiates_permessage_deflate_and_large_messages_round_trip() 
 /// JS value kept per socket, however small, fails it.
 ///
 /// Measured from the 500th socket on, once one-off capacities are filled (wasm-bindgen's table
-/// of JS values, the executor's queue). In Chromium 156, Firefox 153 and WebKitGTK 2.50 alike
-/// the page stays at 19 pages (1.19 MiB) over 4,000 sockets, the heap in use flat within
-/// bytes; a plain JavaScript loop and one on the bare bindings (web-sys, four closures) the
-/// same. Firefox and WebKit once failed here (3 pages more over 1,000 sockets): the tests'
-/// own timers, which held memory for five seconds each (`support::sleep`).
+/// of JS values, the executor's queue). Chromium 156, Firefox 153 and WebKitGTK 2.50 alike stay
+/// at 19 pages (1.19 MiB) over 4,000 sockets, the heap in use flat, as does the same loop on
+/// the bare bindings (web-sys, four closures, no crate). Firefox and WebKit once failed here,
+/// 2 to 3 pages more over 1,000 sockets: the tests' own timers, each holding memory for five
+/// seconds, longer than this loop takes in those engines (`support::sleep` says more).
 #[wasm_bindgen_test]
 async fn a_thousand_sockets_leave_no_closures_and_no_memory_behind() {
-    let mut before = (0, 0, 0, 0.0);
+    let mut before = Held::now();
     for round in 0..1_500 {
         let (socket, events) = open(WebSocket::connect(server_url()).unwrap()).await;
         finish(socket, events).await;
         if round == 499 {
             sleep(0).await;
-            before = held();
+            before = Held::now();
         }
     }
-    assert_closures_back_to(before.0).await;
-    let after = held();
-    assert_eq!(after.1, before.1, "JS values left behind");
-    let (heap, pages) = (after.2 as isize - before.2 as isize, after.3 - before.3);
+    assert_closures_back_to(before.closures).await;
+    let after = Held::now();
+    assert_eq!(after.js_values, before.js_values, "JS values left behind");
+    let heap = after.heap as isize - before.heap as isize;
     assert!(
         heap <= 0,
         "the heap grew by {heap} bytes over 1,000 sockets"
     );
+    let pages = (after.memory - before.memory) / 65_536.0;
     assert_eq!(
         pages, 0.0,
-        "wasm memory grew by {pages} bytes over 1,000 sockets"
+        "wasm memory grew by {pages} pages over 1,000 sockets"
     );
 }
 
-/// What the page holds: the crate's closures, the JS values wasm-bindgen holds for Rust, the
-/// heap's bytes in use, and the wasm memory's size in bytes.
-fn held() -> (usize, u32, usize, f64) {
-    let values = wasm_bindgen::externref_heap_live_count();
-    (live_closures(), values, heap::in_use(), wasm_memory())
+/// What the page holds.
+struct Held {
+    /// The crate's JavaScript closures ([`live_closures`]).
+    closures: usize,
+    /// The JS values wasm-bindgen holds for Rust.
+    js_values: u32,
+    /// The heap's bytes in use.
+    heap: usize,
+    /// The wasm memory's size, in bytes.
+    memory: f64,
+}
+
+impl Held {
+    fn now() -> Held {
+        Held {
+            closures: live_closures(),
+            js_values: wasm_bindgen::externref_heap_live_count(),
+            heap: heap::in_use(),
+            memory: wasm_memory(),
+        }
+    }
 }
 
 /// Bug: when a reconnection attempt could not even be made, the socket finished without a
