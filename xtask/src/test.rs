@@ -375,33 +375,13 @@ struct KnownFailure {
 }
 
 /// Every test that differs between engines, one line each.
-const KNOWN_FAILURES: &[KnownFailure] = &[
-    KnownFailure {
-        engine: Engine::WebKit,
-        suite: "browser",
-        test: "a_thousand_sockets_leave_no_closures_and_no_memory_behind",
-        why: MEMORY_GROWS,
-    },
-    KnownFailure {
-        engine: Engine::Firefox,
-        suite: "browser",
-        test: "a_thousand_sockets_leave_no_closures_and_no_memory_behind",
-        why: MEMORY_GROWS,
-    },
-    KnownFailure {
-        engine: Engine::Firefox,
-        suite: "browser",
-        test: "chromium_negotiates_permessage_deflate_and_large_messages_round_trip",
-        why: "Firefox's `extensions` names the extension without its parameters \
+const KNOWN_FAILURES: &[KnownFailure] = &[KnownFailure {
+    engine: Engine::Firefox,
+    suite: "browser",
+    test: "chromium_negotiates_permessage_deflate_and_large_messages_round_trip",
+    why: "Firefox's `extensions` names the extension without its parameters \
               (`permessage-deflate`); the test expects Chromium's full answer",
-    },
-];
-
-/// Seen in Firefox and WebKit, not in Chromium; the tests' doing, not the crate's.
-const MEMORY_GROWS: &str = "wasm memory grows by 3 pages (192 KiB) over 1,000 sockets; the \
-     same loop without the tests' `within` timers stays at 19 pages over 2,000 sockets in \
-     WebKit, and clearing those timers when `within` is done did not help (Firefox 153): not \
-     yet explained";
+}];
 
 /// The browser suites in an engine other than Chromium: what can differ between engines, not
 /// everything again. The shared transport suite on the browser's `WebSocket`, the browser and
