@@ -42,6 +42,7 @@ impl Builder {
             url: url.to_owned(),
             options: Options::default(),
             reconnect: None,
+            next_attempt: None,
             high_water_mark: DEFAULT_HIGH_WATER_MARK,
             receive_limit: None,
             watch: None,
@@ -67,6 +68,7 @@ pub struct Builder {
     url: String,
     options: Options,
     reconnect: Option<Reconnect>,
+    next_attempt: Option<fn(&mut Core, Millis, u16, bool) -> core::Next>,
     high_water_mark: u32,
     receive_limit: Option<usize>,
     /// Made by the first of the builder methods that need one.
@@ -98,6 +100,7 @@ impl Builder {
     /// Reopens the connection when it closes, as `policy` says. Off by default.
     pub fn reconnect(mut self, policy: Reconnect) -> Self {
         self.reconnect = Some(policy);
+        self.next_attempt = Some(core::next_attempt);
         self
     }
 
@@ -323,6 +326,7 @@ impl Builder {
     pub fn connect(self) -> Result<WebSocket, Error> {
         let config = Config {
             reconnect: self.reconnect,
+            next_attempt: self.next_attempt,
             high_water_mark: self.high_water_mark,
             receive_limit: self.receive_limit,
             decide: self.decide,

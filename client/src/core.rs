@@ -58,6 +58,9 @@ pub(crate) struct Config {
     /// What the watch's verdicts do ([`judge`]): set with the watch, by the same builder
     /// methods, so that its code too stays out of applications without one.
     pub(crate) judge: Option<fn(&mut Core, Millis, bool)>,
+    /// The reconnection policy's verdict after a close ([`next_attempt`]): set by
+    /// `Builder::reconnect`, so that an application that never reconnects carries none of it.
+    pub(crate) next_attempt: Option<fn(&mut Core, Millis, u16, bool) -> Next>,
     /// The seed of the backoff's jitter.
     pub(crate) seed: u64,
 }
@@ -653,33 +656,13 @@ impl Core {
         }
     }
 
-    /// What follows a close with `code`: the next reconnection attempt, if one should be made.
+    /// What follows a close with `code`: the next reconnection attempt, if one should be made
+    /// ([`next_attempt`], with reconnection on).
     fn next_attempt(&mut self, now: Millis, code: u16, wanted: bool) -> Next {
-        let Some(policy) = self.config.reconnect.as_ref() else {
-            return Next::End;
-        };
-        if self.closed_by_app || policy.final_codes.contains(&code) || !wanted {
-            return Next::End;
+        match self.config.next_attempt {
+            Some(next_attempt) => next_attempt(self, now, code, wanted),
+            None => Next::End,
         }
-        let opened_at = std::mem::replace(&mut self.opened_at, NEVER);
-        if opened_at != NEVER && now.saturating_sub(opened_at) >= millis(policy.reset_after) {
-            self.attempt = 0;
-        }
-        if self.offline {
-            return Next::Hold;
-        }
-        let attempt = self.attempt.saturating_add(1);
-        self.attempt = attempt;
-        if !policy.allows(attempt) {
-            return Next::End;
-        }
-        let random = self.next_random();
-        let delay = self
-            .config
-            .reconnect
-            .as_ref()
-            .map_or(Duration::ZERO, |policy| policy.delay(attempt, random));
-        Next::Attempt(Reconnecting { attempt, delay })
     }
 
     /// The waiting attempt is due: ask for its URL, or open it.
@@ -797,6 +780,37 @@ pub(crate) fn unchosen(core: &mut Core) {
 
 /// Moves every step of `from` to the end of `to`. (By hand: `VecDeque::append` costs the
 /// page 700 bytes of code beside the `push_back` and `pop_front` it has already.)
+/// What follows a close with `code` under the reconnection policy: the next attempt, if one
+/// should be made. `Config::next_attempt`, set by `Builder::reconnect`: the backoff, its jitter
+/// and the attempts' count are code only applications that reconnect carry.
+pub(crate) fn next_attempt(core: &mut Core, now: Millis, code: u16, wanted: bool) -> Next {
+    let Some(policy) = core.config.reconnect.as_ref() else {
+        return Next::End;
+    };
+    if core.closed_by_app || policy.final_codes.contains(&code) || !wanted {
+        return Next::End;
+    }
+    let opened_at = std::mem::replace(&mut core.opened_at, NEVER);
+    if opened_at != NEVER && now.saturating_sub(opened_at) >= millis(policy.reset_after) {
+        core.attempt = 0;
+    }
+    if core.offline {
+        return Next::Hold;
+    }
+    let attempt = core.attempt.saturating_add(1);
+    core.attempt = attempt;
+    if !policy.allows(attempt) {
+        return Next::End;
+    }
+    let random = core.next_random();
+    let delay = core
+        .config
+        .reconnect
+        .as_ref()
+        .map_or(Duration::ZERO, |policy| policy.delay(attempt, random));
+    Next::Attempt(Reconnecting { attempt, delay })
+}
+
 fn move_all(from: &mut VecDeque<Step>, to: &mut VecDeque<Step>) {
     while let Some(step) = from.pop_front() {
         to.push_back(step);
@@ -804,7 +818,7 @@ fn move_all(from: &mut VecDeque<Step>, to: &mut VecDeque<Step>) {
 }
 
 /// What follows a close.
-enum Next {
+pub(crate) enum Next {
     Attempt(Reconnecting),
     /// None yet: the browser is offline.
     Hold,
