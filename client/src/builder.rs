@@ -43,6 +43,7 @@ impl Builder {
             options: Options::default(),
             reconnect: None,
             next_attempt: None,
+            enqueue: None,
             high_water_mark: DEFAULT_HIGH_WATER_MARK,
             receive_limit: None,
             watch: None,
@@ -69,6 +70,7 @@ pub struct Builder {
     options: Options,
     reconnect: Option<Reconnect>,
     next_attempt: Option<fn(&mut Core, Millis, u16, bool) -> core::Next>,
+    enqueue: Option<fn(&mut Core, Message, crate::message::State) -> Result<(), Error>>,
     high_water_mark: u32,
     receive_limit: Option<usize>,
     /// Made by the first of the builder methods that need one.
@@ -101,6 +103,7 @@ impl Builder {
     pub fn reconnect(mut self, policy: Reconnect) -> Self {
         self.reconnect = Some(policy);
         self.next_attempt = Some(core::next_attempt);
+        self.enqueue = Some(core::enqueue);
         self
     }
 
@@ -327,6 +330,7 @@ impl Builder {
         let config = Config {
             reconnect: self.reconnect,
             next_attempt: self.next_attempt,
+            enqueue: self.enqueue,
             high_water_mark: self.high_water_mark,
             receive_limit: self.receive_limit,
             decide: self.decide,

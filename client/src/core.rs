@@ -61,6 +61,8 @@ pub(crate) struct Config {
     /// The reconnection policy's verdict after a close ([`next_attempt`]): set by
     /// `Builder::reconnect`, so that an application that never reconnects carries none of it.
     pub(crate) next_attempt: Option<fn(&mut Core, Millis, u16, bool) -> Next>,
+    /// Queues what is sent while not open ([`enqueue`]): set by `Builder::reconnect`, likewise.
+    pub(crate) enqueue: Option<fn(&mut Core, Message, State) -> Result<(), Error>>,
     /// The seed of the backoff's jitter.
     pub(crate) seed: u64,
 }
@@ -284,21 +286,10 @@ impl Core {
         if state == State::Open && self.queue.is_empty() {
             return Ok(Some(message));
         }
-        let Some(policy) = self.queue_policy(state) else {
-            return Err(Error::NotOpen(state));
-        };
-        let (capacity, overflow) = (policy.queue_capacity, policy.overflow);
-        if let Some(dropped) = self.queue.push(message, capacity, overflow)? {
-            let error = Error::QueueFull { capacity };
-            self.defer(Step::Act(Action::Deliver(Event::Unsent(Unsent {
-                message: dropped,
-                error,
-            }))));
+        match self.config.enqueue {
+            Some(enqueue) => enqueue(self, message, state).map(|()| None),
+            None => Err(Error::NotOpen(state)),
         }
-        if state == State::Open {
-            self.steps.push_back(Step::Act(Action::Drain));
-        }
-        Ok(None)
     }
 
     /// The application's close, checked as the browser checks it. Never reconnected after.
@@ -809,6 +800,26 @@ pub(crate) fn next_attempt(core: &mut Core, now: Millis, code: u16, wanted: bool
         .as_ref()
         .map_or(Duration::ZERO, |policy| policy.delay(attempt, random));
     Next::Attempt(Reconnecting { attempt, delay })
+}
+
+/// Queues a message sent while the socket is not open, or while earlier ones still drain,
+/// under the reconnection policy. `Config::enqueue`, set by `Builder::reconnect`.
+pub(crate) fn enqueue(core: &mut Core, message: Message, state: State) -> Result<(), Error> {
+    let Some(policy) = core.queue_policy(state) else {
+        return Err(Error::NotOpen(state));
+    };
+    let (capacity, overflow) = (policy.queue_capacity, policy.overflow);
+    if let Some(dropped) = core.queue.push(message, capacity, overflow)? {
+        let error = Error::QueueFull { capacity };
+        core.defer(Step::Act(Action::Deliver(Event::Unsent(Unsent {
+            message: dropped,
+            error,
+        }))));
+    }
+    if state == State::Open {
+        core.steps.push_back(Step::Act(Action::Drain));
+    }
+    Ok(())
 }
 
 fn move_all(from: &mut VecDeque<Step>, to: &mut VecDeque<Step>) {
