@@ -12,7 +12,7 @@ use crate::event::{Event, Unsent};
 use crate::heartbeat::Heartbeat;
 use crate::message::{CloseCause, CloseEvent, Message, Reconnecting};
 use crate::reconnect::Reconnect;
-use crate::socket::{Callbacks, DEFAULT_HIGH_WATER_MARK, Hooks, Setup, WebSocket};
+use crate::socket::{Callbacks, DEFAULT_HIGH_WATER_MARK, Hooks, Setup, Shared, WebSocket};
 use crate::transport::Options;
 use crate::watch::{self, Beat, Watch};
 
@@ -104,6 +104,7 @@ impl Builder {
         self.reconnect = Some(policy);
         self.next_attempt = Some(core::next_attempt);
         self.enqueue = Some(core::enqueue);
+        self.hooks.drain = Some(Shared::drain);
         self
     }
 

@@ -94,6 +94,7 @@ impl WebSocket {
             is_reply: setup.hooks.is_reply,
             overflows: setup.hooks.overflows,
             unchosen: setup.hooks.unchosen,
+            drain: setup.hooks.drain,
             ask_url: Cell::new(setup.hooks.ask_url),
             streams: Cell::new(None),
             released: Cell::new(false),
@@ -380,6 +381,8 @@ pub(crate) struct Hooks {
     pub(crate) unchosen: Option<fn(&Shared) -> bool>,
     /// `Builder::follow_network`: starts listening to the browser.
     pub(crate) listen: Option<fn(&Rc<Shared>) -> Listening>,
+    /// `Builder::reconnect`: [`Shared::drain`], the queue into an open connection.
+    pub(crate) drain: Option<fn(&Rc<Shared>)>,
 }
 
 /// Asks `Builder::should_reconnect` "reconnect after this close?", and tells the answer to
@@ -424,6 +427,7 @@ pub(crate) struct Shared {
     is_reply: Option<IsReply>,
     overflows: Option<fn(&Shared) -> bool>,
     unchosen: Option<fn(&Shared) -> bool>,
+    drain: Option<fn(&Rc<Shared>)>,
     ask_url: Cell<Option<AskUrl>>,
     /// The streams' ends, once [`WebSocket::events`] made one: see [`Fan`].
     streams: Cell<Option<Box<dyn Fan>>>,
@@ -547,14 +551,12 @@ impl Shared {
             Action::Release => {
                 drop(self.replace_link(None));
             }
-            Action::Drain => loop {
-                let buffered = self.with_link(Connection::buffered_amount);
-                let next = self.core().drain_next(now(), buffered);
-                let Some(message) = next else { break };
-                if let Err(unsent) = self.hand_over(message) {
-                    self.core().unsent(unsent);
+            Action::Drain => {
+                // Only a queue asks, and only `Builder::reconnect` makes one.
+                if let Some(drain) = self.drain {
+                    drain(self);
                 }
-            },
+            }
             Action::Ping(message) => {
                 let _ = self.hand_over(message);
             }
@@ -753,6 +755,19 @@ impl Shared {
     /// sets, so that pages that offer none carry none of this.
     pub(crate) fn unchosen(&self) -> bool {
         !self.options.protocols.is_empty() && self.with_link(Connection::protocol).is_empty()
+    }
+
+    /// Hands the reconnection queue's messages to the open connection while it takes them
+    /// under the high-water mark: the hook `Builder::reconnect` sets.
+    pub(crate) fn drain(self: &Rc<Self>) {
+        loop {
+            let buffered = self.with_link(Connection::buffered_amount);
+            let next = self.core().drain_next(now(), buffered);
+            let Some(message) = next else { break };
+            if let Err(unsent) = self.hand_over(message) {
+                self.core().unsent(unsent);
+            }
+        }
     }
 
     /// A message on a transport that cannot stop reading finds a stream at the receive
