@@ -7,7 +7,6 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_util::{Sink, Stream};
 
@@ -24,7 +23,7 @@ impl WebSocket {
     pub fn io(&self) -> ByteStream {
         ByteStream {
             messages: self.messages(),
-            unread: Bytes::new(),
+            unread: Vec::new(),
             read: 0,
         }
     }
@@ -35,7 +34,7 @@ impl WebSocket {
 pub struct ByteStream {
     messages: Messages,
     /// The message being read, and how much of it has been.
-    unread: Bytes,
+    unread: Vec<u8>,
     read: usize,
 }
 
@@ -64,7 +63,7 @@ impl AsyncRead for ByteStream {
                 return Poll::Ready(Ok(0));
             };
             this.unread = match message {
-                Message::Text(text) => text.into_bytes().into(),
+                Message::Text(text) => text.into_bytes(),
                 Message::Binary(data) => data,
             };
             this.read = 0;
@@ -88,7 +87,7 @@ impl AsyncWrite for ByteStream {
         }
         let mut messages = Pin::new(&mut self.messages);
         ready!(messages.as_mut().poll_ready(cx)).map_err(io::Error::other)?;
-        let message = Message::from(buf);
+        let message = Message::Binary(buf.to_vec());
         messages.start_send(message).map_err(io::Error::other)?;
         Poll::Ready(Ok(buf.len()))
     }

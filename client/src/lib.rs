@@ -324,9 +324,6 @@ mod watch;
 mod websocketstream;
 
 pub use builder::Builder;
-/// The bytes of a [`Message::Binary`], re-exported so that applications need not name the
-/// `bytes` crate.
-pub use bytes::Bytes;
 pub use error::{Error, validate_close};
 pub use event::{Event, Unsent};
 pub use heartbeat::Heartbeat;

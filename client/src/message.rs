@@ -4,8 +4,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use bytes::Bytes;
-
 /// The largest close reason the protocol allows, in bytes of UTF-8 (RFC 6455 section 5.5).
 pub const MAX_CLOSE_REASON: usize = 123;
 
@@ -17,9 +15,8 @@ pub const NORMAL_CLOSURE: u16 = 1000;
 pub enum Message {
     /// A text message: valid UTF-8, as the protocol guarantees.
     Text(String),
-    /// A binary message. [`Bytes`] derefs to `[u8]`, clones without copying, and converts
-    /// from a `Vec<u8>` without copying (`Vec::from` takes it back, copying only when shared).
-    Binary(Bytes),
+    /// A binary message.
+    Binary(Vec<u8>),
 }
 
 impl From<String> for Message {
@@ -40,39 +37,33 @@ impl From<&String> for Message {
     }
 }
 
-impl From<Bytes> for Message {
-    fn from(data: Bytes) -> Self {
-        Message::Binary(data)
-    }
-}
-
 impl From<Vec<u8>> for Message {
     fn from(data: Vec<u8>) -> Self {
-        Message::Binary(data.into())
+        Message::Binary(data)
     }
 }
 
 impl From<&[u8]> for Message {
     fn from(data: &[u8]) -> Self {
-        Message::Binary(Bytes::copy_from_slice(data))
+        Message::Binary(data.to_vec())
     }
 }
 
 impl From<&Vec<u8>> for Message {
     fn from(data: &Vec<u8>) -> Self {
-        Message::from(&data[..])
+        Message::Binary(data.clone())
     }
 }
 
 impl<const N: usize> From<[u8; N]> for Message {
     fn from(data: [u8; N]) -> Self {
-        Message::from(&data[..])
+        Message::Binary(data.to_vec())
     }
 }
 
 impl<const N: usize> From<&[u8; N]> for Message {
     fn from(data: &[u8; N]) -> Self {
-        Message::from(&data[..])
+        Message::Binary(data.to_vec())
     }
 }
 
