@@ -69,8 +69,8 @@ pub struct Builder {
     url: String,
     options: Options,
     reconnect: Option<Reconnect>,
-    next_attempt: Option<fn(&mut Core, Millis, u16, bool) -> core::Next>,
-    enqueue: Option<fn(&mut Core, Message, crate::message::State) -> Result<(), Error>>,
+    next_attempt: Option<core::NextAttempt>,
+    enqueue: Option<core::Enqueue>,
     high_water_mark: u32,
     receive_limit: Option<usize>,
     /// Made by the first of the builder methods that need one.

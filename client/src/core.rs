@@ -60,12 +60,17 @@ pub(crate) struct Config {
     pub(crate) judge: Option<fn(&mut Core, Millis, bool)>,
     /// The reconnection policy's verdict after a close ([`next_attempt`]): set by
     /// `Builder::reconnect`, so that an application that never reconnects carries none of it.
-    pub(crate) next_attempt: Option<fn(&mut Core, Millis, u16, bool) -> Next>,
+    pub(crate) next_attempt: Option<NextAttempt>,
     /// Queues what is sent while not open ([`enqueue`]): set by `Builder::reconnect`, likewise.
-    pub(crate) enqueue: Option<fn(&mut Core, Message, State) -> Result<(), Error>>,
+    pub(crate) enqueue: Option<Enqueue>,
     /// The seed of the backoff's jitter.
     pub(crate) seed: u64,
 }
+
+/// [`next_attempt`]'s shape: after a close at this time with this code, (un)wanted.
+pub(crate) type NextAttempt = fn(&mut Core, Millis, u16, bool) -> Next;
+/// [`enqueue`]'s shape: a message sent in this state.
+pub(crate) type Enqueue = fn(&mut Core, Message, State) -> Result<(), Error>;
 
 /// What the driver is to do, in order.
 #[derive(Debug, PartialEq)]
