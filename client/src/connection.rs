@@ -180,5 +180,5 @@ fn decode(event: &MessageEvent) -> Option<Message> {
         return Some(Message::Text(text));
     }
     let buffer = data.dyn_into::<ArrayBuffer>().ok()?;
-    Some(Message::Binary(js::bytes(&Uint8Array::new(&buffer))))
+    Some(Message::from(js::bytes(&Uint8Array::new(&buffer))))
 }

@@ -12,6 +12,7 @@ use futures_util::{Sink, Stream};
 
 use crate::message::{CloseEvent, Message};
 use crate::messages::Messages;
+use crate::payload::Payload;
 use crate::socket::WebSocket;
 
 impl WebSocket {
@@ -23,7 +24,7 @@ impl WebSocket {
     pub fn io(&self) -> ByteStream {
         ByteStream {
             messages: self.messages(),
-            unread: Vec::new(),
+            unread: Payload::default(),
             read: 0,
         }
     }
@@ -34,7 +35,7 @@ impl WebSocket {
 pub struct ByteStream {
     messages: Messages,
     /// The message being read, and how much of it has been.
-    unread: Vec<u8>,
+    unread: Payload,
     read: usize,
 }
 
@@ -63,7 +64,7 @@ impl AsyncRead for ByteStream {
                 return Poll::Ready(Ok(0));
             };
             this.unread = match message {
-                Message::Text(text) => text.into_bytes(),
+                Message::Text(text) => text.into_bytes().into(),
                 Message::Binary(data) => data,
             };
             this.read = 0;
@@ -87,7 +88,7 @@ impl AsyncWrite for ByteStream {
         }
         let mut messages = Pin::new(&mut self.messages);
         ready!(messages.as_mut().poll_ready(cx)).map_err(io::Error::other)?;
-        let message = Message::Binary(buf.to_vec());
+        let message = Message::from(buf);
         messages.start_send(message).map_err(io::Error::other)?;
         Poll::Ready(Ok(buf.len()))
     }

@@ -96,7 +96,7 @@ mod tests {
         let point = Point { x: 1, y: -2 };
         let text = to_json(&point).unwrap();
         assert_eq!(from_json::<Point>(&Message::Text(text.clone())), Ok(point));
-        let binary = Message::Binary(text.into_bytes());
+        let binary = Message::from(text.into_bytes());
         assert_eq!(from_json::<Point>(&binary), Ok(Point { x: 1, y: -2 }));
         let garbage = from_json::<Point>(&Message::Text("Received:  {}".into()));
         assert!(matches!(garbage, Err(Error::Json(_))), "{garbage:?}");

@@ -310,6 +310,7 @@ mod messages;
 mod native;
 #[cfg(target_arch = "wasm32")]
 mod network;
+mod payload;
 mod queue;
 mod reconnect;
 mod sink;
@@ -335,6 +336,7 @@ pub use message::{
     CloseCause, CloseEvent, MAX_CLOSE_REASON, Message, NORMAL_CLOSURE, Reconnecting, Sent, State,
 };
 pub use messages::{MessageStream, Messages};
+pub use payload::Payload;
 pub use reconnect::{Overflow, Reconnect};
 pub use sink::MessageSink;
 pub use socket::{DEFAULT_HIGH_WATER_MARK, DEFAULT_RECEIVE_LIMIT, WeakWebSocket, WebSocket};

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::payload::Payload;
+
 /// The largest close reason the protocol allows, in bytes of UTF-8 (RFC 6455 section 5.5).
 pub const MAX_CLOSE_REASON: usize = 123;
 
@@ -15,8 +17,9 @@ pub const NORMAL_CLOSURE: u16 = 1000;
 pub enum Message {
     /// A text message: valid UTF-8, as the protocol guarantees.
     Text(String),
-    /// A binary message.
-    Binary(Vec<u8>),
+    /// A binary message. [`Payload`] derefs to `[u8]` and converts from a `Vec<u8>` without a
+    /// copy; natively it is tungstenite's `Bytes`, so a received message is never copied.
+    Binary(Payload),
 }
 
 impl From<String> for Message {
@@ -37,33 +40,39 @@ impl From<&String> for Message {
     }
 }
 
+impl From<Payload> for Message {
+    fn from(data: Payload) -> Self {
+        Message::Binary(data)
+    }
+}
+
 impl From<Vec<u8>> for Message {
     fn from(data: Vec<u8>) -> Self {
-        Message::Binary(data)
+        Message::Binary(data.into())
     }
 }
 
 impl From<&[u8]> for Message {
     fn from(data: &[u8]) -> Self {
-        Message::Binary(data.to_vec())
+        Message::Binary(data.into())
     }
 }
 
 impl From<&Vec<u8>> for Message {
     fn from(data: &Vec<u8>) -> Self {
-        Message::Binary(data.clone())
+        Message::from(&data[..])
     }
 }
 
 impl<const N: usize> From<[u8; N]> for Message {
     fn from(data: [u8; N]) -> Self {
-        Message::Binary(data.to_vec())
+        Message::from(&data[..])
     }
 }
 
 impl<const N: usize> From<&[u8; N]> for Message {
     fn from(data: &[u8; N]) -> Self {
-        Message::Binary(data.to_vec())
+        Message::from(&data[..])
     }
 }
 

@@ -224,7 +224,7 @@ impl Link {
 fn wire(message: Message) -> WireMessage {
     match message {
         Message::Text(text) => WireMessage::text(text),
-        Message::Binary(data) => WireMessage::binary(data),
+        Message::Binary(data) => WireMessage::Binary(data.into()),
     }
 }
 
@@ -407,6 +407,7 @@ async fn run(
             };
             let message = match received {
                 Ok(WireMessage::Text(text)) => Message::Text(text.as_str().to_owned()),
+                // tungstenite's own bytes, handed on without a copy.
                 Ok(WireMessage::Binary(data)) => Message::Binary(data.into()),
                 Ok(WireMessage::Close(frame)) => {
                     link.state.set(State::Closing);

@@ -614,8 +614,8 @@ fn decode(value: JsValue) -> Option<Message> {
         return Some(Message::Text(text));
     }
     if let Some(buffer) = value.dyn_ref::<ArrayBuffer>() {
-        return Some(Message::Binary(Uint8Array::new(buffer).to_vec()));
+        return Some(Message::from(Uint8Array::new(buffer).to_vec()));
     }
     let view = value.dyn_into::<Uint8Array>().ok()?;
-    Some(Message::Binary(view.to_vec()))
+    Some(Message::from(view.to_vec()))
 }

@@ -231,7 +231,7 @@ async fn binary_is_sent_from_memory_the_browser_accepts() {
     assert_eq!(from_memory, !shared, "shared memory: {shared}");
     assert_eq!(
         next_event(&mut events).await,
-        Event::Message(Message::Binary(vec![1, 2, 3]))
+        Event::Message(Message::from(vec![1, 2, 3]))
     );
     finish(socket, events).await;
 }

@@ -150,7 +150,7 @@ async fn open_stream(builder: Builder) -> (WebSocket, Events) {
 }
 
 fn binary(data: Vec<u8>) -> Event {
-    Event::Message(Message::Binary(data))
+    Event::Message(Message::from(data))
 }
 
 /// Waits until the socket's `buffered_amount` is 0 (the writes finished), at most 5 s.

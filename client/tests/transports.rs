@@ -49,7 +49,7 @@ transport_test!(
         if expected_transport() == wasm_websocket::Transport::WebSocket {
             for _ in 0..8 {
                 let message = next_event(&mut events).await;
-                assert_eq!(message, Event::Message(Message::Binary(vec![0x5a; 1000])));
+                assert_eq!(message, Event::Message(Message::from(vec![0x5a; 1000])));
             }
             let overflow = next_close(&mut events).await;
             assert_eq!(overflow.code, 1008);
@@ -58,7 +58,7 @@ transport_test!(
         } else {
             for _ in 0..100 {
                 let message = next_event(&mut events).await;
-                assert_eq!(message, Event::Message(Message::Binary(vec![0x5a; 1000])));
+                assert_eq!(message, Event::Message(Message::from(vec![0x5a; 1000])));
             }
             finish(socket, events).await;
         }
@@ -122,7 +122,7 @@ transport_test!(
         let data: Vec<u8> = (0..=255).cycle().take(100_000).collect();
         socket.send(&data).unwrap();
         let echoed = next_event(&mut events).await;
-        assert_eq!(echoed, Event::Message(Message::Binary(data)));
+        assert_eq!(echoed, Event::Message(Message::from(data)));
         finish(socket, events).await;
     }
 );
@@ -139,7 +139,7 @@ transport_test!(
         assert_eq!(first, Some(Message::Text("Received:  via the sink".into())));
         assert_eq!(
             next(&mut messages).await,
-            Some(Message::Binary(vec![1, 2, 3]))
+            Some(Message::from(vec![1, 2, 3]))
         );
         socket.close().unwrap();
         assert_eq!(next(&mut messages).await, None);
@@ -565,7 +565,7 @@ transport_test!(
         assert_eq!(socket.queued(), COUNT);
         for n in 0..COUNT {
             let echoed = next(&mut messages).await;
-            assert_eq!(echoed, Some(Message::Binary(vec![n as u8; CHUNK])), "{n}");
+            assert_eq!(echoed, Some(Message::from(vec![n as u8; CHUNK])), "{n}");
         }
         let (buffered, queued) = at_open.get();
         assert!(
@@ -720,7 +720,7 @@ transport_test!(
         );
         let (mut sink, mut stream) = messages.split();
         sink.send(vec![9].into()).await.unwrap();
-        assert_eq!(next(&mut stream).await, Some(Message::Binary(vec![9])));
+        assert_eq!(next(&mut stream).await, Some(Message::from(vec![9])));
         // The receiving half closes: the sending half sees it.
         stream.close_with(4000, "from the stream").unwrap();
         assert_eq!(next(&mut stream).await, None);

@@ -38,7 +38,7 @@ async fn open_echo_and_close_in_a_worker() {
     );
     assert_eq!(
         next(&mut messages).await,
-        Some(Message::Binary(vec![1, 2, 3]))
+        Some(Message::from(vec![1, 2, 3]))
     );
     messages.close_with(4000, "bye").unwrap();
     assert_eq!(next(&mut messages).await, None);

@@ -13,12 +13,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// The client's core: plain values, the behaviour of a socket with no I/O.
-const CORE: [&str; 7] = [
+const CORE: [&str; 8] = [
     "core",
     "watch",
     "queue",
     "reconnect",
     "message",
+    "payload",
     "event",
     "error",
 ];

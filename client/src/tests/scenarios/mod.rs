@@ -69,7 +69,7 @@ fn echoed(text: &str) -> Event {
 }
 
 fn binary(data: Vec<u8>) -> Event {
-    Event::Message(Message::Binary(data))
+    Event::Message(Message::Binary(data.into()))
 }
 
 fn ms(ms: u64) -> Duration {

@@ -444,7 +444,7 @@ fn a_slow_reader_gets_everything_then_the_close() {
     let (socket, mut events) = opened(socket.connect().unwrap());
     // `!flood 200 3000`, then 100 numbered echoes.
     for _ in 0..200 {
-        assert!(sim::receive(Message::Binary(vec![0x5a; 3000])));
+        assert!(sim::receive(Message::from(vec![0x5a; 3000])));
     }
     for n in 0..100 {
         socket.send(format!("n{n}")).unwrap();
@@ -592,7 +592,7 @@ fn the_only_handle_dropped_inside_a_read() {
     keep_only_handle(socket);
     // `!flood 1000 8192`, as long as the connection takes it.
     let mut flooded = 0;
-    while flooded < 1_000 && sim::receive(Message::Binary(vec![7; 8192])) {
+    while flooded < 1_000 && sim::receive(Message::from(vec![7; 8192])) {
         flooded += 1;
     }
     let seen = rest(&mut events);
