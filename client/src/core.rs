@@ -774,8 +774,6 @@ pub(crate) fn unchosen(core: &mut Core) {
     core.abandon(reason.to_owned());
 }
 
-/// Moves every step of `from` to the end of `to`. (By hand: `VecDeque::append` costs the
-/// page 700 bytes of code beside the `push_back` and `pop_front` it has already.)
 /// What follows a close with `code` under the reconnection policy: the next attempt, if one
 /// should be made. `Config::next_attempt`, set by `Builder::reconnect`: the backoff, its jitter
 /// and the attempts' count are code only applications that reconnect carry.
@@ -827,6 +825,8 @@ pub(crate) fn enqueue(core: &mut Core, message: Message, state: State) -> Result
     Ok(())
 }
 
+/// Moves every step of `from` to the end of `to`. (By hand: `VecDeque::append` costs the
+/// page 700 bytes of code beside the `push_back` and `pop_front` it has already.)
 fn move_all(from: &mut VecDeque<Step>, to: &mut VecDeque<Step>) {
     while let Some(step) = from.pop_front() {
         to.push_back(step);

@@ -181,7 +181,7 @@ impl CloseCause {
 
 impl fmt::Display for CloseCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -249,7 +249,7 @@ impl State {
 
 impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -278,5 +278,7 @@ mod tests {
             CloseCause::HeartbeatLost.to_string(),
             "the heartbeat went unanswered"
         );
+        // Width and alignment are honoured, as for a `str`.
+        assert_eq!(format!("[{:>8}]", State::Open), "[    open]");
     }
 }

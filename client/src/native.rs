@@ -36,6 +36,7 @@ use tokio_tungstenite::{
 use crate::error::Error;
 use crate::event::Unsent;
 use crate::message::{CloseEvent, Message, NORMAL_CLOSURE, State};
+use crate::payload::Payload;
 use crate::timer::{sleep, spawn_local};
 use crate::tracked::Tracked;
 use crate::transport::{Listener, Options};
@@ -123,7 +124,7 @@ impl Connection {
         if state != State::Open {
             return crate::transport::not_open(state, message);
         }
-        let size = u32::try_from(payload(&message).len()).unwrap_or(u32::MAX);
+        let size = u32::try_from(payload_of(&message).len()).unwrap_or(u32::MAX);
         let link = &self.link;
         // Straight to the socket while nothing waits before it; what it does not flush, or
         // cannot take, the task finishes.
@@ -407,8 +408,7 @@ async fn run(
             };
             let message = match received {
                 Ok(WireMessage::Text(text)) => Message::Text(text.as_str().to_owned()),
-                // tungstenite's own bytes, handed on without a copy.
-                Ok(WireMessage::Binary(data)) => Message::Binary(data.into()),
+                Ok(WireMessage::Binary(data)) => Message::Binary(payload(data)),
                 Ok(WireMessage::Close(frame)) => {
                     link.state.set(State::Closing);
                     close = Some(frame);
@@ -448,7 +448,18 @@ fn report(link: &Link, listener: Option<Rc<dyn Listener>>, close: Option<Option<
     }
 }
 
-fn payload(message: &Message) -> &[u8] {
+/// A received binary message's bytes: tungstenite's own, without a copy; but a payload
+/// smaller than the read buffer is copied out of it, since one the application keeps would
+/// otherwise keep the whole buffer (32 KiB or more) alive.
+fn payload(data: bytes::Bytes) -> Payload {
+    if data.len() < READ_BUFFER {
+        Payload::from(&data[..])
+    } else {
+        data.into()
+    }
+}
+
+fn payload_of(message: &Message) -> &[u8] {
     match message {
         Message::Text(text) => text.as_bytes(),
         Message::Binary(data) => data,

@@ -135,9 +135,18 @@ impl WebSocket {
     /// `Vec<u8>`, …
     pub fn send(&self, message: impl Into<Message>) -> Result<Sent, Error> {
         let shared = &self.shared;
-        let link = shared.link_state();
         // The application's `Into` runs before the core is borrowed: it may use the socket.
         let message = message.into();
+        // What the reconnection queue holds goes first, as far as an open connection takes it
+        // now: then this message either goes straight out (`Now`) or waits behind what is
+        // still queued (`Queued`), and is not drained by this call's own pump after the core
+        // said it was queued.
+        let link = shared.link_state();
+        if link == State::Open
+            && let Some(drain) = shared.drain
+        {
+            drain(shared);
+        }
         let now = shared.core().send(message, link);
         let result = match now {
             Ok(Some(message)) => match shared.hand_over(message) {

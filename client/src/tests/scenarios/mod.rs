@@ -25,6 +25,7 @@ use crate::{
 
 mod hostile;
 mod issue23;
+mod issue30;
 mod liveness;
 mod stream;
 mod transports;
