@@ -144,6 +144,7 @@ impl WebSocket {
         let link = shared.link_state();
         if link == State::Open
             && let Some(drain) = shared.drain
+            && shared.core().queued() > 0
         {
             drain(shared);
         }
