@@ -284,7 +284,8 @@
 //!   to the browser on an open connection or comes back in an [`Event::Unsent`], unless the
 //!   application drops every handle first, which discards the socket and its queue at once.
 //! - **Backpressure**: [`WebSocket::send_async`] and the sinks wait while `bufferedAmount` is
-//!   above the high-water mark, and while the reconnection queue is full or still draining.
+//!   above the high-water mark, and while the reconnection queue is full; while the queue still
+//!   drains into a new connection, a message joins it (`Sent::Queued`), so order is kept.
 //! - **One behaviour everywhere**: a send does the same from a callback, a stream consumer
 //!   or any other code: the state it sees is the one [`WebSocket::state`] reports. A close
 //!   while connecting ends the same way as one while waiting to reconnect: one close event,

@@ -163,9 +163,10 @@ impl WebSocket {
 
     /// Sends a message once the browser's buffer is below the high-water mark, so that a fast
     /// producer cannot grow it without bound. Also waits for the first connection to open,
-    /// and, with reconnection on, while the queue is full (with [`Overflow::Error`]) or still
-    /// draining into a new connection. Then sends as [`send`](Self::send) does, and says
-    /// whether the message went out or was queued.
+    /// and, with reconnection on, while the queue is full (with [`Overflow::Error`]); while
+    /// it still drains into a new connection, the message joins it, behind what was sent
+    /// before. Then sends as [`send`](Self::send) does, and says whether the message went out
+    /// or was queued.
     ///
     /// [`Overflow::Error`]: crate::Overflow::Error
     pub async fn send_async(&self, message: impl Into<Message>) -> Result<Sent, Error> {
