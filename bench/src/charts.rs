@@ -1,0 +1,121 @@
+//! The charts written next to BENCHMARKS.md (`bench/charts/*.svg`), drawn with plotters' SVG
+//! backend: grouped bars, one group per workload or scenario, one bar per program or server.
+//! SVG text is left to the viewer's fonts, so no font or bitmap crate is needed.
+
+use std::path::Path;
+
+use anyhow::{Result, anyhow};
+use plotters::prelude::*;
+
+/// One group of bars: its label, and (series, value) for each bar.
+pub type Group = (String, Vec<(&'static str, f64)>);
+
+/// A panel: its title and its groups. Every group has the same series in the same order.
+pub struct Panel {
+    pub title: String,
+    pub groups: Vec<Group>,
+}
+
+/// Colours for the series, in order (matplotlib's "tab10").
+const COLOURS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+/// Draws `panels` one above the other into the SVG `file`, each with its bars grouped,
+/// `y_label` on the value axis and, with `reference`, a dashed line at that value (plain
+/// JavaScript's 1.0 for ratios).
+pub fn grouped_bars(
+    file: &Path,
+    panels: &[Panel],
+    y_label: &str,
+    reference: Option<(f64, &str)>,
+) -> Result<()> {
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let height = 360 * panels.len() as u32;
+    let root = SVGBackend::new(file, (900, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+    for (area, panel) in root.split_evenly((panels.len(), 1)).iter().zip(panels) {
+        draw_panel(area, panel, y_label, reference).map_err(|e| anyhow!("{e}"))?;
+    }
+    root.present().map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}
+
+fn draw_panel(
+    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    panel: &Panel,
+    y_label: &str,
+    reference: Option<(f64, &str)>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let groups = panel.groups.len();
+    let series: Vec<&str> = (panel.groups.first())
+        .map(|(_, bars)| bars.iter().map(|(name, _)| *name).collect())
+        .unwrap_or_default();
+    let top = (panel.groups.iter())
+        .flat_map(|(_, bars)| bars.iter().map(|(_, value)| *value))
+        .chain(reference.map(|(value, _)| value))
+        .fold(0.0, f64::max)
+        * 1.15;
+    let labels: Vec<String> = panel.groups.iter().map(|(label, _)| label.clone()).collect();
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..groups as f64, 0.0..top.max(f64::MIN_POSITIVE))?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(groups * 2 + 1)
+        .x_label_formatter(&|x| {
+            // Labels at the middle of each group only.
+            let middle = x - x.floor();
+            match labels.get(x.floor() as usize) {
+                Some(label) if (middle - 0.5).abs() < 1e-6 => label.clone(),
+                _ => String::new(),
+            }
+        })
+        .y_desc(y_label)
+        .draw()?;
+    let width = 0.8 / series.len().max(1) as f64;
+    for (s, name) in series.iter().enumerate() {
+        let colour = COLOURS[s % COLOURS.len()];
+        let bars = (panel.groups.iter().enumerate()).filter_map(|(g, (_, bars))| {
+            let value = bars.get(s)?.1;
+            let left = g as f64 + 0.1 + s as f64 * width;
+            Some(Rectangle::new(
+                [(left, 0.0), (left + width * 0.9, value)],
+                colour.filled(),
+            ))
+        });
+        chart
+            .draw_series(bars)?
+            .label(*name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled()));
+    }
+    if let Some((value, name)) = reference {
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(0.0, value), (groups as f64, value)],
+                6,
+                4,
+                BLACK.stroke_width(1),
+            ))?
+            .label(name)
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 12, y)], BLACK));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .draw()?;
+    Ok(())
+}
