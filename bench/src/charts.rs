@@ -63,7 +63,11 @@ fn draw_panel(
         .chain(reference.map(|(value, _)| value))
         .fold(0.0, f64::max)
         * 1.15;
-    let labels: Vec<String> = panel.groups.iter().map(|(label, _)| label.clone()).collect();
+    let labels: Vec<String> = panel
+        .groups
+        .iter()
+        .map(|(label, _)| label.clone())
+        .collect();
     let mut chart = ChartBuilder::on(area)
         .caption(&panel.title, ("sans-serif", 18))
         .margin(12)

@@ -64,7 +64,10 @@ fn main() -> Result<()> {
     // `--only`, `--server` and `--callgrind-only` are for working on one scenario or server
     // (the server's program name, e.g. `wsecho`); a report needs every server, and with
     // `--only` replaces only the sections it ran.
-    ensure!(write.is_none() || (server.is_none() && !callgrind_only), usage);
+    ensure!(
+        write.is_none() || (server.is_none() && !callgrind_only),
+        usage
+    );
     let charts = write.as_ref().map(|_| root.join("bench/charts"));
     let wanted = |name: &str| {
         (only.as_ref()).is_none_or(|list| list.split(',').any(|wanted| wanted == name))
@@ -92,7 +95,10 @@ fn main() -> Result<()> {
         report.push_str(&report::targets_section(&rows));
         report.push_str(&report::spread_section(&rows));
         if let Some(charts) = &charts {
-            report.push_str(&report::cpu_chart(&rows, &charts.join("cpu-per-message.svg"))?);
+            report.push_str(&report::cpu_chart(
+                &rows,
+                &charts.join("cpu-per-message.svg"),
+            )?);
         }
     }
     if wanted("4") {

@@ -216,9 +216,11 @@ pub fn cpu_chart(rows: &[Row], file: &Path) -> Result<String> {
             .collect(),
     };
     crate::charts::grouped_bars(file, &[panel], "µs of server CPU per message", None)?;
-    Ok("\n![Server CPU per message in scenarios 1 to 3, per server]\
+    Ok(
+        "\n![Server CPU per message in scenarios 1 to 3, per server]\
         (bench/charts/cpu-per-message.svg)\n"
-        .to_owned())
+            .to_owned(),
+    )
 }
 
 /// Replaces the sections of `file` (each from a `### ` heading to the next) whose headings
@@ -303,7 +305,11 @@ mod tests {
     #[test]
     fn a_partial_run_replaces_its_sections_only() {
         let file = std::env::temp_dir().join(format!("bench-report-{}.md", std::process::id()));
-        std::fs::write(&file, "# B\n\nintro\n\n### 1: a\n\nold a\n\n### 2: b\n\nold b\n").unwrap();
+        std::fs::write(
+            &file,
+            "# B\n\nintro\n\n### 1: a\n\nold a\n\n### 2: b\n\nold b\n",
+        )
+        .unwrap();
         update_report(&file, "\n### 2: b\n\nnew b\n\n### 8: c\n\nnew c\n").unwrap();
         let text = std::fs::read_to_string(&file).unwrap();
         std::fs::remove_file(&file).unwrap();

@@ -44,7 +44,9 @@ pub async fn in_flight(url: String, count: u32, size: usize, window: u32) -> Res
     let mut sent = 0;
     for n in 0..count {
         while sent < count && sent - n < window {
-            stream.feed(WsMessage::Binary(binary(&pattern, sent))).await?;
+            stream
+                .feed(WsMessage::Binary(binary(&pattern, sent)))
+                .await?;
             sent += 1;
         }
         stream.flush().await?;
