@@ -55,6 +55,9 @@ fn after_one_message(
     Ok(held_rss.saturating_sub(before) as f64 / count as f64)
 }
 
+/// A server's name and its KiB per connection after each of [`SIZES`].
+pub type Memory = (&'static str, [f64; 4]);
+
 /// The message sizes' labels, as the table and the chart show them.
 pub const SIZE_LABELS: [&str; 4] = ["32 B", "2 KiB", "64 KiB", "512 KiB"];
 
@@ -65,7 +68,7 @@ pub fn section(
     runtime: &tokio::runtime::Runtime,
     targets: &[&Target],
     deflated: &Target,
-) -> Result<(String, Vec<(&'static str, [f64; 4])>)> {
+) -> Result<(String, Vec<Memory>)> {
     let mut section = format!(
         "\n### 4b: idle connections after one message\n\n\
          Each connection echoes one JSON-like text message (compressed by the client, as a \

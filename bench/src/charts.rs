@@ -62,17 +62,18 @@ fn draw_panel(
         .flat_map(|(_, bars)| bars.iter().map(|(_, value)| *value))
         .chain(reference.map(|(value, _)| value))
         .fold(0.0, f64::max)
-        * 1.15;
+        // Room above the bars for the legend.
+        * 1.7;
     let labels: Vec<String> = panel
         .groups
         .iter()
         .map(|(label, _)| label.clone())
         .collect();
     let mut chart = ChartBuilder::on(area)
-        .caption(&panel.title, ("sans-serif", 18))
+        .caption(&panel.title, ("sans-serif", 24))
         .margin(12)
-        .x_label_area_size(30)
-        .y_label_area_size(60)
+        .x_label_area_size(34)
+        .y_label_area_size(70)
         .build_cartesian_2d(0.0..groups as f64, 0.0..top.max(f64::MIN_POSITIVE))?;
     chart
         .configure_mesh()
@@ -87,6 +88,8 @@ fn draw_panel(
             }
         })
         .y_desc(y_label)
+        .label_style(("sans-serif", 16))
+        .axis_desc_style(("sans-serif", 16))
         .draw()?;
     let width = 0.8 / series.len().max(1) as f64;
     for (s, name) in series.iter().enumerate() {
@@ -118,8 +121,52 @@ fn draw_panel(
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)
+        .label_font(("sans-serif", 16))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.3))
         .draw()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chart_has_every_group_and_series_named() {
+        let file = std::env::temp_dir().join(format!("bench-chart-{}.svg", std::process::id()));
+        let groups = [
+            "13 B text",
+            "64 KiB binary",
+            "1 MiB binary",
+            "in flight",
+            "sockets",
+        ]
+        .iter()
+        .map(|group| (group.to_string(), vec![("ours", 1.1), ("theirs", 0.9)]))
+        .collect();
+        let panels = [Panel {
+            title: "a panel".to_owned(),
+            groups,
+        }];
+        grouped_bars(&file, &panels, "ratio", Some((1.0, "reference"))).unwrap();
+        let svg = std::fs::read_to_string(&file).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        for text in [
+            "13 B text",
+            "64 KiB binary",
+            "1 MiB binary",
+            "in flight",
+            "sockets",
+        ] {
+            assert_eq!(
+                svg.matches(&format!("\n{text}\n")).count(),
+                1,
+                "{text}:\n{svg}"
+            );
+        }
+        for text in ["a panel", "ours", "theirs", "reference", "ratio"] {
+            assert!(svg.contains(&format!("\n{text}\n")), "{text}");
+        }
+    }
 }
