@@ -120,8 +120,8 @@ fn locked_version(package: &str) -> Result<String> {
 
 /// The version of `package` that the lock file `lock` resolved.
 fn locked_version_in(lock: &Path, package: &str) -> Result<String> {
-    let lock = std::fs::read_to_string(lock)
-        .with_context(|| format!("reading {}", lock.display()))?;
+    let lock =
+        std::fs::read_to_string(lock).with_context(|| format!("reading {}", lock.display()))?;
     let mut lines = lock.lines();
     while let Some(line) = lines.next() {
         if line == format!("name = \"{package}\"") {
