@@ -37,6 +37,7 @@ mod stats;
 mod targets;
 mod transports;
 
+use charts::Scale;
 use targets::Target;
 
 fn main() -> Result<()> {
@@ -128,7 +129,13 @@ fn main() -> Result<()> {
                 groups,
             };
             let file = charts.join("memory-after-traffic.svg");
-            charts::grouped_bars(&file, &[panel], "KiB per connection (RSS)", None)?;
+            charts::grouped_bars(
+                &file,
+                &[panel],
+                "KiB per connection (RSS)",
+                None,
+                Scale::Log,
+            )?;
         }
     }
     if wanted("5") {
@@ -161,7 +168,13 @@ fn main() -> Result<()> {
                 .collect();
             let file = charts.join("peers.svg");
             let reference = Some((1.0, "plain JavaScript"));
-            charts::grouped_bars(&file, &panels, "time / plain JavaScript's", reference)?;
+            charts::grouped_bars(
+                &file,
+                &panels,
+                "time / plain JavaScript's",
+                reference,
+                Scale::Linear,
+            )?;
         }
     }
     println!("{report}");

@@ -215,7 +215,8 @@ pub fn cpu_chart(rows: &[Row], file: &Path) -> Result<String> {
             })
             .collect(),
     };
-    crate::charts::grouped_bars(file, &[panel], "µs of server CPU per message", None)?;
+    let scale = crate::charts::Scale::Linear;
+    crate::charts::grouped_bars(file, &[panel], "µs of server CPU per message", None, scale)?;
     Ok(
         "\n![Server CPU per message in scenarios 1 to 3, per server]\
         (bench/charts/cpu-per-message.svg)\n"
