@@ -331,7 +331,8 @@ pub fn section(
     );
 
     text += &targets(&sizes, &engines, &native, root)?;
-    text += "\n![Each crate's time as a ratio to plain JavaScript, per workload and engine]\
+    text += "\nWhere the gaps come from: ARCHITECTURE.md, \"The client beside its peers\".\n\n\
+             ![Each crate's time as a ratio to plain JavaScript, per workload and engine]\
              (bench/charts/peers.svg)\n";
     eprint!("{text}");
     Ok((text, Figures { engines }))
