@@ -21,6 +21,7 @@ use serde_json::Value;
 use test_support::browser::Engine;
 
 use crate::report::command_output;
+use crate::stats::Figure;
 use crate::targets::Target;
 use crate::transports;
 
@@ -119,8 +120,9 @@ type Run = serde_json::Map<String, Value>;
 pub struct EngineFigures {
     pub engine: Engine,
     pub browser: String,
-    /// `[program][workload]`: (median ms, median ratio to plain JavaScript).
-    pub times: Vec<Vec<(f64, f64)>>,
+    /// `[program][workload]`: (median ms, the ratio to plain JavaScript over the rounds: its
+    /// median, lowest and highest).
+    pub times: Vec<Vec<(f64, Figure)>>,
     /// `[program]`: wasm memory in bytes before and after the sockets (`None` for JS).
     pub memory: Vec<Option<(f64, f64)>>,
 }
@@ -139,7 +141,7 @@ impl Figures {
                 let rows = (WORKLOADS.iter().enumerate())
                     .map(|(w, workload)| {
                         let bars = (PROGRAMS.iter().zip(&figures.times).skip(1))
-                            .map(|(program, times)| (program.label, times[w].1))
+                            .map(|(program, times)| (program.label, times[w].1.median))
                             .collect();
                         (short_label(workload), bars)
                     })
@@ -267,7 +269,8 @@ pub fn section(
 
     for figures in &engines {
         text += &format!(
-            "\nIn headless {:?} ({}): milliseconds, and the ratio to plain JavaScript.\n\n\
+            "\nIn headless {:?} ({}): the ratio to plain JavaScript (median, then the lowest \
+             and the highest round's), and the median milliseconds.\n\n\
              | workload | {} |\n|---|{}\n",
             figures.engine,
             figures.browser,
@@ -278,10 +281,14 @@ pub fn section(
             let cells: Vec<String> = (figures.times.iter().enumerate())
                 .map(|(p, times)| {
                     let (ms, ratio) = times[w];
-                    if p == 0 {
-                        format!("{ms:.0} ms")
-                    } else {
-                        format!("{ratio:.2}x ({ms:.0} ms)")
+                    match (p, workload.key) {
+                        (0, _) => format!("{ms:.0} ms"),
+                        // One round: no range.
+                        (_, "sockets") => format!("{:.2}x, {ms:.0} ms", ratio.median),
+                        _ => format!(
+                            "{:.2}x ({:.2}-{:.2}), {ms:.0} ms",
+                            ratio.median, ratio.min, ratio.max
+                        ),
                     }
                 })
                 .collect();
@@ -392,12 +399,18 @@ fn targets(
                 );
                 continue;
             }
-            let ours = figures.times[1][w].1;
+            let ours = figures.times[1][w].1.median;
             let fastest = (figures.times[2..].iter())
-                .map(|times| times[w].1)
+                .map(|times| times[w].1.median)
                 .fold(f64::INFINITY, f64::min);
+            // Two decimals, or three where two would show a difference as none.
+            let digits = if format!("{ours:.2}") == format!("{fastest:.2}") {
+                3
+            } else {
+                2
+            };
             text += &format!(
-                "| {:?}, {}: at most the fastest peer's, at most 1.05x JavaScript | {ours:.2}x / {fastest:.2}x | {} |\n",
+                "| {:?}, {}: at most the fastest peer's, at most 1.05x JavaScript | {ours:.digits$}x / {fastest:.digits$}x | {} |\n",
                 figures.engine,
                 short_label(workload),
                 mark(ours <= fastest && ours <= 1.05)
@@ -492,7 +505,7 @@ fn figures(engine: Engine, runs: &[Vec<Run>]) -> EngineFigures {
                     };
                     let all = runs.iter().map(|run| ms(run, p)).collect();
                     let ratios = runs.iter().map(|run| ms(run, p) / ms(run, 0)).collect();
-                    (median(all), median(ratios))
+                    (median(all), Figure::of(ratios))
                 })
                 .collect()
         })
