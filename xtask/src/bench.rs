@@ -27,7 +27,7 @@ pub fn bench(scenarios: &[&str]) -> Result<()> {
     if !scenarios.is_empty() {
         bench.arg("--only").arg(scenarios.join(","));
     }
-    if scenarios.is_empty() || scenarios.contains(&"8") {
+    if scenarios.is_empty() || scenarios.iter().any(|s| ["8", "peers"].contains(s)) {
         bench.arg("--peers").arg(build_peers()?);
     }
     // Scenario 7's baseline: Node's ws with permessage-deflate.
