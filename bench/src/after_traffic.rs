@@ -55,13 +55,20 @@ fn after_one_message(
     Ok(held_rss.saturating_sub(before) as f64 / count as f64)
 }
 
+/// A server's name and its KiB per connection after each of [`SIZES`].
+pub type Memory = (&'static str, [f64; 4]);
+
+/// The message sizes' labels, as the table and the chart show them.
+pub const SIZE_LABELS: [&str; 4] = ["32 B", "2 KiB", "64 KiB", "512 KiB"];
+
 /// The scenario's section of BENCHMARKS.md, for every WebSocket target in `targets` and ours
-/// again with `--deflate` (`deflated`).
+/// again with `--deflate` (`deflated`); and each server's figures (KiB per connection after
+/// each size), for the chart.
 pub fn section(
     runtime: &tokio::runtime::Runtime,
     targets: &[&Target],
     deflated: &Target,
-) -> Result<String> {
+) -> Result<(String, Vec<Memory>)> {
     let mut section = format!(
         "\n### 4b: idle connections after one message\n\n\
          Each connection echoes one JSON-like text message (compressed by the client, as a \
@@ -74,16 +81,23 @@ pub fn section(
          |---|---|---|---|---|\n",
     );
     let mut source = 0;
+    let mut figures = Vec::new();
     for target in targets.iter().copied().chain([deflated]) {
         let mut row = format!("| {} |", target.name);
-        for size in SIZES {
+        let mut kibs = [0.0; 4];
+        for (size, kib) in SIZES.into_iter().zip(&mut kibs) {
             source += 1;
-            let kib = after_one_message(runtime, target, size, CONNECTIONS, source)?;
+            *kib = after_one_message(runtime, target, size, CONNECTIONS, source)?;
             row.push_str(&format!(" {kib:.1} KiB |"));
         }
         row.push('\n');
         eprint!("{row}");
         section.push_str(&row);
+        figures.push((target.name, kibs));
     }
-    Ok(section)
+    section.push_str(
+        "\n![Memory per idle connection after one message, per server and message size]\
+         (bench/charts/memory-after-traffic.svg)\n",
+    );
+    Ok((section, figures))
 }

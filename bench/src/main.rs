@@ -11,8 +11,11 @@
 //! million-connection estimate); 4b (`after_traffic`): idle connections after one message of
 //! 2 KiB, 64 KiB or 512 KiB; 5 (`browser`): the wasm client against plain JavaScript in
 //! Chromium and Firefox, and 5b (`transports`) its other transports; 6 (`size`): the demo's
-//! sizes; 7 (`deflate`): permessage-deflate, against Node's `ws`. The servers are `targets`;
-//! `stats` makes each figure a median over the runs, and `report` the tables and the file.
+//! sizes; 7 (`deflate`): permessage-deflate, against Node's `ws`; 8 (`peers`): the client
+//! beside its peers (gloo-net, ws_stream_wasm, tokio-tungstenite-wasm) and plain JavaScript,
+//! the same program on each, in Chromium and Firefox. The servers are `targets`; `stats` makes
+//! each figure a median over the runs, `report` the tables and the file, and `charts` the SVG
+//! charts beside it (`bench/charts/`).
 
 use std::path::PathBuf;
 
@@ -23,8 +26,10 @@ use test_support::browser::Engine;
 
 mod after_traffic;
 mod browser;
+mod charts;
 mod deflate;
 mod idle;
+mod peers;
 mod report;
 mod round_trips;
 mod size;
@@ -32,12 +37,13 @@ mod stats;
 mod targets;
 mod transports;
 
+use charts::Scale;
 use targets::Target;
 
 fn main() -> Result<()> {
     let usage = "usage: bench --root WORKSPACE [--write FILE] [--only 1,4,4b,...] \
-                 [--server NAME] [--callgrind-only]";
-    let (mut root, mut write, mut only, mut server) = (None, None, None, None);
+                 [--server NAME] [--callgrind-only] [--peers DIR]";
+    let (mut root, mut write, mut only, mut server, mut peers) = (None, None, None, None, None);
     let mut callgrind_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -50,14 +56,20 @@ fn main() -> Result<()> {
             ("--root", Some(dir)) => root = Some(PathBuf::from(dir)),
             ("--write", Some(file)) => write = Some(PathBuf::from(file)),
             ("--only", Some(list)) => only = Some(list),
+            // Scenario 8's programs, as `cargo xtask bench` builds them.
+            ("--peers", Some(dir)) => peers = Some(PathBuf::from(dir)),
             _ => bail!(usage),
         }
     }
     let root = root.context(usage)?;
     // `--only`, `--server` and `--callgrind-only` are for working on one scenario or server
-    // (the server's program name, e.g. `wsecho`); a report needs them all.
-    let partial = only.is_some() || server.is_some() || callgrind_only;
-    ensure!(write.is_none() || !partial, usage);
+    // (the server's program name, e.g. `wsecho`); a report needs every server, and with
+    // `--only` replaces only the sections it ran.
+    ensure!(
+        write.is_none() || (server.is_none() && !callgrind_only),
+        usage
+    );
+    let charts = write.as_ref().map(|_| root.join("bench/charts"));
     let wanted = |name: &str| {
         (only.as_ref()).is_none_or(|list| list.split(',').any(|wanted| wanted == name))
     };
@@ -79,9 +91,17 @@ fn main() -> Result<()> {
     let chosen_targets: Vec<&Target> = targets.iter().filter(chosen).collect();
     let rows = round_trips::rows(&runtime, scenarios, &chosen_targets, dir, callgrind_only)?;
     let mut report = report::table(&rows);
-    report.push_str(&report::ratios(&rows));
-    report.push_str(&report::targets_section(&rows));
-    report.push_str(&report::spread_section(&rows));
+    if !rows.is_empty() {
+        report.push_str(&report::ratios(&rows));
+        report.push_str(&report::targets_section(&rows));
+        report.push_str(&report::spread_section(&rows));
+        if let Some(charts) = &charts {
+            report.push_str(&report::cpu_chart(
+                &rows,
+                &charts.join("cpu-per-message.svg"),
+            )?);
+        }
+    }
     if wanted("4") {
         report.push_str(&idle::section(&runtime, &targets)?);
     }
@@ -95,7 +115,28 @@ fn main() -> Result<()> {
             ..websockets.last().copied().context("ours")?.clone()
         };
         let websockets: Vec<&Target> = websockets.into_iter().filter(chosen).collect();
-        report.push_str(&after_traffic::section(&runtime, &websockets, &deflated)?);
+        let (section, figures) = after_traffic::section(&runtime, &websockets, &deflated)?;
+        report.push_str(&section);
+        if let Some(charts) = &charts {
+            let groups = (after_traffic::SIZE_LABELS.iter().enumerate())
+                .map(|(i, size)| {
+                    let bars = figures.iter().map(|(name, kib)| (*name, kib[i])).collect();
+                    (format!("after {size}"), bars)
+                })
+                .collect();
+            let panel = charts::Panel {
+                title: "4b: memory per idle connection after one message".to_owned(),
+                groups,
+            };
+            let file = charts.join("memory-after-traffic.svg");
+            charts::grouped_bars(
+                &file,
+                &[panel],
+                "KiB per connection (RSS)",
+                None,
+                Scale::Log,
+            )?;
+        }
     }
     if wanted("5") {
         let ours = targets.last().expect("ours is the last target");
@@ -113,9 +154,34 @@ fn main() -> Result<()> {
     if wanted("7") {
         report.push_str(&deflate::section(&runtime, dir)?);
     }
+    if wanted("8") || wanted("peers") {
+        let ours = targets.last().expect("ours is the last target");
+        let www = peers.context("scenario 8 needs --peers DIR: run it with cargo xtask bench")?;
+        let (section, figures) = peers::section(&runtime, ours, &www, &root)?;
+        report.push_str(&section);
+        if let Some(charts) = &charts {
+            let panels: Vec<charts::Panel> = (figures.ratios().into_iter())
+                .map(|(engine, groups)| charts::Panel {
+                    title: format!("8: time as a ratio to plain JavaScript, in {engine}"),
+                    groups,
+                })
+                .collect();
+            let file = charts.join("peers.svg");
+            let reference = Some((1.0, "plain JavaScript"));
+            charts::grouped_bars(
+                &file,
+                &panels,
+                "time / plain JavaScript's",
+                reference,
+                Scale::Linear,
+            )?;
+        }
+    }
     println!("{report}");
-    if let Some(file) = write {
-        report::write_report(&file, &report)?;
+    match write {
+        Some(file) if only.is_some() => report::update_report(&file, &report)?,
+        Some(file) => report::write_report(&file, &report)?,
+        None => {}
     }
     Ok(())
 }

@@ -1,9 +1,11 @@
 //! The report: the round trips' table, their ratios, the targets they are held to and how far
-//! the runs spread, and the file `--write` makes of it all with the machine and the date.
+//! the runs spread, and the file `--write` makes of it all with the machine and the date (or,
+//! from a run of some scenarios only, the sections it replaces in that file). It uses
+//! `round_trips`' rows and scenarios; `round_trips` formats its own rows, so the dependency goes
+//! one way.
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use anyhow::Result;
 use bench::counters;
@@ -21,39 +23,10 @@ pub fn command_output(program: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-fn micros(duration: Option<Duration>) -> String {
-    duration.map_or_else(
-        || "-".to_owned(),
-        |d| format!("{:.1} µs", d.as_secs_f64() * 1e6),
-    )
-}
-
-/// Nanoseconds as microseconds, to the nearest 10 ns.
-fn micros_of_ns(ns: f64) -> String {
-    format!("{:.2} µs", ns / 1000.0)
-}
-
-fn optional(figure: Option<Figure>, show: impl Fn(f64) -> String) -> String {
-    figure.map_or_else(|| "-".to_owned(), |figure| show(figure.median))
-}
-
-pub fn line(row: &Row) -> String {
-    format!(
-        "| {} | {} | {:.0} | {:.0} | {} | {:.0} | {} | {} | {} | {} |",
-        row.scenario,
-        row.target,
-        row.per_second.median,
-        row.megabytes_per_second,
-        micros_of_ns(row.cpu_per_message.median),
-        row.switches.median,
-        optional(row.instructions, |n| format!("{n:.0}")),
-        optional(row.allocations, |n| format!("{n:.2}")),
-        micros(row.p50),
-        micros(row.p99),
-    )
-}
-
 pub fn table(rows: &[Row]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
     let mut table = String::from(
         "### 1 to 3: round trips\n\n\
          | scenario | server | round trips/s | MB/s (both ways) | server CPU per message | \
@@ -62,7 +35,7 @@ pub fn table(rows: &[Row]) -> String {
          |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
-        table.push_str(&line(row));
+        table.push_str(&row.line());
         table.push('\n');
     }
     table
@@ -228,6 +201,64 @@ pub fn spread_section(rows: &[Row]) -> String {
     text
 }
 
+/// The chart of server CPU per message, scenario by scenario (1 to 3), into `file`; the line
+/// that embeds it.
+pub fn cpu_chart(rows: &[Row], file: &Path) -> Result<String> {
+    let panel = crate::charts::Panel {
+        title: "1 to 3: server CPU per message".to_owned(),
+        groups: (scenarios(rows).into_iter())
+            .map(|rows| {
+                let bars = (rows.iter())
+                    .map(|row| (row.target, row.cpu_per_message.median / 1000.0))
+                    .collect();
+                (rows[0].scenario.to_owned(), bars)
+            })
+            .collect(),
+    };
+    let scale = crate::charts::Scale::Linear;
+    crate::charts::grouped_bars(file, &[panel], "µs of server CPU per message", None, scale)?;
+    Ok(
+        "\n![Server CPU per message in scenarios 1 to 3, per server]\
+        (bench/charts/cpu-per-message.svg)\n"
+            .to_owned(),
+    )
+}
+
+/// Replaces the sections of `file` (each from a `### ` heading to the next) whose headings
+/// `report` has with `report`'s, and adds the others at the end: a run of some scenarios
+/// updates their figures and leaves the others as the last full run wrote them.
+pub fn update_report(file: &Path, report: &str) -> Result<()> {
+    let mut text = std::fs::read_to_string(file)?;
+    for section in sections(report) {
+        let heading = section.lines().next().unwrap_or_default();
+        let old = sections(&text)
+            .into_iter()
+            .find(|old| old.lines().next() == Some(heading));
+        text = match old {
+            Some(old) => text.replacen(old, section, 1),
+            None => format!("{}\n\n{}", text.trim_end(), section),
+        };
+    }
+    let text = format!("{}\n", text.trim_end());
+    std::fs::write(file, text)?;
+    Ok(())
+}
+
+/// The `### ` sections of a report, each from its heading to the next heading (or the end),
+/// without the blank lines that end it.
+fn sections(text: &str) -> Vec<&str> {
+    let starts: Vec<usize> = (text.match_indices("### "))
+        .map(|(at, _)| at)
+        .filter(|&at| at == 0 || text[..at].ends_with('\n'))
+        .collect();
+    (starts.iter().enumerate())
+        .map(|(i, &start)| {
+            let end = starts.get(i + 1).copied().unwrap_or(text.len());
+            text[start..end].trim_end()
+        })
+        .collect()
+}
+
 pub fn write_report(file: &Path, table: &str) -> Result<()> {
     let run = command_output;
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -266,4 +297,26 @@ pub fn write_report(file: &Path, table: &str) -> Result<()> {
     );
     std::fs::write(file, report)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_run_replaces_its_sections_only() {
+        let file = std::env::temp_dir().join(format!("bench-report-{}.md", std::process::id()));
+        std::fs::write(
+            &file,
+            "# B\n\nintro\n\n### 1: a\n\nold a\n\n### 2: b\n\nold b\n",
+        )
+        .unwrap();
+        update_report(&file, "\n### 2: b\n\nnew b\n\n### 8: c\n\nnew c\n").unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(
+            text,
+            "# B\n\nintro\n\n### 1: a\n\nold a\n\n### 2: b\n\nnew b\n\n### 8: c\n\nnew c\n"
+        );
+    }
 }

@@ -77,6 +77,41 @@ pub struct Row {
     pub p99: Option<Duration>,
 }
 
+impl Row {
+    /// The row as a line of the round trips' table.
+    pub fn line(&self) -> String {
+        format!(
+            "| {} | {} | {:.0} | {:.0} | {} | {:.0} | {} | {} | {} | {} |",
+            self.scenario,
+            self.target,
+            self.per_second.median,
+            self.megabytes_per_second,
+            micros_of_ns(self.cpu_per_message.median),
+            self.switches.median,
+            optional(self.instructions, |n| format!("{n:.0}")),
+            optional(self.allocations, |n| format!("{n:.2}")),
+            micros(self.p50),
+            micros(self.p99),
+        )
+    }
+}
+
+fn micros(duration: Option<Duration>) -> String {
+    duration.map_or_else(
+        || "-".to_owned(),
+        |d| format!("{:.1} µs", d.as_secs_f64() * 1e6),
+    )
+}
+
+/// Nanoseconds as microseconds, to the nearest 10 ns.
+fn micros_of_ns(ns: f64) -> String {
+    format!("{:.2} µs", ns / 1000.0)
+}
+
+fn optional(figure: Option<Figure>, show: impl Fn(f64) -> String) -> String {
+    figure.map_or_else(|| "-".to_owned(), |figure| show(figure.median))
+}
+
 /// The rows of `scenarios` for every target of `targets`, each from [`RUNS`] runs (one with
 /// `callgrind_only`), and for scenarios that ask for it the callgrind runs, whose files are
 /// kept in `dir/callgrind`.
@@ -110,7 +145,7 @@ pub fn rows<'a>(
                 row.instructions = Some(counted.0);
                 row.allocations = Some(counted.1);
             }
-            eprintln!("{}", crate::report::line(&row));
+            eprintln!("{}", row.line());
             rows.push(row);
         }
     }

@@ -1,5 +1,6 @@
 //! `cargo xtask build`: the page's client, built for release into `www/pkg/`.
 
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::Result;
@@ -31,9 +32,17 @@ pub fn build_client() -> Result<()> {
     let mut bindgen = cmd("wasm-bindgen", &["--target", "web", "--out-dir"]);
     bindgen.arg(&out).arg(&wasm);
     run(&mut bindgen)?;
-    // Shrink for download: the flags are safe for Rust's output (nothing lives in the first
-    // kilobyte of memory) and the wasm features are those rustc's wasm32 target enables.
     let wasm = out.join(format!("{PAGE_FILES}_bg.wasm"));
+    shrink(&wasm)?;
+    let size = std::fs::metadata(&wasm)?.len();
+    eprintln!("built {} ({size} bytes of wasm)", out.display());
+    Ok(())
+}
+
+/// Shrinks a wasm-bindgen module for download with `wasm-opt -Oz`, in place. The flags are
+/// safe for Rust's output (nothing lives in the first kilobyte of memory) and the wasm
+/// features are those rustc's wasm32 target enables.
+pub fn shrink(wasm: &Path) -> Result<()> {
     let mut optimize = Command::new(ensure_wasm_opt()?);
     optimize
         .args([
@@ -49,11 +58,8 @@ pub fn build_client() -> Result<()> {
             "--enable-reference-types",
             "--enable-multivalue",
         ])
-        .arg(&wasm)
+        .arg(wasm)
         .arg("-o")
-        .arg(&wasm);
-    run(optimize)?;
-    let size = std::fs::metadata(&wasm)?.len();
-    eprintln!("built {} ({size} bytes of wasm)", out.display());
-    Ok(())
+        .arg(wasm);
+    run(optimize)
 }

@@ -4,7 +4,8 @@
 //!   on the client library) into `www/pkg/`, and runs the echo server (default
 //!   `127.0.0.1:1234`), which serves the page.
 //! - `build`: only the first two steps.
-//! - `bench`: builds for release and runs the benchmarks, writing BENCHMARKS.md.
+//! - `bench`: builds for release and runs the benchmarks, writing BENCHMARKS.md; `bench
+//!   SCENARIO...` (`1`, `4b`, `8`, ...) runs only those and replaces their sections there.
 //! - `test`: everything CI checks, in order: formatting, clippy (native and wasm32), docs, the
 //!   native tests (the nginx one included), the client's examples (built for both targets,
 //!   and run against the server), the wasm-bindgen tests in headless Chromium against a
@@ -51,10 +52,10 @@ fn main() -> Result<()> {
         ["serve", "--addr", addr] => serve::serve(addr),
         ["build"] => build::build_client(),
         ["test", steps @ ..] => test::test(steps),
-        ["bench"] => bench::bench(),
+        ["bench", scenarios @ ..] => bench::bench(scenarios),
         _ => {
             eprintln!(
-                "usage: cargo xtask serve [--addr HOST:PORT] | build | test [--list | STEP...] | bench"
+                "usage: cargo xtask serve [--addr HOST:PORT] | build | test [--list | STEP...] | bench [SCENARIO...]"
             );
             std::process::exit(2);
         }
@@ -114,7 +115,13 @@ fn output(program: &str, args: &[&str]) -> Option<String> {
 
 /// The version of `package` that Cargo.lock resolved.
 fn locked_version(package: &str) -> Result<String> {
-    let lock = std::fs::read_to_string(root().join("Cargo.lock")).context("reading Cargo.lock")?;
+    locked_version_in(&root().join("Cargo.lock"), package)
+}
+
+/// The version of `package` that the lock file `lock` resolved.
+fn locked_version_in(lock: &Path, package: &str) -> Result<String> {
+    let lock =
+        std::fs::read_to_string(lock).with_context(|| format!("reading {}", lock.display()))?;
     let mut lines = lock.lines();
     while let Some(line) = lines.next() {
         if line == format!("name = \"{package}\"") {
@@ -124,7 +131,7 @@ fn locked_version(package: &str) -> Result<String> {
             }
         }
     }
-    bail!("{package} is not in Cargo.lock")
+    bail!("{package} is not in the lock file")
 }
 
 #[cfg(test)]
@@ -143,5 +150,17 @@ mod tests {
                 "{manifest} pins wasm-bindgen"
             );
         }
+    }
+
+    #[test]
+    fn the_peers_lock_has_the_cli_wasm_bindgen() {
+        // The comparison's programs (bench/peers, a workspace of their own) are bound by the
+        // same CLI as the page.
+        let peers = root().join("bench/peers/Cargo.lock");
+        assert_eq!(
+            locked_version_in(&peers, "wasm-bindgen").unwrap(),
+            locked_version("wasm-bindgen").unwrap(),
+            "run `cargo update -p wasm-bindgen --precise VERSION` in bench/peers"
+        );
     }
 }
