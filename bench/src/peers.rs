@@ -200,6 +200,7 @@ pub fn section(
         engines.push(figures(engine, &runs));
     }
     let native = native(root, &format!("ws://{}/", server.addr))?;
+    let instructions = native_instructions(root, &format!("ws://{}/", server.addr))?;
 
     let mut text = format!(
         "\n### 8: the client beside its peers\n\n\
@@ -337,7 +338,30 @@ pub fn section(
         native[2].1 / native[2].0,
     );
 
-    text += &targets(&sizes, &engines, &native, root)?;
+    text += &format!(
+        "\nInstructions per binary message natively (`client/tests/native_instructions.rs` \
+         under callgrind, 8 in flight, every reply checked: one side at a time, run with {} \
+         and with twice as many messages, the difference over the extra messages; median of \
+         {} such pairs; user space only):\n\n\
+         | message | tokio-tungstenite | ours | ratio |\n|---|---|---|---|\n",
+        INSTRUCTION_COUNTS
+            .iter()
+            .map(|(_, count)| count.to_string())
+            .collect::<Vec<_>>()
+            .join(" or "),
+        INSTRUCTION_PAIRS,
+    );
+    for ((base, ours), (size, _)) in instructions.iter().zip(INSTRUCTION_COUNTS) {
+        text += &format!(
+            "| {} | {} | {} | {:.3}x |\n",
+            size_label(size),
+            thousands(*base as usize),
+            thousands(*ours as usize),
+            ours / base
+        );
+    }
+
+    text += &targets(&sizes, &engines, &native, &instructions, root)?;
     text += "\nWhere the gaps come from: ARCHITECTURE.md, \"The client beside its peers\".\n\n\
              ![Each crate's time as a ratio to plain JavaScript, per workload and engine]\
              (bench/charts/peers.svg)\n";
@@ -350,6 +374,7 @@ fn targets(
     sizes: &[Option<(usize, usize)>],
     engines: &[EngineFigures],
     native: &[(f64, f64); 3],
+    instructions: &[(f64, f64); 2],
     root: &Path,
 ) -> Result<String> {
     let mark = |met: bool| if met { "met" } else { "not met" };
@@ -422,6 +447,14 @@ fn targets(
         text += &format!(
             "| native, {name}: at least 1.00x tokio-tungstenite | {ratio:.2}x | {} |\n",
             mark(ratio >= 1.0)
+        );
+    }
+    for ((base, ours), (size, _)) in instructions.iter().zip(INSTRUCTION_COUNTS) {
+        let ratio = ours / base;
+        text += &format!(
+            "| native, instructions per {} message: within 5% of tokio-tungstenite's | {ratio:.3}x | {} |\n",
+            size_label(size),
+            mark(ratio <= 1.05)
         );
     }
     Ok(text)
@@ -547,6 +580,70 @@ fn native(root: &Path, url: &str) -> Result<[(f64, f64); 3]> {
         pair("binary_mb_per_s")?,
         pair("binary_1m_mb_per_s")?,
     ])
+}
+
+/// `64 KiB`, `1 MiB`.
+fn size_label(bytes: usize) -> String {
+    if bytes >= 1024 * 1024 {
+        format!("{} MiB", bytes / (1024 * 1024))
+    } else {
+        format!("{} KiB", bytes / 1024)
+    }
+}
+
+/// The native instruction rows' message sizes, each with the smaller of its two counts.
+const INSTRUCTION_COUNTS: [(usize, usize); 2] = [(64 * 1024, 100), (1024 * 1024, 40)];
+/// How many pairs of runs each figure is the median of: partial reads move a count by a few
+/// percent from run to run.
+const INSTRUCTION_PAIRS: usize = 3;
+
+/// Instructions per binary message of each size, (tokio-tungstenite used directly, ours):
+/// `client/tests/native_instructions.rs` under callgrind (cargo's runner), each side with a
+/// count and twice that count, the difference over the extra messages.
+fn native_instructions(root: &Path, url: &str) -> Result<[(f64, f64); 2]> {
+    let dir = root.join("target/release/callgrind");
+    std::fs::create_dir_all(&dir)?;
+    let count = |side: &str, size: usize, count: usize| -> Result<u64> {
+        let out = dir.join(format!("native-{side}-{size}-{count}.out"));
+        let runner = format!(
+            "valgrind --tool=callgrind --callgrind-out-file={}",
+            out.display()
+        );
+        let mut test = transports::cargo(root, &["--test", "native_instructions", "--"]);
+        test.args(["--include-ignored", "--nocapture"])
+            .env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER", runner)
+            .env("ECHO_SERVER_URL", url)
+            .env("NATIVE_SIDE", side)
+            .env("NATIVE_SIZE", size.to_string())
+            .env("NATIVE_COUNT", count.to_string());
+        let output = test
+            .output()
+            .context("cannot run cargo test under callgrind")?;
+        if !output.status.success() {
+            bail!(
+                "native_instructions failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(bench::callgrind::Counts::read(&out)?.instructions)
+    };
+    let per_message = |side: &str, size: usize, n: usize| -> Result<f64> {
+        let mut figures = Vec::new();
+        for _ in 0..INSTRUCTION_PAIRS {
+            let (once, twice) = (count(side, size, n)?, count(side, size, 2 * n)?);
+            figures.push(twice.saturating_sub(once) as f64 / n as f64);
+        }
+        figures.sort_by(f64::total_cmp);
+        Ok(figures[figures.len() / 2])
+    };
+    let mut rows = [(0.0, 0.0); 2];
+    for (row, (size, n)) in rows.iter_mut().zip(INSTRUCTION_COUNTS) {
+        *row = (
+            per_message("tungstenite", size, n)?,
+            per_message("ours", size, n)?,
+        );
+    }
+    Ok(rows)
 }
 
 /// For each program, its wasm and its JavaScript glue, gzipped (`None` for plain JavaScript).
