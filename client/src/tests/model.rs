@@ -16,7 +16,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRu
 use crate::tests::sim::{self, Mark, Network};
 use crate::{
     Builder, CloseCause, CloseEvent, Event, Events, Heartbeat, Message, Messages, Overflow,
-    Reconnect, State, WeakWebSocket, WebSocket, live_closures,
+    Reconnect, Sent, State, WeakWebSocket, WebSocket, live_closures,
 };
 
 /// initial, max delay, max attempts, reset after, 4001 final, capacity, drop oldest.
@@ -232,6 +232,8 @@ struct Ledger {
     /// What `closed()` resolved to, and the last close delivered then.
     closed: Vec<(CloseEvent, Option<CloseEvent>)>,
     refuse: bool,
+    /// A send whose `Sent` said otherwise than what became of its message at once.
+    misreported: Option<String>,
 }
 
 type Shared = Rc<RefCell<Ledger>>;
@@ -250,8 +252,23 @@ fn send(ledger: &Shared, socket: &WebSocket) {
         ledger.next_id += 1;
         ledger.next_id
     };
-    if socket.send(format!("m{id}")).is_ok() {
-        ledger.borrow_mut().accepted.push(id);
+    if let Ok(sent) = socket.send(format!("m{id}")) {
+        // `Now`: a connection has it when `send` returns; `Queued`: none has, and it waits.
+        let on_wire = sim::with(|world| {
+            (world.conns.iter()).any(|conn| conn.sent.iter().any(|(_, m)| id_of(m) == Some(id)))
+        });
+        let told = match sent {
+            Sent::Now => on_wire,
+            Sent::Queued => !on_wire && socket.queued() > 0,
+        };
+        let mut ledger = ledger.borrow_mut();
+        if !told {
+            let queued = socket.queued();
+            ledger.misreported.get_or_insert(format!(
+                "m{id}: {sent:?}, but on a connection: {on_wire}, queued: {queued}"
+            ));
+        }
+        ledger.accepted.push(id);
     }
 }
 
@@ -560,6 +577,9 @@ impl Run {
             ensure!(attempts == at, "an attempt after the last handle went");
             let all = sim::with(|world| world.conns.iter().all(|conn| conn.released));
             ensure!(all, "a connection still held after the last handle went");
+        }
+        if let Some(misreported) = &ledger.misreported {
+            return Err(format!("send said what did not happen: {misreported}"));
         }
         self.check_messages(&ledger)?;
         self.check_lifecycle(&ledger)?;
