@@ -418,6 +418,41 @@ async fn a_silent_connection_is_pinged_then_closed_with_1001() {
     assert!(pings >= 2, "{pings} pings");
 }
 
+/// Issue 33: a vanished client was let go 180.8 s after its last message where the README
+/// said 120 s: the keepalive ticked every 30 s, so the idle check came up to a tick late, and
+/// the unanswered Close then waited a whole tick more. The worst case for a clock that ticks:
+/// the client's last message comes right after a tick (the server's ping). The connection is
+/// let go within the idle timeout of that message; the client here never answers (the
+/// kernel still acknowledges, as for a client whose process hangs), so only the server's
+/// own bound ends it.
+#[tokio::test]
+async fn a_silent_client_is_let_go_within_the_idle_timeout_at_the_worst_case() {
+    let idle = Duration::from_secs(3);
+    let server = Server::start(&["--ping-interval", "1", "--idle-timeout", "3"]);
+    let mut stream = support::opened(server.addr).await;
+    // The first ping marks a tick of the server's keepalive clock.
+    let mut ping = [0; 2];
+    stream.read_exact(&mut ping).await.unwrap();
+    assert_eq!(ping, [0x89, 0x00], "a ping first");
+    stream
+        .write_all(&client_frame(0x81, b"last words"))
+        .await
+        .unwrap();
+    let last_message = Instant::now();
+    let seen = closed_within(&mut stream, idle * 3).await;
+    let let_go = last_message.elapsed();
+    let frames = support::server_frames(&seen);
+    eprintln!("let go {let_go:?} after the last message (bound {idle:?}): {frames:?}");
+    assert_eq!(frames[0], (0x1, b"Received:  last words".to_vec()));
+    let (opcode, close) = frames.last().expect("a Close last");
+    assert_eq!((*opcode, support::close_code(close)), (0x8, Some(1001)));
+    // A timer's lateness and the process's scheduling on a busy machine: a few tens of ms.
+    assert!(
+        let_go <= idle + Duration::from_millis(250),
+        "let go {let_go:?} after the last message, past the idle timeout of {idle:?}"
+    );
+}
+
 #[tokio::test]
 async fn sigterm_closes_every_client_with_1001_and_exits_0() {
     let mut server = Server::start(&[]);
