@@ -464,7 +464,10 @@ async fn a_silent_client_is_let_go_within_the_idle_timeout_at_the_worst_case() {
     // timeout), let go at 1.5 s.
     let pings = frames.iter().filter(|(opcode, _)| *opcode == 0x9).count();
     assert_eq!(pings, 2, "{frames:?}");
-    assert!(let_go >= idle - Duration::from_millis(20), "let go early: {let_go:?}");
+    assert!(
+        let_go >= idle - Duration::from_millis(20),
+        "let go early: {let_go:?}"
+    );
     let (opcode, close) = frames.last().expect("a Close last");
     assert_eq!((*opcode, support::close_code(close)), (0x8, Some(1001)));
     // A timer's lateness and the process's scheduling on a busy machine: a few tens of ms.
