@@ -76,6 +76,11 @@ const STEPS: &[Step] = &[
         run: transports_native,
     },
     Step {
+        name: "netfaults",
+        title: "network faults: black hole, latency, loss, reset, MTU, in network namespaces",
+        run: netfaults,
+    },
+    Step {
         name: "examples",
         title: "the client's examples, built for both targets and run against the server",
         run: examples,
@@ -312,6 +317,23 @@ fn transports_native(cx: &mut Shared) -> Result<()> {
         cmd("cargo", &args).env("ECHO_SERVER_URL", &server.url),
         &mut cx.tally,
     )
+}
+
+fn netfaults(cx: &mut Shared) -> Result<()> {
+    // Ignored by the native step (they need root); here all five at once, in namespaces of
+    // their own, so the step takes as long as the longest (about 5 s once built). A machine
+    // where they cannot run fails here instead of skipping.
+    let args = [
+        "test",
+        "-p",
+        "wsecho",
+        "--test",
+        "netfaults",
+        "--",
+        "--ignored",
+        "--test-threads=8",
+    ];
+    run_tests(cmd("cargo", &args).env("REQUIRE_NETNS", "1"), &mut cx.tally)
 }
 
 fn examples(_: &mut Shared) -> Result<()> {
