@@ -226,8 +226,10 @@ fn a_black_hole_is_found_by_both_ends_within_their_bounds_and_the_client_fails_o
     );
     // Nothing was heard after the hole was made, so the bounds run from then at the latest.
     assert!(found_at - holed_at <= bound + SLACK, "client: {found:?}");
+    // Not something else: the answer came a round trip after its ping, and the event a little
+    // after the answer, so a little under the bound.
     assert!(
-        found >= bound - Duration::from_millis(100),
+        found >= bound - Duration::from_millis(250),
         "found early: {found:?}"
     );
     assert!(server_let_go - holed_at <= SERVER_IDLE + SLACK);
@@ -338,7 +340,7 @@ fn with_5_percent_loss_every_message_arrives_once_in_order_across_a_reconnection
 }
 
 /// A reset (iptables' REJECT with a TCP reset, both ways) while a 2 MiB message is on its
-/// way over a 16 Mbit/s link: the client reports the connection lost (1006, `Remote`), the
+/// way over an 8 Mbit/s link (2.1 s for the message): the client reports the connection lost (1006, `Remote`), the
 /// server logs its end without a close code, both let it go, and nothing is echoed.
 #[test]
 #[ignore = "needs root and network namespaces: cargo xtask test netfaults"]
@@ -348,9 +350,9 @@ fn a_reset_in_the_middle_of_a_large_message_is_reported_by_both_ends() {
     };
     let link = lab.link();
     let server = lab.start_server(&link, &["--max-message-size", "4194304"]);
-    // About a second for the message, so that the reset comes in its middle.
+    // Two seconds for the message, so that the reset comes in its middle.
     let slow = ["qdisc", "add", "dev", &link.client_if, "root", "tbf"];
-    let rate = ["rate", "16mbit", "burst", "16kb", "latency", "200ms"];
+    let rate = ["rate", "8mbit", "burst", "16kb", "latency", "200ms"];
     lab.client.exec("tc", &[&slow[..], &rate[..]].concat());
     let (url, log) = (server.url.clone(), server.log.clone());
     let namespaces = [
@@ -366,7 +368,7 @@ fn a_reset_in_the_middle_of_a_large_message_is_reported_by_both_ends() {
         .await;
         let sent_at = Instant::now();
         socket.send(vec![7; 2 << 20]).unwrap();
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         // Every TCP packet but a reset gets a reset for an answer, in both namespaces: each
         // end's socket gets the other's.
         let reject = "-A INPUT -p tcp --tcp-flags RST NONE -j REJECT --reject-with tcp-reset";
@@ -392,6 +394,7 @@ fn a_reset_in_the_middle_of_a_large_message_is_reported_by_both_ends() {
         server_let_go - reset_at
     );
     assert_eq!((code, cause), (1006, CloseCause::Remote));
+    assert!(sent_for < Duration::from_millis(1500), "not in the middle: {sent_for:?}");
     let log = server.log.text();
     let line = log.lines().find(|line| line.contains("connection closed"));
     let line = line.unwrap();
