@@ -197,18 +197,32 @@ impl Lab {
         &self.servers[link.index]
     }
 
-    /// Starts `wsecho ARGS` in `link`'s server namespace, bound to its address there.
+    /// Starts `wsecho ARGS` in `link`'s server namespace, bound to its address there, on a
+    /// port of its choosing, logging at `info`.
     pub fn start_server(&self, link: &Link, args: &[&str]) -> EchoServer {
+        self.start_server_on(link, 0, "info", args)
+    }
+
+    /// Starts `wsecho ARGS` in `link`'s server namespace, bound to `port` of its address
+    /// there (the namespace is the lab's alone, so a fixed port is free), logging at
+    /// `level` (`RUST_LOG`).
+    pub fn start_server_on(
+        &self,
+        link: &Link,
+        port: u16,
+        level: &str,
+        args: &[&str],
+    ) -> EchoServer {
         let log = std::env::temp_dir().join(format!("{}-s{}.log", self.case, link.index));
         let stderr = File::create(&log).unwrap();
-        let addr = format!("{}:0", link.server_ip);
+        let addr = format!("{}:{port}", link.server_ip);
         let netns = &self.servers[link.index].name;
         let mut command = Command::new("ip");
         command
             .args(["netns", "exec", netns, env!("CARGO_BIN_EXE_wsecho")])
             .args(["--addr", &addr])
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", level)
             .env("NO_COLOR", "1")
             .stderr(stderr);
         let process = Spawned::start(&mut command).expect("wsecho starts in its namespace");

@@ -9,7 +9,9 @@
 //! - 200 ms of latency each way, and separately 5% random loss each way: every message is
 //!   echoed once and in order, also those the client queued while it reconnected;
 //! - a reset in the middle of a large message: both ends report it and let it go;
-//! - an MTU of 576: large messages echo intact.
+//! - an MTU of 576: large messages echo intact;
+//! - the black hole for the browser client: headless Chromium in the client's namespace runs
+//!   `client/tests/netfaults_browser.rs`, built by the step (`NETFAULT_BROWSER_WASM` names it).
 //!
 //! Needs root, `ip` and iptables (`cargo xtask test install`); elsewhere each test says why
 //! and does nothing. Ignored by a plain `cargo test`: `cargo xtask test netfaults` runs them,
@@ -394,7 +396,10 @@ fn a_reset_in_the_middle_of_a_large_message_is_reported_by_both_ends() {
         server_let_go - reset_at
     );
     assert_eq!((code, cause), (1006, CloseCause::Remote));
-    assert!(sent_for < Duration::from_millis(1500), "not in the middle: {sent_for:?}");
+    assert!(
+        sent_for < Duration::from_millis(1500),
+        "not in the middle: {sent_for:?}"
+    );
     let log = server.log.text();
     let line = log.lines().find(|line| line.contains("connection closed"));
     let line = line.unwrap();
@@ -459,4 +464,89 @@ fn with_an_mtu_of_576_large_messages_echo_intact() {
         !mss.is_empty() && mss.iter().all(|&mss| mss <= 536),
         "{mss:?}"
     );
+}
+
+/// The black hole for the browser client: Chromium (through chromedriver and
+/// wasm-bindgen-test-runner, all three in the client's namespace) runs
+/// `client/tests/netfaults_browser.rs`, built by `cargo xtask test netfaults` with the two
+/// servers' fixed addresses in it; the path to A is black-holed right after A's log shows it
+/// answered the page's heartbeat. The page checks its own bound (1.5 s) and the failover;
+/// here, server A lets the vanished page go within its idle timeout.
+#[test]
+#[ignore = "needs root and network namespaces: cargo xtask test netfaults"]
+fn a_black_hole_is_found_by_the_browser_client_too() {
+    let Some(wasm) = std::env::var_os("NETFAULT_BROWSER_WASM") else {
+        assert!(
+            std::env::var_os("REQUIRE_NETNS").is_none(),
+            "NETFAULT_BROWSER_WASM is not set"
+        );
+        eprintln!("SKIPPED: the browser's page is built by `cargo xtask test netfaults`");
+        return;
+    };
+    let Some(mut lab) = Lab::new("web") else {
+        return;
+    };
+    let (to_a, to_b) = (lab.link(), lab.link());
+    // The page comes from the runner's loopback origin: `--dev` lets it in.
+    let with = |prefix: &'static str| {
+        let mut args = vec!["--prefix", prefix, "--dev"];
+        args.extend(SERVER_KEEPALIVE);
+        args
+    };
+    // At debug, the server logs each reply: the harness's cue for the hole.
+    let a = lab.start_server_on(&to_a, 8080, "info,wsecho::echo=debug", &with("A "));
+    let _b = lab.start_server_on(&to_b, 8080, "info", &with("B "));
+    assert_eq!(a.url, "ws://10.9.1.2:8080/", "the page's address for A");
+    let mut runner = std::process::Command::new("ip");
+    runner
+        .args([
+            "netns",
+            "exec",
+            &lab.client.name,
+            "wasm-bindgen-test-runner",
+        ])
+        .arg(&wasm)
+        .arg("--nocapture")
+        .env("CHROMEDRIVER", test_support::browser::CHROMEDRIVER)
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "60")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let runner = runner.spawn().expect("wasm-bindgen-test-runner");
+    let started = Instant::now();
+    while !a.log.text().contains("Sending to client: A ping") {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the page's heartbeat never reached A: {}",
+            a.log.text()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let interface = &to_a.client_if;
+    lab.client
+        .iptables(&format!("-A INPUT -i {interface} -j DROP"));
+    lab.client
+        .iptables(&format!("-A OUTPUT -o {interface} -j DROP"));
+    let holed_at = Instant::now();
+    let mut server_let_go = None;
+    while holed_at.elapsed() < Duration::from_secs(10) {
+        if a.log.connections_closed() >= 1 {
+            server_let_go = Some(holed_at.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let server_let_go = server_let_go.expect("server A lets the vanished page go");
+    let output = runner.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let figure = stdout
+        .lines()
+        .find(|line| line.contains("browser: black hole"));
+    eprintln!(
+        "{}; server A let it go {server_let_go:?} after the hole (bound {SERVER_IDLE:?})",
+        figure.unwrap_or("no figure from the page")
+    );
+    assert!(figure.is_some(), "{stdout}");
+    assert!(server_let_go <= SERVER_IDLE + SLACK, "{server_let_go:?}");
 }
