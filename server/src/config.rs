@@ -42,10 +42,17 @@ pub struct Config {
     /// How long a connection may speak HTTP before it upgrades: requests, files and a client
     /// that does not read them all count; then it is closed.
     pub http_timeout: Duration,
-    /// A connection silent for this long is pinged.
+    /// A connection silent for this long is pinged, and again every interval while it stays
+    /// silent (a pong counts as heard).
     pub ping_interval: Duration,
-    /// A connection silent for this long is closed.
+    /// A connection from which nothing (not even a pong) was heard for this long is let go:
+    /// its Close (1001) leaves `close_timeout` earlier (half of it at most:
+    /// [`Config::close_after`]), so that a
+    /// vanished peer, which never answers it, is let go at this bound and not later.
     pub idle_timeout: Duration,
+    /// How long the server waits for the answer to a Close of its own (idle, shutdown)
+    /// before it lets the connection go.
+    pub close_timeout: Duration,
     /// How long a reply may wait for a peer that does not read before it is dropped.
     pub send_timeout: Duration,
     /// How long shutdown waits for the close handshakes.
@@ -79,6 +86,7 @@ impl Default for Config {
             http_timeout: Duration::from_secs(30),
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(120),
+            close_timeout: Duration::from_secs(5),
             send_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(5),
             deflate: false,
@@ -91,6 +99,14 @@ impl Default for Config {
 }
 
 impl Config {
+    /// After how much silence an idle connection's Close leaves: `close_timeout` before
+    /// `idle_timeout` (half of it at most), so that the connection is let go by then even if
+    /// the Close goes unanswered.
+    pub fn close_after(&self) -> Duration {
+        let wait = self.close_timeout.min(self.idle_timeout / 2);
+        self.idle_timeout - wait
+    }
+
     /// tungstenite's settings: the size limits, and buffers sized for an idle connection
     /// rather than for the largest message (they grow while a large message passes).
     pub fn websocket(&self) -> WebSocketConfig {

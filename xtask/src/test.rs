@@ -91,6 +91,11 @@ const STEPS: &[Step] = &[
         run: wasm_chromium,
     },
     Step {
+        name: "netfaults",
+        title: "network faults: black hole, latency, loss, reset, MTU, natively and in Chromium, in network namespaces",
+        run: netfaults,
+    },
+    Step {
         name: "wasm-firefox",
         title: "wasm tests in headless Firefox",
         run: wasm_firefox,
@@ -312,6 +317,61 @@ fn transports_native(cx: &mut Shared) -> Result<()> {
         cmd("cargo", &args).env("ECHO_SERVER_URL", &server.url),
         &mut cx.tally,
     )
+}
+
+fn netfaults(cx: &mut Shared) -> Result<()> {
+    // Ignored by the native step (they need root); here all six at once, in namespaces of
+    // their own, so the step takes as long as the longest once built. A machine where they
+    // cannot run fails here instead of skipping. After the Chromium suites, which built the
+    // client for wasm32: the browser case's page is then one small test crate more.
+    let page = netfaults_page()?;
+    let args = [
+        "test",
+        "-p",
+        "wsecho",
+        "--test",
+        "netfaults",
+        "--",
+        "--ignored",
+        "--test-threads=8",
+    ];
+    let mut test = cmd("cargo", &args);
+    test.env("REQUIRE_NETNS", "1")
+        .env("NETFAULT_BROWSER_WASM", page);
+    run_tests(test, &mut cx.tally)
+}
+
+/// The browser case's page: `client/tests/netfaults_browser.rs` built for wasm32 with
+/// `NETFAULT_BROWSER` set (the servers' addresses are fixed in it); the path of its wasm,
+/// which the case runs with wasm-bindgen-test-runner inside the client's namespace.
+fn netfaults_page() -> Result<PathBuf> {
+    let args = [
+        "test",
+        "-p",
+        CLIENT,
+        "--target",
+        WASM_TARGET,
+        "--test",
+        "netfaults_browser",
+        "--no-run",
+        "--message-format=json",
+    ];
+    let mut build = cmd("cargo", &args);
+    build.env("NETFAULT_BROWSER", "1");
+    eprintln!("$ NETFAULT_BROWSER=1 cargo {}", args.join(" "));
+    let out = build.stderr(std::process::Stdio::inherit()).output()?;
+    if !out.status.success() {
+        bail!("the browser case's page did not build");
+    }
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let message: serde_json::Value = serde_json::from_str(line)?;
+        if message["target"]["name"] == "netfaults_browser"
+            && let Some(wasm) = message["executable"].as_str()
+        {
+            return Ok(PathBuf::from(wasm));
+        }
+    }
+    bail!("cargo named no wasm for the browser case's page")
 }
 
 fn examples(_: &mut Shared) -> Result<()> {
