@@ -1,6 +1,6 @@
 //! Proxies, natively: the client through a real HTTP proxy (Debian's tinyproxy, started here
 //! on a port of its own) to echo servers in-process, over `ws://` and `wss://`, with and
-//! without authentication; the proxy's refusals as typed errors; reconnection, the queue and
+//! without authentication, and over TLS to the proxy (rustls in front of tinyproxy); the proxy's refusals as typed errors; reconnection, the queue and
 //! the heartbeat through it; and the environment's proxy variables, read by a child process
 //! of this test binary that is given them.
 //!
@@ -108,6 +108,30 @@ impl Drop for Tinyproxy {
     }
 }
 
+/// An `https://` proxy: TLS (rustls, presenting `localhost`'s certificate) in front of
+/// `proxy`, each connection's bytes passed on to it once decrypted. Its port.
+async fn tls_in_front_of(proxy: &Tinyproxy, localhost: &Localhost) -> u16 {
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(localhost.server_config()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let behind = proxy.port;
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut outside) = acceptor.accept(socket).await else {
+                    return;
+                };
+                let mut inside = tokio::net::TcpStream::connect(("127.0.0.1", behind))
+                    .await
+                    .unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut outside, &mut inside).await;
+            });
+        }
+    });
+    port
+}
+
 /// A free loopback port: bound, read and released.
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -201,18 +225,30 @@ async fn ws_and_wss_through_tinyproxy_with_and_without_authentication() {
     let (plain, secure) = (Echo::start(0, None), Echo::start(0, Some(&localhost)));
     let ws = format!("ws://127.0.0.1:{}/", plain.port);
     let wss = format!("wss://localhost:{}/", secure.port);
+    // The guarded proxy reached over TLS too: `wss://` through it is TLS inside TLS.
+    let https = format!(
+        "https://user:pass@localhost:{}",
+        tls_in_front_of(&guarded, &localhost).await
+    );
     local(async {
         // Percent-encoded in the URL, as credentials may need to be.
-        for proxy in [open.url(""), guarded.url("us%65r:pass@")] {
+        for proxy in [open.url(""), guarded.url("us%65r:pass@"), https] {
             echo_through(&ws, &proxy, &localhost).await;
             echo_through(&wss, &proxy, &localhost).await;
         }
     })
     .await;
-    // Each went through its proxy: one tunnel each to each server.
-    for proxy in [&open, &guarded] {
-        assert_eq!(proxy.connects_to(&format!("127.0.0.1:{}", plain.port)), 1);
-        assert_eq!(proxy.connects_to(&format!("localhost:{}", secure.port)), 1);
+    // Each went through its proxy: one tunnel each to each server, two for the one reached
+    // both over TCP and over TLS.
+    for (proxy, tunnels) in [(&open, 1), (&guarded, 2)] {
+        assert_eq!(
+            proxy.connects_to(&format!("127.0.0.1:{}", plain.port)),
+            tunnels
+        );
+        assert_eq!(
+            proxy.connects_to(&format!("localhost:{}", secure.port)),
+            tunnels
+        );
     }
 }
 
