@@ -234,8 +234,8 @@ impl Builder {
     /// # }
     /// ```
     ///
-    /// With the `platform-verifier` feature, [`platform_verifier`](Self::platform_verifier)
-    /// trusts what the operating system trusts instead.
+    /// With the `platform-verifier` feature, `Builder::platform_verifier` trusts what the
+    /// operating system trusts instead.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn tls_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
         #[cfg(feature = "platform-verifier")]
@@ -438,7 +438,7 @@ impl Builder {
     /// reason when the socket closes for good before it opens: with reconnection, once the
     /// attempts are used up (so never, without [`Reconnect::max_attempts`]). Natively, when a
     /// proxy refused that last attempt, it fails with `Error::Proxy` and the proxy's status
-    /// instead ([`proxy`](Self::proxy)).
+    /// instead (`Builder::proxy`).
     pub async fn open(self) -> Result<WebSocket, Error> {
         let socket = self.connect()?;
         let mut events = socket.events();
