@@ -303,9 +303,10 @@ fn request(url: &str, options: &Options) -> Result<Request, Error> {
     Ok(request)
 }
 
-/// The TLS setup for `wss://`: the application's, or rustls on the ring provider (no C
-/// toolchain needed) with the Mozilla roots of `webpki-roots` (the same on every machine,
-/// unlike the system's store).
+/// The TLS setup for `wss://` and for an `https://` proxy: the application's; or rustls on
+/// the ring provider (no C toolchain needed) with the platform's verifier if asked for
+/// (feature `platform-verifier`), else with the Mozilla roots of `webpki-roots` (the same on
+/// every machine, unlike the system's store).
 fn tls(options: &Options) -> Result<Arc<rustls::ClientConfig>, String> {
     if let Some(config) = &options.tls {
         return Ok(config.clone());
