@@ -259,17 +259,20 @@ impl Builder {
         self
     }
 
-    /// Natively, connects through the HTTP proxy at `url` (`http://` or `https://`; no scheme
-    /// is `http://`, and no port 1080, or 443 for `https://`, as curl reads it), whatever the
-    /// environment says: each attempt, reconnections included, asks the proxy for a tunnel
-    /// (`CONNECT host:port`), then speaks TLS (for `wss://`) and WebSocket through it.
-    /// Credentials in the URL (`http://user:password@proxy:3128`, percent-encoded) are sent
-    /// as `Proxy-Authorization: Basic`. An `https://` proxy is reached over TLS, verified as
-    /// the server is ([`tls_config`](Self::tls_config)), and the server's TLS runs inside it.
+    /// Natively, connects through the proxy at `url`, whatever the environment says: each
+    /// attempt, reconnections included, asks the proxy for a tunnel to the server, then
+    /// speaks TLS (for `wss://`) and WebSocket through it. An HTTP proxy (`http://`, or
+    /// `https://` reached over TLS, verified as the server is by
+    /// [`tls_config`](Self::tls_config), with the server's TLS inside it) is asked with
+    /// `CONNECT host:port`; a SOCKS5 proxy with `socks5://` (the client resolves the server's
+    /// name) or `socks5h://` (the proxy does). No scheme is `http://`; no port is 1080, or 443
+    /// for `https://`, as curl reads it. Credentials in the URL
+    /// (`http://user:password@proxy:3128`, percent-encoded) are sent as
+    /// `Proxy-Authorization: Basic`, or as SOCKS5's user and password.
     ///
     /// A URL that is not a proxy's makes [`connect`](Self::connect) fail with
-    /// `Error::InvalidProxy`. A proxy that refuses (its status: 407, 403, 502, …) or cannot
-    /// be reached fails the attempt: an [`Event::Error`], then a close with 1006 and
+    /// `Error::InvalidProxy`. A proxy that refuses (its status: 407, 403, 502, …; none from
+    /// SOCKS5) or cannot be reached fails the attempt: an [`Event::Error`], then a close with 1006 and
     /// `CloseCause::Proxy` carrying the status, and an awaited [`open`](Self::open) fails
     /// with `Error::Proxy`. Reconnection follows as for any failed attempt.
     ///

@@ -18,8 +18,8 @@
 //! - **tokio-tungstenite**, natively, with rustls (ring, Mozilla's roots) for `wss://`; it
 //!   reads only while the streams have room, too. Natively only: the application's TLS
 //!   setup (`Builder::tls_config`: a private authority, a client certificate), the system's
-//!   verifier (`Builder::platform_verifier`, feature `platform-verifier`), and HTTP proxies
-//!   (`Builder::proxy`, or the environment's `HTTPS_PROXY`, `http_proxy`, `ALL_PROXY` and
+//!   verifier (`Builder::platform_verifier`, feature `platform-verifier`), and HTTP and
+//!   SOCKS5 proxies (`Builder::proxy`, or the environment's `HTTPS_PROXY`, `http_proxy`, `ALL_PROXY` and
 //!   `NO_PROXY` as curl reads them; `Builder::no_proxy`), whose refusal is `Error::Proxy`
 //!   with the proxy's status.
 //!

@@ -164,8 +164,8 @@ pub enum CloseCause {
     /// Natively, the proxy did not open the tunnel to the server
     /// ([`Builder::proxy`](crate::Builder::proxy)): `status` is its answer's (407 when it
     /// wants credentials, 403 when it forbids the destination, 502 or 500 when it cannot
-    /// reach the server), `None` when the proxy could not be reached or did not answer in
-    /// HTTP. The close's reason says which proxy, and what it answered.
+    /// reach the server), `None` when the proxy could not be reached, did not answer in
+    /// HTTP, or is a SOCKS5 proxy. The close's reason says which proxy, and what it answered.
     #[cfg(not(target_arch = "wasm32"))]
     Proxy {
         /// The proxy's HTTP status.

@@ -13,6 +13,8 @@
 //!   case too); an IP address is that address, or with `/BITS` the network.
 //! - A proxy URL without a scheme is `http://`; its default port is 1080 (`https://`: 443);
 //!   `user:password@` in it, percent-decoded, is sent as `Proxy-Authorization: Basic`.
+//!   `socks5://` (the client resolves the server's name) and `socks5h://` (the proxy does)
+//!   are SOCKS5 proxies, their credentials given as SOCKS5's user and password.
 
 use std::net::IpAddr;
 
@@ -37,6 +39,10 @@ pub(crate) enum Scheme {
     Http,
     /// HTTP `CONNECT` over TLS to the proxy.
     Https,
+    /// SOCKS5 (RFC 1928), the server's name resolved by the client (`socks5://`).
+    Socks5,
+    /// SOCKS5, the name resolved by the proxy (`socks5h://`).
+    Socks5h,
 }
 
 /// A proxy to open a tunnel through.
@@ -46,8 +52,17 @@ pub(crate) struct Proxy {
     /// A name or an IP address, without brackets.
     pub(crate) host: String,
     pub(crate) port: u16,
-    /// `Basic …`, from the credentials in its URL.
-    pub(crate) authorization: Option<String>,
+    /// The user and password in its URL, percent-decoded.
+    pub(crate) credentials: Option<(String, String)>,
+}
+
+impl Proxy {
+    /// `Proxy-Authorization`'s value for an HTTP proxy: `Basic …` of the credentials.
+    pub(crate) fn basic(&self) -> Option<String> {
+        let (user, password) = self.credentials.as_ref()?;
+        let encoded = data_encoding::BASE64.encode(format!("{user}:{password}").as_bytes());
+        Some(format!("Basic {encoded}"))
+    }
 }
 
 /// The proxy for an attempt to `host` (as in the URL, brackets or not) over `wss://` if
@@ -93,7 +108,13 @@ pub(crate) fn parse(url: &str) -> Result<Proxy, Error> {
     let scheme = match scheme.as_str() {
         "http" => Scheme::Http,
         "https" => Scheme::Https,
-        _ => return Err(invalid("the proxy's scheme must be http or https")),
+        "socks5" => Scheme::Socks5,
+        "socks5h" => Scheme::Socks5h,
+        _ => {
+            return Err(invalid(
+                "the proxy's scheme must be http, https, socks5 or socks5h",
+            ));
+        }
     };
     // The authority ends at the path, if any; the path means nothing to a proxy.
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
@@ -122,32 +143,28 @@ pub(crate) fn parse(url: &str) -> Result<Proxy, Error> {
     }
     let port = match port {
         None | Some("") => match scheme {
-            Scheme::Http => 1080,
             Scheme::Https => 443,
+            Scheme::Http | Scheme::Socks5 | Scheme::Socks5h => 1080,
         },
         Some(port) => port
             .parse()
             .map_err(|_| invalid("the port must be a number from 0 to 65535"))?,
     };
-    let authorization = match userinfo {
+    let credentials = match userinfo {
         None => None,
         Some(userinfo) => {
             let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
             let user = percent_decode(user).ok_or_else(|| invalid("bad %-escape in the user"))?;
             let password =
                 percent_decode(password).ok_or_else(|| invalid("bad %-escape in the password"))?;
-            let credentials = [user, b":".to_vec(), password].concat();
-            Some(format!(
-                "Basic {}",
-                data_encoding::BASE64.encode(&credentials)
-            ))
+            Some((user, password))
         }
     };
     Ok(Proxy {
         scheme,
         host: host.to_owned(),
         port,
-        authorization,
+        credentials,
     })
 }
 
@@ -170,7 +187,8 @@ fn redacted(url: &str) -> String {
     }
 }
 
-fn percent_decode(text: &str) -> Option<Vec<u8>> {
+/// `text` with its `%XX` escapes decoded, if they are escapes and the result is UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut at = 0;
@@ -185,7 +203,7 @@ fn percent_decode(text: &str) -> Option<Vec<u8>> {
             at += 1;
         }
     }
-    Some(decoded)
+    String::from_utf8(decoded).ok()
 }
 
 /// Whether `no_proxy` says to reach `host` directly, as curl's `Curl_check_noproxy` says.
@@ -275,18 +293,18 @@ fn prefix_matches(address: u128, network: u128, width: u32, bits: Option<u32>) -
 mod tests {
     use super::*;
 
-    fn proxy(scheme: Scheme, host: &str, port: u16, authorization: Option<&str>) -> Proxy {
+    fn proxy(scheme: Scheme, host: &str, port: u16) -> Proxy {
         Proxy {
             scheme,
             host: host.to_owned(),
             port,
-            authorization: authorization.map(str::to_owned),
+            credentials: None,
         }
     }
 
     #[test]
     fn proxy_urls_as_curl_reads_them() {
-        let http = |host, port| proxy(Scheme::Http, host, port, None);
+        let http = |host, port| proxy(Scheme::Http, host, port);
         assert_eq!(
             parse("http://proxy.example:3128"),
             Ok(http("proxy.example", 3128))
@@ -299,7 +317,12 @@ mod tests {
         );
         assert_eq!(
             parse("https://proxy.example"),
-            Ok(proxy(Scheme::Https, "proxy.example", 443, None))
+            Ok(proxy(Scheme::Https, "proxy.example", 443))
+        );
+        assert_eq!(parse("socks5://s"), Ok(proxy(Scheme::Socks5, "s", 1080)));
+        assert_eq!(
+            parse("SOCKS5H://s:9050"),
+            Ok(proxy(Scheme::Socks5h, "s", 9050))
         );
         assert_eq!(parse("http://[::1]:8080/x"), Ok(http("::1", 8080)));
         assert_eq!(parse("http://[::1]"), Ok(http("::1", 1080)));
@@ -311,21 +334,27 @@ mod tests {
         // "user:pass" in base64, as RFC 7617's example shows for "Aladdin:open sesame".
         let parsed = parse("http://Aladdin:open%20sesame@proxy:3128").unwrap();
         assert_eq!(
-            parsed.authorization.as_deref(),
+            parsed.basic().as_deref(),
             Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==")
         );
         assert_eq!((parsed.host.as_str(), parsed.port), ("proxy", 3128));
         // A user alone has an empty password; an '@' in the password is escaped.
         let user = parse("http://user@proxy").unwrap();
-        assert_eq!(user.authorization.as_deref(), Some("Basic dXNlcjo="));
+        assert_eq!(user.basic().as_deref(), Some("Basic dXNlcjo="));
+        // SOCKS5 takes them as they are.
+        let socks = parse("socks5h://me:p%3Ass@s").unwrap();
+        assert_eq!(
+            socks.credentials,
+            Some(("me".to_owned(), "p:ss".to_owned()))
+        );
         let at = parse("http://u:p%40ss@proxy").unwrap();
-        assert_eq!(at.authorization.as_deref(), Some("Basic dTpwQHNz"));
+        assert_eq!(at.basic().as_deref(), Some("Basic dTpwQHNz"));
     }
 
     #[test]
     fn bad_proxy_urls_are_refused_without_showing_the_password() {
         for url in [
-            "socks5://proxy:1080",
+            "socks4://proxy:1080",
             "ftp://proxy",
             "http://",
             "http://proxy:port",
@@ -427,7 +456,7 @@ mod tests {
         let star = env(&[("https_proxy", "p"), ("NO_PROXY", "*")]);
         assert_eq!(host(choose(auto, true, "example.com", star)), None);
         // A bad proxy variable is an error, not a direct connection.
-        let bad = env(&[("https_proxy", "socks5://p")]);
+        let bad = env(&[("https_proxy", "socks4://p")]);
         assert!(matches!(
             choose(auto, true, "h", bad),
             Err(Error::InvalidProxy { .. })

@@ -1,6 +1,6 @@
 //! Natively, the byte stream a connection's handshake runs over: a TCP connection to the
 //! server, or a tunnel through an HTTP proxy (`CONNECT`, RFC 9110 section 9.3.6), over TCP or
-//! TLS to the proxy. tokio-tungstenite then adds the server's TLS (for `wss://`) and the
+//! TLS to the proxy, or through a SOCKS5 proxy (tokio-socks). tokio-tungstenite then adds the server's TLS (for `wss://`) and the
 //! WebSocket handshake on top, as on a direct connection: only the way there differs.
 
 use std::io;
@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+use tokio_socks::tcp::Socks5Stream;
 
 use crate::message::{CloseCause, CloseEvent};
 use crate::proxy::{Proxy, Scheme};
@@ -30,6 +31,8 @@ pub(crate) enum Tunnel {
     /// A tunnel through an `https://` proxy: TLS to the proxy, and the server's TLS (for
     /// `wss://`) inside it.
     Tls(Box<TlsStream<TcpStream>>),
+    /// A connection through a SOCKS5 proxy.
+    Socks(Socks5Stream<TcpStream>),
 }
 
 /// Why the way could not be opened.
@@ -68,6 +71,8 @@ fn display(proxy: &Proxy) -> String {
     let scheme = match proxy.scheme {
         Scheme::Http => "http",
         Scheme::Https => "https",
+        Scheme::Socks5 => "socks5",
+        Scheme::Socks5h => "socks5h",
     };
     format!("{scheme}://{}", host_port(&proxy.host, proxy.port))
 }
@@ -103,6 +108,11 @@ pub(crate) async fn open(
         .set_nodelay(true)
         .map_err(|error| refused(None, error.to_string()))?;
     let mut tunnel = match proxy.scheme {
+        Scheme::Socks5 | Scheme::Socks5h => {
+            return socks(socket, host, port, proxy)
+                .await
+                .map_err(|e| refused(None, e));
+        }
         Scheme::Http => Tunnel::Tcp(socket),
         Scheme::Https => {
             let name = rustls::pki_types::ServerName::try_from(proxy.host.clone())
@@ -115,7 +125,7 @@ pub(crate) async fn open(
     };
     let target = host_port(host, port);
     let mut connect = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
-    if let Some(authorization) = &proxy.authorization {
+    if let Some(authorization) = proxy.basic() {
         connect += &format!("Proxy-Authorization: {authorization}\r\n");
     }
     connect += "\r\n";
@@ -131,6 +141,29 @@ pub(crate) async fn open(
         return Err(refused(Some(status), reason));
     }
     Ok(tunnel)
+}
+
+/// Asks the SOCKS5 proxy on `socket` for a connection to `host:port`: by name with
+/// `socks5h://`; with `socks5://`, to the first address the client resolves the name to.
+async fn socks(socket: TcpStream, host: &str, port: u16, proxy: &Proxy) -> Result<Tunnel, String> {
+    let target = if proxy.scheme == Scheme::Socks5 {
+        let mut addresses = (tokio::net::lookup_host((host, port)).await)
+            .map_err(|error| format!("cannot resolve {host}: {error}"))?;
+        let address = addresses
+            .next()
+            .ok_or_else(|| format!("{host} resolves to nothing"))?;
+        tokio_socks::TargetAddr::Ip(address)
+    } else {
+        tokio_socks::TargetAddr::Domain(host.into(), port)
+    };
+    let connected = match &proxy.credentials {
+        None => Socks5Stream::connect_with_socket(socket, target).await,
+        Some((user, password)) => {
+            Socks5Stream::connect_with_password_and_socket(socket, target, user, password).await
+        }
+    };
+    let stream = connected.map_err(|error| format!("SOCKS5: {error}"))?;
+    Ok(Tunnel::Socks(stream))
 }
 
 /// Reads the proxy's answer to `CONNECT` up to the end of its headers: its status and
@@ -176,6 +209,7 @@ impl AsyncRead for Tunnel {
         match self.get_mut() {
             Tunnel::Tcp(stream) => Pin::new(stream).poll_read(cx, buf),
             Tunnel::Tls(stream) => Pin::new(stream).poll_read(cx, buf),
+            Tunnel::Socks(stream) => Pin::new(stream).poll_read(cx, buf),
         }
     }
 }
@@ -189,6 +223,7 @@ impl AsyncWrite for Tunnel {
         match self.get_mut() {
             Tunnel::Tcp(stream) => Pin::new(stream).poll_write(cx, buf),
             Tunnel::Tls(stream) => Pin::new(stream).poll_write(cx, buf),
+            Tunnel::Socks(stream) => Pin::new(stream).poll_write(cx, buf),
         }
     }
 
@@ -200,6 +235,7 @@ impl AsyncWrite for Tunnel {
         match self.get_mut() {
             Tunnel::Tcp(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
             Tunnel::Tls(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
+            Tunnel::Socks(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -207,6 +243,7 @@ impl AsyncWrite for Tunnel {
         match self {
             Tunnel::Tcp(stream) => stream.is_write_vectored(),
             Tunnel::Tls(stream) => stream.is_write_vectored(),
+            Tunnel::Socks(stream) => stream.is_write_vectored(),
         }
     }
 
@@ -214,6 +251,7 @@ impl AsyncWrite for Tunnel {
         match self.get_mut() {
             Tunnel::Tcp(stream) => Pin::new(stream).poll_flush(cx),
             Tunnel::Tls(stream) => Pin::new(stream).poll_flush(cx),
+            Tunnel::Socks(stream) => Pin::new(stream).poll_flush(cx),
         }
     }
 
@@ -221,6 +259,7 @@ impl AsyncWrite for Tunnel {
         match self.get_mut() {
             Tunnel::Tcp(stream) => Pin::new(stream).poll_shutdown(cx),
             Tunnel::Tls(stream) => Pin::new(stream).poll_shutdown(cx),
+            Tunnel::Socks(stream) => Pin::new(stream).poll_shutdown(cx),
         }
     }
 }

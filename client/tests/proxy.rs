@@ -21,6 +21,76 @@ use wasm_websocket::{
 };
 
 const TINYPROXY: &str = "/usr/bin/tinyproxy";
+const MICROSOCKS: &str = "/usr/bin/microsocks";
+
+/// Whether `program` is there; if not, the test says so and does nothing, unless
+/// `REQUIRE_TINYPROXY` is set (`cargo xtask test` installs both proxies).
+fn installed(program: &str) -> bool {
+    if Path::new(program).exists() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("REQUIRE_TINYPROXY").is_none(),
+        "{program} is missing"
+    );
+    eprintln!("SKIPPED: {program} is not installed; `cargo xtask test` installs it");
+    false
+}
+
+/// microsocks, a SOCKS5 proxy, on loopback (with `-u USER -P PASSWORD` if `credentials`),
+/// killed when dropped; its port.
+struct Microsocks {
+    child: Child,
+    port: u16,
+}
+
+impl Microsocks {
+    async fn start(credentials: Option<(&str, &str)>) -> Option<Microsocks> {
+        if !installed(MICROSOCKS) {
+            return None;
+        }
+        for _ in 0..5 {
+            let port = free_port();
+            let mut command = Command::new(MICROSOCKS);
+            command.args(["-i", "127.0.0.1", "-p", &port.to_string()]);
+            if let Some((user, password)) = credentials {
+                command.args(["-u", user, "-P", password]);
+            }
+            let child = command
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut proxy = Microsocks { child, port };
+            let started = Instant::now();
+            loop {
+                if proxy.child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+                {
+                    return Some(proxy);
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(5),
+                    "microsocks did not start"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        panic!("microsocks exited at once, five times");
+    }
+}
+
+impl Drop for Microsocks {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 /// A tinyproxy on loopback, killed when dropped; its log says what it was asked.
 struct Tinyproxy {
@@ -34,12 +104,7 @@ impl Tinyproxy {
     /// pass`, say); `None` (the test then does nothing) where tinyproxy is missing and
     /// `REQUIRE_TINYPROXY` is not set.
     async fn start(extra: &str) -> Option<Tinyproxy> {
-        if !Path::new(TINYPROXY).exists() {
-            assert!(
-                std::env::var_os("REQUIRE_TINYPROXY").is_none(),
-                "{TINYPROXY} is missing"
-            );
-            eprintln!("SKIPPED: {TINYPROXY} is not installed; `cargo xtask test` installs it");
+        if !installed(TINYPROXY) {
             return None;
         }
         // A port found free may be taken before tinyproxy binds it (by a server of another
@@ -555,4 +620,47 @@ async fn the_environment_chooses_the_proxy_as_curl_does() {
     // A NO_PROXY that names neither leaves both to the proxy.
     child(&[all, ("NO_PROXY", "example.com,127.0.0.2".into())]);
     assert_eq!(counts(), [3, 2, 0, 1]);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn ws_and_wss_through_a_socks5_proxy() {
+    let Some(open) = Microsocks::start(None).await else {
+        return;
+    };
+    let Some(guarded) = Microsocks::start(Some(("user", "pass"))).await else {
+        return;
+    };
+    let localhost = Localhost::new();
+    let (plain, secure) = (Echo::start(0, None), Echo::start(0, Some(&localhost)));
+    let ws = format!("ws://127.0.0.1:{}/", plain.port);
+    let wss = format!("wss://localhost:{}/", secure.port);
+    local(async {
+        // socks5h: the proxy resolves `localhost`; socks5: the client does.
+        let (open, guarded) = (open.port, guarded.port);
+        for proxy in [
+            format!("socks5h://127.0.0.1:{open}"),
+            format!("socks5://127.0.0.1:{open}"),
+            format!("socks5h://user:pass@127.0.0.1:{guarded}"),
+        ] {
+            echo_through(&ws, &proxy, &localhost).await;
+            echo_through(&wss, &proxy, &localhost).await;
+        }
+        // Without the credentials, or with wrong ones, the guarded proxy refuses: SOCKS5
+        // has no HTTP status.
+        for proxy in [
+            format!("socks5h://127.0.0.1:{guarded}"),
+            format!("socks5h://user:wrong@127.0.0.1:{guarded}"),
+        ] {
+            match refusal(&ws, &proxy).await {
+                Error::Proxy {
+                    status: None,
+                    reason,
+                } => {
+                    assert!(reason.contains("SOCKS5"), "{reason}");
+                }
+                other => panic!("{proxy}: expected Error::Proxy, got {other:?}"),
+            }
+        }
+    })
+    .await;
 }

@@ -14,8 +14,10 @@ use crate::{WASM_TARGET, cmd, locked_version, output, run, target_dir};
 /// nginx, for the reverse-proxy test.
 pub const NGINX: &str = "/usr/sbin/nginx";
 
-/// tinyproxy, the HTTP proxy the client's proxy tests (`client/tests/proxy.rs`) go through.
+/// tinyproxy and microsocks, the HTTP and SOCKS5 proxies the client's proxy tests
+/// (`client/tests/proxy.rs`) go through.
 pub const TINYPROXY: &str = "/usr/bin/tinyproxy";
+pub const MICROSOCKS: &str = "/usr/bin/microsocks";
 
 /// The wasm32 target and the wasm-bindgen CLI of exactly the version in Cargo.lock.
 pub fn ensure_wasm_tools() -> Result<()> {
@@ -106,9 +108,9 @@ pub fn ensure_wasm_pack() -> Result<()> {
 /// is installed: the three browser engines and their drivers for the browser tests
 /// (Chromium; Firefox ESR, whose geckodriver comes from crates.io, [`ensure_geckodriver`];
 /// WebKitGTK's driver, and the virtual display its MiniBrowser needs), nginx for the
-/// reverse-proxy test, tinyproxy for the client's proxy tests, valgrind for the benchmarks'
-/// instruction and allocation counts.
-const DEBIAN_PACKAGES: [(&str, &str); 8] = [
+/// reverse-proxy test, tinyproxy and microsocks for the client's proxy tests, valgrind for
+/// the benchmarks' instruction and allocation counts.
+const DEBIAN_PACKAGES: [(&str, &str); 9] = [
     ("chromium", CHROMIUM),
     ("chromium-driver", CHROMEDRIVER),
     ("firefox-esr", FIREFOX),
@@ -116,6 +118,7 @@ const DEBIAN_PACKAGES: [(&str, &str); 8] = [
     ("xvfb", XVFB_RUN),
     ("nginx", NGINX),
     ("tinyproxy", TINYPROXY),
+    ("microsocks", MICROSOCKS),
     ("valgrind", "/usr/bin/valgrind"),
 ];
 
