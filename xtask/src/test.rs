@@ -250,13 +250,14 @@ fn format(_: &mut Shared) -> Result<()> {
 }
 
 fn clippy(_: &mut Shared) -> Result<()> {
-    // With the client's `json` feature, which nothing in the workspace turns on: one pass.
+    // With the client's `json` and `platform-verifier` features, which nothing in the
+    // workspace turns on: one pass.
     cargo(&[
         "clippy",
         "--workspace",
         "--all-targets",
         "--features",
-        "wasm-websocket/json",
+        "wasm-websocket/json wasm-websocket/platform-verifier",
         "--",
         "-D",
         "warnings",
@@ -287,9 +288,17 @@ fn docs(_: &mut Shared) -> Result<()> {
 }
 
 fn native_tests(cx: &mut Shared) -> Result<()> {
-    let args = ["test", "--workspace", "--exclude", "e2e"];
-    // The nginx test skips itself where nginx is missing; here it was installed.
-    run_tests(cmd("cargo", &args).env("REQUIRE_NGINX", "1"), &mut cx.tally)
+    // With the client's `platform-verifier` feature, whose test needs it: it adds a method
+    // and changes no default, so the rest is tested as without it.
+    let features = ["--features", "wasm-websocket/platform-verifier"];
+    let args = [&["test", "--workspace", "--exclude", "e2e"][..], &features].concat();
+    // The nginx and tinyproxy tests skip themselves where those are missing; here they were
+    // installed.
+    let mut tests = cmd("cargo", &args);
+    tests
+        .env("REQUIRE_NGINX", "1")
+        .env("REQUIRE_TINYPROXY", "1");
+    run_tests(&mut tests, &mut cx.tally)
 }
 
 fn transports_native(cx: &mut Shared) -> Result<()> {
