@@ -273,7 +273,11 @@ mod tests {
         for text in ["plain", "deflated"] {
             assert_eq!(svg.matches(&format!("\n{text}\n")).count(), 2, "{text}");
         }
-        assert_eq!(svg.matches("<polyline").count(), 4, "a line per run and panel");
+        assert_eq!(
+            svg.matches("<polyline").count(),
+            4,
+            "a line per run and panel"
+        );
     }
 
     #[test]

@@ -104,7 +104,14 @@ fn soak(
             // Spread over the second: connection `conn` sends at its own offset in it.
             let phase = Duration::from_secs(1).mul_f64(conn as f64 / CONNECTIONS as f64);
             let tally = tally.clone();
-            runtime.spawn(connection(conn, stream, negotiated, started + phase, end, tally))
+            runtime.spawn(connection(
+                conn,
+                stream,
+                negotiated,
+                started + phase,
+                end,
+                tally,
+            ))
         })
         .collect();
     let mut samples = Vec::new();
@@ -254,7 +261,10 @@ pub fn section(
             run.samples.first().context("a sample")?,
             run.samples.last().context("a sample")?,
         );
-        let worst = (run.samples.iter()).map(|s| s.p99).max().unwrap_or_default();
+        let worst = (run.samples.iter())
+            .map(|s| s.p99)
+            .max()
+            .unwrap_or_default();
         let mut cpu: Vec<Duration> = run.samples.iter().map(|s| s.cpu_per_message).collect();
         cpu.sort_unstable();
         let messages: usize = run.samples.iter().map(|s| s.messages).sum();
@@ -276,7 +286,9 @@ pub fn section(
     }
     if let Some(dir) = charts {
         chart(&runs, &dir.join("soak.svg"))?;
-        section.push_str("\n![The soak over time: latency, memory and CPU per message](bench/charts/soak.svg)\n");
+        section.push_str(
+            "\n![The soak over time: latency, memory and CPU per message](bench/charts/soak.svg)\n",
+        );
     }
     Ok(section)
 }
