@@ -102,20 +102,22 @@ pub(crate) async fn connection<I>(
     };
     let idle_count = all_closed.sender_strong_count();
     let config = &server.config;
-    let http = http2::Builder::new(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .enable_connect_protocol()
-        .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
-        .max_send_buf_size(SEND_BUFFER)
-        .max_concurrent_streams(config.h2_max_streams)
-        .max_header_list_size(HEADER_LIST)
-        // A peer gone without a word: the WebSockets find out by their own pings, a
-        // connection with none by these.
-        .keep_alive_interval(config.ping_interval)
-        .keep_alive_timeout(config.ping_interval)
-        .serve_connection(TokioIo::new(io), service);
-    tokio::pin!(http);
+    // On the heap, so that it can be dropped before the connection task ends.
+    let mut http = Box::pin(
+        http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .enable_connect_protocol()
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .max_send_buf_size(SEND_BUFFER)
+            .max_concurrent_streams(config.h2_max_streams)
+            .max_header_list_size(HEADER_LIST)
+            // A peer gone without a word: the WebSockets find out by their own pings, a
+            // connection with none by these.
+            .keep_alive_interval(config.ping_interval)
+            .keep_alive_timeout(config.ping_interval)
+            .serve_connection(TokioIo::new(io), service),
+    );
     let mut shutdown = server.shutdown.clone();
     let mut idle = tokio::time::interval(config.http_timeout);
     idle.reset();
