@@ -524,3 +524,58 @@ async fn over_tls_alpn_offers_h2_and_http1_and_both_echo() {
     let tls = connect(&server, &[b"h2", b"http/1.1"]).await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
 }
+
+/// The figures in server/README.md: 1,000 sockets as streams of one HTTP/2 connection against
+/// 1,000 sockets over 1,000 HTTP/1.1 connections, each against a fresh server: its memory per
+/// socket once they are all open and have echoed one message, the time to open them all, and
+/// the time for a round trip on each, all at once. A measure, not a check:
+/// `cargo test -p wsecho --release --test http2 -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn measure_1000_sockets_over_one_http2_connection_and_over_1000_connections() {
+    const SOCKETS: usize = 1000;
+    rlimit::increase_nofile_limit(u64::MAX).unwrap();
+    let round_trips = |sockets: Vec<Socket>| async move {
+        let echoes = sockets.into_iter().map(|mut socket| async move {
+            assert_echoed(&mut socket, "hello").await;
+            socket
+        });
+        futures_util::future::join_all(echoes).await
+    };
+    let server = Server::start(&["--h2c", "--h2-max-streams", "2000"]);
+    let (before, _) = server.memory_kib();
+    let started = Instant::now();
+    let connection = Connection::h2c(&server).await;
+    let sockets = futures_util::future::join_all((0..SOCKETS).map(|_| connection.open())).await;
+    let opened = started.elapsed();
+    let started = Instant::now();
+    let sockets = round_trips(sockets).await;
+    let echoed = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (after, _) = server.memory_kib();
+    eprintln!(
+        "HTTP/2, one connection: {:.1} KiB per socket, opened in {opened:?}, one round trip each in {echoed:?}",
+        (after - before) as f64 / SOCKETS as f64
+    );
+    drop(sockets);
+
+    let server = Server::start(&[]);
+    let (before, _) = server.memory_kib();
+    let started = Instant::now();
+    let sockets = futures_util::future::join_all((0..SOCKETS).map(|_| server.connect())).await;
+    let opened = started.elapsed();
+    let started = Instant::now();
+    let echoes = sockets.into_iter().map(|mut socket| async move {
+        assert_echoed(&mut socket, "hello").await;
+        socket
+    });
+    let sockets = futures_util::future::join_all(echoes).await;
+    let echoed = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (after, _) = server.memory_kib();
+    eprintln!(
+        "HTTP/1.1, {SOCKETS} connections: {:.1} KiB per socket, opened in {opened:?}, one round trip each in {echoed:?}",
+        (after - before) as f64 / SOCKETS as f64
+    );
+    drop(sockets);
+}
