@@ -274,6 +274,39 @@ mod tests {
     }
 
     #[test]
+    fn an_extended_connect_is_accepted_with_200_and_its_faults_rejected() {
+        let connect = |protocol: Option<&'static str>, path: &str, version: Option<&str>| {
+            let mut builder = Request::builder().method(Method::CONNECT).uri(path);
+            if let Some(protocol) = protocol {
+                builder = builder.extension(hyper::ext::Protocol::from_static(protocol));
+            }
+            if let Some(version) = version {
+                builder = builder.header("sec-websocket-version", version);
+            }
+            builder.body(()).unwrap()
+        };
+        let ws = Some("websocket");
+        let response = accept_connect(&connect(ws, "/", Some("13")), &[]).unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(!response.headers().contains_key(SEC_WEBSOCKET_ACCEPT));
+        let verdict = |request| accept_connect(&request, &[]).unwrap_err();
+        let unsupported = Rejection::UnsupportedVersionOverHttp2;
+        assert_eq!(verdict(connect(ws, "/", Some("8"))), unsupported);
+        assert_eq!(verdict(connect(ws, "/", None)), unsupported);
+        assert_eq!(unsupported.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            verdict(connect(ws, "/chat", Some("13"))),
+            Rejection::WrongPath
+        );
+        let other = Rejection::NotWebSocketProtocol;
+        assert_eq!(
+            verdict(connect(Some("webtransport"), "/", Some("13"))),
+            other
+        );
+        assert_eq!(verdict(connect(None, "/", Some("13"))), other);
+    }
+
+    #[test]
     fn selects_the_servers_first_protocol_the_client_offers() {
         let mut pairs = GOOD.to_vec();
         pairs.push(("Sec-WebSocket-Protocol", "chat, echo"));

@@ -525,6 +525,44 @@ async fn over_tls_alpn_offers_h2_and_http1_and_both_echo() {
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
 }
 
+/// A connection that breaks HTTP/2 itself (a DATA frame on stream 0) gets GOAWAY with
+/// PROTOCOL_ERROR and is closed; a socket on another connection goes on.
+#[tokio::test]
+async fn a_connection_that_breaks_http2_gets_goaway_with_protocol_error() {
+    let server = Server::start(&["--h2c"]);
+    let mut socket = Connection::h2c(&server).await.open().await;
+    let mut bad = TcpStream::connect(server.addr).await.unwrap();
+    let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    bytes.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]); // SETTINGS, empty
+    bytes.extend_from_slice(&[0, 0, 1, 0x0, 0, 0, 0, 0, 0, b'x']); // DATA on stream 0
+    bad.write_all(&bytes).await.unwrap();
+    let mut answer = Vec::new();
+    let read = bad.read_to_end(&mut answer);
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    // The frames: 9-byte headers (length, type, flags, stream), then the payload.
+    let mut rest = &answer[..];
+    let mut goaway = None;
+    while rest.len() >= 9 {
+        let length = u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
+        let Some(payload) = rest.get(9..9 + length) else {
+            break;
+        };
+        if rest[3] == 0x7 {
+            goaway = Some(u32::from_be_bytes(payload[4..8].try_into().unwrap()));
+        }
+        rest = &rest[9 + length..];
+    }
+    assert_eq!(
+        goaway,
+        Some(0x1),
+        "GOAWAY with PROTOCOL_ERROR in {answer:?}"
+    );
+    assert_echoed(&mut socket, "another connection goes on").await;
+}
+
 /// The figures in server/README.md: 1,000 sockets as streams of one HTTP/2 connection against
 /// 1,000 sockets over 1,000 HTTP/1.1 connections, each against a fresh server: its memory per
 /// socket once they are all open and have echoed one message, the time to open them all, and
