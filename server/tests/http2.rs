@@ -16,7 +16,7 @@ use hyper::client::conn::http2::{self, SendRequest};
 use hyper::upgrade::Upgraded;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use support::{Server, assert_echoed, client_frame, close_code, server_frames};
+use support::{Server, assert_echoed, client_frame, close_code, eventually, server_frames};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
@@ -561,6 +561,55 @@ async fn a_connection_that_breaks_http2_gets_goaway_with_protocol_error() {
         "GOAWAY with PROTOCOL_ERROR in {answer:?}"
     );
     assert_echoed(&mut socket, "another connection goes on").await;
+}
+
+/// A restart with `--handover`: the old instance's HTTP/2 sockets get 1001, and a new
+/// connection to the same address is served by the successor.
+#[tokio::test]
+async fn a_handover_sends_the_old_instances_http2_sockets_1001() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join(format!("http2-handover-{}.sock", std::process::id()));
+    let args = ["--h2c", "--handover", path.to_str().unwrap()];
+    let old = Server::start(&args);
+    let connection = Connection::h2c(&old).await;
+    let sockets = futures_util::future::join_all((0..3).map(|_| connection.open())).await;
+    let new = Server::start(&args);
+    assert_eq!(
+        new.addr, old.addr,
+        "the successor listens on the same socket"
+    );
+    for mut socket in sockets {
+        let answer = tokio::time::timeout(Duration::from_secs(5), socket.next()).await;
+        let Ok(Some(Ok(Message::Close(Some(frame))))) = answer else {
+            panic!("expected Close 1001, got {answer:?}")
+        };
+        assert_eq!(frame.code, CloseCode::Away);
+    }
+    let status = old.exited_within(Duration::from_secs(10)).await;
+    assert!(status.is_some_and(|status| status.success()), "{status:?}");
+    let mut socket = Connection::h2c(&new).await.open().await;
+    assert_echoed(&mut socket, "served by the successor").await;
+}
+
+/// `--http-timeout` bounds an HTTP/2 connection's idleness, not its life: one with a socket
+/// open outlives it, and one left with none gets GOAWAY after it.
+#[tokio::test]
+async fn a_connection_lives_while_it_has_sockets_and_gets_goaway_when_idle() {
+    let server = Server::start(&["--h2c", "--http-timeout", "1"]);
+    let connection = Connection::h2c(&server).await;
+    let mut socket = connection.open().await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_echoed(&mut socket, "alive past the HTTP timeout").await;
+    socket.close(None).await.unwrap();
+    while socket.next().await.is_some() {}
+    drop(socket);
+    let send = connection.send.clone();
+    let what = "GOAWAY on the idle connection";
+    let closed = eventually(Duration::from_secs(5), what, || {
+        let closed = send.is_closed();
+        async move { closed.then_some(()) }
+    });
+    closed.await;
 }
 
 /// The figures in server/README.md: 1,000 sockets as streams of one HTTP/2 connection against
