@@ -67,6 +67,18 @@ pub struct Config {
     pub test_controls: bool,
     /// TLS, for `wss://` ([`crate::tls::load`]); `None` serves plain `ws://`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// With `tls`: offer HTTP/2 in ALPN (beside HTTP/1.1) and serve WebSockets over it (RFC
+    /// 8441). Browsers then open every socket of the origin as a stream of their HTTP/2
+    /// connection, and do not fall back to HTTP/1.1.
+    pub http2: bool,
+    /// Cleartext HTTP/2 by prior knowledge (h2c): a connection that opens with the HTTP/2
+    /// preface is served as HTTP/2, any other as HTTP/1.1. For tests and for proxies that
+    /// speak it; no browser does.
+    pub h2c: bool,
+    /// Streams at once on one HTTP/2 connection (`SETTINGS_MAX_CONCURRENT_STREAMS`): its
+    /// WebSockets and requests. A client that opens more has them refused (`REFUSED_STREAM`);
+    /// hyper's client and browsers wait for a free stream instead.
+    pub h2_max_streams: u32,
     /// Renders `/metrics` when set ([`crate::telemetry::install`]).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
@@ -93,6 +105,9 @@ impl Default for Config {
             deflate_threshold: 1024,
             test_controls: false,
             tls: None,
+            http2: true,
+            h2c: false,
+            h2_max_streams: 256,
             metrics: None,
         }
     }

@@ -84,6 +84,19 @@ struct Args {
     /// PEM private key for wss:// (with --tls-cert).
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// With --tls-cert: offer HTTP/1.1 only in ALPN, not HTTP/2. With HTTP/2 offered (the
+    /// default), Chromium and Firefox open every WebSocket of the origin as a stream of their
+    /// HTTP/2 connection (RFC 8441).
+    #[arg(long)]
+    no_http2: bool,
+    /// Cleartext HTTP/2 by prior knowledge (h2c) besides HTTP/1.1: a connection that opens
+    /// with the HTTP/2 preface is served as HTTP/2. For tests and proxies; browsers never use it.
+    #[arg(long)]
+    h2c: bool,
+    /// Streams at once on one HTTP/2 connection (its WebSockets and requests); a client that
+    /// opens more has them refused (REFUSED_STREAM).
+    #[arg(long, default_value_t = Config::default().h2_max_streams)]
+    h2_max_streams: u32,
     /// Serve Prometheus metrics at /metrics (connections, messages, bytes, close codes,
     /// refused handshakes). Anyone who can reach the port can read them.
     #[arg(long)]
@@ -229,6 +242,9 @@ async fn run() -> anyhow::Result<()> {
         deflate_threshold: args.deflate_threshold,
         test_controls: args.test_controls,
         tls,
+        http2: !args.no_http2,
+        h2c: args.h2c,
+        h2_max_streams: args.h2_max_streams,
         metrics: args.metrics.then(wsecho::telemetry::install).transpose()?,
     };
     wsecho::serve(listener, config, stop_signal(handover)).await;
