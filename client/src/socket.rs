@@ -664,7 +664,7 @@ impl Shared {
 
     /// The browser's `online`, `offline` or `visibilitychange`, for the unit tests on the
     /// simulated transport (where nothing listens to a browser).
-    #[cfg(all(not(target_arch = "wasm32"), test))]
+    #[cfg(all(not(target_arch = "wasm32"), any(test, feature = "fuzzing")))]
     pub(crate) fn network_for_test(self: &Rc<Self>, change: crate::tests::sim::Network) {
         use crate::tests::sim::Network;
         let behind = self.reader_behind();
