@@ -161,15 +161,18 @@ fuzz_target!(|input: Input| {
         }
     }
     stream.extend(close_frame());
-    if let Some((at, xor)) = flip {
-        if !stream.is_empty() && xor != 0 {
-            let at = at as usize % stream.len();
-            stream[at] ^= xor;
-            let whole = ours(&stream, &Delivery::whole(), true, max_size);
-            let split = ours(&stream, &delivery, true, max_size);
-            assert_eq!(split, whole, "split as {delivery:?}: {stream:02x?}, limit {max_size}");
-            return;
-        }
+    if let Some((at, xor)) = flip
+        && xor != 0
+    {
+        let at = at as usize % stream.len();
+        stream[at] ^= xor;
+        let whole = ours(&stream, &Delivery::whole(), true, max_size);
+        let split = ours(&stream, &delivery, true, max_size);
+        assert_eq!(
+            split, whole,
+            "split as {delivery:?}: {stream:02x?}, limit {max_size}"
+        );
+        return;
     }
     let got = ours(&stream, &delivery, true, max_size);
     if too_big {
