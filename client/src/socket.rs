@@ -771,7 +771,9 @@ impl Shared {
     /// Hands the reconnection queue's messages to the open connection while it takes them
     /// under the high-water mark: the hook `Builder::reconnect` sets.
     pub(crate) fn drain(self: &Rc<Self>) {
-        loop {
+        // A connection closing (the server's Close arrived, its close event not yet) drops
+        // what it is handed, as the browser does: the queue keeps it for the next one.
+        while self.link_state() == State::Open {
             let buffered = self.with_link(Connection::buffered_amount);
             let next = self.core().drain_next(now(), buffered);
             let Some(message) = next else { break };

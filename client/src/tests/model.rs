@@ -1026,3 +1026,27 @@ fn regression_a_ping_every_millisecond_is_no_timer_storm() {
     ];
     run(&conf, &ops).unwrap();
 }
+
+/// Found by the `client_model` fuzz target: messages queued while connecting, held back by
+/// a high-water mark of 0, were handed from the queue to a connection the server had half
+/// closed (its Close received, the close event not yet), which drops what it is handed: an
+/// accepted message lost, with no `Unsent`. The queue keeps them for the next connection.
+#[test]
+fn regression_the_queue_is_not_drained_into_a_closing_connection() {
+    let conf = Conf {
+        reconnect: Some((230, 1232, None, 313, false, 4, false)),
+        protocols: true,
+        decides: true,
+        high_water_mark: Some(0),
+        ..conf_none()
+    };
+    let ops = [
+        Op::Send,
+        Op::Send,
+        Op::Open(true),
+        Op::HalfClose,
+        Op::Flush,
+        Op::Advance(20),
+    ];
+    run(&conf, &ops).unwrap();
+}
