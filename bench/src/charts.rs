@@ -1,5 +1,6 @@
 //! The charts written next to BENCHMARKS.md (`bench/charts/*.svg`), drawn with plotters' SVG
-//! backend: grouped bars, one group per workload or scenario, one bar per program or server.
+//! backend: grouped bars, one group per workload or scenario, one bar per program or server;
+//! and lines over time, for the soak.
 //! SVG text is left to the viewer's fonts, so no font or bitmap crate is needed.
 
 use std::path::Path;
@@ -164,6 +165,78 @@ fn draw_panel(
     Ok(())
 }
 
+/// One line of a [`LinePanel`]: its name and its (x, y) points, in order.
+pub struct Line {
+    pub name: &'static str,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A panel of lines over a shared x axis (time, for the soak).
+pub struct LinePanel {
+    pub title: String,
+    pub y_label: String,
+    pub lines: Vec<Line>,
+}
+
+/// Draws `panels` one above the other into the SVG `file`, each a line per series from a
+/// value axis at 0, with `x_label` on the shared x axis.
+pub fn lines(file: &Path, panels: &[LinePanel], x_label: &str) -> Result<()> {
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let height = 300 * panels.len() as u32;
+    let root = SVGBackend::new(file, (900, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+    for (area, panel) in root.split_evenly((panels.len(), 1)).iter().zip(panels) {
+        draw_lines(area, panel, x_label).map_err(|e| anyhow!("{e}"))?;
+    }
+    root.present().map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}
+
+fn draw_lines(
+    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    panel: &LinePanel,
+    x_label: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let points = || panel.lines.iter().flat_map(|line| line.points.iter());
+    let right = points().map(|(x, _)| *x).fold(1e-9, f64::max);
+    // Room above the lines for the legend.
+    let top = points().map(|(_, y)| *y).fold(1e-9, f64::max) * 1.4;
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(34)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..right, 0.0..top)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(&panel.y_label)
+        .y_label_formatter(&|v| round(*v))
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 14))
+        .draw()?;
+    for (s, line) in panel.lines.iter().enumerate() {
+        let colour = COLOURS[s % COLOURS.len()];
+        chart
+            .draw_series(LineSeries::new(
+                line.points.iter().copied(),
+                colour.stroke_width(2),
+            ))?
+            .label(line.name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 12, y)], colour.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font(("sans-serif", 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .draw()?;
+    Ok(())
+}
+
 /// A value as a bar's label: two decimals below 10, one below 100, none above.
 fn round(value: f64) -> String {
     match value.abs() {
@@ -176,6 +249,36 @@ fn round(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_chart_names_its_panels_and_lines() {
+        let file = std::env::temp_dir().join(format!("bench-lines-{}.svg", std::process::id()));
+        let panel = |title: &str| LinePanel {
+            title: title.to_owned(),
+            y_label: "ms".to_owned(),
+            lines: ["plain", "deflated"]
+                .into_iter()
+                .map(|name| Line {
+                    name,
+                    points: vec![(10.0, 1.0), (20.0, 2.5), (30.0, 1.5)],
+                })
+                .collect(),
+        };
+        lines(&file, &[panel("p50"), panel("p99")], "seconds").unwrap();
+        let svg = std::fs::read_to_string(&file).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        for text in ["p50", "p99", "seconds"] {
+            assert_eq!(svg.matches(&format!("\n{text}\n")).count(), 1, "{text}");
+        }
+        for text in ["plain", "deflated"] {
+            assert_eq!(svg.matches(&format!("\n{text}\n")).count(), 2, "{text}");
+        }
+        assert_eq!(
+            svg.matches("<polyline").count(),
+            4,
+            "a line per run and panel"
+        );
+    }
 
     #[test]
     fn a_chart_has_every_group_and_series_named() {

@@ -281,6 +281,29 @@ pub(crate) async fn round_trip(
         frame(0x81, message.as_bytes())
     };
     stream.write_all(&out).await?;
+    let mut read = 0;
+    // The server's keepalive pings a connection it has not heard from for a while (one of
+    // thousands still opening): answered, as a browser answers them.
+    let (head, payload) = loop {
+        let (head, payload) = read_frame(stream).await?;
+        read += payload.len() as u64 + header_length(payload.len());
+        if head != 0x89 {
+            break (head, payload);
+        }
+        stream.write_all(&frame(0x8a, &payload)).await?;
+    };
+    ensure!(head & 0x8f == 0x81, "not one final text frame: {head:#x}");
+    let reply = if head & 0x40 != 0 {
+        try_inflate(&payload, 15, message.len())?
+    } else {
+        payload
+    };
+    ensure!(reply == message.as_bytes(), "a wrong echo");
+    Ok((out.len() as u64, read))
+}
+
+/// Reads one unmasked server frame: its first byte and its payload.
+async fn read_frame(stream: &mut TcpStream) -> Result<(u8, Vec<u8>)> {
     let mut head = [0; 2];
     stream.read_exact(&mut head).await?;
     let length = match head[1] & 0x7f {
@@ -288,25 +311,18 @@ pub(crate) async fn round_trip(
         127 => stream.read_u64().await?,
         n => u64::from(n),
     };
-    let header = 2 + match head[1] & 0x7f {
-        126 => 2,
-        127 => 8,
-        _ => 0,
-    };
-    ensure!(
-        head[0] & 0x8f == 0x81,
-        "not one final text frame: {:#x}",
-        head[0]
-    );
     let mut payload = vec![0; length as usize];
     stream.read_exact(&mut payload).await?;
-    let reply = if head[0] & 0x40 != 0 {
-        try_inflate(&payload, 15, message.len())?
-    } else {
-        payload
-    };
-    ensure!(reply == message.as_bytes(), "a wrong echo");
-    Ok((out.len() as u64, header + length))
+    Ok((head[0], payload))
+}
+
+/// The length of a server frame's header for a payload of `length` bytes.
+fn header_length(length: usize) -> u64 {
+    match length {
+        0..126 => 2,
+        126..65536 => 4,
+        _ => 10,
+    }
 }
 
 /// Runs `load` against `addr`: bytes up, bytes down, and whether deflate was negotiated.

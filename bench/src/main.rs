@@ -13,7 +13,8 @@
 //! Chromium and Firefox, and 5b (`transports`) its other transports; 6 (`size`): the demo's
 //! sizes; 7 (`deflate`): permessage-deflate, against Node's `ws`; 8 (`peers`): the client
 //! beside its peers (gloo-net, ws_stream_wasm, tokio-tungstenite-wasm) and plain JavaScript,
-//! the same program on each, in Chromium and Firefox. The servers are `targets`; `stats` makes
+//! the same program on each, in Chromium and Firefox; 9 (`soak`): 10,000 connections sending
+//! a message a second each for ten minutes, without and with deflate. The servers are `targets`; `stats` makes
 //! each figure a median over the runs, `report` the tables and the file, and `charts` the SVG
 //! charts beside it (`bench/charts/`).
 
@@ -33,6 +34,7 @@ mod peers;
 mod report;
 mod round_trips;
 mod size;
+mod soak;
 mod stats;
 mod targets;
 mod transports;
@@ -176,6 +178,10 @@ fn main() -> Result<()> {
                 Scale::Linear,
             )?;
         }
+    }
+    if wanted("9") {
+        let ours = targets.last().expect("ours is the last target");
+        report.push_str(&soak::section(&runtime, ours, charts.as_deref())?);
     }
     println!("{report}");
     match write {

@@ -203,12 +203,97 @@ impl Builder {
         self
     }
 
-    /// Natively, the TLS setup for `wss://`: for example roots of the application's own, or
-    /// client certificates. By default, rustls on the ring provider with Mozilla's roots
-    /// (`webpki-roots`). (In the browser, the browser's.)
+    /// Natively, the TLS setup for `wss://` (and for an `https://` [`proxy`](Self::proxy)).
+    /// By default, rustls on the ring provider with Mozilla's roots (`webpki-roots`): the
+    /// same on every machine, whatever its store holds. (In the browser, the browser's.)
+    ///
+    /// A private certificate authority, and a client certificate for a server that asks for
+    /// one (mutual TLS), are rustls's own settings:
+    ///
+    /// ```no_run
+    /// # #[cfg(not(target_arch = "wasm32"))]
+    /// # fn config(
+    /// #     authority: rustls::pki_types::CertificateDer<'static>,
+    /// #     chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// #     key: rustls::pki_types::PrivateKeyDer<'static>,
+    /// # ) -> Result<wasm_websocket::Builder, Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    ///
+    /// // The roots: the company's authority (add Mozilla's with `webpki-roots` too if the
+    /// // socket also reaches public servers).
+    /// let mut roots = rustls::RootCertStore::empty();
+    /// roots.add(authority)?;
+    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
+    /// let config = rustls::ClientConfig::builder_with_provider(provider)
+    ///     .with_safe_default_protocol_versions()?
+    ///     .with_root_certificates(roots)
+    ///     // Or `.with_no_client_auth()` where the server asks for no certificate.
+    ///     .with_client_auth_cert(chain, key)?;
+    /// Ok(wasm_websocket::WebSocket::builder("wss://internal.example/feed")
+    ///     .tls_config(Arc::new(config)))
+    /// # }
+    /// ```
+    ///
+    /// With the `platform-verifier` feature, `Builder::platform_verifier` trusts what the
+    /// operating system trusts instead.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn tls_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        #[cfg(feature = "platform-verifier")]
+        {
+            self.options.platform_verifier = false;
+        }
         self.options.tls = Some(config);
+        self
+    }
+
+    /// Natively, with the `platform-verifier` feature: verifies servers as the operating
+    /// system does (rustls-platform-verifier: the system's trust store and, on macOS,
+    /// Windows and Android, its own verifier with revocation), so that an authority an
+    /// administrator installed is trusted. Where the system has no roots at all, each attempt
+    /// fails with a close whose reason says so. Replaced by a later
+    /// [`tls_config`](Self::tls_config), and the other way round.
+    #[cfg(all(not(target_arch = "wasm32"), feature = "platform-verifier"))]
+    pub fn platform_verifier(mut self) -> Self {
+        self.options.tls = None;
+        self.options.platform_verifier = true;
+        self
+    }
+
+    /// Natively, connects through the proxy at `url`, whatever the environment says: each
+    /// attempt, reconnections included, asks the proxy for a tunnel to the server, then
+    /// speaks TLS (for `wss://`) and WebSocket through it. An HTTP proxy (`http://`, or
+    /// `https://` reached over TLS, verified as the server is by
+    /// [`tls_config`](Self::tls_config), with the server's TLS inside it) is asked with
+    /// `CONNECT host:port`; a SOCKS5 proxy with `socks5://` (the client resolves the server's
+    /// name) or `socks5h://` (the proxy does). No scheme is `http://`; no port is 1080, or 443
+    /// for `https://`, as curl reads it. Credentials in the URL
+    /// (`http://user:password@proxy:3128`, percent-encoded) are sent as
+    /// `Proxy-Authorization: Basic`, or as SOCKS5's user and password.
+    ///
+    /// A URL that is not a proxy's makes [`connect`](Self::connect) fail with
+    /// `Error::InvalidProxy`. A proxy that refuses (its status: 407, 403, 502, …; none from
+    /// SOCKS5) or cannot be reached fails the attempt: an [`Event::Error`], then a close with 1006 and
+    /// `CloseCause::Proxy` carrying the status, and an awaited [`open`](Self::open) fails
+    /// with `Error::Proxy`. Reconnection follows as for any failed attempt.
+    ///
+    /// Without this, or [`no_proxy`](Self::no_proxy), each attempt reads the environment as
+    /// curl does: `wss://` takes `wss_proxy`, `https_proxy`, `HTTPS_PROXY`; `ws://` takes
+    /// `ws_proxy`, `http_proxy` (never `HTTP_PROXY`, which CGI programs get from a request's
+    /// `Proxy:` header); both then `all_proxy`, `ALL_PROXY`. `no_proxy` (or `NO_PROXY`) lists
+    /// the hosts reached directly: `*` for all, names (each also its subdomains: `example.com`
+    /// covers `www.example.com`), addresses and networks (`10.0.0.0/8`). (In the browser the
+    /// browser's own proxy settings apply.)
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.options.proxy = crate::proxy::ProxySetting::Given(url.into());
+        self
+    }
+
+    /// Natively, connects directly, whatever the environment's proxy variables say; see
+    /// [`proxy`](Self::proxy).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn no_proxy(mut self) -> Self {
+        self.options.proxy = crate::proxy::ProxySetting::Off;
         self
     }
 
@@ -354,7 +439,9 @@ impl Builder {
     /// Opens the socket and waits until it is open. Fails with the errors of
     /// [`connect`](Self::connect), or with [`Error::ConnectFailed`] and the close code and
     /// reason when the socket closes for good before it opens: with reconnection, once the
-    /// attempts are used up (so never, without [`Reconnect::max_attempts`]).
+    /// attempts are used up (so never, without [`Reconnect::max_attempts`]). Natively, when a
+    /// proxy refused that last attempt, it fails with `Error::Proxy` and the proxy's status
+    /// instead (`Builder::proxy`).
     pub async fn open(self) -> Result<WebSocket, Error> {
         let socket = self.connect()?;
         let mut events = socket.events();
@@ -367,7 +454,13 @@ impl Builder {
             }
         }
         let never = CloseEvent::new(1006, "", false).with_cause(CloseCause::HandshakeFailed);
-        Err(Error::ConnectFailed(last_close.unwrap_or(never)))
+        let last_close = last_close.unwrap_or(never);
+        #[cfg(not(target_arch = "wasm32"))]
+        if let CloseCause::Proxy { status } = last_close.cause {
+            let reason = last_close.reason;
+            return Err(Error::Proxy { status, reason });
+        }
+        Err(Error::ConnectFailed(last_close))
     }
 }
 

@@ -64,6 +64,31 @@ pub enum Error {
         "no tokio LocalSet here: connect from inside `tokio::task::LocalSet::run_until` (or a task it runs)"
     )]
     NoLocalSet,
+    /// Natively, a proxy URL (given to `Builder::proxy`, or in a proxy variable of the
+    /// environment) that is not one: its scheme must be `http`, `https`, `socks5` or
+    /// `socks5h` (or none, which is `http`), and it must name a host.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[error("invalid proxy \"{proxy}\": {message}")]
+    InvalidProxy {
+        /// The proxy URL, its password hidden.
+        proxy: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Natively, an awaited [`open`](crate::Builder::open) whose last attempt the proxy
+    /// refused: `status` is the proxy's answer's (407: it wants other credentials; 403: it
+    /// forbids the destination; 502 or 500: it cannot reach the server), `None` when the
+    /// proxy could not be reached, did not answer in HTTP, or is a SOCKS5 proxy (the reason
+    /// then says what it answered). Its close event has
+    /// [`CloseCause::Proxy`](crate::CloseCause::Proxy).
+    #[cfg(not(target_arch = "wasm32"))]
+    #[error("could not connect: {reason}")]
+    Proxy {
+        /// The proxy's HTTP status.
+        status: Option<u16>,
+        /// Which proxy, and what it answered.
+        reason: String,
+    },
 }
 
 fn reason_suffix(reason: &str) -> String {

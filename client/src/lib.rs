@@ -16,7 +16,12 @@
 //!   none, the socket uses `WebSocket` and says so. It reads only while the application's
 //!   streams have room, so a stream that is not polled makes TCP push back on the server;
 //! - **tokio-tungstenite**, natively, with rustls (ring, Mozilla's roots) for `wss://`; it
-//!   reads only while the streams have room, too.
+//!   reads only while the streams have room, too. Natively only: the application's TLS
+//!   setup (`Builder::tls_config`: a private authority, a client certificate), the system's
+//!   verifier (`Builder::platform_verifier`, feature `platform-verifier`), and HTTP and
+//!   SOCKS5 proxies (`Builder::proxy`, or the environment's `HTTPS_PROXY`, `http_proxy`, `ALL_PROXY` and
+//!   `NO_PROXY` as curl reads them; `Builder::no_proxy`), whose refusal is `Error::Proxy`
+//!   with the proxy's status.
 //!
 //! The differences, and why:
 //!
@@ -312,6 +317,8 @@ mod native;
 #[cfg(target_arch = "wasm32")]
 mod network;
 mod payload;
+#[cfg(not(target_arch = "wasm32"))]
+mod proxy;
 mod queue;
 mod reconnect;
 mod sink;
@@ -321,6 +328,8 @@ mod tests;
 mod timer;
 mod tracked;
 mod transport;
+#[cfg(all(not(target_arch = "wasm32"), not(test)))]
+mod tunnel;
 mod watch;
 #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
 mod websocketstream;

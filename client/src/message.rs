@@ -161,6 +161,16 @@ pub enum CloseCause {
     /// on the browser's `WebSocket`, which cannot be told to stop: the connection was given up
     /// (the server sees a close with 1000; the application, this cause and 1008).
     ReceiveOverflow,
+    /// Natively, the proxy did not open the tunnel to the server
+    /// ([`Builder::proxy`](crate::Builder::proxy)): `status` is its answer's (407 when it
+    /// wants credentials, 403 when it forbids the destination, 502 or 500 when it cannot
+    /// reach the server), `None` when the proxy could not be reached, did not answer in
+    /// HTTP, or is a SOCKS5 proxy. The close's reason says which proxy, and what it answered.
+    #[cfg(not(target_arch = "wasm32"))]
+    Proxy {
+        /// The proxy's HTTP status.
+        status: Option<u16>,
+    },
 }
 
 impl CloseCause {
@@ -175,6 +185,8 @@ impl CloseCause {
             CloseCause::HeartbeatLost => "the heartbeat went unanswered",
             CloseCause::Offline => "the browser went offline",
             CloseCause::ReceiveOverflow => "the receive limit was exceeded",
+            #[cfg(not(target_arch = "wasm32"))]
+            CloseCause::Proxy { .. } => "the proxy refused the tunnel",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The native transport: one tokio-tungstenite connection, driven by a local task on the
-//! application's tokio `LocalSet`, with rustls (ring) for `wss://`.
+//! application's tokio `LocalSet`, with rustls (ring) for `wss://`, directly or through a
+//! proxy (`tunnel.rs`, as `proxy.rs` chooses).
 //!
 //! It behaves as the browser's `WebSocket` does, since the state machine above it
 //! (`socket.rs`) was written against that: `send` never waits (the bytes go to an
@@ -21,7 +22,6 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures_util::{Sink, Stream as _};
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message as WireMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -29,17 +29,17 @@ use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::{
-    Connector, MaybeTlsStream, WebSocketStream, connect_async_tls_with_config,
-};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream, client_async_tls_with_config};
 
 use crate::error::Error;
 use crate::event::Unsent;
 use crate::message::{CloseEvent, Message, NORMAL_CLOSURE, State};
 use crate::payload::Payload;
+use crate::proxy::{self, Proxy};
 use crate::timer::{sleep, spawn_local};
 use crate::tracked::Tracked;
 use crate::transport::{Listener, Options};
+use crate::tunnel::{self, Failure, Tunnel};
 
 /// How long a close handshake may take before the connection is dropped: the peer may never
 /// answer (a stalled server, or one found dead by the heartbeat).
@@ -50,7 +50,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// costs more reads for big messages.
 const READ_BUFFER: usize = 32 * 1024;
 
-type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Stream = WebSocketStream<MaybeTlsStream<Tunnel>>;
 
 /// One tokio-tungstenite connection: the state it shares with its task.
 pub(crate) struct Connection {
@@ -79,6 +79,14 @@ struct Link {
     work: Notify,
 }
 
+/// Where an attempt's TCP connection goes: the server's host and port, through its proxy if
+/// it has one.
+struct Destination {
+    host: String,
+    port: u16,
+    proxy: Option<Proxy>,
+}
+
 enum Command {
     Send(Message),
     Close(u16, String),
@@ -91,6 +99,23 @@ impl Connection {
         options: &Options,
     ) -> Result<Connection, Error> {
         let request = request(url, options)?;
+        let uri = request.uri();
+        let secure = uri.scheme_str() == Some("wss");
+        let host = uri.host().unwrap_or_default();
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        // The environment is read at each attempt, as a program started anew would.
+        let proxy = proxy::choose(&options.proxy, secure, host, |name| {
+            std::env::var(name).ok()
+        })?;
+        let destination = Destination {
+            host: host.to_owned(),
+            port,
+            proxy,
+        };
         let link = Rc::new(Link {
             url: url.to_owned(),
             state: Cell::new(State::Connecting),
@@ -102,8 +127,9 @@ impl Connection {
             waiting: RefCell::new(VecDeque::new()),
             work: Notify::new(),
         });
-        let tls = options.tls.clone();
-        let task = run(listener, link.clone(), request, tls);
+        // Made here, where the options are at hand; a failure fails the attempt.
+        let tls = tls(options);
+        let task = run(listener, link.clone(), request, destination, tls);
         // The task counts as one of the crate's closures while it lives: it is what the
         // browser transport's four closures are.
         let tracked = Tracked::new(());
@@ -277,14 +303,26 @@ fn request(url: &str, options: &Options) -> Result<Request, Error> {
     Ok(request)
 }
 
-/// The TLS setup for `wss://`: the application's, or rustls on the ring provider (no C
-/// toolchain needed) with the Mozilla roots of `webpki-roots` (the same on every machine,
-/// unlike the system's store).
-fn tls(config: Option<Arc<rustls::ClientConfig>>) -> Result<Connector, String> {
-    if let Some(config) = config {
-        return Ok(Connector::Rustls(config));
+/// The TLS setup for `wss://` and for an `https://` proxy: the application's; or rustls on
+/// the ring provider (no C toolchain needed) with the platform's verifier if asked for
+/// (feature `platform-verifier`), else with the Mozilla roots of `webpki-roots` (the same on
+/// every machine, unlike the system's store).
+fn tls(options: &Options) -> Result<Arc<rustls::ClientConfig>, String> {
+    if let Some(config) = &options.tls {
+        return Ok(config.clone());
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    #[cfg(feature = "platform-verifier")]
+    if options.platform_verifier {
+        use rustls_platform_verifier::BuilderVerifierExt;
+        // Built at each attempt: the system's store is read as it is now.
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .and_then(|builder| builder.with_platform_verifier())
+            .map_err(|error| format!("the platform's verifier: {error}"))?
+            .with_no_client_auth();
+        return Ok(Arc::new(config));
+    }
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
@@ -293,7 +331,7 @@ fn tls(config: Option<Arc<rustls::ClientConfig>>) -> Result<Connector, String> {
         .map_err(|error| error.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(Connector::Rustls(Arc::new(config)))
+    Ok(Arc::new(config))
 }
 
 /// The connection's task: the handshake, then reading and writing until the connection
@@ -302,21 +340,25 @@ async fn run(
     listener: Weak<dyn Listener>,
     link: Rc<Link>,
     request: Request,
-    tls_config: Option<Arc<rustls::ClientConfig>>,
+    destination: Destination,
+    tls: Result<Arc<rustls::ClientConfig>, String>,
 ) {
     // The socket, while it wants this connection's events.
     let attached = || listener.upgrade().filter(|_| !link.detached.get());
     let handshake = async {
-        let connector = tls(tls_config)?;
-        // Nagle off: a small message goes out at once, not after the previous one's ACK.
+        let tls = tls.map_err(Failure::Other)?;
+        let Destination { host, port, proxy } = &destination;
+        let way = tunnel::open(host, *port, proxy.as_ref(), &tls).await?;
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
-        connect_async_tls_with_config(request, Some(config), true, Some(connector))
+        let connector = Connector::Rustls(tls);
+        client_async_tls_with_config(request, way, Some(config), Some(connector))
             .await
-            .map_err(|error| error.to_string())
+            .map_err(|error| Failure::Other(error.to_string()))
     };
+    // `None`: the application closed it meanwhile.
     let connected = tokio::select! {
-        connected = handshake => connected,
-        () = link.abort.notified() => Err(String::new()),
+        connected = handshake => connected.map_err(Some),
+        () = link.abort.notified() => Err(None),
     };
     let stream = match connected {
         Ok((stream, response)) if link.state.get() == State::Connecting => {
@@ -327,15 +369,16 @@ async fn run(
         }
         // Closed by the application meanwhile: failed, as in the browser (no error event).
         Ok(_) => return report(&link, attached(), None),
-        Err(reason) => {
+        Err(failure) => {
             // The browser's error event carries nothing; the close reason says what failed.
-            let aborted = reason.is_empty();
+            let aborted = failure.is_none();
             if let Some(listener) = attached().filter(|_| !aborted) {
                 listener.failed(false);
             }
             link.state.set(State::Closed);
             if let Some(listener) = attached() {
-                listener.closed(CloseEvent::new(1006, reason, false));
+                let close = failure.map(Failure::close_event);
+                listener.closed(close.unwrap_or_else(|| CloseEvent::new(1006, "", false)));
             }
             return;
         }

@@ -55,6 +55,13 @@ pub(crate) struct Options {
     /// Natively, the headers the application adds to each handshake request.
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) headers: Vec<(String, String)>,
+    /// Natively, with the `platform-verifier` feature: whether the application asked for the
+    /// operating system's verifier.
+    #[cfg(all(not(target_arch = "wasm32"), feature = "platform-verifier"))]
+    pub(crate) platform_verifier: bool,
+    /// Natively, where each attempt's proxy comes from.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) proxy: crate::proxy::ProxySetting,
 }
 
 /// What carries a socket's connections.

@@ -42,10 +42,17 @@ pub struct Config {
     /// How long a connection may speak HTTP before it upgrades: requests, files and a client
     /// that does not read them all count; then it is closed.
     pub http_timeout: Duration,
-    /// A connection silent for this long is pinged.
+    /// A connection silent for this long is pinged, and again every interval while it stays
+    /// silent (a pong counts as heard).
     pub ping_interval: Duration,
-    /// A connection silent for this long is closed.
+    /// A connection from which nothing (not even a pong) was heard for this long is let go:
+    /// its Close (1001) leaves `close_timeout` earlier (half of it at most:
+    /// [`Config::close_after`]), so that a
+    /// vanished peer, which never answers it, is let go at this bound and not later.
     pub idle_timeout: Duration,
+    /// How long the server waits for the answer to a Close of its own (idle, shutdown)
+    /// before it lets the connection go.
+    pub close_timeout: Duration,
     /// How long a reply may wait for a peer that does not read before it is dropped.
     pub send_timeout: Duration,
     /// How long shutdown waits for the close handshakes.
@@ -60,6 +67,18 @@ pub struct Config {
     pub test_controls: bool,
     /// TLS, for `wss://` ([`crate::tls::load`]); `None` serves plain `ws://`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// With `tls`: offer HTTP/2 in ALPN (beside HTTP/1.1) and serve WebSockets over it (RFC
+    /// 8441). Browsers then open every socket of the origin as a stream of their HTTP/2
+    /// connection, and do not fall back to HTTP/1.1.
+    pub http2: bool,
+    /// Cleartext HTTP/2 by prior knowledge (h2c): a connection that opens with the HTTP/2
+    /// preface is served as HTTP/2, any other as HTTP/1.1. For tests and for proxies that
+    /// speak it; no browser does.
+    pub h2c: bool,
+    /// Streams at once on one HTTP/2 connection (`SETTINGS_MAX_CONCURRENT_STREAMS`): its
+    /// WebSockets and requests. A client that opens more has them refused (`REFUSED_STREAM`);
+    /// hyper's client and browsers wait for a free stream instead.
+    pub h2_max_streams: u32,
     /// Renders `/metrics` when set ([`crate::telemetry::install`]).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
@@ -79,18 +98,30 @@ impl Default for Config {
             http_timeout: Duration::from_secs(30),
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(120),
+            close_timeout: Duration::from_secs(5),
             send_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(5),
             deflate: false,
             deflate_threshold: 1024,
             test_controls: false,
             tls: None,
+            http2: true,
+            h2c: false,
+            h2_max_streams: 256,
             metrics: None,
         }
     }
 }
 
 impl Config {
+    /// After how much silence an idle connection's Close leaves: `close_timeout` before
+    /// `idle_timeout` (half of it at most), so that the connection is let go by then even if
+    /// the Close goes unanswered.
+    pub fn close_after(&self) -> Duration {
+        let wait = self.close_timeout.min(self.idle_timeout / 2);
+        self.idle_timeout - wait
+    }
+
     /// tungstenite's settings: the size limits, and buffers sized for an idle connection
     /// rather than for the largest message (they grow while a large message passes).
     pub fn websocket(&self) -> WebSocketConfig {

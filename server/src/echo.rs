@@ -52,6 +52,10 @@ const SMALL_MESSAGE: usize = 256;
 /// (benchmark scenario 4b).
 const SETTLE: Duration = Duration::from_millis(100);
 
+/// A keepalive deadline too far to be held by an `Instant` (a configured interval of
+/// centuries) is set this far instead: a year, as good as never.
+const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// The socket stack of one WebSocket: tungstenite over the UTF-8 guard over the inflating
 /// layer (inert unless permessage-deflate was negotiated) over the read-ahead buffer over the
 /// connection (TCP or TLS).
@@ -88,7 +92,10 @@ pub(crate) struct Handler<'a, I> {
     peer: SocketAddr,
     /// The configuration and the signals every connection shares.
     server: &'a Server,
-    /// Ticks every ping interval: a silent peer is pinged, an idle one closed.
+    /// The keepalive clock, set for the next thing it has to do ([`Handler::next_keepalive`]):
+    /// ping a silent peer, close an idle one, give up on an unanswered Close; or, while the
+    /// buffers are grown, look at renewing the socket. It is not reset on every message:
+    /// when it goes off, it looks at when the peer was last heard and sets itself again.
     keepalive: Interval,
     /// When the peer last sent a message.
     last_heard: Instant,
@@ -148,9 +155,11 @@ where
         info!(%peer, "connection opened");
         let now = Instant::now();
         let interval = server.config.ping_interval;
+        // Set for the first ping; `next_keepalive` sets it from then on (the interval's own
+        // period only matters should a tick ever go unanswered by a new deadline).
         let mut keepalive = interval_at(now + interval, interval);
         keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        Handler {
+        let mut handler = Handler {
             socket,
             peer,
             server,
@@ -161,7 +170,10 @@ where
             grown: false,
             deflate,
             tally: Tally::new(now),
-        }
+        };
+        let first = handler.next_keepalive();
+        handler.keepalive.reset_at(first);
+        handler
     }
 
     /// Echoes messages until the connection ends: text as `prefix + text`, binary unchanged;
@@ -202,8 +214,13 @@ where
                 }
             };
             let step = match event {
-                Event::Shutdown => self.go_away("server shutting down"),
+                Event::Shutdown => {
+                    let answer_by = Instant::now() + self.server.config.close_timeout;
+                    self.go_away("server shutting down", answer_by)
+                }
                 Event::Dropped | Event::Received(None) => Step::Stop,
+                // Our Close went unanswered for the close timeout: the peer is let go.
+                Event::Tick if self.closing => Step::Stop,
                 Event::Tick if self.grown => {
                     if self.may_renew().await {
                         // On the heap: the socket stack is a few hundred bytes, and every
@@ -233,8 +250,11 @@ where
                     let queued = within(self.send_timeout(), self.socket.feed(reply)).await;
                     self.check_write(queued)
                 }
+                // A ping or a Close of the server's own: a peer that does not read gets the
+                // send timeout, but no longer than the idle bound leaves it.
                 Step::Send(message) => {
-                    let sent = within(self.send_timeout(), self.socket.send(message)).await;
+                    let limit = self.send_timeout().min(self.until_let_go());
+                    let sent = within(limit, self.socket.send(message)).await;
                     self.check_write(sent)
                 }
                 Step::Continue => ControlFlow::Continue(()),
@@ -332,11 +352,14 @@ where
     }
 
     /// Marks tungstenite's buffers grown, and sets the keepalive clock to tick once the
-    /// peer may have fallen silent ([`Handler::may_renew`] then decides).
+    /// peer may have fallen silent ([`Handler::may_renew`] then decides). Not while our
+    /// Close waits for its answer: the clock then keeps the close timeout.
     fn grew(&mut self) {
         if !self.grown {
             self.grown = true;
-            self.keepalive.reset_after(SETTLE);
+            if !self.closing {
+                self.keepalive.reset_after(SETTLE);
+            }
         }
     }
 
@@ -346,18 +369,15 @@ where
     /// pending, so then its read buffer holds nothing), and nothing waits to be written (a
     /// pong to a ping read meanwhile). A peer heard from lately sets the clock for when it
     /// may be; one in the middle of a message is left as it is until its next large one.
+    /// Otherwise the clock goes back to keeping the peer alive.
     async fn may_renew(&mut self) -> bool {
-        if self.closing {
-            // The peer's answer to our Close gets a whole interval, as without this tick.
-            self.grown = false;
-            self.keepalive.reset();
-            return false;
-        }
         if self.last_heard.elapsed() < SETTLE {
             self.keepalive.reset_at(self.last_heard + SETTLE);
             return false;
         }
         self.grown = false;
+        let next = self.next_keepalive();
+        self.keepalive.reset_at(next);
         if !self.socket.get_ref().at_message_boundary() {
             return false;
         }
@@ -376,6 +396,8 @@ where
         match command {
             Command::Close(frame) => {
                 self.closing = true;
+                let answer_by = Instant::now() + self.server.config.close_timeout;
+                self.keepalive.reset_at(answer_by);
                 self.tally.close_code = Some(frame.code);
                 Step::Queue(Message::Close(Some(frame)))
             }
@@ -405,30 +427,66 @@ where
         }
     }
 
-    /// On a tick of the keepalive clock: pings a peer silent for half an interval, closes one
-    /// silent for the idle timeout (1001), and gives up on a peer that left our Close
-    /// unanswered for a whole interval.
+    /// On a tick of the keepalive clock: closes a peer silent for [`Config::close_after`]
+    /// (1001), so that it is let go at the idle timeout if it never answers; pings a peer
+    /// silent for a ping interval (and every interval after); and sets the clock again.
+    ///
+    /// Issue 33: the clock once ticked every ping interval, so the idle check came up to an
+    /// interval late, and an unanswered Close then waited another whole interval: a vanished
+    /// client was let go 180.8 s after its last message, where 120 s was promised. Now the
+    /// clock is set for each deadline itself, and the Close's wait is part of the bound.
+    ///
+    /// [`Config::close_after`]: crate::Config::close_after
     fn keep_alive(&mut self) -> Step {
-        if self.closing {
-            return Step::Stop;
-        }
         let config = &self.server.config;
         let silent = self.last_heard.elapsed();
-        if silent >= config.idle_timeout {
-            self.go_away("idle")
-        } else if silent >= config.ping_interval / 2 {
-            // Half an interval, not a whole one: a ping answered just after the last tick
-            // must not leave two intervals without a ping.
+        if silent >= config.close_after() {
+            // The Close's answer is awaited until the idle timeout, which it was sent early
+            // for (or at once, should this tick have come late).
+            let answer_by = self.let_go_at().max(Instant::now());
+            return self.go_away("idle", answer_by);
+        }
+        let next = self.next_keepalive();
+        self.keepalive.reset_at(next);
+        if silent >= config.ping_interval {
             Step::Send(Message::Ping(Default::default()))
         } else {
+            // Heard from since the clock was set: nothing to do yet.
             Step::Continue
         }
     }
 
+    /// When the keepalive clock next has something to do: the next ping (after every whole
+    /// ping interval of silence) or the idle Close, whichever comes first.
+    fn next_keepalive(&self) -> Instant {
+        let config = &self.server.config;
+        let interval = config.ping_interval.max(Duration::from_millis(1));
+        let silent = self.last_heard.elapsed();
+        let pings = silent.as_nanos() / interval.as_nanos() + 1;
+        let pings = u32::try_from(pings).unwrap_or(u32::MAX);
+        let ping = interval.saturating_mul(pings);
+        let next = ping.min(config.close_after());
+        // A deadline past what `Instant` can hold is as good as never.
+        (self.last_heard.checked_add(next)).unwrap_or_else(|| Instant::now() + FAR_FUTURE)
+    }
+
+    /// When a peer silent from now on is let go: the idle timeout after it was last heard.
+    fn let_go_at(&self) -> Instant {
+        let idle = self.server.config.idle_timeout;
+        (self.last_heard.checked_add(idle)).unwrap_or_else(|| Instant::now() + FAR_FUTURE)
+    }
+
+    /// How long until an idle peer is let go: a write of the keepalive's may wait no longer.
+    fn until_let_go(&self) -> Duration {
+        self.let_go_at().saturating_duration_since(Instant::now())
+    }
+
     /// Starts the closing handshake with 1001: the server ends the connection itself (idle,
-    /// or shutting down). The loop then waits for the peer's Close.
-    fn go_away(&mut self, reason: &'static str) -> Step {
+    /// or shutting down). The loop then waits for the peer's Close until `answer_by`, and
+    /// lets the connection go then.
+    fn go_away(&mut self, reason: &'static str, answer_by: Instant) -> Step {
         self.closing = true;
+        self.keepalive.reset_at(answer_by);
         self.tally.close_code = Some(CloseCode::Away);
         let close = CloseFrame {
             code: CloseCode::Away,

@@ -1,12 +1,13 @@
 //! The opening handshake (RFC 6455 section 4.2), checked header by header so that each fault
-//! gets the HTTP status that names it instead of a dropped connection.
+//! gets the HTTP status that names it instead of a dropped connection; and its HTTP/2 form
+//! (RFC 8441 section 5), an extended `CONNECT` answered with `200`.
 
 use http_body_util::Full;
 use hyper::header::{
     CONNECTION, HeaderMap, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
     SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode, Version};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::response::{HttpResponse, plain};
@@ -18,7 +19,10 @@ pub const PATH: &str = "/";
 /// answered with a file: a malformed handshake gets an error status.
 pub fn is_upgrade_attempt<B>(request: &Request<B>) -> bool {
     let headers = request.headers();
-    headers.contains_key(UPGRADE) || headers.contains_key(SEC_WEBSOCKET_KEY)
+    headers.contains_key(UPGRADE)
+        || headers.contains_key(SEC_WEBSOCKET_KEY)
+        // HTTP/2: this server is no proxy, so a `CONNECT` can only mean a WebSocket.
+        || (request.version() == Version::HTTP_2 && request.method() == Method::CONNECT)
 }
 
 /// Why a handshake was refused; each reason has its HTTP status and a short message.
@@ -36,6 +40,11 @@ pub enum Rejection {
     UnsupportedVersion,
     /// `Sec-WebSocket-Key` is missing, repeated, or not 16 bytes of base64: 400.
     BadKey,
+    /// HTTP/2: a `CONNECT` whose `:protocol` is not `websocket`: 400.
+    NotWebSocketProtocol,
+    /// HTTP/2: `sec-websocket-version` is not 13: 400, naming the version we speak (426
+    /// would ask for an `Upgrade`, which HTTP/2 does not have).
+    UnsupportedVersionOverHttp2,
 }
 
 impl Rejection {
@@ -44,9 +53,11 @@ impl Rejection {
         match self {
             Rejection::NotGet => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::WrongPath => StatusCode::NOT_FOUND,
-            Rejection::NotWebSocket | Rejection::NoConnectionUpgrade | Rejection::BadKey => {
-                StatusCode::BAD_REQUEST
-            }
+            Rejection::NotWebSocket
+            | Rejection::NoConnectionUpgrade
+            | Rejection::BadKey
+            | Rejection::NotWebSocketProtocol
+            | Rejection::UnsupportedVersionOverHttp2 => StatusCode::BAD_REQUEST,
             Rejection::UnsupportedVersion => StatusCode::UPGRADE_REQUIRED,
         }
     }
@@ -59,6 +70,8 @@ impl Rejection {
             Rejection::NoConnectionUpgrade => "the Connection header must contain \"Upgrade\"\n",
             Rejection::UnsupportedVersion => "only WebSocket version 13 is supported\n",
             Rejection::BadKey => "Sec-WebSocket-Key must be one base64-encoded 16-byte value\n",
+            Rejection::NotWebSocketProtocol => "a CONNECT here must carry :protocol websocket\n",
+            Rejection::UnsupportedVersionOverHttp2 => "only WebSocket version 13 is supported\n",
         }
     }
 
@@ -70,7 +83,7 @@ impl Rejection {
             Rejection::NotGet => {
                 headers.insert(hyper::header::ALLOW, HeaderValue::from_static("GET"));
             }
-            Rejection::UnsupportedVersion => {
+            Rejection::UnsupportedVersion | Rejection::UnsupportedVersionOverHttp2 => {
                 headers.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
             }
             _ => {}
@@ -120,6 +133,36 @@ pub fn accept<B>(request: &Request<B>, protocols: &[String]) -> Result<HttpRespo
         .header(SEC_WEBSOCKET_ACCEPT, derive_accept_key(key.as_bytes()))
         .body(Full::default())
         .expect("static headers are valid");
+    if let Some(protocol) = select_protocol(headers, protocols) {
+        let value = HeaderValue::from_str(protocol).expect("configured protocols are tokens");
+        response.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, value);
+    }
+    Ok(response)
+}
+
+/// Checks an HTTP/2 extended `CONNECT` (RFC 8441 section 5) and returns the `200` answer, or
+/// why it was refused. It carries no key and gets no accept key: the stream is the
+/// WebSocket's alone from the start.
+pub fn accept_connect<B>(
+    request: &Request<B>,
+    protocols: &[String],
+) -> Result<HttpResponse, Rejection> {
+    let protocol = request.extensions().get::<hyper::ext::Protocol>();
+    if request.method() != Method::CONNECT || protocol.map(|p| p.as_str()) != Some("websocket") {
+        return Err(Rejection::NotWebSocketProtocol);
+    }
+    if request.uri().path() != PATH {
+        return Err(Rejection::WrongPath);
+    }
+    let headers = request.headers();
+    if headers
+        .get(SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        return Err(Rejection::UnsupportedVersionOverHttp2);
+    }
+    let mut response = Response::new(Full::default());
     if let Some(protocol) = select_protocol(headers, protocols) {
         let value = HeaderValue::from_str(protocol).expect("configured protocols are tokens");
         response.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, value);
@@ -228,6 +271,39 @@ mod tests {
         let response = Rejection::NotGet.into_response();
         assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(response.headers()[hyper::header::ALLOW], "GET");
+    }
+
+    #[test]
+    fn an_extended_connect_is_accepted_with_200_and_its_faults_rejected() {
+        let connect = |protocol: Option<&'static str>, path: &str, version: Option<&str>| {
+            let mut builder = Request::builder().method(Method::CONNECT).uri(path);
+            if let Some(protocol) = protocol {
+                builder = builder.extension(hyper::ext::Protocol::from_static(protocol));
+            }
+            if let Some(version) = version {
+                builder = builder.header("sec-websocket-version", version);
+            }
+            builder.body(()).unwrap()
+        };
+        let ws = Some("websocket");
+        let response = accept_connect(&connect(ws, "/", Some("13")), &[]).unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(!response.headers().contains_key(SEC_WEBSOCKET_ACCEPT));
+        let verdict = |request| accept_connect(&request, &[]).unwrap_err();
+        let unsupported = Rejection::UnsupportedVersionOverHttp2;
+        assert_eq!(verdict(connect(ws, "/", Some("8"))), unsupported);
+        assert_eq!(verdict(connect(ws, "/", None)), unsupported);
+        assert_eq!(unsupported.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            verdict(connect(ws, "/chat", Some("13"))),
+            Rejection::WrongPath
+        );
+        let other = Rejection::NotWebSocketProtocol;
+        assert_eq!(
+            verdict(connect(Some("webtransport"), "/", Some("13"))),
+            other
+        );
+        assert_eq!(verdict(connect(None, "/", Some("13"))), other);
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! How a connection flows through the modules:
 //!
 //! - [`serve`] accepts TCP connections (through rustls with [`Config::tls`], `tls`) and hands
-//!   each to hyper's HTTP/1 server, so that every request, good or bad, gets a real HTTP answer.
+//!   each to hyper's HTTP/1 server, so that every request, good or bad, gets a real HTTP answer;
+//!   or, when the client chose `h2` in ALPN (or sent the HTTP/2 preface, with
+//!   [`Config::h2c`]), to hyper's HTTP/2 server ([`http2`]), where every WebSocket is a stream
+//!   (RFC 8441) that goes through the same route, steps and `echo::Handler`.
 //!   `upgrade::route` sends a request on its way: a plain `GET` to `/healthz`, `/metrics` (`telemetry`)
 //!   or a file of the page (`files`); an upgrade through its steps, each a function of its
 //!   own: the outage check (`controls`), the handshake (`handshake`: `101`, or the status that
@@ -78,6 +81,7 @@ mod frame_header;
 pub mod fuzzing;
 pub mod handover;
 mod handshake;
+pub mod http2;
 mod memory;
 mod origin;
 mod read_ahead;
@@ -96,7 +100,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{debug, info, warn};
 
@@ -190,6 +194,7 @@ pub async fn serve(
         shutdown: stopped,
     });
     let give_back = tokio::spawn(memory::give_back(server.clone()));
+    let tls = (server.config.tls.as_ref()).map(|tls| tls::with_alpn(tls, server.config.http2));
     // Every connection task holds a clone of `alive`; `all_closed` ends when the last is gone.
     let (alive, mut all_closed) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
@@ -210,7 +215,10 @@ pub async fn serve(
         // Echo replies are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
         let alive = alive.clone();
-        match &server.config.tls {
+        match &tls {
+            None if server.config.h2c => {
+                tokio::spawn(cleartext(stream, peer, server.clone(), alive))
+            }
             None => tokio::spawn(connection(stream, peer, server.clone(), alive)),
             Some(tls) => {
                 let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
@@ -219,6 +227,9 @@ pub async fn serve(
                     // The TLS handshake counts against the handshake timeout too.
                     let limit = server.config.handshake_timeout;
                     match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                            http2::connection(stream, peer, server, alive).await
+                        }
                         Ok(Ok(stream)) => connection(stream, peer, server, alive).await,
                         Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
                         Err(_) => debug!(%peer, "TLS handshake timed out"),
@@ -286,6 +297,23 @@ where
     match tokio::time::timeout(http_limit, exchange).await {
         Ok(result) => log_end(result, peer),
         Err(_) => debug!(%peer, "HTTP connection closed after {http_limit:?}"),
+    }
+}
+
+/// With `--h2c`: a cleartext connection that opens with the HTTP/2 preface goes to the HTTP/2
+/// server, any other to the HTTP/1.1 one, within the handshake timeout.
+async fn cleartext(
+    stream: TcpStream,
+    peer: SocketAddr,
+    server: Arc<Server>,
+    alive: mpsc::Sender<()>,
+) {
+    let limit = server.config.handshake_timeout;
+    match tokio::time::timeout(limit, http2::starts_with_preface(&stream)).await {
+        Ok(Ok(true)) => http2::connection(stream, peer, server, alive).await,
+        Ok(Ok(false)) => connection(stream, peer, server, alive).await,
+        Ok(Err(error)) => debug!(%peer, %error, "connection failed before its first request"),
+        Err(_) => debug!(%peer, "no request within {limit:?}"),
     }
 }
 

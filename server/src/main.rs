@@ -60,12 +60,18 @@ struct Args {
     /// does not read them); then it is closed.
     #[arg(long, default_value_t = secs(Config::default().http_timeout))]
     http_timeout: u64,
-    /// Seconds of silence before the server pings a connection.
-    #[arg(long, default_value_t = secs(Config::default().ping_interval))]
-    ping_interval: u64,
-    /// Seconds of silence before the server closes a connection (1001).
-    #[arg(long, default_value_t = secs(Config::default().idle_timeout))]
-    idle_timeout: u64,
+    /// Seconds of silence before the server pings a connection, and between pings while it
+    /// stays silent (fractions allowed, e.g. 0.5).
+    #[arg(long, default_value_t = Seconds(Config::default().ping_interval))]
+    ping_interval: Seconds,
+    /// Seconds of silence (not even a pong) after which a connection is let go: its Close
+    /// (1001) leaves --close-timeout earlier, so that one that never answers is let go then.
+    #[arg(long, default_value_t = Seconds(Config::default().idle_timeout))]
+    idle_timeout: Seconds,
+    /// Seconds the server waits for the answer to its Close (idle, shutdown) before it lets
+    /// the connection go; at most half of --idle-timeout for an idle one.
+    #[arg(long, default_value_t = Seconds(Config::default().close_timeout))]
+    close_timeout: Seconds,
     /// Seconds a reply may wait for a peer that does not read before the connection is dropped.
     #[arg(long, default_value_t = secs(Config::default().send_timeout))]
     send_timeout: u64,
@@ -78,6 +84,19 @@ struct Args {
     /// PEM private key for wss:// (with --tls-cert).
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// With --tls-cert: offer HTTP/1.1 only in ALPN, not HTTP/2. With HTTP/2 offered (the
+    /// default), Chromium and Firefox open every WebSocket of the origin as a stream of their
+    /// HTTP/2 connection (RFC 8441).
+    #[arg(long)]
+    no_http2: bool,
+    /// Cleartext HTTP/2 by prior knowledge (h2c) besides HTTP/1.1: a connection that opens
+    /// with the HTTP/2 preface is served as HTTP/2. For tests and proxies; browsers never use it.
+    #[arg(long)]
+    h2c: bool,
+    /// Streams at once on one HTTP/2 connection (its WebSockets and requests); a client that
+    /// opens more has them refused (REFUSED_STREAM).
+    #[arg(long, default_value_t = Config::default().h2_max_streams)]
+    h2_max_streams: u32,
     /// Serve Prometheus metrics at /metrics (connections, messages, bytes, close codes,
     /// refused handshakes). Anyone who can reach the port can read them.
     #[arg(long)]
@@ -105,6 +124,29 @@ struct Args {
 
 fn secs(duration: Duration) -> u64 {
     duration.as_secs()
+}
+
+/// A number of seconds above zero, fractions allowed (`0.5`): the keepalive's settings,
+/// which tests set short.
+#[derive(Clone, Copy, Debug)]
+struct Seconds(Duration);
+
+impl std::str::FromStr for Seconds {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let seconds: f64 = text.parse().map_err(|_| format!("not a number: {text}"))?;
+        match Duration::try_from_secs_f64(seconds) {
+            Ok(duration) if !duration.is_zero() => Ok(Seconds(duration)),
+            _ => Err(format!("not a number of seconds above 0: {text}")),
+        }
+    }
+}
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.as_secs_f64())
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -191,14 +233,18 @@ async fn run() -> anyhow::Result<()> {
         max_connections,
         handshake_timeout: Duration::from_secs(args.handshake_timeout),
         http_timeout: Duration::from_secs(args.http_timeout),
-        ping_interval: Duration::from_secs(args.ping_interval),
-        idle_timeout: Duration::from_secs(args.idle_timeout),
+        ping_interval: args.ping_interval.0,
+        idle_timeout: args.idle_timeout.0,
+        close_timeout: args.close_timeout.0,
         send_timeout: Duration::from_secs(args.send_timeout),
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
         deflate: args.deflate,
         deflate_threshold: args.deflate_threshold,
         test_controls: args.test_controls,
         tls,
+        http2: !args.no_http2,
+        h2c: args.h2c,
+        h2_max_streams: args.h2_max_streams,
         metrics: args.metrics.then(wsecho::telemetry::install).transpose()?,
     };
     wsecho::serve(listener, config, stop_signal(handover)).await;

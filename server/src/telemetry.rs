@@ -1,5 +1,5 @@
-//! Prometheus metrics, served at `/metrics` when `--metrics` is given: connections, messages,
-//! bytes, close codes and refused handshakes.
+//! Prometheus metrics, served at `/metrics` when `--metrics` is given: connections (also by the
+//! HTTP version they came over), messages, bytes, close codes and refused handshakes.
 //!
 //! Recorded through the `metrics` facade, so that without `--metrics` every call is a no-op.
 //! Each connection looks its counters up once and then only adds to them.
@@ -40,6 +40,33 @@ impl Connection {
         gauge!("echo_connections_open").decrement(1.0);
         let code = code.map_or_else(|| "none".to_owned(), |code| code.to_string());
         counter!("echo_closes_total", "code" => code).increment(1);
+    }
+}
+
+/// The HTTP version a WebSocket came over, for as long as it is open: the connection counts
+/// split by `http_version` (`1.1`, `2`).
+pub struct Over {
+    version: &'static str,
+}
+
+impl Over {
+    /// Counts a WebSocket opened over `version`, until dropped.
+    pub fn opened(version: hyper::Version) -> Over {
+        let version = match version {
+            hyper::Version::HTTP_2 => "2",
+            _ => "1.1",
+        };
+        let labels = [("http_version", version)];
+        counter!("echo_connections_by_http_version_total", &labels).increment(1);
+        gauge!("echo_connections_open_by_http_version", &labels).increment(1.0);
+        Over { version }
+    }
+}
+
+impl Drop for Over {
+    fn drop(&mut self) {
+        let labels = [("http_version", self.version)];
+        gauge!("echo_connections_open_by_http_version", &labels).decrement(1.0);
     }
 }
 

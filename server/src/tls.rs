@@ -49,3 +49,14 @@ pub fn load(certificates: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsErr
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
+
+/// `config` offering, in ALPN, `h2` before `http/1.1` when `http2` is on, `http/1.1` alone
+/// when not. A client that names neither (or no ALPN at all) gets HTTP/1.1.
+pub fn with_alpn(config: &Arc<ServerConfig>, http2: bool) -> Arc<ServerConfig> {
+    let mut config = ServerConfig::clone(config);
+    config.alpn_protocols = match http2 {
+        true => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        false => vec![b"http/1.1".to_vec()],
+    };
+    Arc::new(config)
+}

@@ -2,14 +2,15 @@
 //! through its steps, each a function of its own (the outage check, the handshake, the
 //! origin policy, the connection permit); a refused one gets the status its [`Refusal`]
 //! names, an accepted one its `101` and [`spawn_websocket`], which runs the echo
-//! `Handler` once hyper has sent the `101`.
+//! `Handler` once hyper has sent the `101`. Over HTTP/2 (`http2`) the same steps answer an
+//! extended `CONNECT`, with `200`, and the `Handler` runs on the upgraded stream.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::header::{HOST, ORIGIN};
-use hyper::{Request, StatusCode};
+use hyper::{Request, StatusCode, Version};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
@@ -111,11 +112,15 @@ fn handshake<B>(
     peer: SocketAddr,
     server: &Server,
 ) -> Result<(HttpResponse, Option<deflate::Negotiated>), Refusal> {
-    let mut response =
-        handshake::accept(request, &server.config.protocols).map_err(|rejection| {
-            info!(%peer, ?rejection, status = %rejection.status(), "handshake rejected");
-            Refusal::Handshake(rejection)
-        })?;
+    let protocols = &server.config.protocols;
+    let accepted = match request.version() {
+        Version::HTTP_2 => handshake::accept_connect(request, protocols),
+        _ => handshake::accept(request, protocols),
+    };
+    let mut response = accepted.map_err(|rejection| {
+        info!(%peer, ?rejection, status = %rejection.status(), "handshake rejected");
+        Refusal::Handshake(rejection)
+    })?;
     let negotiated = server
         .config
         .deflate
@@ -133,7 +138,13 @@ fn handshake<B>(
 fn check_origin<B>(request: &Request<B>, peer: SocketAddr, server: &Server) -> Result<(), Refusal> {
     // A header that is not visible ASCII reads as "" (never allowed), not as absent.
     let header = |name| (request.headers().get(name)).map(|v| v.to_str().unwrap_or_default());
-    let (origin, host) = (header(ORIGIN), header(HOST));
+    // HTTP/2 names the host in `:authority` (RFC 9113 section 8.3.1), which hyper puts in
+    // the URI; `Host` only if the client sent one instead.
+    let authority = request
+        .uri()
+        .authority()
+        .map(|authority| authority.as_str());
+    let (origin, host) = (header(ORIGIN), header(HOST).or(authority));
     if server.origins.allows(origin, host) {
         return Ok(());
     }
@@ -172,15 +183,23 @@ fn spawn_websocket<I>(
     tokio::spawn(async move {
         let _permit = permit;
         let _alive = alive;
+        let version = request.version();
         let upgraded = match hyper::upgrade::on(request).await {
             Ok(upgraded) => upgraded,
             Err(error) => return debug!(%peer, %error, "upgrade failed"),
         };
+        let _over = telemetry::Over::opened(version);
         // Unwrap hyper's upgraded connection back to the socket it came from, so that the
         // WebSocket reads and writes the socket directly, without a boxed layer between.
         let parts = match upgraded.downcast::<TokioIo<I>>() {
             Ok(parts) => parts,
-            Err(_) => unreachable!("the connection was served as TokioIo<I>"),
+            // HTTP/2: a stream of a connection that hyper goes on serving.
+            Err(stream) => {
+                let stream = TokioIo::new(stream);
+                let socket = echo::open(stream, Vec::new(), deflate, &server).await;
+                let handler = echo::Handler::new(socket, deflate, peer, &server);
+                return handler.run(drop_all).await;
+            }
         };
         // `read_buf` shares hyper's whole read buffer: copy what it holds and let the buffer
         // go now, rather than keep it for the life of the connection.

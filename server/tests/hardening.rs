@@ -394,7 +394,14 @@ async fn two_thousand_connections_at_once_are_all_served_and_their_memory_given_
 
 #[tokio::test]
 async fn a_silent_connection_is_pinged_then_closed_with_1001() {
-    let server = Server::start(&["--ping-interval", "1", "--idle-timeout", "2"]);
+    let server = Server::start(&[
+        "--ping-interval",
+        "1",
+        "--idle-timeout",
+        "2",
+        "--close-timeout",
+        "0.5",
+    ]);
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
     stream.write_all(&handshake_with("")).await.unwrap();
     let seen = closed_within(&mut stream, Duration::from_secs(6)).await;
@@ -416,6 +423,58 @@ async fn a_silent_connection_is_pinged_then_closed_with_1001() {
     });
     assert!(listen.await.is_err(), "the connection ended");
     assert!(pings >= 2, "{pings} pings");
+}
+
+/// Issue 33: a vanished client was let go 180.8 s after its last message where the README
+/// said 120 s: the keepalive ticked every 30 s, so the idle check came up to a tick late, and
+/// the unanswered Close then waited a whole tick more. The worst case for a clock that ticks:
+/// the client's last message comes right after a tick (the server's ping). The connection is
+/// let go within the idle timeout of that message; the client here never answers (the
+/// kernel still acknowledges, as for a client whose process hangs), so only the server's
+/// own bound ends it.
+#[tokio::test]
+async fn a_silent_client_is_let_go_within_the_idle_timeout_at_the_worst_case() {
+    // With these flags the code before the fix let it go after 5.0 s: a Close at the fourth
+    // tick after the message, and its wait a whole tick more.
+    let idle = Duration::from_millis(1500);
+    let server = Server::start(&[
+        "--ping-interval",
+        "0.4",
+        "--idle-timeout",
+        "1.5",
+        "--close-timeout",
+        "0.5",
+    ]);
+    let mut stream = support::opened(server.addr).await;
+    // The first ping marks a tick of the server's keepalive clock.
+    let mut ping = [0; 2];
+    stream.read_exact(&mut ping).await.unwrap();
+    assert_eq!(ping, [0x89, 0x00], "a ping first");
+    stream
+        .write_all(&client_frame(0x81, b"last words"))
+        .await
+        .unwrap();
+    let last_message = Instant::now();
+    let seen = closed_within(&mut stream, idle * 3).await;
+    let let_go = last_message.elapsed();
+    let frames = support::server_frames(&seen);
+    eprintln!("let go {let_go:?} after the last message (bound {idle:?}): {frames:?}");
+    assert_eq!(frames[0], (0x1, b"Received:  last words".to_vec()));
+    // Pinged at 0.4 and 0.8 s of silence, closed at 1.0 s (the close timeout before the idle
+    // timeout), let go at 1.5 s.
+    let pings = frames.iter().filter(|(opcode, _)| *opcode == 0x9).count();
+    assert_eq!(pings, 2, "{frames:?}");
+    assert!(
+        let_go >= idle - Duration::from_millis(20),
+        "let go early: {let_go:?}"
+    );
+    let (opcode, close) = frames.last().expect("a Close last");
+    assert_eq!((*opcode, support::close_code(close)), (0x8, Some(1001)));
+    // A timer's lateness and the process's scheduling on a busy machine: a few tens of ms.
+    assert!(
+        let_go <= idle + Duration::from_millis(250),
+        "let go {let_go:?} after the last message, past the idle timeout of {idle:?}"
+    );
 }
 
 #[tokio::test]

@@ -83,7 +83,10 @@ impl Browser {
                 ));
                 let mut args = chromium_args(&profile);
                 args.push("--window-size=900,700".to_owned());
+                // The https tests' certificate is made on the spot: trusted by no one.
+                args.push("--ignore-certificate-errors".to_owned());
                 serde_json::json!({
+                    "acceptInsecureCerts": true,
                     "goog:loggingPrefs": { "browser": "ALL" },
                     "goog:chromeOptions": { "binary": CHROMIUM, "args": args }
                 })
@@ -96,6 +99,7 @@ impl Browser {
                     Err(_) => serde_json::json!({}),
                 };
                 serde_json::json!({
+                    "acceptInsecureCerts": true,
                     "moz:firefoxOptions": {
                         "binary": FIREFOX,
                         "args": ["-headless", "-width=900", "-height=700"],
@@ -104,7 +108,7 @@ impl Browser {
                 })
             }
             // WebKitWebDriver starts MiniBrowser with what it needs (`--automation`).
-            Engine::WebKit => serde_json::json!({}),
+            Engine::WebKit => serde_json::json!({ "acceptInsecureCerts": true }),
         };
         let serde_json::Value::Object(capabilities) = capabilities else {
             unreachable!("a JSON object literal")

@@ -142,3 +142,69 @@ async fn the_seed_page_works_unmodified() -> anyhow::Result<()> {
         .await?;
     browser.close().await
 }
+
+/// The page over `https://`, from a server that offers HTTP/2 (as it does by default with
+/// TLS): the page comes over HTTP/2, and its socket is a stream of that connection (RFC 8441),
+/// as the server's metrics show. Chromium and Firefox do so; WebKitGTK 2.50 loads the page over
+/// HTTP/2 but opens its socket over HTTP/1.1 (a connection of its own), which works as well:
+/// the test prints what it saw.
+#[tokio::test]
+async fn the_page_over_https_opens_its_socket_over_http2() -> anyhow::Result<()> {
+    let localhost = test_support::tls::Localhost::new();
+    let metrics = metrics();
+    let config = Config {
+        tls: Some(std::sync::Arc::new(localhost.server_config())),
+        metrics: Some(metrics.clone()),
+        ..Config::default()
+    };
+    let addr = start_server(config).await?;
+    let browser = Browser::start().await?;
+    let before = opened_over_http2(&metrics.render());
+    browser.goto(&format!("https://{addr}/")).await?;
+    browser
+        .wait_for_line(&format!("connected to wss://{addr}/"))
+        .await?;
+    let page = &browser.client;
+    page.find(Locator::Id("send")).await?.click().await?;
+    browser
+        .wait_for_line("message received: Received:  Hello, world!")
+        .await?;
+    let page_over = page
+        .execute(
+            "return performance.getEntriesByType('navigation')[0].nextHopProtocol",
+            vec![],
+        )
+        .await?;
+    // Only this test's server speaks HTTP/2; the others, running meanwhile in this process
+    // and counted by the same recorder, open their sockets over HTTP/1.1.
+    let http2 = opened_over_http2(&metrics.render()) - before;
+    eprintln!(
+        "{:?}: page over {page_over}; sockets opened over HTTP/2: {http2}",
+        browser.engine()
+    );
+    match browser.engine() {
+        Engine::Chromium | Engine::Firefox => {
+            assert_eq!(page_over, "h2", "the page came over HTTP/2");
+            assert_eq!(http2, 1.0, "the socket came over HTTP/2");
+        }
+        Engine::WebKit => {}
+    }
+    browser.close().await
+}
+
+/// The process's Prometheus recorder, installed once: the tests of this file share it.
+fn metrics() -> metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| wsecho::telemetry::install().expect("the only recorder"))
+        .clone()
+}
+
+/// WebSockets opened so far over HTTP/2, by the metrics' text.
+fn opened_over_http2(text: &str) -> f64 {
+    let name = "echo_connections_by_http_version_total{http_version=\"2\"}";
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}

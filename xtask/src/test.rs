@@ -97,6 +97,11 @@ const STEPS: &[Step] = &[
         run: wasm_chromium,
     },
     Step {
+        name: "netfaults",
+        title: "network faults: black hole, latency, loss, reset, MTU, natively and in Chromium, in network namespaces",
+        run: netfaults,
+    },
+    Step {
         name: "wasm-firefox",
         title: "wasm tests in headless Firefox",
         run: wasm_firefox,
@@ -252,13 +257,14 @@ fn format(_: &mut Shared) -> Result<()> {
 }
 
 fn clippy(_: &mut Shared) -> Result<()> {
-    // With the client's `json` feature, which nothing in the workspace turns on: one pass.
+    // With the client's `json` and `platform-verifier` features, which nothing in the
+    // workspace turns on: one pass.
     cargo(&[
         "clippy",
         "--workspace",
         "--all-targets",
         "--features",
-        "wasm-websocket/json",
+        "wasm-websocket/json wasm-websocket/platform-verifier",
         "--",
         "-D",
         "warnings",
@@ -289,9 +295,17 @@ fn docs(_: &mut Shared) -> Result<()> {
 }
 
 fn native_tests(cx: &mut Shared) -> Result<()> {
-    let args = ["test", "--workspace", "--exclude", "e2e"];
-    // The nginx test skips itself where nginx is missing; here it was installed.
-    run_tests(cmd("cargo", &args).env("REQUIRE_NGINX", "1"), &mut cx.tally)
+    // With the client's `platform-verifier` feature, whose test needs it: it adds a method
+    // and changes no default, so the rest is tested as without it.
+    let features = ["--features", "wasm-websocket/platform-verifier"];
+    let args = [&["test", "--workspace", "--exclude", "e2e"][..], &features].concat();
+    // The nginx and tinyproxy tests skip themselves where those are missing; here they were
+    // installed.
+    let mut tests = cmd("cargo", &args);
+    tests
+        .env("REQUIRE_NGINX", "1")
+        .env("REQUIRE_TINYPROXY", "1");
+    run_tests(&mut tests, &mut cx.tally)
 }
 
 fn transports_native(cx: &mut Shared) -> Result<()> {
@@ -323,6 +337,61 @@ fn transports_native(cx: &mut Shared) -> Result<()> {
 
 fn fuzz(_: &mut Shared) -> Result<()> {
     fuzz::fuzz(fuzz::SECONDS_EACH)
+}
+
+fn netfaults(cx: &mut Shared) -> Result<()> {
+    // Ignored by the native step (they need root); here all six at once, in namespaces of
+    // their own, so the step takes as long as the longest once built. A machine where they
+    // cannot run fails here instead of skipping. After the Chromium suites, which built the
+    // client for wasm32: the browser case's page is then one small test crate more.
+    let page = netfaults_page()?;
+    let args = [
+        "test",
+        "-p",
+        "wsecho",
+        "--test",
+        "netfaults",
+        "--",
+        "--ignored",
+        "--test-threads=8",
+    ];
+    let mut test = cmd("cargo", &args);
+    test.env("REQUIRE_NETNS", "1")
+        .env("NETFAULT_BROWSER_WASM", page);
+    run_tests(test, &mut cx.tally)
+}
+
+/// The browser case's page: `client/tests/netfaults_browser.rs` built for wasm32 with
+/// `NETFAULT_BROWSER` set (the servers' addresses are fixed in it); the path of its wasm,
+/// which the case runs with wasm-bindgen-test-runner inside the client's namespace.
+fn netfaults_page() -> Result<PathBuf> {
+    let args = [
+        "test",
+        "-p",
+        CLIENT,
+        "--target",
+        WASM_TARGET,
+        "--test",
+        "netfaults_browser",
+        "--no-run",
+        "--message-format=json",
+    ];
+    let mut build = cmd("cargo", &args);
+    build.env("NETFAULT_BROWSER", "1");
+    eprintln!("$ NETFAULT_BROWSER=1 cargo {}", args.join(" "));
+    let out = build.stderr(std::process::Stdio::inherit()).output()?;
+    if !out.status.success() {
+        bail!("the browser case's page did not build");
+    }
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let message: serde_json::Value = serde_json::from_str(line)?;
+        if message["target"]["name"] == "netfaults_browser"
+            && let Some(wasm) = message["executable"].as_str()
+        {
+            return Ok(PathBuf::from(wasm));
+        }
+    }
+    bail!("cargo named no wasm for the browser case's page")
 }
 
 fn examples(_: &mut Shared) -> Result<()> {

@@ -38,7 +38,15 @@ const NOT_IN_CORE: [&str; 9] = [
 ];
 
 /// The transports, and what they may not import.
-const TRANSPORTS: [&str; 4] = ["connection", "native", "websocketstream", "sim"];
+/// `tunnel` and `proxy` are the native transport's: the way to the server and its proxy.
+const TRANSPORTS: [&str; 6] = [
+    "connection",
+    "native",
+    "tunnel",
+    "proxy",
+    "websocketstream",
+    "sim",
+];
 const NOT_FOR_TRANSPORTS: [&str; 4] = ["socket", "core", "watch", "builder"];
 
 /// Each module of `client/src` (by file stem; `lib` left out: it only declares and

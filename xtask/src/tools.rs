@@ -14,6 +14,14 @@ use crate::{WASM_TARGET, cmd, locked_version, output, run, target_dir};
 /// nginx, for the reverse-proxy test.
 pub const NGINX: &str = "/usr/sbin/nginx";
 
+/// iptables, for the network fault tests: a black hole, random loss, resets.
+pub const IPTABLES: &str = "/usr/sbin/iptables";
+
+/// tinyproxy and microsocks, the HTTP and SOCKS5 proxies the client's proxy tests
+/// (`client/tests/proxy.rs`) go through.
+pub const TINYPROXY: &str = "/usr/bin/tinyproxy";
+pub const MICROSOCKS: &str = "/usr/bin/microsocks";
+
 /// The wasm32 target and the wasm-bindgen CLI of exactly the version in Cargo.lock.
 pub fn ensure_wasm_tools() -> Result<()> {
     let installed = output("rustup", &["target", "list", "--installed"]).unwrap_or_default();
@@ -103,15 +111,20 @@ pub fn ensure_wasm_pack() -> Result<()> {
 /// is installed: the three browser engines and their drivers for the browser tests
 /// (Chromium; Firefox ESR, whose geckodriver comes from crates.io, [`ensure_geckodriver`];
 /// WebKitGTK's driver, and the virtual display its MiniBrowser needs), nginx for the
-/// reverse-proxy test, valgrind for the benchmarks' instruction and allocation counts.
-const DEBIAN_PACKAGES: [(&str, &str); 7] = [
+/// reverse-proxy test, tinyproxy and microsocks for the client's proxy tests, valgrind for
+/// the benchmarks' instruction and allocation counts, iptables for the network fault tests.
+const DEBIAN_PACKAGES: [(&str, &str); 10] = [
     ("chromium", CHROMIUM),
     ("chromium-driver", CHROMEDRIVER),
     ("firefox-esr", FIREFOX),
     ("webkit2gtk-driver", WEBKIT_DRIVER),
     ("xvfb", XVFB_RUN),
     ("nginx", NGINX),
+    ("tinyproxy", TINYPROXY),
+    ("microsocks", MICROSOCKS),
     ("valgrind", "/usr/bin/valgrind"),
+    // The network fault tests (`server/tests/netfaults/`): drops, loss and resets.
+    ("iptables", IPTABLES),
 ];
 
 /// geckodriver, Firefox's WebDriver server, of the pinned version: Debian has none, so it is

@@ -29,7 +29,7 @@ pub const TARGETS: [&str; 8] = [
 ];
 
 /// How long each target runs in the test command.
-pub const SECONDS_EACH: u32 = 15;
+pub const SECONDS_EACH: u32 = 10;
 
 /// The longest one input may take, in seconds, before it counts as a hang.
 const TIMEOUT: u32 = 10;
