@@ -473,7 +473,10 @@ impl Core {
     }
 
     /// The browser is online again: an attempt that waits starts now.
-    #[cfg_attr(all(not(target_arch = "wasm32"), not(test)), allow(dead_code))]
+    #[cfg_attr(
+        all(not(target_arch = "wasm32"), not(any(test, feature = "fuzzing"))),
+        allow(dead_code)
+    )]
     pub(crate) fn online(&mut self, now: Millis) {
         self.now = now;
         self.offline = false;
@@ -484,7 +487,10 @@ impl Core {
 
     /// The browser went offline: the connection is given up, and no attempt is made (or
     /// spent) until it is online.
-    #[cfg_attr(all(not(target_arch = "wasm32"), not(test)), allow(dead_code))]
+    #[cfg_attr(
+        all(not(target_arch = "wasm32"), not(any(test, feature = "fuzzing"))),
+        allow(dead_code)
+    )]
     pub(crate) fn offline(&mut self, now: Millis) {
         self.now = now;
         self.offline = true;
@@ -499,7 +505,10 @@ impl Core {
     }
 
     /// The page is visible again: the heartbeat checks the connection now.
-    #[cfg_attr(all(not(target_arch = "wasm32"), not(test)), allow(dead_code))]
+    #[cfg_attr(
+        all(not(target_arch = "wasm32"), not(any(test, feature = "fuzzing"))),
+        allow(dead_code)
+    )]
     pub(crate) fn visible(&mut self, now: Millis, reader_behind: bool) {
         self.now = now;
         if !matches!(self.phase, Phase::Open) {

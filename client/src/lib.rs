@@ -312,7 +312,7 @@ mod json;
 mod link;
 mod message;
 mod messages;
-#[cfg(all(not(target_arch = "wasm32"), not(test)))]
+#[cfg(all(not(target_arch = "wasm32"), not(any(test, feature = "fuzzing"))))]
 mod native;
 #[cfg(target_arch = "wasm32")]
 mod network;
@@ -323,7 +323,7 @@ mod queue;
 mod reconnect;
 mod sink;
 mod socket;
-#[cfg(all(not(target_arch = "wasm32"), test))]
+#[cfg(all(not(target_arch = "wasm32"), any(test, feature = "fuzzing")))]
 mod tests;
 mod timer;
 mod tracked;
@@ -352,3 +352,11 @@ pub use sink::MessageSink;
 pub use socket::{DEFAULT_HIGH_WATER_MARK, DEFAULT_RECEIVE_LIMIT, WeakWebSocket, WebSocket};
 pub use tracked::live_closures;
 pub use transport::Transport;
+
+/// The model tests' sequence that `data` encodes, run on the simulated world: the first
+/// invariant it breaks. For the fuzz target of `fuzz/` only (the `fuzzing` feature).
+#[cfg(all(not(target_arch = "wasm32"), feature = "fuzzing"))]
+#[doc(hidden)]
+pub fn fuzz_model(data: &[u8]) -> Result<(), String> {
+    tests::model::fuzz::model(data)
+}

@@ -12,9 +12,9 @@
 
 use crate::transport::{Options, Transport};
 
-#[cfg(all(not(target_arch = "wasm32"), not(test)))]
+#[cfg(all(not(target_arch = "wasm32"), not(any(test, feature = "fuzzing"))))]
 pub(crate) use crate::native::Connection;
-#[cfg(all(not(target_arch = "wasm32"), test))]
+#[cfg(all(not(target_arch = "wasm32"), any(test, feature = "fuzzing")))]
 pub(crate) use crate::tests::sim::Connection;
 
 #[cfg(all(target_arch = "wasm32", not(feature = "web-socket-stream")))]

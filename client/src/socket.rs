@@ -664,7 +664,7 @@ impl Shared {
 
     /// The browser's `online`, `offline` or `visibilitychange`, for the unit tests on the
     /// simulated transport (where nothing listens to a browser).
-    #[cfg(all(not(target_arch = "wasm32"), test))]
+    #[cfg(all(not(target_arch = "wasm32"), any(test, feature = "fuzzing")))]
     pub(crate) fn network_for_test(self: &Rc<Self>, change: crate::tests::sim::Network) {
         use crate::tests::sim::Network;
         let behind = self.reader_behind();
@@ -771,7 +771,9 @@ impl Shared {
     /// Hands the reconnection queue's messages to the open connection while it takes them
     /// under the high-water mark: the hook `Builder::reconnect` sets.
     pub(crate) fn drain(self: &Rc<Self>) {
-        loop {
+        // A connection closing (the server's Close arrived, its close event not yet) drops
+        // what it is handed, as the browser does: the queue keeps it for the next one.
+        while self.link_state() == State::Open {
             let buffered = self.with_link(Connection::buffered_amount);
             let next = self.core().drain_next(now(), buffered);
             let Some(message) = next else { break };

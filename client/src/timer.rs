@@ -4,11 +4,11 @@
 //! interface: a one-shot [`Timeout`] owned by Rust and cancelled when dropped, a [`sleep`]
 //! future, [`spawn`], [`now`] and [`seed`].
 
-#[cfg(all(not(target_arch = "wasm32"), test))]
+#[cfg(all(not(target_arch = "wasm32"), any(test, feature = "fuzzing")))]
 pub(crate) use crate::tests::sim::{Timeout, now, seed, sleep, spawn};
 #[cfg(target_arch = "wasm32")]
 pub(crate) use browser::*;
-#[cfg(all(not(target_arch = "wasm32"), not(test)))]
+#[cfg(all(not(target_arch = "wasm32"), not(any(test, feature = "fuzzing"))))]
 pub(crate) use native::*;
 
 #[cfg(target_arch = "wasm32")]
@@ -88,7 +88,7 @@ mod browser {
     }
 }
 
-#[cfg(all(not(target_arch = "wasm32"), not(test)))]
+#[cfg(all(not(target_arch = "wasm32"), not(any(test, feature = "fuzzing"))))]
 mod native {
     use std::hash::{BuildHasher, Hasher};
     use std::panic::AssertUnwindSafe;

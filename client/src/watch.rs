@@ -32,7 +32,10 @@ pub(crate) trait Watch {
     /// whether it is the heartbeat's own, not to be delivered.
     fn heard(&mut self, message: &Message, is_reply: bool) -> bool;
     /// The page is visible again: ping now, unless a ping awaits its answer.
-    #[cfg_attr(all(not(target_arch = "wasm32"), not(test)), allow(dead_code))]
+    #[cfg_attr(
+        all(not(target_arch = "wasm32"), not(any(test, feature = "fuzzing"))),
+        allow(dead_code)
+    )]
     fn visible(&mut self, now: Millis);
     /// The connection is over: nothing to watch.
     fn ended(&mut self);

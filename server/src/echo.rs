@@ -563,7 +563,7 @@ where
 }
 
 /// The Close frame that reports a read error to the client, if the error is the client's fault.
-fn close_frame_for(error: &Error) -> Option<CloseFrame> {
+pub(crate) fn close_frame_for(error: &Error) -> Option<CloseFrame> {
     let (code, reason) = match error {
         Error::Protocol(_) => (CloseCode::Protocol, "protocol error"),
         Error::Utf8(_) => (CloseCode::Invalid, "invalid UTF-8 in a text message"),

@@ -76,6 +76,9 @@ mod deflate;
 mod echo;
 mod files;
 mod frame_header;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handover;
 mod handshake;
 pub mod http2;
@@ -121,8 +124,8 @@ struct Server {
 }
 
 impl Server {
-    /// A server with the default configuration, for unit tests.
-    #[cfg(test)]
+    /// A server with the default configuration, for unit tests and the fuzz targets.
+    #[cfg(any(test, feature = "fuzzing"))]
     fn for_tests() -> Server {
         let config = Config::default();
         Server {

@@ -48,9 +48,10 @@ impl Policy {
         let Some(origin) = origin else {
             return true;
         };
-        if (self.allowed.iter())
-            .any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin))
-        {
+        // An empty origin is none a browser sends: what `upgrade.rs` makes of one it cannot
+        // read. Only `*` lets it in, never an empty entry of the list.
+        let listed = |allowed: &String| !origin.is_empty() && allowed.eq_ignore_ascii_case(origin);
+        if (self.allowed.iter()).any(|allowed| allowed == "*" || listed(allowed)) {
             return true;
         }
         if self.dev && origin == "null" {
@@ -157,5 +158,24 @@ mod tests {
         assert!(!ours.allows(Some("http://app.example.com"), None));
         let all = Policy::new(&list(&["*"]), &[], false, false);
         assert!(all.allows(Some("https://anything.example"), None));
+    }
+
+    /// Found by the `http` fuzz target: `upgrade.rs` reads an `Origin` that is not visible
+    /// ASCII as "", to be refused, but an empty listed origin (`--allow-origin ''`) matched
+    /// it, and the server opened a WebSocket for a page whose origin it could not read.
+    #[test]
+    fn regression_an_unreadable_origin_is_refused_even_with_an_empty_one_listed() {
+        for loopback in [false, true] {
+            let policy = Policy::new(
+                &list(&["", "https://app.example.com"]),
+                &[],
+                loopback,
+                false,
+            );
+            assert!(!policy.allows(Some(""), Some("localhost:1234")));
+            assert!(policy.allows(Some("https://app.example.com"), None));
+        }
+        let all = Policy::new(&list(&["*"]), &[], false, false);
+        assert!(all.allows(Some(""), None), "`*` allows anything");
     }
 }

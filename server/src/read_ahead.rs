@@ -46,8 +46,8 @@ impl<S> ReadAhead<S> {
     }
 
     /// Whether it holds a buffer now.
-    #[cfg(test)]
-    fn is_buffering(&self) -> bool {
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn is_buffering(&self) -> bool {
         !self.chunk.is_empty()
     }
 

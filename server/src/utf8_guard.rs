@@ -292,15 +292,15 @@ impl Watch {
 
 /// Incremental UTF-8 validation: what is seen so far could still begin valid text.
 #[derive(Debug, Default)]
-struct Utf8Stream {
+pub(crate) struct Utf8Stream {
     /// The start of a character cut off at the end of the last push.
     pending: [u8; 4],
-    pending_len: usize,
+    pub(crate) pending_len: usize,
 }
 
 impl Utf8Stream {
     /// Adds bytes; `false` once they cannot be valid UTF-8, whatever follows.
-    fn push(&mut self, mut bytes: &[u8]) -> bool {
+    pub(crate) fn push(&mut self, mut bytes: &[u8]) -> bool {
         if self.pending_len > 0 {
             let take = (4 - self.pending_len).min(bytes.len());
             let mut joined = self.pending;

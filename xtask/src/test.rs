@@ -17,13 +17,14 @@ use test_support::browser::{CHROMEDRIVER, Engine};
 use crate::autobahn;
 use crate::build::{PAGE_FILES, build_client};
 use crate::tools::{
-    ensure_debian_packages, ensure_geckodriver, ensure_python_websockets, ensure_wasm_pack,
-    ensure_wasm_tools,
+    ensure_cargo_fuzz, ensure_debian_packages, ensure_geckodriver, ensure_python_websockets,
+    ensure_wasm_pack, ensure_wasm_tools,
 };
 use crate::wsecho::{BROWSER_TEST_SERVER, EchoServer};
 use crate::{CLIENT, WASM_TARGET, cmd, root, run, target_dir};
 
 mod examples;
+pub mod fuzz;
 mod runner;
 
 use runner::{
@@ -69,6 +70,11 @@ const STEPS: &[Step] = &[
         name: "native",
         title: "native tests",
         run: native_tests,
+    },
+    Step {
+        name: "fuzz",
+        title: "fuzz targets, each for a bounded time",
+        run: fuzz,
     },
     Step {
         name: "transports-native",
@@ -242,6 +248,7 @@ fn install(_: &mut Shared) -> Result<()> {
     ensure_wasm_pack()?;
     autobahn::ensure_kosoku()?;
     ensure_debian_packages()?;
+    ensure_cargo_fuzz()?;
     ensure_geckodriver()
 }
 
@@ -326,6 +333,10 @@ fn transports_native(cx: &mut Shared) -> Result<()> {
         cmd("cargo", &args).env("ECHO_SERVER_URL", &server.url),
         &mut cx.tally,
     )
+}
+
+fn fuzz(_: &mut Shared) -> Result<()> {
+    fuzz::fuzz(fuzz::SECONDS_EACH)
 }
 
 fn netfaults(cx: &mut Shared) -> Result<()> {

@@ -144,6 +144,31 @@ pub fn ensure_geckodriver() -> Result<()> {
     Ok(())
 }
 
+/// The version of cargo-fuzz the fuzz step runs.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+/// cargo-fuzz, for the fuzz targets (`cargo xtask test fuzz`), on the nightly toolchain
+/// libFuzzer needs. The nightly is the machine's own: nothing else can be fetched here, so a
+/// machine without one is told so.
+pub fn ensure_cargo_fuzz() -> Result<()> {
+    let toolchains = output("rustup", &["toolchain", "list"]).unwrap_or_default();
+    if !toolchains.lines().any(|line| line.starts_with("nightly")) {
+        bail!("the fuzz targets need a nightly toolchain: `rustup toolchain install nightly`");
+    }
+    let have = output("cargo", &["fuzz", "--version"]).unwrap_or_default();
+    if have.split_whitespace().nth(1) != Some(CARGO_FUZZ_VERSION) {
+        let args = [
+            "install",
+            "--locked",
+            "cargo-fuzz",
+            "--version",
+            CARGO_FUZZ_VERSION,
+        ];
+        run(cmd("cargo", &args))?;
+    }
+    Ok(())
+}
+
 pub fn ensure_debian_packages() -> Result<()> {
     let missing: Vec<&str> = DEBIAN_PACKAGES
         .iter()

@@ -10,7 +10,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
+#[cfg(test)]
 use proptest::prelude::*;
+#[cfg(test)]
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 
 use crate::tests::sim::{self, Mark, Network};
@@ -18,6 +20,9 @@ use crate::{
     Builder, CloseCause, CloseEvent, Event, Events, Heartbeat, Message, Messages, Overflow,
     Reconnect, Sent, State, WeakWebSocket, WebSocket, live_closures,
 };
+
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzz;
 
 /// initial, max delay, max attempts, reset after, 4001 final, capacity, drop oldest.
 type Policy = (u64, u64, Option<u32>, u64, bool, usize, bool);
@@ -84,6 +89,7 @@ pub(crate) enum Op {
 
 const PING: &str = "hb";
 
+#[cfg(test)]
 fn close_code() -> impl Strategy<Value = u16> {
     prop_oneof![
         4 => Just(1000u16),
@@ -98,10 +104,12 @@ fn close_code() -> impl Strategy<Value = u16> {
     ]
 }
 
+#[cfg(test)]
 fn reason_len() -> impl Strategy<Value = usize> {
     prop_oneof![Just(0usize), Just(3), Just(123), Just(124)]
 }
 
+#[cfg(test)]
 fn api() -> impl Strategy<Value = Api> {
     prop_oneof![
         Just(Api::Send),
@@ -111,6 +119,7 @@ fn api() -> impl Strategy<Value = Api> {
     ]
 }
 
+#[cfg(test)]
 pub(crate) fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => Just(Op::Send),
@@ -142,6 +151,7 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+#[cfg(test)]
 pub(crate) fn conf() -> impl Strategy<Value = Conf> {
     // Backoff of at least 5 ms: with none, an attempt that fails at once (a refused URL, a
     // connect timeout of zero) is retried at once, forever, at the same instant.
@@ -958,6 +968,7 @@ fn model() {
 
 // ---- What the model tests found -----------------------------------------------------------
 
+#[cfg(test)]
 fn conf_none() -> Conf {
     Conf {
         reconnect: None,
@@ -985,4 +996,57 @@ fn regression_heartbeat_while_closing_spins() {
         &[Op::Arm(Api::Close), Op::Open(false), Op::Advance(1)],
     )
     .unwrap();
+}
+
+/// Found by the `client_model` fuzz target: a heartbeat every millisecond, held open by an
+/// event stream nobody reads, pings 5,880 times in an advance of 5,880 ms, which the
+/// simulation took for a timer storm (5,000 timers in one advance). A storm is timers that
+/// ring without the clock moving; the simulation now counts those.
+#[test]
+fn regression_a_ping_every_millisecond_is_no_timer_storm() {
+    let conf = Conf {
+        heartbeat: Some((1, 0, false)),
+        connect_timeout: Some(614),
+        provider: Some(Some(104)),
+        receive_limit: Some(0),
+        high_water_mark: Some(8),
+        ..conf_none()
+    };
+    let ops = [
+        Op::Receive(1),
+        Op::Receive(2),
+        Op::Events,
+        Op::Open(true),
+        Op::Advance(21),
+        Op::Advance(5880),
+        Op::ReconnectNow,
+        Op::Receive(2),
+        Op::Events,
+        Op::Events,
+    ];
+    run(&conf, &ops).unwrap();
+}
+
+/// Found by the `client_model` fuzz target: messages queued while connecting, held back by
+/// a high-water mark of 0, were handed from the queue to a connection the server had half
+/// closed (its Close received, the close event not yet), which drops what it is handed: an
+/// accepted message lost, with no `Unsent`. The queue keeps them for the next connection.
+#[test]
+fn regression_the_queue_is_not_drained_into_a_closing_connection() {
+    let conf = Conf {
+        reconnect: Some((230, 1232, None, 313, false, 4, false)),
+        protocols: true,
+        decides: true,
+        high_water_mark: Some(0),
+        ..conf_none()
+    };
+    let ops = [
+        Op::Send,
+        Op::Send,
+        Op::Open(true),
+        Op::HalfClose,
+        Op::Flush,
+        Op::Advance(20),
+    ];
+    run(&conf, &ops).unwrap();
 }

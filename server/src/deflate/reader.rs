@@ -385,6 +385,12 @@ impl Reader {
         let used = (message.decompress.total_in() - in_before) as usize;
         let made = message.chunk.len() - out_before;
         message.inflated += made as u64;
+        // What a call made came before any fault it then met in the data: past the limit,
+        // the message is too big, however its bytes were split between calls.
+        if message.inflated > max_size {
+            self.fail(InflateError::TooBig);
+            return None;
+        }
         match status {
             Err(_) => {
                 self.fail(InflateError::Corrupt);
@@ -397,10 +403,6 @@ impl Reader {
                 message.fresh = true;
             }
             Ok(Status::Ok | Status::BufError) => message.fresh &= used == 0,
-        }
-        if message.inflated > max_size {
-            self.fail(InflateError::TooBig);
-            return None;
         }
         if message.chunk.len() == message.chunk.capacity() {
             self.emit(false);

@@ -433,3 +433,33 @@ fn compress_round_trips_through_flate2_and_leaves_small_messages_plain() {
     assert_eq!(compress(binary.clone(), deflate, 1024), binary);
     assert!(matches!(compress(binary, deflate, 0), Message::Frame(_)));
 }
+
+/// Found by the `deflate` fuzz target: a compressed message that inflates past the limit
+/// before its data turns corrupt failed as too big (1009) when it came in one read, but as
+/// corrupt (1007) when its first 40 bytes came with the handshake: the bytes an inflate call
+/// made before it failed were not counted against the limit. The first fault in the stream
+/// decides, however its bytes arrive.
+#[tokio::test]
+async fn regression_too_big_then_corrupt_is_too_big_however_the_bytes_arrive() {
+    let wire: Vec<u8> = vec![
+        0xc1, 0xb9, 0xff, 0x00, 0x00, 0x00, 0x9d, 0x78, 0xbf, 0x7f, 0x50, 0xee, 0x28, 0x31, 0xe5,
+        0x06, 0xa3, 0xe9, 0x9f, 0x34, 0x1b, 0x8c, 0xe9, 0x05, 0xa1, 0x25, 0x1e, 0x68, 0x49, 0x38,
+        0xa5, 0x12, 0x8e, 0x96, 0x7b, 0xa3, 0x25, 0xe1, 0x97, 0x49, 0x38, 0x5a, 0xed, 0x8e, 0x96,
+        0x84, 0x5c, 0x25, 0xe1, 0x68, 0xb6, 0x38, 0x5a, 0x12, 0x71, 0x96, 0x84, 0x80, 0x2e, 0xb5,
+        0x24, 0x04, 0xff, 0x88, 0x82, 0x07, 0x07, 0x07, 0x07, 0x04, 0xef,
+    ];
+    for split in 0..wire.len() {
+        let (already_read, rest) = wire.split_at(split);
+        let mut layer = Inflate::new(rest, true, already_read.to_vec(), 125);
+        let mut buffer = [0; 512];
+        let error = loop {
+            match layer.read(&mut buffer).await {
+                Ok(0) => panic!("split at {split}: the stream ended without an error"),
+                Ok(_) => {}
+                Err(error) => break error,
+            }
+        };
+        let failure = inflate_error(&error);
+        assert_eq!(failure, Some(&InflateError::TooBig), "split at {split}");
+    }
+}
