@@ -281,9 +281,13 @@ where
         }
         // For a heavy peer, reads stop at the end of a message, where tungstenite's buffer
         // is empty and the socket can be widened; the wait's own poll reads on.
-        self.socket.get_mut().hold_at_message_end(widen);
+        if widen {
+            self.socket.get_mut().hold_at_message_end(true);
+        }
         let polled = futures_util::poll!(self.socket.next());
-        self.socket.get_mut().hold_at_message_end(false);
+        if widen {
+            self.socket.get_mut().hold_at_message_end(false);
+        }
         match polled {
             Poll::Ready(received) => Some(received),
             Poll::Pending => {
@@ -391,7 +395,8 @@ where
     /// off in what tungstenite was handed (the tick came from a wait in which its read was
     /// pending, so then its read buffer holds nothing), and nothing waits to be written (a
     /// pong to a ping read meanwhile). A peer heard from lately sets the clock for when it
-    /// may be; one in the middle of a message is left as it is until its next large one.
+    /// may be; one in the middle of a message is left as it is until its next large one, or
+    /// looked at again after [`SETTLE`] if its socket is wide.
     async fn may_renew(&mut self) -> bool {
         if self.closing {
             // The peer's answer to our Close gets a whole interval, as without this tick.
@@ -404,11 +409,16 @@ where
             return false;
         }
         self.grown = false;
-        if !self.socket.get_ref().at_message_boundary() {
-            return false;
+        let renewable = self.socket.get_ref().at_message_boundary()
+            && matches!(
+                futures_util::poll!(self.socket.flush()),
+                Poll::Ready(Ok(()))
+            );
+        if !renewable && self.wide {
+            // A wide socket holds `ReadAhead`'s chunk too: look again after a while.
+            self.grew();
         }
-        let flushed = futures_util::poll!(self.socket.flush());
-        matches!(flushed, Poll::Ready(Ok(())))
+        renewable
     }
 
     /// A reply as it goes out: compressed if deflate is on and it is large enough.

@@ -98,16 +98,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Utf8Guard<S> {
             return Poll::Ready(Err(invalid()));
         }
         let before = buf.filled().len();
-        match this.hold.then(|| this.watch.read_limit()).flatten() {
-            Some(0) => return Poll::Pending,
-            Some(limit) if limit < buf.remaining() => {
-                // tungstenite's window is initialised already: nothing is zeroed here.
-                let mut limited = ReadBuf::new(buf.initialize_unfilled_to(limit));
-                ready!(Pin::new(&mut this.inner).poll_read(cx, &mut limited))?;
-                let read = limited.filled().len();
-                buf.advance(read);
-            }
-            _ => ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?,
+        if this.hold {
+            ready!(this.poll_held(cx, buf))?;
+        } else {
+            ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
         }
         if let Some(bad) = this.watch.feed(&buf.filled()[before..]) {
             // Pass on what came before the bad bytes; the next read fails. Nothing before
@@ -118,6 +112,26 @@ impl<S: AsyncRead + Unpin> AsyncRead for Utf8Guard<S> {
             buf.set_filled(before + bad);
         }
         Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + Unpin> Utf8Guard<S> {
+    /// A read while held ([`Utf8Guard::hold_at_message_end`]); out of line, since it is rare.
+    #[cold]
+    #[inline(never)]
+    fn poll_held(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.watch.read_limit() {
+            Some(0) => Poll::Pending,
+            Some(limit) if limit < buf.remaining() => {
+                // tungstenite's window is initialised already: nothing is zeroed here.
+                let mut limited = ReadBuf::new(buf.initialize_unfilled_to(limit));
+                ready!(Pin::new(&mut self.inner).poll_read(cx, &mut limited))?;
+                let read = limited.filled().len();
+                buf.advance(read);
+                Poll::Ready(Ok(()))
+            }
+            _ => Pin::new(&mut self.inner).poll_read(cx, buf),
+        }
     }
 }
 
