@@ -107,6 +107,11 @@ pub(crate) struct Handler<'a, I> {
     /// socket was last renewed; the keepalive clock then ticks [`SETTLE`] after the peer
     /// falls silent.
     grown: bool,
+    /// The socket reads in wide windows (`Config::websocket_wide`): the peer was heavy.
+    wide: bool,
+    /// The last poll of the socket's read was pending (and nothing was read since): then
+    /// tungstenite's read buffer holds no whole frame.
+    read_pending: bool,
     /// permessage-deflate, if negotiated: replies over the threshold go out compressed.
     deflate: Option<Negotiated>,
     /// What the connection did, for its closing log line and the metrics.
@@ -168,6 +173,8 @@ where
             closing: false,
             unflushed: false,
             grown: false,
+            wide: false,
+            read_pending: false,
             deflate,
             tally: Tally::new(now),
         };
@@ -197,6 +204,12 @@ where
                     if self.flush().await.is_break() {
                         break;
                     }
+                    if self.may_widen().await {
+                        // On the heap, as a renewal on a tick.
+                        self.socket = Box::pin(renew(self.socket, self.server, true)).await;
+                        self.wide = true;
+                        self.grew();
+                    }
                     tokio::select! {
                         // In this order, without the random start select! would draw each
                         // time: the socket first, since a message is what usually woke the
@@ -225,7 +238,8 @@ where
                     if self.may_renew().await {
                         // On the heap: the socket stack is a few hundred bytes, and every
                         // connection's task would hold room for it.
-                        self.socket = Box::pin(renew(self.socket, self.server)).await;
+                        self.socket = Box::pin(renew(self.socket, self.server, false)).await;
+                        self.wide = false;
                         self.server.memory.renewed();
                     }
                     Step::Continue
@@ -278,14 +292,50 @@ where
 
     /// While replies are queued, a message that has already arrived: its reply then leaves
     /// in the same write as theirs. `None` when nothing is queued or nothing is waiting.
+    /// A heavy peer's socket is looked at too, to learn whether it may be widened now.
     async fn already_received(&mut self) -> Option<Option<Result<Message, Error>>> {
-        if !self.unflushed {
+        self.read_pending = false;
+        let widen = self.wants_wide();
+        if !self.unflushed && !widen {
             return None;
         }
-        match futures_util::poll!(self.socket.next()) {
-            Poll::Ready(received) => Some(received),
-            Poll::Pending => None,
+        // For a heavy peer, reads stop at the end of a message, where tungstenite's buffer
+        // is empty and the socket can be widened; the wait's own poll reads on.
+        if widen {
+            self.socket.get_mut().hold_at_message_end(true);
         }
+        let polled = futures_util::poll!(self.socket.next());
+        if widen {
+            self.socket.get_mut().hold_at_message_end(false);
+        }
+        match polled {
+            Poll::Ready(received) => Some(received),
+            Poll::Pending => {
+                self.read_pending = true;
+                None
+            }
+        }
+    }
+
+    /// Whether the peer sends enough at once for wide reads (`read_ahead`), and the socket
+    /// does not read in them yet.
+    fn wants_wide(&mut self) -> bool {
+        !self.wide && !self.closing && self.socket.get_mut().get_mut().get_mut().is_heavy()
+    }
+
+    /// Whether the socket may be renewed with wide reads now: the peer is heavy, and nothing
+    /// of tungstenite's state can be lost (as in [`Handler::may_renew`]: its read was pending,
+    /// what it was handed ends a message, and nothing waits to be written). Not while
+    /// closing: the renewed socket would not know our Close was sent.
+    async fn may_widen(&mut self) -> bool {
+        if !self.read_pending || !self.wants_wide() {
+            return false;
+        }
+        if !self.socket.get_ref().at_message_boundary() {
+            return false;
+        }
+        let flushed = futures_util::poll!(self.socket.flush());
+        matches!(flushed, Poll::Ready(Ok(())))
     }
 
     /// Writes out the queued replies, if any, before the loop waits.
@@ -368,8 +418,9 @@ where
     /// off in what tungstenite was handed (the tick came from a wait in which its read was
     /// pending, so then its read buffer holds nothing), and nothing waits to be written (a
     /// pong to a ping read meanwhile). A peer heard from lately sets the clock for when it
-    /// may be; one in the middle of a message is left as it is until its next large one.
-    /// Otherwise the clock goes back to keeping the peer alive.
+    /// may be; one in the middle of a message is left as it is until its next large one, or
+    /// looked at again after [`SETTLE`] if its socket is wide, unless the keepalive is due
+    /// first (the keepalive, and the idle bound, never wait for a renewal).
     async fn may_renew(&mut self) -> bool {
         if self.last_heard.elapsed() < SETTLE {
             self.keepalive.reset_at(self.last_heard + SETTLE);
@@ -378,11 +429,18 @@ where
         self.grown = false;
         let next = self.next_keepalive();
         self.keepalive.reset_at(next);
-        if !self.socket.get_ref().at_message_boundary() {
-            return false;
+        let renewable = self.socket.get_ref().at_message_boundary()
+            && matches!(
+                futures_util::poll!(self.socket.flush()),
+                Poll::Ready(Ok(()))
+            );
+        let again = Instant::now() + SETTLE;
+        if !renewable && self.wide && again < next {
+            // A wide socket holds `ReadAhead`'s chunk too: look again after a while.
+            self.grown = true;
+            self.keepalive.reset_at(again);
         }
-        let flushed = futures_util::poll!(self.socket.flush());
-        matches!(flushed, Poll::Ready(Ok(())))
+        renewable
     }
 
     /// A reply as it goes out: compressed if deflate is on and it is large enough.
@@ -517,17 +575,23 @@ where
     }
 }
 
-/// The same connection in a fresh tungstenite socket, whose buffers are at their idle size
-/// again: tungstenite keeps the capacity its read and write buffers grew to for the life of
-/// the socket, and offers no way to shrink them. Only tungstenite's state is replaced; the
-/// layers under it, and what they know of the stream, stay. Called only where nothing of
-/// tungstenite's state is lost: see [`Handler::may_renew`].
-async fn renew<I>(socket: Socket<I>, server: &Server) -> Socket<I>
+/// The same connection in a fresh tungstenite socket: with small buffers again (tungstenite
+/// keeps the capacity its read and write buffers grew to for the life of the socket, and
+/// offers no way to shrink them), or with wide reads for a heavy peer (`wide`; tungstenite
+/// sets its read window only when a socket is made). Only tungstenite's state is replaced;
+/// the layers under it, and what they know of the stream, stay. Called only where nothing of
+/// tungstenite's state is lost: see [`Handler::may_renew`] and [`Handler::may_widen`].
+async fn renew<I>(socket: Socket<I>, server: &Server, wide: bool) -> Socket<I>
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
-    let config = Some(server.config.websocket());
-    WebSocketStream::from_raw_socket(socket.into_inner(), Role::Server, config).await
+    let config = match wide {
+        true => server.config.websocket_wide(),
+        false => server.config.websocket(),
+    };
+    let mut layers = socket.into_inner();
+    layers.get_mut().get_mut().set_wide(wide);
+    WebSocketStream::from_raw_socket(layers, Role::Server, Some(config)).await
 }
 
 /// Shuts down the write side, then reads until the peer's end of stream or [`LINGER_BYTES`].

@@ -7,6 +7,12 @@
 //! buffer. Once a read fills that buffer, more is likely waiting, so it reads [`CHUNK`] bytes
 //! at a time into a buffer of its own and hands them out from memory; when a read comes back
 //! short, the socket is drained, and the buffer is freed once it has been handed out.
+//!
+//! That costs a trip through every layer for each 512 bytes. So a connection whose reads
+//! take whole chunks is *heavy* ([`ReadAhead::is_heavy`]): the echo loop then gives it a
+//! tungstenite socket with a wider window (`config::WIDE_READ`, four times fewer trips) and
+//! tells this layer to keep its chunk between bursts ([`ReadAhead::set_wide`]) instead of
+//! allocating it afresh each time, until the peer falls silent.
 
 use std::io;
 use std::pin::Pin;
@@ -26,6 +32,10 @@ pub struct ReadAhead<S> {
     end: usize,
     /// The last read filled what it was given.
     busy: bool,
+    /// A chunk was read whole since [`ReadAhead::set_wide`] was last called.
+    heavy: bool,
+    /// The chunk is kept when drained: the peer is heavy.
+    keep: bool,
 }
 
 impl<S> ReadAhead<S> {
@@ -36,7 +46,26 @@ impl<S> ReadAhead<S> {
             start: 0,
             end: 0,
             busy: false,
+            heavy: false,
+            keep: false,
         }
+    }
+
+    /// Whether the peer sends faster than small reads keep up with: a read of a whole
+    /// [`CHUNK`] since the last [`ReadAhead::set_wide`].
+    pub fn is_heavy(&self) -> bool {
+        self.heavy
+    }
+
+    /// Whether the peer is heavy and tungstenite reads in wide windows: then the chunk is
+    /// kept between bursts; otherwise it is freed now, and heaviness is judged afresh. Called
+    /// when tungstenite's socket is renewed.
+    pub fn set_wide(&mut self, wide: bool) {
+        self.keep = wide;
+        if !wide && self.start == self.end {
+            self.chunk = Box::default();
+        }
+        self.heavy = false;
     }
 
     /// The wrapped socket.
@@ -56,7 +85,7 @@ impl<S> ReadAhead<S> {
         let n = out.remaining().min(self.end - self.start);
         out.put_slice(&self.chunk[self.start..self.start + n]);
         self.start += n;
-        if self.start == self.end && !self.busy {
+        if self.start == self.end && !self.busy && !self.keep {
             self.chunk = Box::default();
         }
     }
@@ -87,11 +116,14 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
         let n = chunk.filled().len();
         if let Poll::Pending | Poll::Ready(Err(_)) = read {
             this.busy = false;
-            this.chunk = Box::default();
+            if !this.keep {
+                this.chunk = Box::default();
+            }
             return read;
         }
         // A short read drained the socket: back to reading straight through.
         this.busy = n == CHUNK;
+        this.heavy |= this.busy;
         (this.start, this.end) = (0, n);
         this.hand_out(out);
         Poll::Ready(Ok(()))
@@ -175,6 +207,41 @@ mod tests {
         let n = socket.read(&mut buffer).await.unwrap();
         assert_eq!(&buffer[..n], b"after");
         assert!(!socket.is_buffering());
+    }
+
+    #[tokio::test]
+    async fn a_heavy_peer_is_told_and_a_wide_reader_keeps_the_chunk_until_renewed() {
+        let (mut peer, socket) = tokio::io::duplex(1 << 20);
+        let mut socket = ReadAhead::new(socket);
+        // A few small messages: not heavy.
+        peer.write_all(&[1; 600]).await.unwrap();
+        let mut buffer = [0; 512];
+        while socket.read(&mut buffer).await.unwrap() == 512 {}
+        assert!(!socket.is_heavy());
+        // A burst of more than a chunk: heavy.
+        let sent = pattern(3 * CHUNK);
+        peer.write_all(&sent).await.unwrap();
+        let mut received = Vec::new();
+        while received.len() < CHUNK {
+            let n = socket.read(&mut buffer).await.unwrap();
+            received.extend_from_slice(&buffer[..n]);
+        }
+        assert!(socket.is_heavy());
+        // Widened (the echo loop does so where nothing is buffered here; read on for the test).
+        socket.set_wide(true);
+        assert!(!socket.is_heavy(), "judged afresh");
+        let mut wide = [0; 2000];
+        while received.len() < sent.len() {
+            let n = socket.read(&mut wide).await.unwrap();
+            received.extend_from_slice(&wide[..n]);
+        }
+        assert_eq!(received, sent);
+        assert!(socket.is_buffering(), "kept between bursts while wide");
+        socket.set_wide(false);
+        assert!(
+            !socket.is_buffering(),
+            "freed when the socket narrows again"
+        );
     }
 
     #[tokio::test]

@@ -41,6 +41,8 @@ pub fn is_invalid_utf8(error: &io::Error) -> bool {
 pub struct Utf8Guard<S> {
     inner: S,
     watch: Watch,
+    /// Reads stop at the end of the message under way ([`Utf8Guard::hold_at_message_end`]).
+    hold: bool,
 }
 
 impl<S> Utf8Guard<S> {
@@ -56,7 +58,19 @@ impl<S> Utf8Guard<S> {
         // frame complete among them is failed by tungstenite itself, and a cut-off one by
         // the guard's first read.
         let _ = watch.feed(already_read);
-        Utf8Guard { inner, watch }
+        Utf8Guard {
+            inner,
+            watch,
+            hold: false,
+        }
+    }
+
+    /// While `hold` is set, no read goes past the end of the frame under way, and a read at
+    /// a message boundary is pending at once, **without** arranging a wake-up: the caller
+    /// polls once with it set, clears it, and then may renew tungstenite's socket (nothing of
+    /// a message is left in tungstenite's buffer) before it polls again.
+    pub fn hold_at_message_end(&mut self, hold: bool) {
+        self.hold = hold;
     }
 
     /// The socket under the guard, to drain what the peer still sends once the connection
@@ -84,7 +98,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Utf8Guard<S> {
             return Poll::Ready(Err(invalid()));
         }
         let before = buf.filled().len();
-        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        if this.hold {
+            ready!(this.poll_held(cx, buf))?;
+        } else {
+            ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        }
         if let Some(bad) = this.watch.feed(&buf.filled()[before..]) {
             // Pass on what came before the bad bytes; the next read fails. Nothing before
             // them in this read means failing now (an empty read would say end of stream).
@@ -94,6 +112,26 @@ impl<S: AsyncRead + Unpin> AsyncRead for Utf8Guard<S> {
             buf.set_filled(before + bad);
         }
         Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + Unpin> Utf8Guard<S> {
+    /// A read while held ([`Utf8Guard::hold_at_message_end`]); out of line, since it is rare.
+    #[cold]
+    #[inline(never)]
+    fn poll_held(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.watch.read_limit() {
+            Some(0) => Poll::Pending,
+            Some(limit) if limit < buf.remaining() => {
+                // tungstenite's window is initialised already: nothing is zeroed here.
+                let mut limited = ReadBuf::new(buf.initialize_unfilled_to(limit));
+                ready!(Pin::new(&mut self.inner).poll_read(cx, &mut limited))?;
+                let read = limited.filled().len();
+                buf.advance(read);
+                Poll::Ready(Ok(()))
+            }
+            _ => Pin::new(&mut self.inner).poll_read(cx, buf),
+        }
     }
 }
 
@@ -207,6 +245,19 @@ impl Watch {
             }
         }
         None
+    }
+
+    /// How far a held read may go: `Some(0)` at a message boundary, the rest of the frame
+    /// within one, and a byte at a time through a header within a message (a fragment's,
+    /// or one cut off when the hold began: where it ends is known only once it is whole, and
+    /// this lasts a few reads); `None` (no limit) when the guard does not follow the stream.
+    fn read_limit(&self) -> Option<usize> {
+        match self.state {
+            State::Header if self.header.is_empty() && !self.in_message => Some(0),
+            State::Header => Some(1),
+            State::Payload => Some(usize::try_from(self.remaining).unwrap_or(usize::MAX)),
+            State::Off | State::Invalid => None,
+        }
     }
 
     fn start_frame(&mut self, header: &FrameHeader, length: u64) {
@@ -377,6 +428,53 @@ mod tests {
         frame.extend_from_slice(&mask);
         frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
         frame
+    }
+
+    /// One read of up to `room` bytes through `guard`: `None` when pending.
+    fn read_once(guard: &mut Utf8Guard<&[u8]>, room: usize) -> Option<Vec<u8>> {
+        let mut bytes = vec![0; room];
+        let mut buf = ReadBuf::new(&mut bytes);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match Pin::new(guard).poll_read(&mut cx, &mut buf) {
+            Poll::Ready(result) => {
+                result.unwrap();
+                Some(buf.filled().to_vec())
+            }
+            Poll::Pending => None,
+        }
+    }
+
+    #[test]
+    fn a_held_read_stops_at_the_end_of_the_message_under_way() {
+        // A text message in two fragments with a ping between them, then a binary message.
+        let first = [
+            masked_frame(0x01, b"hello, "),
+            masked_frame(0x89, b"ping"),
+            masked_frame(0x80, b"world"),
+        ]
+        .concat();
+        let second = masked_frame(0x82, &[7; 100]);
+        let stream = [first.clone(), second.clone()].concat();
+        let mut guard = Utf8Guard::new(&stream[..], &[], 1 << 20);
+        // Unheld, a read takes what fits.
+        assert_eq!(read_once(&mut guard, 3).unwrap(), stream[..3]);
+        guard.hold_at_message_end(true);
+        // Held: through the fragments and the ping between them, and no further.
+        let mut got = stream[..3].to_vec();
+        while got.len() < first.len() {
+            let read = read_once(&mut guard, 4096).expect("not pending within a message");
+            assert!(!read.is_empty());
+            got.extend(read);
+        }
+        assert_eq!(got, first, "a held read ran past the message's end");
+        assert!(guard.at_message_boundary());
+        // At the boundary a held read is pending, and reads nothing.
+        assert_eq!(read_once(&mut guard, 4096), None);
+        assert_eq!(read_once(&mut guard, 4096), None);
+        // Released, reading goes on where it stopped.
+        guard.hold_at_message_end(false);
+        assert_eq!(read_once(&mut guard, 4096).unwrap(), second);
+        assert!(guard.at_message_boundary());
     }
 
     #[test]

@@ -477,6 +477,50 @@ async fn a_silent_client_is_let_go_within_the_idle_timeout_at_the_worst_case() {
     );
 }
 
+/// A heavy client (its reads take whole chunks, so the server reads it in wider windows)
+/// that vanishes in the middle of a message: the server looks again and again at whether it
+/// may narrow the socket, but never past the keepalive's deadline, so the client is still
+/// pinged, closed and let go within the idle timeout of the last thing heard.
+#[tokio::test]
+async fn a_heavy_client_silent_mid_message_is_let_go_within_the_idle_timeout() {
+    let idle = Duration::from_millis(1500);
+    let server = Server::start(&[
+        "--prefix",
+        "",
+        "--ping-interval",
+        "0.4",
+        "--idle-timeout",
+        "1.5",
+        "--close-timeout",
+        "0.5",
+    ]);
+    let mut stream = support::opened(server.addr).await;
+    let large = vec![7; 256 << 10];
+    stream.write_all(&client_frame(0x82, &large)).await.unwrap();
+    // The echo, after any ping of the keepalive's.
+    let mut seen = Vec::new();
+    while !support::server_frames(&seen).contains(&(0x2, large.clone())) {
+        let mut chunk = vec![0; 64 << 10];
+        let read = stream.read(&mut chunk).await.unwrap();
+        assert!(read > 0, "closed before the echo");
+        seen.extend_from_slice(&chunk[..read]);
+    }
+    // Half a frame, then nothing more.
+    let next = client_frame(0x82, &large);
+    stream.write_all(&next[..next.len() / 2]).await.unwrap();
+    let last_heard = Instant::now();
+    let seen = closed_within(&mut stream, idle * 3).await;
+    let let_go = last_heard.elapsed();
+    let frames = support::server_frames(&seen);
+    eprintln!("let go {let_go:?} after the last bytes (bound {idle:?}): {frames:?}");
+    let (opcode, close) = frames.last().expect("a Close last");
+    assert_eq!((*opcode, support::close_code(close)), (0x8, Some(1001)));
+    assert!(
+        let_go <= idle + Duration::from_millis(250),
+        "let go {let_go:?} after the last bytes, past the idle timeout of {idle:?}"
+    );
+}
+
 #[tokio::test]
 async fn sigterm_closes_every_client_with_1001_and_exits_0() {
     let mut server = Server::start(&[]);
