@@ -146,7 +146,7 @@ impl Config {
     }
 
     /// [`Config::websocket`] for a heavy connection (`read_ahead`): tungstenite reads
-    /// [`WIDE_READ`] bytes a call instead of 512, out of `ReadAhead`'s chunk. Only while the
+    /// 2,000 bytes (`WIDE_READ`) a call instead of 512, out of `ReadAhead`'s chunk. Only while the
     /// connection stays busy: the echo loop renews the socket with the small window once the
     /// peer falls silent.
     pub fn websocket_wide(&self) -> WebSocketConfig {
