@@ -46,21 +46,37 @@ pub fn grouped_bars(
     reference: Option<(f64, &str)>,
     scale: Scale,
 ) -> Result<()> {
+    stacked(file, panels, 360, |area, panel| {
+        draw_panel(area, panel, y_label, reference, scale)
+    })
+}
+
+/// A drawing area of the SVG backend, as each panel gets one.
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
+/// Draws `panels` one above the other, `height` pixels each, into the SVG `file`, each with
+/// `draw`.
+fn stacked<'a, P>(
+    file: &'a Path,
+    panels: &[P],
+    height: u32,
+    draw: impl Fn(&Area<'a>, &P) -> Result<(), Box<dyn std::error::Error>>,
+) -> Result<()> {
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let height = 360 * panels.len() as u32;
+    let height = height * panels.len() as u32;
     let root = SVGBackend::new(file, (900, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
     for (area, panel) in root.split_evenly((panels.len(), 1)).iter().zip(panels) {
-        draw_panel(area, panel, y_label, reference, scale).map_err(|e| anyhow!("{e}"))?;
+        draw(area, panel).map_err(|e| anyhow!("{e}"))?;
     }
     root.present().map_err(|e| anyhow!("{e}"))?;
     Ok(())
 }
 
 fn draw_panel(
-    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    area: &Area,
     panel: &Panel,
     y_label: &str,
     reference: Option<(f64, &str)>,
@@ -181,21 +197,13 @@ pub struct LinePanel {
 /// Draws `panels` one above the other into the SVG `file`, each a line per series from a
 /// value axis at 0, with `x_label` on the shared x axis.
 pub fn lines(file: &Path, panels: &[LinePanel], x_label: &str) -> Result<()> {
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let height = 300 * panels.len() as u32;
-    let root = SVGBackend::new(file, (900, height)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-    for (area, panel) in root.split_evenly((panels.len(), 1)).iter().zip(panels) {
-        draw_lines(area, panel, x_label).map_err(|e| anyhow!("{e}"))?;
-    }
-    root.present().map_err(|e| anyhow!("{e}"))?;
-    Ok(())
+    stacked(file, panels, 300, |area, panel| {
+        draw_lines(area, panel, x_label)
+    })
 }
 
 fn draw_lines(
-    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    area: &Area,
     panel: &LinePanel,
     x_label: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {

@@ -454,11 +454,7 @@ async fn a_silent_client_is_let_go_within_the_idle_timeout_at_the_worst_case() {
         .write_all(&client_frame(0x81, b"last words"))
         .await
         .unwrap();
-    let last_message = Instant::now();
-    let seen = closed_within(&mut stream, idle * 3).await;
-    let let_go = last_message.elapsed();
-    let frames = support::server_frames(&seen);
-    eprintln!("let go {let_go:?} after the last message (bound {idle:?}): {frames:?}");
+    let (let_go, frames) = let_go_within(&mut stream, Instant::now(), idle).await;
     assert_eq!(frames[0], (0x1, b"Received:  last words".to_vec()));
     // Pinged at 0.4 and 0.8 s of silence, closed at 1.0 s (the close timeout before the idle
     // timeout), let go at 1.5 s.
@@ -468,13 +464,28 @@ async fn a_silent_client_is_let_go_within_the_idle_timeout_at_the_worst_case() {
         let_go >= idle - Duration::from_millis(20),
         "let go early: {let_go:?}"
     );
+}
+
+/// Waits for the server to close a connection silent since `last_heard`, and checks that it
+/// closed it with 1001 within the idle timeout `idle`; how long after `last_heard` that was,
+/// and the frames it sent.
+async fn let_go_within(
+    stream: &mut TcpStream,
+    last_heard: Instant,
+    idle: Duration,
+) -> (Duration, Vec<(u8, Vec<u8>)>) {
+    let seen = closed_within(stream, idle * 3).await;
+    let let_go = last_heard.elapsed();
+    let frames = support::server_frames(&seen);
+    eprintln!("let go {let_go:?} after the last bytes (bound {idle:?}): {frames:?}");
     let (opcode, close) = frames.last().expect("a Close last");
     assert_eq!((*opcode, support::close_code(close)), (0x8, Some(1001)));
     // A timer's lateness and the process's scheduling on a busy machine: a few tens of ms.
     assert!(
         let_go <= idle + Duration::from_millis(250),
-        "let go {let_go:?} after the last message, past the idle timeout of {idle:?}"
+        "let go {let_go:?} after the last bytes, past the idle timeout of {idle:?}"
     );
+    (let_go, frames)
 }
 
 /// A heavy client (its reads take whole chunks, so the server reads it in wider windows)
@@ -508,17 +519,7 @@ async fn a_heavy_client_silent_mid_message_is_let_go_within_the_idle_timeout() {
     // Half a frame, then nothing more.
     let next = client_frame(0x82, &large);
     stream.write_all(&next[..next.len() / 2]).await.unwrap();
-    let last_heard = Instant::now();
-    let seen = closed_within(&mut stream, idle * 3).await;
-    let let_go = last_heard.elapsed();
-    let frames = support::server_frames(&seen);
-    eprintln!("let go {let_go:?} after the last bytes (bound {idle:?}): {frames:?}");
-    let (opcode, close) = frames.last().expect("a Close last");
-    assert_eq!((*opcode, support::close_code(close)), (0x8, Some(1001)));
-    assert!(
-        let_go <= idle + Duration::from_millis(250),
-        "let go {let_go:?} after the last bytes, past the idle timeout of {idle:?}"
-    );
+    let_go_within(&mut stream, Instant::now(), idle).await;
 }
 
 #[tokio::test]
