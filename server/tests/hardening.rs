@@ -425,6 +425,18 @@ async fn a_silent_connection_is_pinged_then_closed_with_1001() {
     assert!(pings >= 2, "{pings} pings");
 }
 
+/// The idle-bound tests' keepalive: a ping after 0.4 s of silence, a Close 0.5 s before the
+/// idle timeout of [`SHORT_IDLE`].
+const SHORT_KEEPALIVE: [&str; 6] = [
+    "--ping-interval",
+    "0.4",
+    "--idle-timeout",
+    "1.5",
+    "--close-timeout",
+    "0.5",
+];
+const SHORT_IDLE: Duration = Duration::from_millis(1500);
+
 /// Issue 33: a vanished client was let go 180.8 s after its last message where the README
 /// said 120 s: the keepalive ticked every 30 s, so the idle check came up to a tick late, and
 /// the unanswered Close then waited a whole tick more. The worst case for a clock that ticks:
@@ -436,15 +448,8 @@ async fn a_silent_connection_is_pinged_then_closed_with_1001() {
 async fn a_silent_client_is_let_go_within_the_idle_timeout_at_the_worst_case() {
     // With these flags the code before the fix let it go after 5.0 s: a Close at the fourth
     // tick after the message, and its wait a whole tick more.
-    let idle = Duration::from_millis(1500);
-    let server = Server::start(&[
-        "--ping-interval",
-        "0.4",
-        "--idle-timeout",
-        "1.5",
-        "--close-timeout",
-        "0.5",
-    ]);
+    let idle = SHORT_IDLE;
+    let server = Server::start(&SHORT_KEEPALIVE);
     let mut stream = support::opened(server.addr).await;
     // The first ping marks a tick of the server's keepalive clock.
     let mut ping = [0; 2];
@@ -494,17 +499,8 @@ async fn let_go_within(
 /// pinged, closed and let go within the idle timeout of the last thing heard.
 #[tokio::test]
 async fn a_heavy_client_silent_mid_message_is_let_go_within_the_idle_timeout() {
-    let idle = Duration::from_millis(1500);
-    let server = Server::start(&[
-        "--prefix",
-        "",
-        "--ping-interval",
-        "0.4",
-        "--idle-timeout",
-        "1.5",
-        "--close-timeout",
-        "0.5",
-    ]);
+    let idle = SHORT_IDLE;
+    let server = Server::start(&[&["--prefix", ""][..], &SHORT_KEEPALIVE].concat());
     let mut stream = support::opened(server.addr).await;
     let large = vec![7; 256 << 10];
     stream.write_all(&client_frame(0x82, &large)).await.unwrap();
