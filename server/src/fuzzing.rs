@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Error;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -17,7 +17,7 @@ pub use crate::deflate::{Inflate, InflateError, Negotiated, inflate_error, negot
 pub use crate::handshake::{PATH, Rejection, accept as accept_handshake};
 pub use crate::read_ahead::{CHUNK as READ_AHEAD_CHUNK, ReadAhead};
 pub use crate::utf8_guard::{Utf8Guard, is_invalid_utf8};
-use crate::{Config, Server, controls, files, memory, origin};
+use crate::{Config, Server, files, origin};
 
 /// The guard's incremental UTF-8 check.
 #[derive(Debug, Default)]
@@ -100,21 +100,8 @@ impl OriginPolicy {
 /// not: `request` is written, then the client's side is shut; what the server answered, up
 /// to its end of the stream.
 pub async fn http_exchange(request: &[u8], config: Config, loopback: bool) -> Vec<u8> {
-    let origins = origin::Policy::new(
-        &config.allowed_origins,
-        &config.hosts,
-        loopback,
-        config.dev_origins,
-    );
-    let server = Arc::new(Server {
-        origins,
-        page: files::Page::new(None),
-        connections: Arc::new(Semaphore::new(config.max_connections)),
-        memory: memory::Usage::default(),
-        controls: controls::Controls::default(),
-        config,
-        shutdown: watch::channel(false).1,
-    });
+    let page = files::Page::new(None);
+    let server = Arc::new(Server::new(config, loopback, page, watch::channel(false).1));
     let (mut client, io) = tokio::io::duplex(64 << 10);
     let (alive, mut all_closed) = mpsc::channel::<()>(1);
     let peer: SocketAddr = ([127, 0, 0, 1], 40_000).into();

@@ -124,6 +124,33 @@ struct Server {
 }
 
 impl Server {
+    /// A server with `config`, whose listener is on loopback or not (the origin policy
+    /// depends on it), serving `page`, until `shutdown` becomes `true`.
+    fn new(
+        config: Config,
+        loopback: bool,
+        page: files::Page,
+        shutdown: watch::Receiver<bool>,
+    ) -> Server {
+        let origins = origin::Policy::new(
+            &config.allowed_origins,
+            &config.hosts,
+            loopback,
+            config.dev_origins,
+        );
+        Server {
+            connections: Arc::new(Semaphore::new(config.max_connections)),
+            memory: memory::Usage::default(),
+            controls: controls::Controls::default(),
+            page,
+            origins,
+            config,
+            shutdown,
+        }
+    }
+}
+
+impl Server {
     /// A server with the default configuration, for unit tests and the fuzz targets.
     #[cfg(any(test, feature = "fuzzing"))]
     fn for_tests() -> Server {
@@ -178,21 +205,8 @@ pub async fn serve(
     let loopback = listener
         .local_addr()
         .is_ok_and(|addr| addr.ip().is_loopback());
-    let origins = origin::Policy::new(
-        &config.allowed_origins,
-        &config.hosts,
-        loopback,
-        config.dev_origins,
-    );
-    let server = Arc::new(Server {
-        connections: Arc::new(Semaphore::new(config.max_connections)),
-        memory: memory::Usage::default(),
-        controls: controls::Controls::default(),
-        page: files::Page::new(config.www.clone()),
-        origins,
-        config,
-        shutdown: stopped,
-    });
+    let page = files::Page::new(config.www.clone());
+    let server = Arc::new(Server::new(config, loopback, page, stopped));
     let give_back = tokio::spawn(memory::give_back(server.clone()));
     let tls = (server.config.tls.as_ref()).map(|tls| tls::with_alpn(tls, server.config.http2));
     // Every connection task holds a clone of `alive`; `all_closed` ends when the last is gone.
