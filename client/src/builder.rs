@@ -297,6 +297,40 @@ impl Builder {
         self
     }
 
+    /// Natively, with the `http2` feature: whether this socket's connections may be streams of
+    /// one HTTP/2 connection per server, shared with the thread's other sockets to it (RFC
+    /// 8441's extended `CONNECT`), instead of a TCP (and TLS) connection each.
+    ///
+    /// - [`Http2::Auto`](crate::Http2::Auto), the default with the feature: a `wss://` socket
+    ///   offers `h2` in ALPN; where the server chooses it and its SETTINGS allow WebSockets
+    ///   (`SETTINGS_ENABLE_CONNECT_PROTOCOL`), the socket is a stream of the thread's
+    ///   connection to that server (opened by the first socket, kept while it has streams and
+    ///   a few seconds after); otherwise it is HTTP/1.1 as without the feature, and a server
+    ///   that speaks HTTP/2 without WebSockets over it is remembered for five minutes so that
+    ///   its sockets skip the try. `ws://` stays on HTTP/1.1.
+    /// - [`Http2::Always`](crate::Http2::Always): HTTP/2 or nothing: an attempt to a server
+    ///   that does not allow it fails (an [`Event::Error`], then a close with 1006 and
+    ///   `CloseCause::HandshakeFailed` saying why). For `ws://`, cleartext HTTP/2 by prior
+    ///   knowledge (h2c), for servers that expect it.
+    /// - [`Http2::Never`](crate::Http2::Never): a connection of its own over HTTP/1.1, always.
+    ///
+    /// The same holds through a [`proxy`](Self::proxy): the tunnel carries TLS, then HTTP/2.
+    /// Sockets share a connection only when they have the same scheme, host, port, proxy and
+    /// TLS setup (the same [`tls_config`](Self::tls_config), not an equal one). Messages,
+    /// limits, the close handshake, the heartbeat, receive backpressure (a stream that is not
+    /// read holds at most 1 MiB of the server's bytes, and the other streams go on) and
+    /// reconnection behave as over TCP; [`WebSocket::http_version`] tells which it is.
+    ///
+    /// What sharing changes: one TCP connection carries every socket to the server, so a lost
+    /// packet delays them all, and a load balancer that spreads connections sends them all to
+    /// one backend; a connection that has sent and heard nothing for 2 s takes no new socket,
+    /// and hyper pings one that has been silent for 20 s.
+    #[cfg(all(not(target_arch = "wasm32"), feature = "http2"))]
+    pub fn http2(mut self, http2: crate::Http2) -> Self {
+        self.options.http2 = http2;
+        self
+    }
+
     /// Natively, adds the header `name: value` to every handshake request: an
     /// `Authorization` token, a `Cookie`, a header of the application's own; repeat it for more.
     /// Browsers let a page set no handshake header but the subprotocols

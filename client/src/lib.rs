@@ -303,6 +303,12 @@ mod core;
 mod error;
 mod event;
 mod heartbeat;
+#[cfg(all(
+    not(target_arch = "wasm32"),
+    not(any(test, feature = "fuzzing")),
+    feature = "http2"
+))]
+mod http2;
 mod inbox;
 mod io;
 #[cfg(target_arch = "wasm32")]
@@ -352,6 +358,8 @@ pub use sink::MessageSink;
 pub use socket::{DEFAULT_HIGH_WATER_MARK, DEFAULT_RECEIVE_LIMIT, WeakWebSocket, WebSocket};
 pub use tracked::live_closures;
 pub use transport::Transport;
+#[cfg(all(not(target_arch = "wasm32"), feature = "http2"))]
+pub use transport::{Http2, HttpVersion};
 
 /// The model tests' sequence that `data` encodes, run on the simulated world: the first
 /// invariant it breaks. For the fuzz target of `fuzz/` only (the `fuzzing` feature).

@@ -10,7 +10,9 @@
 //! it opened reports a close with 1006 only; and dropping the connection closes it with 1000
 //! without any further event. Unlike the browser, the task reads only while the socket's
 //! inboxes have room ([`Builder::receive_limit`](crate::Builder::receive_limit)), so a slow
-//! reader makes TCP push back on the server.
+//! reader makes TCP push back on the server. With the `http2` feature, `http2.rs` may open
+//! the connection as a stream of a shared HTTP/2 connection instead; tungstenite runs on
+//! it all the same.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -64,6 +66,9 @@ struct Link {
     /// Bytes sent by the application and not yet written to the socket.
     buffered: Cell<u32>,
     protocol: RefCell<String>,
+    /// The HTTP version of the handshake, once open.
+    #[cfg(feature = "http2")]
+    version: Cell<Option<crate::HttpVersion>>,
     /// Set when the connection is dropped: no event of its may reach the socket any more.
     detached: Cell<bool>,
     /// Wakes a task whose handshake is under way when the application closes it.
@@ -85,6 +90,9 @@ struct Destination {
     host: String,
     port: u16,
     proxy: Option<Proxy>,
+    /// Whether it may be a stream of a shared HTTP/2 connection (`http2.rs`).
+    #[cfg(feature = "http2")]
+    http2: crate::http2::Choice,
 }
 
 enum Command {
@@ -115,12 +123,16 @@ impl Connection {
             host: host.to_owned(),
             port,
             proxy,
+            #[cfg(feature = "http2")]
+            http2: crate::http2::Choice::new(options),
         };
         let link = Rc::new(Link {
             url: url.to_owned(),
             state: Cell::new(State::Connecting),
             buffered: Cell::new(0),
             protocol: RefCell::new(String::new()),
+            #[cfg(feature = "http2")]
+            version: Cell::new(None),
             detached: Cell::new(false),
             abort: Notify::new(),
             stream: RefCell::new(None),
@@ -206,6 +218,11 @@ impl Connection {
     /// tokio-tungstenite negotiates no extension.
     pub(crate) fn extensions(&self) -> String {
         String::new()
+    }
+
+    #[cfg(feature = "http2")]
+    pub(crate) fn http_version(&self) -> Option<crate::HttpVersion> {
+        self.link.version.get()
     }
 }
 
@@ -347,9 +364,21 @@ async fn run(
     let attached = || listener.upgrade().filter(|_| !link.detached.get());
     let handshake = async {
         let tls = tls.map_err(Failure::Other)?;
-        let Destination { host, port, proxy } = &destination;
-        let way = tunnel::open(host, *port, proxy.as_ref(), &tls).await?;
+        let Destination {
+            host, port, proxy, ..
+        } = &destination;
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+        // Over HTTP/2 if the application and the server allow; otherwise it is handed back.
+        #[cfg(feature = "http2")]
+        let request = {
+            let choice = &destination.http2;
+            let proxy = proxy.as_ref();
+            match crate::http2::connect(request, choice, host, *port, proxy, &tls, config).await? {
+                crate::http2::Handshake::Done(stream, response) => return Ok((stream, response)),
+                crate::http2::Handshake::Http1(request) => request,
+            }
+        };
+        let way = tunnel::open(host, *port, proxy.as_ref(), &tls).await?;
         let connector = Connector::Rustls(tls);
         client_async_tls_with_config(request, way, Some(config), Some(connector))
             .await
@@ -365,6 +394,11 @@ async fn run(
             let chosen = response.headers().get("Sec-WebSocket-Protocol");
             let chosen = chosen.and_then(|value| value.to_str().ok()).unwrap_or("");
             *link.protocol.borrow_mut() = chosen.to_owned();
+            #[cfg(feature = "http2")]
+            link.version.set(Some(match response.version() {
+                tokio_tungstenite::tungstenite::http::Version::HTTP_2 => crate::HttpVersion::Http2,
+                _ => crate::HttpVersion::Http11,
+            }));
             stream
         }
         // Closed by the application meanwhile: failed, as in the browser (no error event).

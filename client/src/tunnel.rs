@@ -1,7 +1,9 @@
 //! Natively, the byte stream a connection's handshake runs over: a TCP connection to the
 //! server, or a tunnel through an HTTP proxy (`CONNECT`, RFC 9110 section 9.3.6), over TCP or
 //! TLS to the proxy, or through a SOCKS5 proxy (tokio-socks). tokio-tungstenite then adds the server's TLS (for `wss://`) and the
-//! WebSocket handshake on top, as on a direct connection: only the way there differs.
+//! WebSocket handshake on top, as on a direct connection: only the way there differs. With
+//! the `http2` feature it may also be a stream of a shared HTTP/2 connection (`http2.rs`),
+//! whose own way to the server was opened here.
 
 use std::io;
 use std::pin::Pin;
@@ -33,10 +35,14 @@ pub(crate) enum Tunnel {
     Tls(Box<TlsStream<TcpStream>>),
     /// A connection through a SOCKS5 proxy.
     Socks(Socks5Stream<TcpStream>),
+    /// A stream of a shared HTTP/2 connection (RFC 8441's extended `CONNECT`, `http2.rs`),
+    /// itself over one of the above: the server's TLS, if any, is the connection's, beneath.
+    #[cfg(all(feature = "http2", not(feature = "fuzzing")))]
+    Http2(crate::http2::Stream),
 }
 
 /// Why the way could not be opened.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Failure {
     /// The proxy did not open the tunnel: its answer's status, or `None` when it could not
     /// be reached or did not answer in HTTP; the reason says which proxy and what it said.
@@ -210,6 +216,8 @@ impl AsyncRead for Tunnel {
             Tunnel::Tcp(stream) => Pin::new(stream).poll_read(cx, buf),
             Tunnel::Tls(stream) => Pin::new(stream).poll_read(cx, buf),
             Tunnel::Socks(stream) => Pin::new(stream).poll_read(cx, buf),
+            #[cfg(all(feature = "http2", not(feature = "fuzzing")))]
+            Tunnel::Http2(stream) => Pin::new(stream).poll_read(cx, buf),
         }
     }
 }
@@ -224,6 +232,8 @@ impl AsyncWrite for Tunnel {
             Tunnel::Tcp(stream) => Pin::new(stream).poll_write(cx, buf),
             Tunnel::Tls(stream) => Pin::new(stream).poll_write(cx, buf),
             Tunnel::Socks(stream) => Pin::new(stream).poll_write(cx, buf),
+            #[cfg(all(feature = "http2", not(feature = "fuzzing")))]
+            Tunnel::Http2(stream) => Pin::new(stream).poll_write(cx, buf),
         }
     }
 
@@ -236,6 +246,8 @@ impl AsyncWrite for Tunnel {
             Tunnel::Tcp(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
             Tunnel::Tls(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
             Tunnel::Socks(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
+            #[cfg(all(feature = "http2", not(feature = "fuzzing")))]
+            Tunnel::Http2(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -244,6 +256,8 @@ impl AsyncWrite for Tunnel {
             Tunnel::Tcp(stream) => stream.is_write_vectored(),
             Tunnel::Tls(stream) => stream.is_write_vectored(),
             Tunnel::Socks(stream) => stream.is_write_vectored(),
+            #[cfg(all(feature = "http2", not(feature = "fuzzing")))]
+            Tunnel::Http2(stream) => stream.is_write_vectored(),
         }
     }
 
@@ -252,6 +266,8 @@ impl AsyncWrite for Tunnel {
             Tunnel::Tcp(stream) => Pin::new(stream).poll_flush(cx),
             Tunnel::Tls(stream) => Pin::new(stream).poll_flush(cx),
             Tunnel::Socks(stream) => Pin::new(stream).poll_flush(cx),
+            #[cfg(all(feature = "http2", not(feature = "fuzzing")))]
+            Tunnel::Http2(stream) => Pin::new(stream).poll_flush(cx),
         }
     }
 
@@ -260,6 +276,8 @@ impl AsyncWrite for Tunnel {
             Tunnel::Tcp(stream) => Pin::new(stream).poll_shutdown(cx),
             Tunnel::Tls(stream) => Pin::new(stream).poll_shutdown(cx),
             Tunnel::Socks(stream) => Pin::new(stream).poll_shutdown(cx),
+            #[cfg(all(feature = "http2", not(feature = "fuzzing")))]
+            Tunnel::Http2(stream) => Pin::new(stream).poll_shutdown(cx),
         }
     }
 }

@@ -412,6 +412,11 @@ impl Connection {
     pub(crate) fn extensions(&self) -> String {
         String::new()
     }
+
+    #[cfg(feature = "http2")]
+    pub(crate) fn http_version(&self) -> Option<crate::HttpVersion> {
+        None
+    }
 }
 
 impl Drop for Connection {
