@@ -25,7 +25,7 @@
 //! - **A stream** (`open_stream`): `CONNECT` with `:protocol websocket`, the request's own
 //!   headers (subprotocols, the application's) without HTTP/1.1's connection headers; a `2xx`
 //!   opens it, checked as tungstenite checks a `101` (the subprotocol), and tungstenite runs
-//!   on the stream ([`Stream`], inside `Tunnel::Http2`) through `from_raw_socket`, so that
+//!   on the stream ([`Stream`], inside `Tunnel::Carried`) through `from_raw_socket`, so that
 //!   everything above the byte stream is the same as over TCP.
 //! - **Dead connections.** A connection that ends (GOAWAY and its last stream, an error, a
 //!   reset) leaves the pool, and the next attempt opens another; a `CONNECT` that fails on a
@@ -158,6 +158,8 @@ struct Origin {
 }
 
 /// What [`connect`] did.
+// Made once per attempt and taken apart at once: boxing the socket would only move it twice.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Handshake {
     /// The socket is open: on a stream of an HTTP/2 connection, or over HTTP/1.1 on the TLS
     /// connection whose server chose it in ALPN.
@@ -203,7 +205,7 @@ pub(crate) async fn connect(
                 )));
             }
             Taken::NotHttp2(Some(way), _) => {
-                let stream = MaybeTlsStream::Rustls(way);
+                let stream = MaybeTlsStream::Rustls(*way);
                 let (socket, response) = client_async_with_config(request, stream, Some(config))
                     .await
                     .map_err(|error| Failure::Other(error.to_string()))?;
@@ -228,7 +230,7 @@ enum Taken {
     Stream(Rc<Entry>, Lease, bool),
     /// The server does not take WebSockets over HTTP/2, and why: the TLS connection on
     /// which it chose HTTP/1.1 in ALPN (for the attempt that opened it), or none.
-    NotHttp2(Option<TlsStream<Tunnel>>, &'static str),
+    NotHttp2(Option<Box<TlsStream<Tunnel>>>, &'static str),
 }
 
 /// A slot on a connection to `origin`: on one with room, on the one being opened, or on a
@@ -298,7 +300,7 @@ async fn open_stream(
         io: TokioIo::new(upgraded),
         _lease: lease,
     };
-    let raw = MaybeTlsStream::Plain(Tunnel::Http2(stream));
+    let raw = MaybeTlsStream::Plain(Tunnel::Carried(Box::new(stream)));
     let socket = WebSocketStream::from_raw_socket(raw, Role::Client, Some(config)).await;
     Ok(Handshake::Done(socket, answer))
 }
@@ -698,7 +700,7 @@ enum Opened {
     Http2(SendRequest<Empty<Bytes>>, Driven, usize),
     /// Not for WebSockets over HTTP/2, and why: the TLS connection whose ALPN chose HTTP/1.1
     /// (usable for this attempt's handshake), or none (the server's SETTINGS refused).
-    NotHttp2(Option<TlsStream<Tunnel>>, &'static str),
+    NotHttp2(Option<Box<TlsStream<Tunnel>>>, &'static str),
 }
 
 async fn open_connection(
@@ -723,7 +725,7 @@ async fn open_connection(
         })?;
         if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
             let why = "the server did not choose HTTP/2 in ALPN";
-            return Ok(Opened::NotHttp2(Some(tls), why));
+            return Ok(Opened::NotHttp2(Some(Box::new(tls)), why));
         }
         MaybeTlsStream::Rustls(tls)
     } else {
@@ -840,7 +842,7 @@ where
 }
 
 /// The connection's byte stream, noting when it sends and when it hears ([`Liveness`]).
-pub(crate) struct Watched {
+struct Watched {
     io: MaybeTlsStream<Tunnel>,
     liveness: Rc<Liveness>,
 }
@@ -902,7 +904,7 @@ impl AsyncWrite for Watched {
 }
 
 /// A WebSocket's stream of a shared connection: the upgraded `CONNECT`, holding its slot.
-pub(crate) struct Stream {
+struct Stream {
     io: TokioIo<Upgraded>,
     _lease: Lease,
 }

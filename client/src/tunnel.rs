@@ -35,11 +35,19 @@ pub(crate) enum Tunnel {
     Tls(Box<TlsStream<TcpStream>>),
     /// A connection through a SOCKS5 proxy.
     Socks(Socks5Stream<TcpStream>),
-    /// A stream of a shared HTTP/2 connection (RFC 8441's extended `CONNECT`, `http2.rs`),
-    /// itself over one of the above: the server's TLS, if any, is the connection's, beneath.
+    /// A byte stream carried by another protocol over one of the above: a stream of a shared
+    /// HTTP/2 connection (RFC 8441's extended `CONNECT`, `http2.rs`), whose TLS, if any, is
+    /// the connection's, beneath it.
     #[cfg(all(feature = "http2", not(feature = "fuzzing")))]
-    Http2(crate::http2::Stream),
+    Carried(Box<dyn Carried>),
 }
+
+/// A byte stream [`Tunnel::Carried`] holds.
+#[cfg(all(feature = "http2", not(feature = "fuzzing")))]
+pub(crate) trait Carried: AsyncRead + AsyncWrite + Send + Unpin {}
+
+#[cfg(all(feature = "http2", not(feature = "fuzzing")))]
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Carried for T {}
 
 /// Why the way could not be opened.
 #[derive(Clone, Debug)]
@@ -217,7 +225,7 @@ impl AsyncRead for Tunnel {
             Tunnel::Tls(stream) => Pin::new(stream).poll_read(cx, buf),
             Tunnel::Socks(stream) => Pin::new(stream).poll_read(cx, buf),
             #[cfg(all(feature = "http2", not(feature = "fuzzing")))]
-            Tunnel::Http2(stream) => Pin::new(stream).poll_read(cx, buf),
+            Tunnel::Carried(stream) => Pin::new(stream).poll_read(cx, buf),
         }
     }
 }
@@ -233,7 +241,7 @@ impl AsyncWrite for Tunnel {
             Tunnel::Tls(stream) => Pin::new(stream).poll_write(cx, buf),
             Tunnel::Socks(stream) => Pin::new(stream).poll_write(cx, buf),
             #[cfg(all(feature = "http2", not(feature = "fuzzing")))]
-            Tunnel::Http2(stream) => Pin::new(stream).poll_write(cx, buf),
+            Tunnel::Carried(stream) => Pin::new(stream).poll_write(cx, buf),
         }
     }
 
@@ -247,7 +255,7 @@ impl AsyncWrite for Tunnel {
             Tunnel::Tls(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
             Tunnel::Socks(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
             #[cfg(all(feature = "http2", not(feature = "fuzzing")))]
-            Tunnel::Http2(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
+            Tunnel::Carried(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -257,7 +265,7 @@ impl AsyncWrite for Tunnel {
             Tunnel::Tls(stream) => stream.is_write_vectored(),
             Tunnel::Socks(stream) => stream.is_write_vectored(),
             #[cfg(all(feature = "http2", not(feature = "fuzzing")))]
-            Tunnel::Http2(stream) => stream.is_write_vectored(),
+            Tunnel::Carried(stream) => stream.is_write_vectored(),
         }
     }
 
@@ -267,7 +275,7 @@ impl AsyncWrite for Tunnel {
             Tunnel::Tls(stream) => Pin::new(stream).poll_flush(cx),
             Tunnel::Socks(stream) => Pin::new(stream).poll_flush(cx),
             #[cfg(all(feature = "http2", not(feature = "fuzzing")))]
-            Tunnel::Http2(stream) => Pin::new(stream).poll_flush(cx),
+            Tunnel::Carried(stream) => Pin::new(stream).poll_flush(cx),
         }
     }
 
@@ -277,7 +285,7 @@ impl AsyncWrite for Tunnel {
             Tunnel::Tls(stream) => Pin::new(stream).poll_shutdown(cx),
             Tunnel::Socks(stream) => Pin::new(stream).poll_shutdown(cx),
             #[cfg(all(feature = "http2", not(feature = "fuzzing")))]
-            Tunnel::Http2(stream) => Pin::new(stream).poll_shutdown(cx),
+            Tunnel::Carried(stream) => Pin::new(stream).poll_shutdown(cx),
         }
     }
 }

@@ -38,12 +38,14 @@ const NOT_IN_CORE: [&str; 9] = [
 ];
 
 /// The transports, and what they may not import.
-/// `tunnel` and `proxy` are the native transport's: the way to the server and its proxy.
-const TRANSPORTS: [&str; 6] = [
+/// `tunnel`, `proxy` and `http2` are the native transport's: the way to the server, its proxy,
+/// and the shared HTTP/2 connections.
+const TRANSPORTS: [&str; 7] = [
     "connection",
     "native",
     "tunnel",
     "proxy",
+    "http2",
     "websocketstream",
     "sim",
 ];
