@@ -664,3 +664,63 @@ async fn ws_and_wss_through_a_socks5_proxy() {
     })
     .await;
 }
+
+/// With the `http2` feature, `wss://` through an HTTP proxy is TLS, then HTTP/2, inside one
+/// tunnel: three sockets share it (tinyproxy is asked once), and their reconnections after
+/// the server closed them take streams of it again.
+#[cfg(feature = "http2")]
+#[tokio::test(flavor = "current_thread")]
+async fn wss_through_a_proxy_shares_one_http2_tunnel() {
+    use wasm_websocket::HttpVersion;
+
+    let Some(proxy) = Tinyproxy::start("").await else {
+        return;
+    };
+    let localhost = Localhost::new();
+    let echo = Echo::start(0, Some(&localhost));
+    let target = format!("localhost:{}", echo.port);
+    let tls = Arc::new(localhost.client_config());
+    local(async {
+        let open = || {
+            WebSocket::builder(format!("wss://{target}/"))
+                .proxy(proxy.url(""))
+                .tls_config(tls.clone())
+                .reconnect(Reconnect::new().initial_delay(Duration::from_millis(50)))
+                .connect()
+                .unwrap()
+        };
+        let sockets = [open(), open(), open()];
+        let mut events: Vec<Events> = sockets.iter().map(WebSocket::events).collect();
+        for (socket, events) in sockets.iter().zip(&mut events) {
+            next_open(events).await;
+            assert_eq!(socket.http_version(), Some(HttpVersion::Http2));
+            socket.send("through one tunnel").unwrap();
+            loop {
+                if let Some(Event::Message(message)) = events.next().await {
+                    assert_eq!(
+                        message,
+                        Message::Text("Received:  through one tunnel".into())
+                    );
+                    break;
+                }
+            }
+        }
+        assert_eq!(proxy.connects_to(&target), 1);
+        // The server closes every socket: they reconnect on the same connection.
+        for socket in &sockets {
+            socket.send("!close 4001 again").unwrap();
+        }
+        for events in &mut events {
+            let close = next_close(events).await;
+            assert_eq!(close.code, 4001, "{close}");
+            next_open(events).await;
+        }
+        for socket in &sockets {
+            assert_eq!(socket.http_version(), Some(HttpVersion::Http2));
+            socket.close().unwrap();
+        }
+    })
+    .await;
+    let tunnels = proxy.connects_to(&target);
+    assert_eq!(tunnels, 1, "{tunnels} CONNECTs to {target}");
+}

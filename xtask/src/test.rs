@@ -257,14 +257,14 @@ fn format(_: &mut Shared) -> Result<()> {
 }
 
 fn clippy(_: &mut Shared) -> Result<()> {
-    // With the client's `json` and `platform-verifier` features, which nothing in the
-    // workspace turns on: one pass.
+    // With the client's `json`, `platform-verifier` and `http2` features, which nothing in
+    // the workspace turns on: one pass.
     cargo(&[
         "clippy",
         "--workspace",
         "--all-targets",
         "--features",
-        "wasm-websocket/json wasm-websocket/platform-verifier",
+        "wasm-websocket/json wasm-websocket/platform-verifier wasm-websocket/http2",
         "--",
         "-D",
         "warnings",
@@ -289,15 +289,28 @@ fn clippy_wasm(_: &mut Shared) -> Result<()> {
 }
 
 fn docs(_: &mut Shared) -> Result<()> {
-    deny_doc_warnings(&["doc", "--workspace", "--no-deps"])?;
+    // Natively with the client's `http2` feature, so that its items are documented too.
+    deny_doc_warnings(&[
+        "doc",
+        "--workspace",
+        "--no-deps",
+        "--features",
+        "wasm-websocket/http2",
+    ])?;
     let features = ["--features", "web-socket-stream json"];
     deny_doc_warnings(&[&["doc", "-p", CLIENT, "--no-deps"], &WASM[..], &features].concat())
 }
 
 fn native_tests(cx: &mut Shared) -> Result<()> {
     // With the client's `platform-verifier` feature, whose test needs it: it adds a method
-    // and changes no default, so the rest is tested as without it.
-    let features = ["--features", "wasm-websocket/platform-verifier"];
+    // and changes no default, so the rest is tested as without it. And with `http2`, whose
+    // tests need it (`client/tests/http2.rs`): its default sends every `wss://` test of the
+    // workspace over HTTP/2 where the server offers it, and `Http2::Never` in those tests
+    // takes the path of a build without it.
+    let features = [
+        "--features",
+        "wasm-websocket/platform-verifier wasm-websocket/http2",
+    ];
     let args = [&["test", "--workspace", "--exclude", "e2e"][..], &features].concat();
     // The nginx and tinyproxy tests skip themselves where those are missing; here they were
     // installed.
