@@ -14,7 +14,9 @@
 //! sizes; 7 (`deflate`): permessage-deflate, against Node's `ws`; 8 (`peers`): the client
 //! beside its peers (gloo-net, ws_stream_wasm, tokio-tungstenite-wasm) and plain JavaScript,
 //! the same program on each, in Chromium and Firefox; 9 (`soak`): 10,000 connections sending
-//! a message a second each for ten minutes, without and with deflate. The servers are `targets`; `stats` makes
+//! a message a second each for ten minutes, without and with deflate; 10 (`http2`): 1,000
+//! sockets of the client crate natively, over one HTTP/2 connection and over one connection
+//! each. The servers are `targets`; `stats` makes
 //! each figure a median over the runs, `report` the tables and the file, and `charts` the SVG
 //! charts beside it (`bench/charts/`).
 
@@ -29,6 +31,7 @@ mod after_traffic;
 mod browser;
 mod charts;
 mod deflate;
+mod http2;
 mod idle;
 mod peers;
 mod report;
@@ -43,7 +46,7 @@ use charts::Scale;
 use targets::Target;
 
 fn main() -> Result<()> {
-    let usage = "usage: bench --root WORKSPACE [--write FILE] [--only 1,4,4b,...] \
+    let usage = "usage: bench --root WORKSPACE [--write FILE] [--only 1,4,4b,10,...] \
                  [--server NAME] [--callgrind-only] [--peers DIR]";
     let (mut root, mut write, mut only, mut server, mut peers) = (None, None, None, None, None);
     let mut callgrind_only = false;
@@ -182,6 +185,9 @@ fn main() -> Result<()> {
     if wanted("9") {
         let ours = targets.last().expect("ours is the last target");
         report.push_str(&soak::section(&runtime, ours, charts.as_deref())?);
+    }
+    if wanted("10") {
+        report.push_str(&http2::section(&runtime, dir)?);
     }
     println!("{report}");
     match write {
