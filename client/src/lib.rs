@@ -21,7 +21,8 @@
 //!   verifier (`Builder::platform_verifier`, feature `platform-verifier`), and HTTP and
 //!   SOCKS5 proxies (`Builder::proxy`, or the environment's `HTTPS_PROXY`, `http_proxy`, `ALL_PROXY` and
 //!   `NO_PROXY` as curl reads them; `Builder::no_proxy`), whose refusal is `Error::Proxy`
-//!   with the proxy's status.
+//!   with the proxy's status; and with the `http2` feature, `wss://` sockets to one server as
+//!   streams of one shared HTTP/2 connection (`Builder::http2`, `WebSocket::http_version`).
 //!
 //! The differences, and why:
 //!
