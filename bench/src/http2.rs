@@ -67,7 +67,10 @@ struct Run {
 /// The load generator's resident memory, in KiB.
 fn own_rss_kib() -> Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("VmRSS")?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("VmRSS")?;
     Ok(line.split_whitespace().nth(1).context("VmRSS")?.parse()?)
 }
 
@@ -102,7 +105,12 @@ fn run(
         counters::pin_command(&mut command, &[counters::SERVER_CORE]);
     }
     let server = Spawned::start(&mut command).context("cannot start wsecho")?;
-    let port = server.addr().rsplit(':').next().context("the port")?.to_owned();
+    let port = server
+        .addr()
+        .rsplit(':')
+        .next()
+        .context("the port")?
+        .to_owned();
     let url = format!("wss://localhost:{port}/");
     std::thread::sleep(Duration::from_millis(200));
     let (files_before, server_before) = (server.open_files()?, server.status_kib("VmRSS")?);
@@ -164,10 +172,8 @@ fn run(
 
 pub fn section(runtime: &tokio::runtime::Runtime, dir: &Path) -> Result<String> {
     let localhost = Localhost::new();
-    let pem = localhost.write_pem(&std::env::temp_dir().join(format!(
-        "bench-http2-{}",
-        std::process::id()
-    )))?;
+    let pem = localhost
+        .write_pem(&std::env::temp_dir().join(format!("bench-http2-{}", std::process::id())))?;
     let tls = Arc::new(localhost.client_config());
     let wsecho = dir.join("wsecho");
     let mut runs: Vec<Vec<Run>> = WAYS.iter().map(|_| Vec::new()).collect();

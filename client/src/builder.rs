@@ -323,8 +323,9 @@ impl Builder {
     ///
     /// What sharing changes: one TCP connection carries every socket to the server, so a lost
     /// packet delays them all, and a load balancer that spreads connections sends them all to
-    /// one backend; a connection that has sent and heard nothing for 2 s takes no new socket,
-    /// and hyper pings one that has been silent for 20 s.
+    /// one backend. A socket whose `CONNECT` is followed by 2 s in which its connection hears
+    /// nothing gives the connection up for a new one, and hyper pings a connection that has
+    /// been silent for 20 s.
     #[cfg(all(not(target_arch = "wasm32"), feature = "http2"))]
     pub fn http2(mut self, http2: crate::Http2) -> Self {
         self.options.http2 = http2;

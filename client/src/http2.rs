@@ -30,12 +30,11 @@
 //! - **Dead connections.** A connection that ends (GOAWAY and its last stream, an error, a
 //!   reset) leaves the pool, and the next attempt opens another; a `CONNECT` that fails on a
 //!   connection that was already open (a GOAWAY came first) retires it and is tried once on a
-//!   fresh one. A connection that has sent and then heard nothing at all for
-//!   [`AT_RISK_AFTER`] is *at risk* (Chromium's term): it takes no new stream, and a `CONNECT`
-//!   waiting on it moves to a fresh connection, so that a socket whose heartbeat found the
-//!   network dead does not reconnect into the same dead connection. hyper's keep-alive pings
-//!   a connection that has streams and has been silent for [`KEEP_ALIVE`], and closes it when
-//!   the ping goes unanswered as long again.
+//!   fresh one, and so is one after which the connection hears nothing at all for
+//!   [`AT_RISK_AFTER`] (Chromium calls such a connection at risk): a socket whose heartbeat
+//!   found the network dead does not reconnect into the same dead connection for long.
+//!   hyper's keep-alive pings a connection that has streams and has been silent for
+//!   [`KEEP_ALIVE`], and closes it when the ping goes unanswered as long again.
 //! - **Idle connections** linger [`LINGER`] after their last stream, for the next socket (a
 //!   reconnection, the next of a series), then close.
 //!
@@ -83,8 +82,8 @@ pub(crate) const STREAM_WINDOW: u32 = 1 << 20;
 /// (5 MiB for the connection, 2 MiB a stream) lets three stalled sockets stop all.
 pub(crate) const CONNECTION_WINDOW: u32 = (1 << 31) - 1;
 
-/// How long a connection that has sent and then heard nothing may stay silent before it
-/// takes no new stream.
+/// How long a connection that was open before an attempt may stay silent after the
+/// attempt's `CONNECT` before the attempt gives it up for a fresh one.
 pub(crate) const AT_RISK_AFTER: Duration = Duration::from_secs(2);
 
 /// How long a connection with streams may be silent before hyper pings it, and how long the
@@ -236,12 +235,18 @@ enum Taken {
 /// A slot on a connection to `origin`: on one with room, on the one being opened, or on a
 /// new one.
 async fn take_stream(origin: &Origin, tls: &Arc<rustls::ClientConfig>) -> Result<Taken, Failure> {
+    let mut waited: Option<Rc<Entry>> = None;
     loop {
         match POOL.with(|pool| pool.borrow_mut().find(origin)) {
-            Found::Room(entry, lease) => return Ok(Taken::Stream(entry, lease, true)),
+            Found::Room(entry, lease) => {
+                // One that opened while the attempt waited is as fresh as one it opened.
+                let fresh = waited.as_ref().is_some_and(|w| Rc::ptr_eq(w, &entry));
+                return Ok(Taken::Stream(entry, lease, !fresh));
+            }
             Found::Opening(entry) => match entry.settled().await {
                 // Its room is looked at again, with everyone else's.
-                Settled::Ready | Settled::Abandoned => continue,
+                Settled::Ready => waited = Some(entry),
+                Settled::Abandoned => {}
                 Settled::NotHttp2(why) => return Ok(Taken::NotHttp2(None, why)),
                 Settled::Failed(failure) => return Err(failure),
             },
@@ -283,10 +288,10 @@ async fn open_stream(
         send.send_request(connect).await
     };
     let response = if may_retry {
-        // A connection that falls silent meanwhile is given up for a fresh one.
+        // A connection that stays silent meanwhile is given up for a fresh one.
         tokio::select! {
             response = responding => response,
-            () = entry.liveness.at_risk() => return Err(Opening::Retry),
+            () = entry.liveness.silent_for(AT_RISK_AFTER) => return Err(Opening::Retry),
         }
     } else {
         responding.await
@@ -446,12 +451,6 @@ impl Pool {
     }
 
     fn find(&mut self, origin: &Origin) -> Found {
-        let now = Instant::now();
-        for entry in &self.connections {
-            if matches!(*entry.phase.borrow(), Phase::Ready(_)) && entry.liveness.is_at_risk(now) {
-                entry.retire();
-            }
-        }
         self.connections.retain(|entry| entry.in_pool());
         let mut opening = None;
         for entry in self
@@ -598,39 +597,23 @@ impl Drop for Lease {
     }
 }
 
-/// When the connection last heard from the server, as far as a new stream cares: the
-/// moment it first sent something that nothing read since has followed.
+/// Whether the connection hears from the server: how many reads brought bytes.
 #[derive(Default)]
 struct Liveness {
-    unanswered_since: Cell<Option<Instant>>,
+    reads: Cell<u64>,
 }
 
 impl Liveness {
-    fn sent(&self) {
-        if self.unanswered_since.get().is_none() {
-            self.unanswered_since.set(Some(Instant::now()));
-        }
-    }
-
     fn heard(&self) {
-        self.unanswered_since.set(None);
+        self.reads.set(self.reads.get().wrapping_add(1));
     }
 
-    fn is_at_risk(&self, now: Instant) -> bool {
-        self.unanswered_since
-            .get()
-            .is_some_and(|since| now.duration_since(since) >= AT_RISK_AFTER)
-    }
-
-    /// Resolves once the connection is at risk.
-    async fn at_risk(&self) {
-        loop {
-            let now = Instant::now();
-            if self.is_at_risk(now) {
-                return;
-            }
-            let since = self.unanswered_since.get().unwrap_or(now);
-            tokio::time::sleep_until(since + AT_RISK_AFTER).await;
+    /// Resolves if the connection hears nothing for `period` from now; never if it does.
+    async fn silent_for(&self, period: Duration) {
+        let before = self.reads.get();
+        tokio::time::sleep(period).await;
+        if self.reads.get() != before {
+            std::future::pending::<()>().await;
         }
     }
 }
@@ -841,7 +824,7 @@ where
     }
 }
 
-/// The connection's byte stream, noting when it sends and when it hears ([`Liveness`]).
+/// The connection's byte stream, noting when it hears from the server ([`Liveness`]).
 struct Watched {
     io: MaybeTlsStream<Tunnel>,
     liveness: Rc<Liveness>,
@@ -870,11 +853,7 @@ impl AsyncWrite for Watched {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.io).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            this.liveness.sent();
-        }
-        polled
+        Pin::new(&mut this.io).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -883,11 +862,7 @@ impl AsyncWrite for Watched {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            this.liveness.sent();
-        }
-        polled
+        Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
