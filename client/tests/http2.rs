@@ -670,3 +670,70 @@ async fn the_heartbeat_over_a_stalled_stream_and_over_a_silent_connection() {
     })
     .await;
 }
+
+/// A server lets an HTTP/2 connection with no socket go after its `--http-timeout` (GOAWAY):
+/// the pool lets go of it too, and the next socket opens another.
+#[tokio::test(flavor = "current_thread")]
+async fn a_connection_the_server_sends_goaway_on_leaves_the_pool() {
+    let localhost = Localhost::new();
+    let config = wsecho::Config {
+        http_timeout: Duration::from_millis(500),
+        ..wsecho::Config::default()
+    };
+    let echo = Echo::tls(0, &localhost, config);
+    let relay = Relay::start(echo.port);
+    let tls = Arc::new(localhost.client_config());
+    local(async {
+        for n in 1..=2 {
+            let socket = builder(&relay.url(), &tls).open().await.unwrap();
+            assert_eq!(socket.http_version(), Some(HttpVersion::Http2));
+            let mut messages = socket.messages();
+            socket.send("before GOAWAY").unwrap();
+            assert_eq!(messages.next().await, Some(text("before GOAWAY")));
+            socket.close().unwrap();
+            while messages.next().await.is_some() {}
+            assert_eq!(relay.accepted(), n);
+            // Idle for twice the server's limit (it looks every 500 ms): GOAWAY.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+    })
+    .await;
+}
+
+/// A close the server never answers (`!stall`) ends after the client's close timeout, with the
+/// same close event over HTTP/2 as over HTTP/1.1.
+#[tokio::test(flavor = "current_thread")]
+async fn an_unanswered_close_times_out_as_over_tcp() {
+    let localhost = Localhost::new();
+    let echo = Echo::tls(0, &localhost, wsecho::Config::default());
+    let relay = Relay::start(echo.port);
+    let tls = Arc::new(localhost.client_config());
+    local(async {
+        let mut seen = Vec::new();
+        for (http2, version) in [
+            (Http2::Auto, HttpVersion::Http2),
+            (Http2::Never, HttpVersion::Http11),
+        ] {
+            let socket = builder(&relay.url(), &tls)
+                .http2(http2)
+                .open()
+                .await
+                .unwrap();
+            assert_eq!(socket.http_version(), Some(version));
+            let mut events = socket.events();
+            socket.send("!stall 5000").unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let asked = std::time::Instant::now();
+            socket.close_with(4000, "bye").unwrap();
+            let close = within(5, "the close", next_close(&mut events)).await;
+            let took = asked.elapsed();
+            assert!(
+                (Duration::from_millis(1500)..Duration::from_millis(3500)).contains(&took),
+                "{version:?}: the close took {took:?}"
+            );
+            seen.push((close.code, close.cause, close.was_clean));
+        }
+        assert_eq!(seen[0], seen[1], "HTTP/2, then HTTP/1.1");
+    })
+    .await;
+}
