@@ -272,15 +272,15 @@ async fn open_stream(
     config: WebSocketConfig,
     may_retry: bool,
 ) -> Result<Handshake, Opening> {
-    let failed = |what: &str, error: &dyn std::error::Error| {
+    let failed = |why: String| {
         if may_retry {
             Opening::Retry
         } else {
-            Opening::Failed(Failure::Other(format!("HTTP/2: {what}: {}", chain(error))))
+            Opening::Failed(Failure::Other(format!("HTTP/2: {why}")))
         }
     };
     let Some(mut send) = entry.sender() else {
-        return Err(Opening::Retry);
+        return Err(failed("the connection closed".to_owned()));
     };
     let connect = extended_connect(request, entry.origin.secure).map_err(Opening::Failed)?;
     let responding = async {
@@ -296,11 +296,11 @@ async fn open_stream(
     } else {
         responding.await
     };
-    let mut response = response.map_err(|error| failed("CONNECT", &error))?;
+    let mut response = response.map_err(|error| failed(format!("CONNECT: {}", chain(&error))))?;
     let answer = verify(&response, request).map_err(Opening::Failed)?;
     let upgraded = hyper::upgrade::on(&mut response)
         .await
-        .map_err(|error| failed("the stream", &error))?;
+        .map_err(|error| failed(format!("the stream: {}", chain(&error))))?;
     let stream = Stream {
         io: TokioIo::new(upgraded),
         _lease: lease,

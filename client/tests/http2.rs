@@ -737,3 +737,62 @@ async fn an_unanswered_close_times_out_as_over_tcp() {
     })
     .await;
 }
+
+/// The handshake's outcomes are the same over HTTP/2 as over HTTP/1.1: the subprotocol chosen,
+/// the application's headers (here an `Origin` the server refuses: 403), and an offer the
+/// server cannot take.
+#[tokio::test(flavor = "current_thread")]
+async fn subprotocols_headers_and_refusals_as_over_http11() {
+    let localhost = Localhost::new();
+    let config = wsecho::Config {
+        protocols: vec!["echo.v2".to_owned()],
+        ..wsecho::Config::default()
+    };
+    let echo = Echo::tls(0, &localhost, config);
+    let relay = Relay::start(echo.port);
+    let tls = Arc::new(localhost.client_config());
+    let outcome = |http2: Http2,
+                   protocols: &'static [&'static str],
+                   origin: Option<&'static str>| {
+        let mut builder = builder(&relay.url(), &tls)
+            .http2(http2)
+            .protocols(protocols.iter().copied());
+        if let Some(origin) = origin {
+            builder = builder.header("Origin", origin);
+        }
+        async move {
+            match builder.open().await {
+                Ok(socket) => Ok((socket.protocol(), socket.http_version())),
+                Err(Error::ConnectFailed(close)) => Err((close.code, close.cause, close.reason)),
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+    };
+    local(async {
+        let cases: [(&[&str], Option<&str>); 4] = [
+            (&["chat", "echo.v2"], None),
+            (&[], None),
+            (&["chat"], None),
+            (&["echo.v2"], Some("https://attacker.example")),
+        ];
+        for (protocols, origin) in cases {
+            let over_h2 = outcome(Http2::Auto, protocols, origin).await;
+            let over_h1 = outcome(Http2::Never, protocols, origin).await;
+            match (&over_h2, &over_h1) {
+                (Ok((chosen2, version2)), Ok((chosen1, version1))) => {
+                    assert_eq!(chosen2, chosen1, "{protocols:?}");
+                    assert_eq!(*version2, Some(HttpVersion::Http2));
+                    assert_eq!(*version1, Some(HttpVersion::Http11));
+                }
+                (Err(refused2), Err(refused1)) => assert_eq!(refused2, refused1, "{protocols:?}"),
+                _ => panic!("{protocols:?} {origin:?}: {over_h2:?} over HTTP/2, {over_h1:?}"),
+            }
+            eprintln!("{protocols:?} {origin:?}: {over_h2:?}");
+        }
+        let chosen = outcome(Http2::Auto, &["chat", "echo.v2"], None).await;
+        assert_eq!(chosen.unwrap().0, "echo.v2");
+        let refused = outcome(Http2::Auto, &["echo.v2"], Some("https://attacker.example")).await;
+        assert!(refused.unwrap_err().2.contains("403"));
+    })
+    .await;
+}
