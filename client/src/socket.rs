@@ -291,14 +291,6 @@ impl WebSocket {
         self.shared.with_link(Connection::extensions)
     }
 
-    /// Natively, with the `http2` feature: the HTTP version the current connection opened
-    /// with (a stream of a shared HTTP/2 connection, or HTTP/1.1; see
-    /// [`Builder::http2`](crate::Builder::http2)); `None` before one opened.
-    #[cfg(all(not(target_arch = "wasm32"), feature = "http2"))]
-    pub fn http_version(&self) -> Option<crate::HttpVersion> {
-        self.shared.with_link(Connection::http_version)
-    }
-
     /// Whether a send now would neither wait for the connection nor grow the browser's buffer
     /// or the queue past their bounds: what [`send_async`](Self::send_async) waits for.
     fn ready_to_send(&self) -> bool {
@@ -801,5 +793,17 @@ impl Shared {
         }
         let limit = self.core().overflow_limit();
         limit.is_some_and(|limit| !self.has_room(limit.max(1)))
+    }
+}
+
+// At the end of the file, so that the page's panic locations (line numbers in its wasm) are
+// the same with and without it.
+#[cfg(all(not(target_arch = "wasm32"), feature = "http2"))]
+impl WebSocket {
+    /// Natively, with the `http2` feature: the HTTP version the current connection opened
+    /// with (a stream of a shared HTTP/2 connection, or HTTP/1.1; see
+    /// [`Builder::http2`](crate::Builder::http2)); `None` before one opened.
+    pub fn http_version(&self) -> Option<crate::HttpVersion> {
+        self.shared.with_link(Connection::http_version)
     }
 }

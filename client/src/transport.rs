@@ -68,38 +68,6 @@ pub(crate) struct Options {
     pub(crate) http2: Http2,
 }
 
-/// Natively, with the `http2` feature: whether a socket's connections may be streams of an
-/// HTTP/2 connection shared with the other sockets to the same server (RFC 8441), given to
-/// [`Builder::http2`](crate::Builder::http2).
-#[cfg(all(not(target_arch = "wasm32"), feature = "http2"))]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Http2 {
-    /// For `wss://`, HTTP/2 where the server offers it in ALPN and allows WebSockets over it
-    /// (`SETTINGS_ENABLE_CONNECT_PROTOCOL`), HTTP/1.1 otherwise; `ws://` stays on HTTP/1.1.
-    /// The default.
-    #[default]
-    Auto,
-    /// Always HTTP/2: for `wss://` the attempt fails where the server does not allow it;
-    /// `ws://` speaks cleartext HTTP/2 by prior knowledge (h2c), which only servers that
-    /// expect it understand (`wsecho --h2c`).
-    Always,
-    /// Never HTTP/2: every connection is a TCP connection of its own, over HTTP/1.1.
-    Never,
-}
-
-/// Natively, with the `http2` feature: the HTTP version a socket's current connection was
-/// opened with ([`WebSocket::http_version`](crate::WebSocket::http_version)).
-#[cfg(all(not(target_arch = "wasm32"), feature = "http2"))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum HttpVersion {
-    /// HTTP/1.1: a connection of its own, upgraded (`101 Switching Protocols`).
-    Http11,
-    /// HTTP/2: a stream of a connection that other sockets to the same server may share
-    /// (RFC 8441's extended `CONNECT`, answered `200`).
-    Http2,
-}
-
 /// What carries a socket's connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -138,4 +106,36 @@ pub(crate) fn invalid_protocol(protocols: &[String]) -> Option<&str> {
         .iter()
         .enumerate()
         .find_map(|(i, p)| (!is_token(p) || protocols[..i].contains(p)).then_some(p.as_str()))
+}
+
+/// Natively, with the `http2` feature: whether a socket's connections may be streams of an
+/// HTTP/2 connection shared with the other sockets to the same server (RFC 8441), given to
+/// [`Builder::http2`](crate::Builder::http2).
+#[cfg(all(not(target_arch = "wasm32"), feature = "http2"))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Http2 {
+    /// For `wss://`, HTTP/2 where the server offers it in ALPN and allows WebSockets over it
+    /// (`SETTINGS_ENABLE_CONNECT_PROTOCOL`), HTTP/1.1 otherwise; `ws://` stays on HTTP/1.1.
+    /// The default.
+    #[default]
+    Auto,
+    /// Always HTTP/2: for `wss://` the attempt fails where the server does not allow it;
+    /// `ws://` speaks cleartext HTTP/2 by prior knowledge (h2c), which only servers that
+    /// expect it understand (`wsecho --h2c`).
+    Always,
+    /// Never HTTP/2: every connection is a TCP connection of its own, over HTTP/1.1.
+    Never,
+}
+
+/// Natively, with the `http2` feature: the HTTP version a socket's current connection was
+/// opened with ([`WebSocket::http_version`](crate::WebSocket::http_version)).
+#[cfg(all(not(target_arch = "wasm32"), feature = "http2"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HttpVersion {
+    /// HTTP/1.1: a connection of its own, upgraded (`101 Switching Protocols`).
+    Http11,
+    /// HTTP/2: a stream of a connection that other sockets to the same server may share
+    /// (RFC 8441's extended `CONNECT`, answered `200`).
+    Http2,
 }
