@@ -763,6 +763,9 @@ async fn open_connection(
 /// no stream for [`LINGER`] (at once once retired); then it leaves the pool, and dropping
 /// its sender and driver closes it.
 async fn drive(mut connection: Driven, entry: Rc<Entry>) {
+    // Also when the task is dropped with its `LocalSet` (a runtime shut down): the pool must
+    // not offer a connection whose driver is gone.
+    let _closes = Closes(entry.clone());
     let running = poll_fn(|cx| {
         let polled = connection.as_mut().poll(cx);
         entry.max_streams.set(connection.current_max_send_streams());
@@ -787,7 +790,16 @@ async fn drive(mut connection: Driven, entry: Rc<Entry>) {
         _ = running => {}
         () = idle => {}
     }
-    entry.settle(Phase::Closed);
+}
+
+/// Marks a connection closed when its driver ends; dropping it leaves the pool, and dropping
+/// its sender closes it.
+struct Closes(Rc<Entry>);
+
+impl Drop for Closes {
+    fn drop(&mut self) {
+        self.0.settle(Phase::Closed);
+    }
 }
 
 /// Where hyper's HTTP/2 client runs its tasks (the connection's I/O, each request, each

@@ -796,3 +796,30 @@ async fn subprotocols_headers_and_refusals_as_over_http11() {
     })
     .await;
 }
+
+/// The pool is the thread's, and outlives a runtime: a runtime shut down with a connection in
+/// the pool leaves nothing that the next runtime on the thread would try to use.
+#[test]
+fn a_runtime_after_another_on_the_same_thread_opens_its_own_connection() {
+    let localhost = Localhost::new();
+    let echo = Echo::tls(0, &localhost, wsecho::Config::default());
+    let relay = Relay::start(echo.port);
+    let tls = Arc::new(localhost.client_config());
+    for n in 1..=2 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(local(async {
+            let socket = builder(&relay.url(), &tls).open().await.unwrap();
+            assert_eq!(socket.http_version(), Some(HttpVersion::Http2));
+            let mut messages = socket.messages();
+            socket.send("in this runtime").unwrap();
+            let reply = within(5, "the echo", messages.next()).await;
+            assert_eq!(reply, Some(text("in this runtime")));
+            // Left open: the runtime goes with the socket and its connection.
+        }));
+        drop(runtime);
+        assert_eq!(relay.accepted(), n);
+    }
+}
