@@ -2,8 +2,9 @@
 //! (RFC 8441's extended `CONNECT`), on hyper's HTTP/2 client.
 //!
 //! [`connect`] is asked first by each attempt of the native transport (`native.rs`). It
-//! either opens the socket itself, or hands the request back for the HTTP/1.1 path that
-//! `native.rs` takes without this module:
+//! hands back a stream of an HTTP/2 connection, its `CONNECT` answered, or the request for
+//! the HTTP/1.1 handshake (with the TLS connection to make it on, if it made one); the
+//! caller makes the socket:
 //!
 //! - **Which connection.** A per-thread pool (the sockets are `!Send` and run on the thread's
 //!   `LocalSet`, and so do these connections) holds the HTTP/2 connections by [`Origin`]:
@@ -25,8 +26,8 @@
 //! - **A stream** (`open_stream`): `CONNECT` with `:protocol websocket`, the request's own
 //!   headers (subprotocols, the application's) without HTTP/1.1's connection headers; a `2xx`
 //!   opens it, checked as tungstenite checks a `101` (the subprotocol), and tungstenite runs
-//!   on the stream ([`Stream`], inside `Tunnel::Carried`) through `from_raw_socket`, so that
-//!   everything above the byte stream is the same as over TCP.
+//!   on the stream ([`Stream`], inside `Tunnel::Carried`, made a socket by `native.rs` with
+//!   `from_raw_socket`), so that everything above the byte stream is the same as over TCP.
 //! - **Dead connections.** A connection that ends (GOAWAY and its last stream, an error, a
 //!   reset) leaves the pool, and the next attempt opens another; a `CONNECT` that fails on a
 //!   connection that was already open (a GOAWAY came first) retires it and is tried once on a
@@ -63,11 +64,10 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::error::{ProtocolError, SubProtocolError, TlsError};
 use tokio_tungstenite::tungstenite::handshake::client::{Request, Response};
 use tokio_tungstenite::tungstenite::http::{self, HeaderMap, Method, Version};
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, client_async_with_config};
 
 use crate::proxy::Proxy;
 use crate::transport::{Http2, Options};
@@ -156,19 +156,22 @@ struct Origin {
     trust: Trust,
 }
 
-/// What [`connect`] did.
-// Made once per attempt and taken apart at once: boxing the socket would only move it twice.
-#[allow(clippy::large_enum_variant)]
+/// What [`connect`] came to: the byte stream for tungstenite, and where it is in the
+/// WebSocket handshake. The caller makes the socket of it, as of its own connections.
 pub(crate) enum Handshake {
-    /// The socket is open: on a stream of an HTTP/2 connection, or over HTTP/1.1 on the TLS
-    /// connection whose server chose it in ALPN.
-    Done(WebSocketStream<MaybeTlsStream<Tunnel>>, Response),
-    /// Not for HTTP/2: the caller opens the socket over HTTP/1.1, as without this module.
-    Http1(Request),
+    /// A stream of a shared HTTP/2 connection (`Tunnel::Carried`, whose TLS is the
+    /// connection's) whose extended `CONNECT` the server answered (`response`, as
+    /// tungstenite's, its version HTTP/2): tungstenite runs on it as it is
+    /// (`WebSocketStream::from_raw_socket`).
+    Opened(Tunnel, Response),
+    /// For the HTTP/1.1 handshake: on this TLS connection, whose server chose HTTP/1.1 in
+    /// ALPN; or (`None`, not for HTTP/2) on a connection of the caller's own, as without this
+    /// module.
+    Http1(Request, Option<Box<TlsStream<Tunnel>>>),
 }
 
-/// Opens the socket of `request` over HTTP/2 if `choice` and the server allow, through
-/// `proxy` if any, with `tls` for a new connection and tungstenite's `config`.
+/// Opens a stream for the socket of `request` over HTTP/2 if `choice` and the server allow,
+/// through `proxy` if any, with `tls` for a new connection.
 pub(crate) async fn connect(
     request: Request,
     choice: &Choice,
@@ -176,12 +179,11 @@ pub(crate) async fn connect(
     port: u16,
     proxy: Option<&Proxy>,
     tls: &Arc<rustls::ClientConfig>,
-    config: WebSocketConfig,
 ) -> Result<Handshake, Failure> {
     let secure = request.uri().scheme_str() == Some("wss");
     let forced = choice.mode == Http2::Always;
     if choice.mode == Http2::Never || !(secure || forced) {
-        return Ok(Handshake::Http1(request));
+        return Ok(Handshake::Http1(request, None));
     }
     let origin = Origin {
         secure,
@@ -191,7 +193,7 @@ pub(crate) async fn connect(
         trust: choice.trust.clone(),
     };
     if !forced && POOL.with(|pool| pool.borrow_mut().refused(&origin)) {
-        return Ok(Handshake::Http1(request));
+        return Ok(Handshake::Http1(request, None));
     }
     let mut retried = false;
     loop {
@@ -203,16 +205,9 @@ pub(crate) async fn connect(
                     "HTTP/2 was required (Http2::Always), but {why}"
                 )));
             }
-            Taken::NotHttp2(Some(way), _) => {
-                let stream = MaybeTlsStream::Rustls(*way);
-                let (socket, response) = client_async_with_config(request, stream, Some(config))
-                    .await
-                    .map_err(|error| Failure::Other(error.to_string()))?;
-                return Ok(Handshake::Done(socket, response));
-            }
-            Taken::NotHttp2(None, _) => return Ok(Handshake::Http1(request)),
+            Taken::NotHttp2(way, _) => return Ok(Handshake::Http1(request, way)),
         };
-        match open_stream(&entry, lease, &request, config, reused && !retried).await {
+        match open_stream(&entry, lease, &request, reused && !retried).await {
             Ok(opened) => return Ok(opened),
             Err(Opening::Failed(failure)) => return Err(failure),
             Err(Opening::Retry) => {
@@ -263,13 +258,12 @@ enum Opening {
     Retry,
 }
 
-/// Opens the socket of `request` on a stream of `entry`, whose slot `lease` holds; a failure is a
-/// [`Opening::Retry`] if `may_retry`.
+/// Opens a stream of `entry` for the socket of `request`, in the slot `lease` holds; a
+/// failure is a [`Opening::Retry`] if `may_retry`.
 async fn open_stream(
     entry: &Entry,
     lease: Lease,
     request: &Request,
-    config: WebSocketConfig,
     may_retry: bool,
 ) -> Result<Handshake, Opening> {
     let failed = |why: String| {
@@ -305,9 +299,7 @@ async fn open_stream(
         io: TokioIo::new(upgraded),
         _lease: lease,
     };
-    let raw = MaybeTlsStream::Plain(Tunnel::Carried(Box::new(stream)));
-    let socket = WebSocketStream::from_raw_socket(raw, Role::Client, Some(config)).await;
-    Ok(Handshake::Done(socket, answer))
+    Ok(Handshake::Opened(Tunnel::Carried(Box::new(stream)), answer))
 }
 
 /// The extended `CONNECT` (RFC 8441 section 4) for tungstenite's `request`: its target as

@@ -25,6 +25,8 @@ use std::time::Duration;
 
 use futures_util::{Sink, Stream as _};
 use tokio::sync::Notify;
+#[cfg(feature = "http2")]
+use tokio_tungstenite::client_async_with_config;
 use tokio_tungstenite::tungstenite::Message as WireMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
@@ -368,14 +370,25 @@ async fn run(
             host, port, proxy, ..
         } = &destination;
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
-        // Over HTTP/2 if the application and the server allow; otherwise it is handed back.
+        // A stream of a shared HTTP/2 connection if the application and the server allow.
         #[cfg(feature = "http2")]
         let request = {
-            let choice = &destination.http2;
-            let proxy = proxy.as_ref();
-            match crate::http2::connect(request, choice, host, *port, proxy, &tls, config).await? {
-                crate::http2::Handshake::Done(stream, response) => return Ok((stream, response)),
-                crate::http2::Handshake::Http1(request) => request,
+            use crate::http2::Handshake;
+            use tokio_tungstenite::tungstenite::protocol::Role;
+            let (choice, proxy) = (&destination.http2, proxy.as_ref());
+            match crate::http2::connect(request, choice, host, *port, proxy, &tls).await? {
+                Handshake::Opened(way, response) => {
+                    let way = MaybeTlsStream::Plain(way);
+                    let stream = WebSocketStream::from_raw_socket(way, Role::Client, Some(config));
+                    return Ok((stream.await, response));
+                }
+                // Its server chose HTTP/1.1 on the TLS connection made for HTTP/2.
+                Handshake::Http1(request, Some(way)) => {
+                    let way = MaybeTlsStream::Rustls(*way);
+                    let handshake = client_async_with_config(request, way, Some(config));
+                    return (handshake.await).map_err(|error| Failure::Other(error.to_string()));
+                }
+                Handshake::Http1(request, None) => request,
             }
         };
         let way = tunnel::open(host, *port, proxy.as_ref(), &tls).await?;
