@@ -316,7 +316,9 @@ impl Builder {
     ///
     /// The same holds through a [`proxy`](Self::proxy): the tunnel carries TLS, then HTTP/2.
     /// Sockets share a connection only when they have the same scheme, host, port, proxy and
-    /// TLS setup (the same [`tls_config`](Self::tls_config), not an equal one). Messages,
+    /// TLS setup (the same [`tls_config`](Self::tls_config), not an equal one). The client
+    /// sets ALPN itself (`h2`, `http/1.1`) on the connections it opens for this, whatever the
+    /// configuration says. Messages,
     /// limits, the close handshake, the heartbeat, receive backpressure (a stream that is not
     /// read holds at most 1 MiB of the server's bytes, and the other streams go on) and
     /// reconnection behave as over TCP; [`WebSocket::http_version`] tells which it is.
