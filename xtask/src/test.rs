@@ -48,7 +48,7 @@ const STEPS: &[Step] = &[
     },
     Step {
         name: "fmt",
-        title: "format",
+        title: "format, and the locks of the workspaces the command does not build",
         run: format,
     },
     Step {
@@ -168,12 +168,22 @@ const STEPS: &[Step] = &[
     },
 ];
 
+/// Steps run only when named: the long forms of steps the command runs a sample of.
+const EXTRA_STEPS: &[Step] = &[Step {
+    name: "autobahn-server-deflate-all",
+    title: "every Autobahn server case with permessage-deflate (about five minutes)",
+    run: autobahn_server_deflate_all,
+}];
+
 /// Runs the steps named in `selected` (all when none is), then prints each one's time and the
 /// closing line.
 pub fn test(selected: &[&str]) -> Result<()> {
     if selected == ["--list"] {
         for step in STEPS {
-            println!("{:<24} {}", step.name, step.title);
+            println!("{:<28} {}", step.name, step.title);
+        }
+        for step in EXTRA_STEPS {
+            println!("{:<28} {} (only when named)", step.name, step.title);
         }
         return Ok(());
     }
@@ -219,17 +229,19 @@ impl Shared {
     }
 }
 
-/// The steps `selected` names, in the list's order, after `install`; every step for none.
+/// The steps `selected` names, in the lists' order, after `install`; every step of
+/// [`STEPS`] for none.
 fn steps(selected: &[&str]) -> Result<Vec<&'static Step>> {
-    if let Some(unknown) = (selected.iter()).find(|name| !STEPS.iter().any(|s| s.name == **name)) {
-        let names: Vec<&str> = STEPS.iter().map(|step| step.name).collect();
+    let every = || STEPS.iter().chain(EXTRA_STEPS);
+    if let Some(unknown) = (selected.iter()).find(|name| !every().any(|s| s.name == **name)) {
+        let names: Vec<&str> = every().map(|step| step.name).collect();
         bail!("no step {unknown:?}; the steps: {}", names.join(" "));
     }
-    Ok(STEPS
-        .iter()
-        .filter(|step| {
-            selected.is_empty() || step.name == "install" || selected.contains(&step.name)
-        })
+    if selected.is_empty() {
+        return Ok(STEPS.iter().collect());
+    }
+    Ok(every()
+        .filter(|step| step.name == "install" || selected.contains(&step.name))
         .collect())
 }
 
@@ -243,32 +255,55 @@ fn deny_doc_warnings(args: &[&str]) -> Result<()> {
 
 const WASM: [&str; 2] = ["--target", WASM_TARGET];
 
+/// On a new machine the installs take minutes: four Rust programs built from crates.io, and
+/// Debian's packages downloaded and unpacked. They run in three threads, since a `cargo
+/// install` leaves a core idle in its single-crate stretches and the packages wait on the
+/// network and the disk.
 fn install(_: &mut Shared) -> Result<()> {
-    ensure_wasm_tools()?;
-    ensure_wasm_pack()?;
-    autobahn::ensure_kosoku()?;
-    ensure_debian_packages()?;
-    ensure_cargo_fuzz()?;
-    ensure_geckodriver()
+    std::thread::scope(|scope| {
+        let packages = scope.spawn(|| {
+            ensure_debian_packages()?;
+            autobahn::ensure_kosoku()
+        });
+        let fuzzing = scope.spawn(|| {
+            ensure_cargo_fuzz()?;
+            ensure_geckodriver()
+        });
+        let wasm = ensure_wasm_tools().and_then(|()| ensure_wasm_pack());
+        let joined = |thread: std::thread::ScopedJoinHandle<'_, Result<()>>| {
+            thread
+                .join()
+                .unwrap_or_else(|_| bail!("an install panicked"))
+        };
+        let (packages, fuzzing) = (joined(packages), joined(fuzzing));
+        wasm.and(packages).and(fuzzing)
+    })
 }
 
 fn format(_: &mut Shared) -> Result<()> {
-    cargo(&["fmt", "--all", "--check"])
+    cargo(&["fmt", "--all", "--check"])?;
+    // `bench/peers` (built by the bench) and `fuzz` (on nightly) have locks of their own,
+    // which a new dependency of the client or the server makes stale; built `--locked`, they
+    // would then fail far from the change. Resolving them costs a second.
+    for workspace in ["bench/peers", "fuzz"] {
+        let manifest = root().join(workspace).join("Cargo.toml");
+        let mut metadata = cmd("cargo", &["metadata", "--locked", "--format-version", "1"]);
+        metadata.arg("--manifest-path").arg(manifest);
+        run(metadata.stdout(std::process::Stdio::null())).with_context(|| {
+            format!("{workspace}/Cargo.lock is stale: run `cargo update -w` there")
+        })?;
+    }
+    Ok(())
 }
 
 fn clippy(_: &mut Shared) -> Result<()> {
-    // With the client's `json`, `platform-verifier` and `http2` features, which nothing in
-    // the workspace turns on: one pass.
-    cargo(&[
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--features",
-        "wasm-websocket/json wasm-websocket/platform-verifier wasm-websocket/http2",
-        "--",
-        "-D",
-        "warnings",
-    ])
+    // With the client's features that nothing in the workspace turns on: one pass.
+    let args = [
+        &["clippy", "--workspace", "--all-targets"][..],
+        &NATIVE_FEATURES,
+        &["--", "-D", "warnings"],
+    ];
+    cargo(&args.concat())
 }
 
 fn clippy_wasm(_: &mut Shared) -> Result<()> {
@@ -301,17 +336,23 @@ fn docs(_: &mut Shared) -> Result<()> {
     deny_doc_warnings(&[&["doc", "-p", CLIENT, "--no-deps"], &WASM[..], &features].concat())
 }
 
+/// The client's features that nothing in the workspace turns on, for the native tests and
+/// the native transport suite: one build for both (each adds methods and changes no default,
+/// so the rest is tested as without them). `platform-verifier`'s test needs it, the
+/// transport suite's typed messages `json`, and `client/tests/http2.rs` `http2` (whose
+/// default, `Http2::Auto`, sends every `wss://` test of the workspace over HTTP/2 where the
+/// server offers it; `Http2::Never` there takes the path of a build without it).
+const NATIVE_FEATURES: [&str; 2] = [
+    "--features",
+    "wasm-websocket/platform-verifier wasm-websocket/json wasm-websocket/http2",
+];
+
 fn native_tests(cx: &mut Shared) -> Result<()> {
-    // With the client's `platform-verifier` feature, whose test needs it: it adds a method
-    // and changes no default, so the rest is tested as without it. And with `http2`, whose
-    // tests need it (`client/tests/http2.rs`): its default sends every `wss://` test of the
-    // workspace over HTTP/2 where the server offers it, and `Http2::Never` in those tests
-    // takes the path of a build without it.
-    let features = [
-        "--features",
-        "wasm-websocket/platform-verifier wasm-websocket/http2",
-    ];
-    let args = [&["test", "--workspace", "--exclude", "e2e"][..], &features].concat();
+    let args = [
+        &["test", "--workspace", "--exclude", "e2e"][..],
+        &NATIVE_FEATURES,
+    ]
+    .concat();
     // The nginx and tinyproxy tests skip themselves where those are missing; here they were
     // installed.
     let mut tests = cmd("cargo", &args);
@@ -325,23 +366,16 @@ fn transports_native(cx: &mut Shared) -> Result<()> {
     // The suite the browser runs too (`client/tests/transports.rs`), against the same
     // server. One test at a time, as in the browser: `!outage` affects every connection.
     let server = EchoServer::start("debug", &BROWSER_TEST_SERVER, "warn")?;
-    // With typed messages (feature `json`) and bytes as a stream, in one build.
+    // With typed messages and bytes as a stream; selected from the workspace with the native
+    // tests' features, so that it reuses their build.
+    let tests = ["--test", "transports", "--test", "json", "--test", "io"];
     let args = [
-        "test",
-        "-p",
-        CLIENT,
-        "--features",
-        "json",
-        "--test",
-        "transports",
-        "--test",
-        "json",
-        "--test",
-        "io",
-        "--",
-        "--include-ignored",
-        "--test-threads=1",
-    ];
+        &["test", "--workspace", "--exclude", "e2e"][..],
+        &NATIVE_FEATURES,
+        &tests,
+        &["--", "--include-ignored", "--test-threads=1"],
+    ]
+    .concat();
     run_tests(
         cmd("cargo", &args).env("ECHO_SERVER_URL", &server.url),
         &mut cx.tally,
@@ -720,7 +754,7 @@ fn autobahn_webkit(cx: &mut Shared) -> Result<()> {
 }
 
 fn autobahn_server(_: &mut Shared) -> Result<()> {
-    let (report, reports) = fuzz_server(&[], "server")?;
+    let (report, reports) = fuzz_server(&[], &[], "server")?;
     eprintln!("Autobahn, echo server: {}", report.summary());
     if !report.failed.is_empty() {
         bail!("Autobahn cases FAILED by the server: {:?}", report.failed);
@@ -736,18 +770,29 @@ fn autobahn_server(_: &mut Shared) -> Result<()> {
 }
 
 fn autobahn_server_deflate(_: &mut Shared) -> Result<()> {
+    let (cases, count) = autobahn::deflate_server_sample();
+    deflate_cases(&cases, count, "server-deflate")
+}
+
+fn autobahn_server_deflate_all(_: &mut Shared) -> Result<()> {
+    deflate_cases(&[], autobahn::CASES, "server-deflate-all")
+}
+
+/// Autobahn's `cases` (every one for none), `count` of them, against the echo server with
+/// `--deflate`.
+fn deflate_cases(cases: &[String], count: usize, dir: &str) -> Result<()> {
     // Every reply compressed (threshold 0): kosoku's compression cases (12.x, 13.x) fail
     // on an uncompressed echo, which RFC 7692 allows.
     let flags = ["--deflate", "--deflate-threshold", "0"];
-    let (report, reports) = fuzz_server(&flags, "server-deflate")?;
+    let (report, reports) = fuzz_server(&flags, cases, dir)?;
     eprintln!("Autobahn, echo server with --deflate: {}", report.summary());
-    report.require_all_passed(autobahn::CASES, &reports)
+    report.require_all_passed(count, &reports)
 }
 
-/// Autobahn's fuzzing client against a debug echo server with `flags`, a pure echo with room
-/// for the suite's 16 MiB messages; its report, and where it was written (under
-/// `target/autobahn/DIR`).
-fn fuzz_server(flags: &[&str], dir: &str) -> Result<(autobahn::Report, PathBuf)> {
+/// Autobahn's fuzzing client, on `cases` (every one for none), against a debug echo server
+/// with `flags`, a pure echo with room for the suite's 16 MiB messages; its report, and where
+/// it was written (under `target/autobahn/DIR`).
+fn fuzz_server(flags: &[&str], cases: &[String], dir: &str) -> Result<(autobahn::Report, PathBuf)> {
     let base = [
         "--addr",
         "127.0.0.1:0",
@@ -759,7 +804,7 @@ fn fuzz_server(flags: &[&str], dir: &str) -> Result<(autobahn::Report, PathBuf)>
     let server = EchoServer::start("debug", &[&base[..], flags].concat(), "warn")?;
     let addr = server.process.addr();
     let reports = target_dir().join("autobahn").join(dir);
-    autobahn::run_fuzzing_client(addr, &reports)?;
+    autobahn::run_fuzzing_client(addr, cases, &reports)?;
     let report = autobahn::Report::read(&reports, addr)?;
     Ok((report, reports))
 }
