@@ -1,11 +1,12 @@
-//! The deflate layer's unit tests: negotiation, inflating reads, compression.
+//! The deflate layer's unit tests: negotiation, inflating reads, compression; a server's
+//! first, then a client's.
 
 use super::compress::*;
 use super::inflate::*;
 use super::negotiate::*;
 use super::*;
 use crate::frame_header;
-use hyper::header::{HeaderMap, HeaderValue, SEC_WEBSOCKET_EXTENSIONS};
+use http::header::{HeaderMap, HeaderValue, SEC_WEBSOCKET_EXTENSIONS};
 use std::io::{self, Cursor};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -13,10 +14,10 @@ use test_support::deflate::{compressed_with_window, inflate};
 use test_support::rng::Rng;
 use tokio::io::AsyncReadExt;
 use tokio::io::{AsyncRead, ReadBuf};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocket, WebSocketConfig};
+use tungstenite::Message;
+use tungstenite::protocol::frame::FrameHeader;
+use tungstenite::protocol::frame::coding::OpCode;
+use tungstenite::protocol::{Role, WebSocket, WebSocketConfig};
 
 fn offers(values: &[&str]) -> Option<String> {
     let mut headers = HeaderMap::new();
@@ -168,11 +169,20 @@ impl tokio::io::AsyncWrite for Pieces {
     }
 }
 
-/// Runs `wire` through the layer in random read sizes; what it hands up, or the error.
+/// Runs `wire` through a server's layer in random read sizes; what it hands up, or the error.
 async fn through_layer(
     wire: Vec<u8>,
     rng: &mut Rng,
     max_size: usize,
+) -> (Vec<u8>, Option<io::Error>) {
+    through_layer_as(Reading::server(max_size), wire, rng).await
+}
+
+/// [`through_layer`] for any end of the connection.
+async fn through_layer_as(
+    reading: Reading,
+    wire: Vec<u8>,
+    rng: &mut Rng,
 ) -> (Vec<u8>, Option<io::Error>) {
     let split = wire.len().min(rng.below(40));
     let already_read = wire[..split].to_vec();
@@ -181,7 +191,7 @@ async fn through_layer(
         at: 0,
         rng: rng.fork(),
     };
-    let mut layer = Inflate::new(pieces, true, already_read, max_size);
+    let mut layer = Inflate::new(pieces, Some(reading), already_read);
     let mut out = Vec::new();
     loop {
         let mut buf = vec![0; 1 + rng.below(1200)];
@@ -367,7 +377,7 @@ async fn rsv1_where_it_does_not_belong_reaches_tungstenite_unchanged() {
             }
         };
         assert!(
-            matches!(failed, tokio_tungstenite::tungstenite::Error::Protocol(_)),
+            matches!(failed, tungstenite::Error::Protocol(_)),
             "{wire:x?}: {failed}"
         );
     }
@@ -450,7 +460,8 @@ async fn regression_too_big_then_corrupt_is_too_big_however_the_bytes_arrive() {
     ];
     for split in 0..wire.len() {
         let (already_read, rest) = wire.split_at(split);
-        let mut layer = Inflate::new(rest, true, already_read.to_vec(), 125);
+        let reading = Some(Reading::server(125));
+        let mut layer = Inflate::new(rest, reading, already_read.to_vec());
         let mut buffer = [0; 512];
         let error = loop {
             match layer.read(&mut buffer).await {
