@@ -62,6 +62,9 @@ pub(crate) struct Options {
     /// Natively, where each attempt's proxy comes from.
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) proxy: crate::proxy::ProxySetting,
+    /// Natively, whether each attempt offers permessage-deflate (`Builder::deflate`).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) deflate: bool,
 }
 
 /// What carries a socket's connections.
