@@ -311,8 +311,8 @@ impl Builder {
     }
 
     /// Asks for permessage-deflate (RFC 7692) natively: each attempt offers it, messages the
-    /// server sends compressed are inflated, and those the application sends of at least
-    /// 1 KiB go out compressed when that makes them smaller. [`WebSocket::extensions`] says
+    /// server sends compressed are inflated, and every message the application sends goes out
+    /// compressed, as browsers send them. [`WebSocket::extensions`] says
     /// whether the server accepted (`permessage-deflate; ...`); a server that declines
     /// simply gets plain messages. The offer is
     /// `permessage-deflate; client_no_context_takeover; client_max_window_bits`: the client
