@@ -89,6 +89,17 @@ pub enum Error {
         /// Which proxy, and what it answered.
         reason: String,
     },
+    /// Natively, an awaited [`open`](crate::Builder::open) whose last attempt failed because
+    /// the server's handshake answer named extensions the client cannot honour (RFC 6455
+    /// section 4.1, RFC 7692 section 5.1): one it did not offer, or permessage-deflate with
+    /// an unknown, repeated or invalid parameter. The reason says which. Its close event has
+    /// [`CloseCause::Extension`](crate::CloseCause::Extension).
+    #[cfg(not(target_arch = "wasm32"))]
+    #[error("could not connect: {reason}")]
+    Extension {
+        /// What the server answered, and why it cannot be accepted.
+        reason: String,
+    },
 }
 
 fn reason_suffix(reason: &str) -> String {

@@ -171,6 +171,12 @@ pub enum CloseCause {
         /// The proxy's HTTP status.
         status: Option<u16>,
     },
+    /// Natively, the server's handshake answer named extensions the client cannot honour: one
+    /// it did not offer, or permessage-deflate with parameters RFC 7692 does not allow in an
+    /// answer ([`Builder::deflate`](crate::Builder::deflate)). The close's reason says what
+    /// was wrong; the code is 1006, as the connection was never established.
+    #[cfg(not(target_arch = "wasm32"))]
+    Extension,
 }
 
 impl CloseCause {
@@ -187,6 +193,8 @@ impl CloseCause {
             CloseCause::ReceiveOverflow => "the receive limit was exceeded",
             #[cfg(not(target_arch = "wasm32"))]
             CloseCause::Proxy { .. } => "the proxy refused the tunnel",
+            #[cfg(not(target_arch = "wasm32"))]
+            CloseCause::Extension => "the server's extensions were refused",
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The native transport: one tokio-tungstenite connection, driven by a local task on the
 //! application's tokio `LocalSet`, with rustls (ring) for `wss://`, directly or through a
-//! proxy (`tunnel.rs`, as `proxy.rs` chooses).
+//! proxy (`tunnel.rs`, as `proxy.rs` chooses), and permessage-deflate if asked for
+//! (`Builder::deflate`): the workspace's `ws-deflate`, which the echo server uses too,
+//! between the socket (after TLS) and tungstenite.
 //!
 //! It behaves as the browser's `WebSocket` does, since the state machine above it
 //! (`socket.rs`) was written against that: `send` never waits (the bytes go to an
@@ -25,15 +27,18 @@ use std::time::Duration;
 
 use futures_util::{Sink, Stream as _};
 use tokio::sync::Notify;
-#[cfg(feature = "http2")]
-use tokio_tungstenite::client_async_with_config;
+use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::Message as WireMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::handshake::client::Request;
+use tokio_tungstenite::tungstenite::error::{
+    CapacityError, Error as WireError, ProtocolError, TlsError,
+};
+use tokio_tungstenite::tungstenite::handshake::client::{Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream, client_async_tls_with_config};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, client_async_with_config};
+use ws_deflate::{Compressor, Inflate, InflateError, ResponseHead, accept_response, inflate_error};
 
 use crate::error::Error;
 use crate::event::Unsent;
@@ -54,7 +59,14 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// costs more reads for big messages.
 const READ_BUFFER: usize = 32 * 1024;
 
-type Stream = WebSocketStream<MaybeTlsStream<Tunnel>>;
+/// How long the Close that fails a connection (a message too big, invalid UTF-8, a protocol
+/// error of the server's) may take to be written before the connection is dropped anyway.
+const FAIL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The socket stack: tungstenite over the inflating layer (inert unless permessage-deflate
+/// was agreed) over the layer that keeps tungstenite's handshake from reading past the
+/// server's answer, over TLS (for `wss://`) over the way to the server.
+type Stream = WebSocketStream<Inflate<ResponseHead<MaybeTlsStream<Tunnel>>>>;
 
 /// One tokio-tungstenite connection: the state it shares with its task.
 pub(crate) struct Connection {
@@ -71,6 +83,10 @@ struct Link {
     /// The HTTP version of the handshake, once open.
     #[cfg(feature = "http2")]
     version: Cell<Option<crate::HttpVersion>>,
+    /// The server's `Sec-WebSocket-Extensions`, as it answered.
+    extensions: RefCell<String>,
+    /// With permessage-deflate agreed, what compresses each message sent.
+    compressor: RefCell<Option<Compressor>>,
     /// Set when the connection is dropped: no event of its may reach the socket any more.
     detached: Cell<bool>,
     /// Wakes a task whose handshake is under way when the application closes it.
@@ -135,6 +151,8 @@ impl Connection {
             protocol: RefCell::new(String::new()),
             #[cfg(feature = "http2")]
             version: Cell::new(None),
+            extensions: RefCell::new(String::new()),
+            compressor: RefCell::new(None),
             detached: Cell::new(false),
             abort: Notify::new(),
             stream: RefCell::new(None),
@@ -143,7 +161,8 @@ impl Connection {
         });
         // Made here, where the options are at hand; a failure fails the attempt.
         let tls = tls(options);
-        let task = run(listener, link.clone(), request, destination, tls);
+        let deflate = options.deflate;
+        let task = run(listener, link.clone(), request, destination, tls, deflate);
         // The task counts as one of the crate's closures while it lives: it is what the
         // browser transport's four closures are.
         let tracked = Tracked::new(());
@@ -217,9 +236,9 @@ impl Connection {
         self.link.protocol.borrow().clone()
     }
 
-    /// tokio-tungstenite negotiates no extension.
+    /// The extensions the server accepted, as its answer names them.
     pub(crate) fn extensions(&self) -> String {
-        String::new()
+        self.link.extensions.borrow().clone()
     }
 
     #[cfg(feature = "http2")]
@@ -248,7 +267,7 @@ impl Link {
             Poll::Ready(Err(_)) => return Ok(true),
             Poll::Ready(Ok(())) => {}
         }
-        if stream.as_mut().start_send(wire(message)).is_err() {
+        if stream.as_mut().start_send(self.wire(message)).is_err() {
             return Ok(true);
         }
         Ok(stream.poll_flush(&mut cx).is_ready())
@@ -265,14 +284,24 @@ impl Link {
             None => Poll::Pending,
         }
     }
-}
 
-fn wire(message: Message) -> WireMessage {
-    match message {
-        Message::Text(text) => WireMessage::text(text),
-        Message::Binary(data) => WireMessage::Binary(data.into()),
+    /// `message` as it goes out: compressed, if permessage-deflate was agreed and that pays.
+    fn wire(&self, message: Message) -> WireMessage {
+        let wire = match message {
+            Message::Text(text) => WireMessage::text(text),
+            Message::Binary(data) => WireMessage::Binary(data.into()),
+        };
+        match self.compressor.borrow_mut().as_mut() {
+            Some(compressor) => compressor.compress(wire, DEFLATE_THRESHOLD),
+            None => wire,
+        }
     }
 }
+
+/// With permessage-deflate, every message goes out compressed, as browsers send them (and as
+/// Autobahn's fuzzing server wants the echoes of its compression cases): a threshold of 0.
+/// A message of a few bytes grows by one or two, which a browser's does too.
+const DEFLATE_THRESHOLD: usize = 0;
 
 impl Drop for Connection {
     fn drop(&mut self) {
@@ -319,6 +348,14 @@ fn request(url: &str, options: &Options) -> Result<Request, Error> {
         let value = HeaderValue::from_str(value).map_err(|_| Error::InvalidHeader(name.clone()))?;
         request.headers_mut().append(header, value);
     }
+    if options.deflate {
+        // The crate's offer, in place of any the application gave: it is what the answer is
+        // checked against.
+        let offer = HeaderValue::from_static(ws_deflate::OFFER);
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Extensions", offer);
+    }
     Ok(request)
 }
 
@@ -361,6 +398,7 @@ async fn run(
     request: Request,
     destination: Destination,
     tls: Result<Arc<rustls::ClientConfig>, String>,
+    deflate: bool,
 ) {
     // The socket, while it wants this connection's events.
     let attached = || listener.upgrade().filter(|_| !link.detached.get());
@@ -369,33 +407,49 @@ async fn run(
         let Destination {
             host, port, proxy, ..
         } = &destination;
+        // An extension header the application gave itself (without `Builder::deflate`) is its
+        // own business: the answer to it is not judged here.
+        let judged = deflate || !request.headers().contains_key("Sec-WebSocket-Extensions");
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
-        // A stream of a shared HTTP/2 connection if the application and the server allow.
+        // A stream of a shared HTTP/2 connection if the application and the server allow; or
+        // the TLS connection made for it, on which the server chose HTTP/1.1.
         #[cfg(feature = "http2")]
-        let request = {
+        let (request, made) = {
             use crate::http2::Handshake;
             use tokio_tungstenite::tungstenite::protocol::Role;
             let (choice, proxy) = (&destination.http2, proxy.as_ref());
             match crate::http2::connect(request, choice, host, *port, proxy, &tls).await? {
                 Handshake::Opened(way, response) => {
-                    let way = MaybeTlsStream::Plain(way);
-                    let stream = WebSocketStream::from_raw_socket(way, Role::Client, Some(config));
-                    return Ok((stream.await, response));
+                    // The CONNECT was answered: no HTTP/1.1 response head on this stream.
+                    let way = ResponseHead::after(MaybeTlsStream::Plain(way));
+                    let layers = Inflate::new(way, None, Vec::new());
+                    let stream =
+                        WebSocketStream::from_raw_socket(layers, Role::Client, Some(config));
+                    let deflate = (judged, deflate);
+                    return agree(&link, stream.await, response, deflate, &config);
                 }
-                // Its server chose HTTP/1.1 on the TLS connection made for HTTP/2.
-                Handshake::Http1(request, Some(way)) => {
-                    let way = MaybeTlsStream::Rustls(*way);
-                    let handshake = client_async_with_config(request, way, Some(config));
-                    return (handshake.await).map_err(|error| Failure::Other(error.to_string()));
-                }
-                Handshake::Http1(request, None) => request,
+                Handshake::Http1(request, made) => (request, made),
             }
         };
-        let way = tunnel::open(host, *port, proxy.as_ref(), &tls).await?;
-        let connector = Connector::Rustls(tls);
-        client_async_tls_with_config(request, way, Some(config), Some(connector))
+        #[cfg(not(feature = "http2"))]
+        let made: Option<std::convert::Infallible> = None;
+        let way = match made {
+            #[cfg(feature = "http2")]
+            Some(way) => MaybeTlsStream::Rustls(*way),
+            _ => {
+                let way = tunnel::open(host, *port, proxy.as_ref(), &tls).await?;
+                match request.uri().scheme_str() == Some("wss") {
+                    true => MaybeTlsStream::Rustls(server_tls(host, way, tls).await?),
+                    false => MaybeTlsStream::Plain(way),
+                }
+            }
+        };
+        // Inert until the server's answer is read; nothing after the answer is read before.
+        let layers = Inflate::new(ResponseHead::new(way), None, Vec::new());
+        let (stream, response) = client_async_with_config(request, layers, Some(config))
             .await
-            .map_err(|error| Failure::Other(error.to_string()))
+            .map_err(|error| Failure::Other(error.to_string()))?;
+        agree(&link, stream, response, (judged, deflate), &config)
     };
     // `None`: the application closed it meanwhile.
     let connected = tokio::select! {
@@ -450,7 +504,7 @@ async fn run(
                     break;
                 };
                 let wire = match command {
-                    Command::Send(message) => wire(message),
+                    Command::Send(message) => link.wire(message),
                     Command::Close(code, reason) => {
                         closing = true;
                         WireMessage::Close(Some(CloseFrame {
@@ -484,6 +538,8 @@ async fn run(
         // handshake.
         sleep(CLOSE_TIMEOUT).await;
     };
+    // Why the client fails the connection, if it does: the Close it sends the server.
+    let failure = Cell::new(None);
     let read = async {
         let mut close = None;
         loop {
@@ -506,8 +562,11 @@ async fn run(
                 }
                 // tungstenite answers pings itself.
                 Ok(_) => continue,
-                // A protocol error: tungstenite has failed the connection.
-                Err(_) => break,
+                // The server broke the protocol, or the connection was lost.
+                Err(error) => {
+                    failure.set(failing_close(&error));
+                    break;
+                }
             };
             if let Some(listener) = attached() {
                 listener.received(message);
@@ -519,8 +578,84 @@ async fn run(
         close = read => close,
         () = write => None,
     };
+    if let Some((code, reason)) = failure.get() {
+        // Failing the connection (RFC 6455 section 7.1.7): a Close that says why, then the
+        // connection dropped without waiting for the answer.
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let send = poll_fn(|cx| link.poll_stream(cx, |s, cx| s.poll_ready(cx)));
+        let sent = async {
+            send.await?;
+            if let Some(stream) = link.stream.borrow_mut().as_mut() {
+                Pin::new(stream).start_send(WireMessage::Close(Some(frame)))?;
+            }
+            poll_fn(|cx| link.poll_stream(cx, |s, cx| s.poll_flush(cx))).await
+        };
+        let _ = tokio::time::timeout(FAIL_TIMEOUT, sent).await;
+    }
     drop(link.stream.borrow_mut().take());
     report(&link, attached(), close);
+}
+
+/// The Close a client sends when it fails the connection for `error`, which the server
+/// caused: what the server's `echo::close_frame_for` answers a client with, in the other
+/// direction. `None` for a lost connection (the end of the stream without a Close, too).
+fn failing_close(error: &WireError) -> Option<(CloseCode, &'static str)> {
+    match error {
+        WireError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WireError::Protocol(_) => Some((CloseCode::Protocol, "protocol error")),
+        WireError::Utf8(_) => Some((CloseCode::Invalid, "invalid UTF-8 in a text message")),
+        WireError::Capacity(CapacityError::MessageTooLong { .. }) => {
+            Some((CloseCode::Size, "message too big"))
+        }
+        WireError::Io(error) => match inflate_error(error)? {
+            InflateError::TooBig => Some((CloseCode::Size, "message too big")),
+            InflateError::Corrupt => Some((CloseCode::Invalid, "invalid compressed data")),
+        },
+        _ => None,
+    }
+}
+
+/// After the server's answer: the extensions it names, judged (`deflate.0`) against what was
+/// offered (`deflate.1`: permessage-deflate), and permessage-deflate turned on if agreed.
+/// RFC 6455 section 4.1: an answer naming an extension the client cannot honour fails the
+/// connection, which is not established yet: no Close frame, a close with 1006.
+fn agree(
+    link: &Link,
+    mut stream: Stream,
+    response: Response,
+    (judged, deflate): (bool, bool),
+    config: &WebSocketConfig,
+) -> Result<(Stream, Response), Failure> {
+    let headers = response.headers();
+    let agreed = match judged {
+        true => accept_response(headers, deflate).map_err(|e| Failure::Extension(e.to_string()))?,
+        false => None,
+    };
+    if let Some(agreed) = agreed {
+        let max_size = config.max_message_size.unwrap_or(usize::MAX);
+        stream.get_mut().turn_on(agreed.reading(max_size));
+        *link.compressor.borrow_mut() = Some(agreed.compressor());
+    }
+    let extensions = headers.get_all("Sec-WebSocket-Extensions").iter();
+    let extensions: Vec<&str> = extensions.filter_map(|v| v.to_str().ok()).collect();
+    *link.extensions.borrow_mut() = extensions.join(", ");
+    Ok((stream, response))
+}
+
+/// TLS to the server, for `wss://`: rustls with `tls`, verifying `host`, as
+/// tokio-tungstenite does it, and with its words for what fails.
+async fn server_tls(
+    host: &str,
+    way: Tunnel,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<Tunnel>, Failure> {
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|_| Failure::Other(WireError::Tls(TlsError::InvalidDnsName).to_string()))?;
+    let connected = TlsConnector::from(tls).connect(name, way).await;
+    connected.map_err(|error| Failure::Other(WireError::Io(error).to_string()))
 }
 
 /// Reports the end of the connection: with the peer's close frame, or 1006 without one.

@@ -66,6 +66,9 @@ pub(crate) struct Options {
     /// HTTP/2 connection.
     #[cfg(all(not(target_arch = "wasm32"), feature = "http2"))]
     pub(crate) http2: Http2,
+    /// Natively, whether each attempt offers permessage-deflate (`Builder::deflate`).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) deflate: bool,
 }
 
 /// What carries a socket's connections.

@@ -57,6 +57,8 @@ pub(crate) enum Failure {
     Proxy { status: Option<u16>, reason: String },
     /// The server could not be reached, or the handshake failed, as tungstenite says it.
     Other(String),
+    /// The server's handshake answer named extensions the client cannot honour.
+    Extension(String),
 }
 
 impl Failure {
@@ -67,6 +69,9 @@ impl Failure {
                 CloseEvent::new(1006, reason, false).with_cause(CloseCause::Proxy { status })
             }
             Failure::Other(reason) => CloseEvent::new(1006, reason, false),
+            Failure::Extension(reason) => {
+                CloseEvent::new(1006, reason, false).with_cause(CloseCause::Extension)
+            }
         }
     }
 }

@@ -823,3 +823,54 @@ fn a_runtime_after_another_on_the_same_thread_opens_its_own_connection() {
         assert_eq!(relay.accepted(), n);
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn compression_over_http2_streams_of_one_connection() {
+    let localhost = Localhost::new();
+    let config = wsecho::Config {
+        deflate: true,
+        deflate_threshold: 0,
+        ..wsecho::Config::default()
+    };
+    let echo = Echo::tls(0, &localhost, config);
+    let relay = Relay::start(echo.port);
+    let tls = Arc::new(localhost.client_config());
+    local(async {
+        let opening = (0..3).map(|_| builder(&relay.url(), &tls).deflate().open());
+        let sockets: Vec<WebSocket> = futures_util::future::try_join_all(opening).await.unwrap();
+        assert_eq!(relay.accepted(), 1, "three sockets, one TCP connection");
+        let before = relay.shared.to_client.load(Ordering::SeqCst);
+        // 300 KB of text that compresses well, both ways, on each stream at once.
+        let large = "all work and no play makes a dull socket. ".repeat(7000);
+        let echoes = sockets.iter().map(|socket| {
+            let large = large.clone();
+            async move {
+                assert_eq!(socket.http_version(), Some(HttpVersion::Http2));
+                assert!(
+                    socket.extensions().starts_with("permessage-deflate"),
+                    "{:?}",
+                    socket.extensions()
+                );
+                let mut messages = socket.messages();
+                socket.send(large.clone()).unwrap();
+                assert_eq!(messages.next().await, Some(text(&large)));
+            }
+        });
+        within(30, "the echoes", futures_util::future::join_all(echoes)).await;
+        let carried = relay.shared.to_client.load(Ordering::SeqCst) - before;
+        assert!(
+            carried < large.len() as u64 / 10,
+            "three echoes of {} B came back in {carried} B: not compressed",
+            large.len()
+        );
+        // A message past the server's limit once inflated (1 MiB) is that stream's 1009.
+        let mut messages = sockets[0].messages();
+        sockets[0].send("a".repeat((1 << 20) + 1)).unwrap();
+        assert_eq!(messages.next().await, None);
+        assert_eq!(messages.close_event().map(|close| close.code), Some(1009));
+        let mut messages = sockets[1].messages();
+        sockets[1].send("still here").unwrap();
+        assert_eq!(messages.next().await, Some(text("still here")));
+    })
+    .await;
+}

@@ -26,7 +26,7 @@ use tracing::{debug, info};
 
 use crate::Server;
 use crate::controls::{self, Command};
-use crate::deflate::{self, Inflate, InflateError, Negotiated};
+use crate::deflate::{self, Inflate, InflateError, Negotiated, Reading};
 use crate::read_ahead::ReadAhead;
 use crate::telemetry;
 use crate::utf8_guard::{self, Utf8Guard};
@@ -80,7 +80,8 @@ where
         Some(_) => std::mem::take(&mut already_read),
         None => Vec::new(),
     };
-    let inflate = Inflate::new(ReadAhead::new(io), deflate.is_some(), for_inflate, max_size);
+    let reading = deflate.map(|_| Reading::server(max_size));
+    let inflate = Inflate::new(ReadAhead::new(io), reading, for_inflate);
     let guarded = Utf8Guard::new(inflate, &already_read, max_size);
     WebSocketStream::from_partially_read(guarded, already_read, Role::Server, Some(config)).await
 }

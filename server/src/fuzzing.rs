@@ -37,7 +37,7 @@ impl Utf8Stream {
 
 /// The frame header at the start of `bytes`, as the layers follow it (`frame_header::parse`).
 pub fn parse_frame_header(bytes: &[u8]) -> Result<Option<(FrameHeader, u64, usize)>, Error> {
-    crate::frame_header::parse(bytes)
+    ws_deflate::frame_header::parse(bytes)
 }
 
 /// Whether the read-ahead layer holds a buffer now.

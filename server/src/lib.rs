@@ -72,10 +72,11 @@ pub(crate) use forward_writes;
 
 mod config;
 mod controls;
-mod deflate;
+// permessage-deflate lives in the workspace's `ws-deflate` crate, which the native client
+// shares: one implementation for both ends.
+use ws_deflate as deflate;
 mod echo;
 mod files;
-mod frame_header;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

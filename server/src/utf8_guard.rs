@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
-use crate::frame_header;
+use ws_deflate::frame_header;
 
 /// The error a guarded read fails with on invalid UTF-8.
 #[derive(Debug, thiserror::Error)]

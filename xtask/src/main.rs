@@ -43,6 +43,8 @@ mod wsecho;
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const CLIENT: &str = "wasm-websocket";
+/// The permessage-deflate crate the client and the server share.
+const DEFLATE: &str = "ws-deflate";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -8,6 +8,8 @@
 //! - No transport imports the driver, the core or the builder: transports report through the
 //!   `Listener` trait.
 //! - `client/src` has no import circle.
+//! - The browser's build of the client has none of the native transport's crates: tokio,
+//!   permessage-deflate's `ws-deflate` and zlib (the browser compresses for the page).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -168,6 +170,36 @@ fn transports_report_through_the_listener_only() {
             );
         }
     }
+}
+
+/// What the client may depend on only natively: what the browser does for a page, and tokio.
+const NATIVE_ONLY: [&str; 4] = ["tokio", "tokio-tungstenite", "ws-deflate", "flate2"];
+
+#[test]
+fn the_browser_build_has_no_native_crate() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../client/Cargo.toml");
+    let manifest = std::fs::read_to_string(manifest).expect("client/Cargo.toml");
+    // The sections a wasm32 build reads: `[dependencies]` and the wasm32 target's.
+    let mut section = String::new();
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            section = line.to_owned();
+            continue;
+        }
+        let for_the_browser = section == "[dependencies]"
+            || section == "[target.'cfg(target_arch = \"wasm32\")'.dependencies]";
+        let name = line.split(['=', ' ', '.']).next().unwrap_or_default();
+        assert!(
+            !(for_the_browser && NATIVE_ONLY.contains(&name)),
+            "client/Cargo.toml has `{name}` in {section}, which the browser's build reads: \
+             put it under [target.'cfg(not(target_arch = \"wasm32\"))'.dependencies]"
+        );
+    }
+    assert!(
+        manifest.contains("[target.'cfg(not(target_arch = \"wasm32\"))'.dependencies]"),
+        "the native section's header changed: update this rule"
+    );
 }
 
 #[test]

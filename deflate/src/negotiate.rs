@@ -1,7 +1,7 @@
-//! Negotiation: the client's `Sec-WebSocket-Extensions` offers, and the answer (RFC 7692
+//! A server's negotiation: the client's `Sec-WebSocket-Extensions` offers, and the answer (RFC 7692
 //! sections 5 and 7.1).
 
-use hyper::header::{HeaderMap, HeaderValue, SEC_WEBSOCKET_EXTENSIONS};
+use http::header::{HeaderMap, HeaderValue, SEC_WEBSOCKET_EXTENSIONS};
 
 /// The extension's name in the handshake.
 pub const EXTENSION: &str = "permessage-deflate";
@@ -42,7 +42,7 @@ pub fn negotiate(headers: &HeaderMap) -> Option<(Negotiated, HeaderValue)> {
 }
 
 /// One offer's parameters, checked: any unknown, repeated or invalid one declines the offer.
-pub(super) fn accept_offer<'a>(
+pub(crate) fn accept_offer<'a>(
     params: impl Iterator<Item = &'a str>,
 ) -> Option<(Negotiated, HeaderValue)> {
     let mut seen = [false; 4];
@@ -92,13 +92,13 @@ pub(super) fn accept_offer<'a>(
 }
 
 /// A window size as RFC 7692 spells it: 8 to 15, without leading zeros or signs.
-pub(super) fn window_bits(value: &str) -> Option<u8> {
+pub(crate) fn window_bits(value: &str) -> Option<u8> {
     let bits: u8 = value.parse().ok()?;
     ((8..=15).contains(&bits) && value == bits.to_string()).then_some(bits)
 }
 
 /// A parameter value: a token, or a quoted string whose content is one (section 7.1).
-pub(super) fn unquote(value: &str) -> Option<String> {
+pub(crate) fn unquote(value: &str) -> Option<String> {
     let Some(inner) = value.strip_prefix('"') else {
         return (!value.is_empty()).then(|| value.to_owned());
     };
@@ -119,7 +119,7 @@ pub(super) fn unquote(value: &str) -> Option<String> {
 }
 
 /// Splits at `separator` outside quoted strings.
-pub(super) fn split_unquoted(value: &str, separator: char) -> Vec<&str> {
+pub(crate) fn split_unquoted(value: &str, separator: char) -> Vec<&str> {
     let mut parts = Vec::new();
     let (mut start, mut quoted, mut escaped) = (0, false, false);
     for (index, c) in value.char_indices() {

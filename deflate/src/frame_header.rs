@@ -1,15 +1,16 @@
-//! Frame headers as the layers under tungstenite follow them (`utf8_guard`, `deflate`): read
-//! with tungstenite's own parser, so that every layer agrees with it on where a frame starts.
+//! Frame headers as the layers under tungstenite follow them (this crate's [`Inflate`](crate::Inflate),
+//! the server's UTF-8 guard): read with tungstenite's own parser, so that every layer agrees
+//! with it on where a frame starts.
 
 use std::io::Cursor;
 
-use tokio_tungstenite::tungstenite::error::Error;
-use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+use tungstenite::error::Error;
+use tungstenite::protocol::frame::FrameHeader;
 
 /// The frame header at the start of `bytes`: the header, its payload's length and how many
 /// bytes the header took; `None` while `bytes` holds only the start of one. An error where
 /// tungstenite fails the header itself: a reserved opcode.
-pub(crate) fn parse(bytes: &[u8]) -> Result<Option<(FrameHeader, u64, usize)>, Error> {
+pub fn parse(bytes: &[u8]) -> Result<Option<(FrameHeader, u64, usize)>, Error> {
     let mut cursor = Cursor::new(bytes);
     let parsed = FrameHeader::parse(&mut cursor)?;
     Ok(parsed.map(|(header, length)| (header, length, cursor.position() as usize)))

@@ -1,4 +1,4 @@
-//! The zlib states between messages, shared by the worker threads, and given back to the
+//! A server's zlib states between messages, shared by the worker threads, and given back to the
 //! system once no message needs them.
 //!
 //! Without context takeover no compression state outlives a message, so a connection needs
@@ -89,12 +89,16 @@ fn spares() -> MutexGuard<'static, Spares> {
 /// A reset compressor for a window of `window_bits`: a spare, or a new one.
 pub(super) fn take_compressor(window_bits: u8) -> Compress {
     let spare = spares().take_compressor(window_bits);
-    spare.unwrap_or_else(|| {
-        // `negotiate` never agrees on less than 9 bits; the clamp keeps flate2 from
-        // panicking all the same.
-        let bits = window_bits.clamp(9, 15);
-        Compress::new_with_window_bits(Compression::new(LEVEL), false, bits)
-    })
+    spare.unwrap_or_else(|| new_compressor(window_bits))
+}
+
+/// A new compressor for a window of `window_bits`, at the level every message is compressed
+/// with.
+pub(super) fn new_compressor(window_bits: u8) -> Compress {
+    // `negotiate` never agrees on less than 9 bits, and `Compressor` compresses nothing with
+    // fewer; the clamp keeps flate2 from panicking all the same.
+    let bits = window_bits.clamp(9, 15);
+    Compress::new_with_window_bits(Compression::new(LEVEL), false, bits)
 }
 
 /// Keeps `compressor` as a spare, reset, unless there are enough.

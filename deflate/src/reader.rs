@@ -1,16 +1,17 @@
-//! The sans-IO reader: follows the client's frames, inflates compressed messages into
-//! plain frames for tungstenite.
+//! The sans-IO reader: follows the peer's frames, inflates compressed messages into plain
+//! frames for tungstenite.
 
 use flate2::{Decompress, FlushDecompress, Status};
 use tokio::io::ReadBuf;
-use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tungstenite::protocol::Role;
+use tungstenite::protocol::frame::FrameHeader;
+use tungstenite::protocol::frame::coding::{Data, OpCode};
 
 use super::spares::{give_back_inflater, take_inflater};
-use super::{CHUNK, EMPTY_BLOCK, InflateError, TAIL};
+use super::{CHUNK, EMPTY_BLOCK, InflateError, Reading, TAIL};
 use crate::frame_header;
 
-/// Where the reader is in the client's stream.
+/// Where the reader is in the peer's stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum State {
     /// At a frame header (its bytes wait in `input` until it is whole).
@@ -31,9 +32,15 @@ pub(super) enum State {
 }
 
 /// The layer's state while the extension is on. Its buffers are released whenever nothing
-/// waits in them, so an idle connection holds only this struct.
+/// waits in them, so an idle connection holds only this struct (and a client, its inflater).
 pub(super) struct Reader {
     max_size: u64,
+    /// Whose frames are read: a server reads masked ones and hands up frames masked with
+    /// zeros; a client reads unmasked ones and hands up unmasked frames.
+    role: Role,
+    /// Whether the peer may use context takeover: the inflater keeps its window between
+    /// messages.
+    context_takeover: bool,
     /// Bytes read from the socket, from `input_at` on not yet followed.
     input: Vec<u8>,
     input_at: usize,
@@ -41,9 +48,13 @@ pub(super) struct Reader {
     output: Vec<u8>,
     output_at: usize,
     state: State,
-    /// The compressed message under way, if any. Boxed: it is 200 bytes (152 of them flate2's
-    /// stream), which every idle connection kept inline, and the reader is 112 without it.
+    /// The compressed message under way, if `in_compressed_message`; otherwise a client's
+    /// inflater kept for the next one (a server's goes back to the spares). Boxed: it is 200
+    /// bytes (152 of them flate2's stream), which every idle connection kept inline, and the
+    /// reader is 112 without it.
     message: Option<Box<Inflating>>,
+    /// Whether a compressed message is under way (in `message`).
+    in_compressed_message: bool,
     /// Whether a fragmented uncompressed message is under way (a compressed one may not
     /// start inside it; passed on, its RSV1 makes tungstenite fail it).
     in_plain_message: bool,
@@ -51,7 +62,7 @@ pub(super) struct Reader {
     pub(super) failure: Option<InflateError>,
 }
 
-/// One compressed message being inflated.
+/// One compressed message being inflated (or, between a client's messages, its inflater).
 pub(super) struct Inflating {
     opcode: Data,
     decompress: Decompress,
@@ -67,18 +78,36 @@ pub(super) struct Inflating {
 }
 
 impl Reader {
-    pub(super) fn new(already_read: Vec<u8>, max_size: u64) -> Self {
+    pub(super) fn new(already_read: Vec<u8>, reading: Reading) -> Self {
         Reader {
-            max_size,
+            max_size: reading.max_message_size as u64,
+            role: reading.role,
+            context_takeover: reading.context_takeover,
             input: already_read,
             input_at: 0,
             output: Vec::new(),
             output_at: 0,
             state: State::Header,
             message: None,
+            in_compressed_message: false,
             in_plain_message: false,
             failure: None,
         }
+    }
+
+    /// The compressed message under way.
+    fn current(&mut self) -> Option<&mut Inflating> {
+        if !self.in_compressed_message {
+            return None;
+        }
+        self.message.as_deref_mut()
+    }
+
+    /// Whether the inflater is the connection's own, kept between messages: a client's (it
+    /// has a few connections, and nothing would release spares), and anyone's whose peer
+    /// keeps its window.
+    fn keeps_inflater(&self) -> bool {
+        self.role == Role::Client || self.context_takeover
     }
 
     /// Copies waiting output into `buf`; `false` when there was none.
@@ -93,7 +122,7 @@ impl Reader {
         if self.output_at == self.output.len() {
             self.output.clear();
             self.output_at = 0;
-            if self.input_at == self.input.len() && self.message.is_none() {
+            if self.input_at == self.input.len() && !self.in_compressed_message {
                 // Idle again: give the buffers back.
                 self.input = Vec::new();
                 self.output = Vec::new();
@@ -163,29 +192,23 @@ impl Reader {
                 return true;
             }
         };
-        let plain_bits = header.mask.is_some() && !header.rsv2 && !header.rsv3;
+        // A client's frames are masked, a server's are not (RFC 6455 section 5.1).
+        let masked_as_due = header.mask.is_some() == (self.role == Role::Server);
+        let plain_bits = masked_as_due && !header.rsv2 && !header.rsv3;
         let mask = header.mask.unwrap_or_default();
         match header.opcode {
             OpCode::Data(opcode @ (Data::Text | Data::Binary))
                 if header.rsv1
                     && plain_bits
-                    && self.message.is_none()
+                    && !self.in_compressed_message
                     && !self.in_plain_message =>
             {
                 self.input_at += header_len;
-                self.message = Some(Box::new(Inflating {
-                    opcode,
-                    decompress: take_inflater(),
-                    chunk: Vec::new(),
-                    started: false,
-                    inflated: 0,
-                    compressed: 0,
-                    fresh: true,
-                }));
+                self.begin_message(opcode);
                 self.compressed_frame(length, mask, header.is_final);
             }
             OpCode::Data(Data::Continue)
-                if !header.rsv1 && plain_bits && self.message.is_some() =>
+                if !header.rsv1 && plain_bits && self.in_compressed_message =>
             {
                 self.input_at += header_len;
                 self.compressed_frame(length, mask, header.is_final);
@@ -193,7 +216,7 @@ impl Reader {
             _ => {
                 // A data frame inside a compressed message is a protocol error: tungstenite
                 // must know a message is under way to see it.
-                if self.message.is_some() && matches!(header.opcode, OpCode::Data(_)) {
+                if self.in_compressed_message && matches!(header.opcode, OpCode::Data(_)) {
                     self.start_message();
                 }
                 let bytes = &self.input[self.input_at..self.input_at + header_len];
@@ -203,6 +226,55 @@ impl Reader {
             }
         }
         true
+    }
+
+    /// Starts a compressed message: with the inflater kept from the last one, or a spare.
+    fn begin_message(&mut self, opcode: Data) {
+        let message = match self.message.take() {
+            Some(mut kept) => {
+                kept.opcode = opcode;
+                kept.started = false;
+                kept.inflated = 0;
+                kept.compressed = 0;
+                kept.fresh = true;
+                kept
+            }
+            None => Box::new(Inflating {
+                opcode,
+                decompress: if self.keeps_inflater() {
+                    // 15 bits read a stream made with any smaller window.
+                    Decompress::new_with_window_bits(false, 15)
+                } else {
+                    take_inflater()
+                },
+                chunk: Vec::new(),
+                started: false,
+                inflated: 0,
+                compressed: 0,
+                fresh: true,
+            }),
+        };
+        self.message = Some(message);
+        self.in_compressed_message = true;
+    }
+
+    /// Ends the compressed message: its inflater goes back to the spares, or is kept (reset,
+    /// unless the peer keeps its window).
+    fn end_message(&mut self) {
+        self.in_compressed_message = false;
+        let Some(mut message) = self.message.take() else {
+            return;
+        };
+        if self.keeps_inflater() {
+            if !self.context_takeover {
+                message.decompress.reset(false);
+            }
+            // The chunk is made again for the next message: an idle connection keeps none.
+            message.chunk = Vec::new();
+            self.message = Some(message);
+        } else {
+            give_back_inflater(message.decompress);
+        }
     }
 
     /// Follows a frame passed on unchanged.
@@ -223,7 +295,7 @@ impl Reader {
     /// then a read can go straight into tungstenite's buffer ([`Reader::pass_in_place`]).
     pub(super) fn is_passing(&self) -> bool {
         matches!(self.state, State::Header | State::Passed { .. })
-            && self.message.is_none()
+            && !self.in_compressed_message
             && self.failure.is_none()
             && self.input_at == self.input.len()
             && self.output_at == self.output.len()
@@ -265,13 +337,14 @@ impl Reader {
 
     /// Starts following a frame of the compressed message.
     fn compressed_frame(&mut self, length: u64, mask: [u8; 4], is_final: bool) {
-        let Some(message) = self.message.as_mut() else {
+        let max_size = self.max_size;
+        let Some(message) = self.current() else {
             return;
         };
         // The compressed size counts too, as tungstenite counts a plain message's frames:
         // a stream of empty DEFLATE blocks inflates to nothing but still costs.
         message.compressed += length;
-        if message.compressed > self.max_size {
+        if message.compressed > max_size {
             return self.fail(InflateError::TooBig);
         }
         self.state = State::Compressed {
@@ -337,7 +410,7 @@ impl Reader {
         let State::Tail { fed } = self.state else {
             return false;
         };
-        let fresh = self.message.as_ref().is_some_and(|message| message.fresh);
+        let fresh = self.current().is_some_and(|message| message.fresh);
         // A message that ends a DEFLATE stream (or is empty) needs no tail.
         if fed < TAIL.len() && !(fed == 0 && fresh) {
             let Some((used, made)) = self.inflate(&TAIL[fed..]) else {
@@ -359,11 +432,9 @@ impl Reader {
                 }
                 return true;
             }
-            // The last frame ends the message, and the inflater goes back.
+            // The last frame ends the message, and the inflater goes back (or is kept).
             self.emit(true);
-            if let Some(message) = self.message.take() {
-                give_back_inflater(message.decompress);
-            }
+            self.end_message();
             self.state = State::Header;
         }
         true
@@ -373,7 +444,7 @@ impl Reader {
     /// fills; how much input was used and output made, or `None` once the read has failed.
     fn inflate(&mut self, input: &[u8]) -> Option<(usize, usize)> {
         let max_size = self.max_size;
-        let message = self.message.as_mut()?;
+        let message = self.current()?;
         if message.chunk.capacity() == 0 {
             message.chunk.reserve_exact(CHUNK);
         }
@@ -412,18 +483,18 @@ impl Reader {
 
     /// Makes sure tungstenite has seen the message begin: an empty first frame if needed.
     fn start_message(&mut self) {
-        if self
-            .message
-            .as_ref()
-            .is_some_and(|message| !message.started)
-        {
+        if self.current().is_some_and(|message| !message.started) {
             self.emit(false);
         }
     }
 
-    /// Hands the chunk on as a plain frame (masked with zeros, as a client's frame must be).
+    /// Hands the chunk on as a plain frame: masked with zeros on a server, as a client's frame
+    /// must be; unmasked on a client, as a server's must be.
     fn emit(&mut self, is_final: bool) {
-        let Some(message) = self.message.as_mut() else {
+        let mask = (self.role == Role::Server).then_some([0; 4]);
+        // The field, not `current`: the frame is written to `output` while it is borrowed.
+        let message = self.message.as_deref_mut();
+        let Some(message) = message.filter(|_| self.in_compressed_message) else {
             return;
         };
         let opcode = if message.started {
@@ -434,7 +505,7 @@ impl Reader {
         let header = FrameHeader {
             is_final,
             opcode: OpCode::Data(opcode),
-            mask: Some([0; 4]),
+            mask,
             ..FrameHeader::default()
         };
         let length = message.chunk.len() as u64;
@@ -448,6 +519,7 @@ impl Reader {
     fn fail(&mut self, error: InflateError) {
         self.failure = Some(error);
         self.message = None;
+        self.in_compressed_message = false;
         self.state = State::Off;
         self.input = Vec::new();
         self.input_at = 0;
