@@ -84,11 +84,6 @@ impl<S> Inflate<S> {
         self.reader = Some(Box::new(Reader::new(Vec::new(), reading)));
     }
 
-    /// Whether the layer inflates.
-    pub fn is_on(&self) -> bool {
-        self.reader.is_some()
-    }
-
     /// The socket under the layer, to drain what the peer still sends once the connection
     /// has failed.
     pub fn get_mut(&mut self) -> &mut S {
