@@ -10,11 +10,15 @@
 
 #![cfg(all(not(target_arch = "wasm32"), feature = "http2"))]
 
+#[path = "support/echo.rs"]
+mod echo;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use echo::Echo;
 use test_support::tls::Localhost;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,65 +26,6 @@ use wasm_websocket::{
     Builder, CloseCause, Error, Event, Events, Heartbeat, Http2, HttpVersion, Message, Reconnect,
     Sent, WebSocket,
 };
-
-/// An echo server (`wsecho`, with its test controls) on a thread and runtime of its own, on
-/// `port` (0: any); stopping it drops the runtime, and with it every connection at once.
-struct Echo {
-    port: u16,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Echo {
-    fn start(port: u16, config: wsecho::Config) -> Echo {
-        let config = wsecho::Config {
-            test_controls: true,
-            ..config
-        };
-        let (bound, port_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let listener = wsecho::listen(&format!("127.0.0.1:{port}")).await.unwrap();
-                bound.send(listener.local_addr().unwrap().port()).unwrap();
-                tokio::select! {
-                    () = wsecho::serve(listener, config, std::future::pending()) => {}
-                    _ = stopped => {}
-                }
-            });
-        });
-        let port = port_rx.recv().unwrap();
-        Echo {
-            port,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-
-    /// A server of `wss://` with `localhost`'s certificate (HTTP/2 offered unless `http2` is
-    /// off), and these other settings.
-    fn tls(port: u16, localhost: &Localhost, config: wsecho::Config) -> Echo {
-        let tls = Some(Arc::new(localhost.server_config()));
-        Echo::start(port, wsecho::Config { tls, ..config })
-    }
-
-    fn kill(mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            thread.join().unwrap();
-        }
-    }
-}
-
-impl Drop for Echo {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-    }
-}
 
 /// A TCP relay in front of a server, on a thread of its own: counts the connections it
 /// accepts and the bytes it forwards towards the client; `cut` closes every connection it

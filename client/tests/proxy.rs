@@ -9,12 +9,16 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
+#[path = "support/echo.rs"]
+mod echo;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use echo::Echo;
 use test_support::tls::Localhost;
 use wasm_websocket::{
     CloseCause, Error, Event, Events, Heartbeat, Message, Reconnect, Sent, WebSocket,
@@ -203,60 +207,6 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// An echo server (`wsecho`, with its test controls) on a thread and runtime of its own, on
-/// `port` (0: any); stopping it drops the runtime, and with it every connection at once, as
-/// a killed server's.
-struct Echo {
-    port: u16,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Echo {
-    fn start(port: u16, tls: Option<&Localhost>) -> Echo {
-        let config = wsecho::Config {
-            test_controls: true,
-            tls: tls.map(|localhost| Arc::new(localhost.server_config())),
-            ..wsecho::Config::default()
-        };
-        let (bound, port_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let listener = wsecho::listen(&format!("127.0.0.1:{port}")).await.unwrap();
-                bound.send(listener.local_addr().unwrap().port()).unwrap();
-                tokio::select! {
-                    () = wsecho::serve(listener, config, std::future::pending()) => {}
-                    _ = stopped => {}
-                }
-            });
-        });
-        let port = port_rx.recv().unwrap();
-        Echo {
-            port,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-
-    fn kill(mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            thread.join().unwrap();
-        }
-    }
-}
-
-impl Drop for Echo {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-    }
-}
-
 async fn local<F: Future>(body: F) -> F::Output {
     tokio::task::LocalSet::new().run_until(body).await
 }
@@ -287,7 +237,7 @@ async fn ws_and_wss_through_tinyproxy_with_and_without_authentication() {
         return;
     };
     let localhost = Localhost::new();
-    let (plain, secure) = (Echo::start(0, None), Echo::start(0, Some(&localhost)));
+    let (plain, secure) = (Echo::start(0, wsecho::Config::default()), Echo::tls(0, &localhost, wsecho::Config::default()));
     let ws = format!("ws://127.0.0.1:{}/", plain.port);
     let wss = format!("wss://localhost:{}/", secure.port);
     // The guarded proxy reached over TLS too: `wss://` through it is TLS inside TLS.
@@ -333,7 +283,7 @@ async fn a_proxy_that_refuses_is_a_typed_error_with_its_status() {
     let Some(ports_limited) = Tinyproxy::start("ConnectPort 443").await else {
         return;
     };
-    let echo = Echo::start(0, None);
+    let echo = Echo::start(0, wsecho::Config::default());
     let url = format!("ws://127.0.0.1:{}/", echo.port);
     let closed_port = free_port();
     local(async {
@@ -422,7 +372,7 @@ async fn reconnection_the_queue_and_the_heartbeat_go_through_the_proxy_again() {
     let Some(proxy) = Tinyproxy::start("").await else {
         return;
     };
-    let echo = Echo::start(0, None);
+    let echo = Echo::start(0, wsecho::Config::default());
     let port = echo.port;
     let target = format!("127.0.0.1:{port}");
     let reply =
@@ -456,7 +406,7 @@ async fn reconnection_the_queue_and_the_heartbeat_go_through_the_proxy_again() {
         for text in ["one", "two", "three"] {
             assert_eq!(socket.send(text), Ok(Sent::Queued));
         }
-        let restarted = Echo::start(port, None);
+        let restarted = Echo::start(port, wsecho::Config::default());
         next_open(&mut events).await;
         let mut received = Vec::new();
         while received.len() < 3 {
@@ -545,7 +495,7 @@ async fn the_environment_chooses_the_proxy_as_curl_does() {
         return;
     };
     let localhost = Localhost::new();
-    let (plain, secure) = (Echo::start(0, None), Echo::start(0, Some(&localhost)));
+    let (plain, secure) = (Echo::start(0, wsecho::Config::default()), Echo::tls(0, &localhost, wsecho::Config::default()));
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("proxy-root-{}", secure.port));
     std::fs::write(&root, localhost.certificate()).unwrap();
     let urls = format!(
@@ -631,7 +581,7 @@ async fn ws_and_wss_through_a_socks5_proxy() {
         return;
     };
     let localhost = Localhost::new();
-    let (plain, secure) = (Echo::start(0, None), Echo::start(0, Some(&localhost)));
+    let (plain, secure) = (Echo::start(0, wsecho::Config::default()), Echo::tls(0, &localhost, wsecho::Config::default()));
     let ws = format!("ws://127.0.0.1:{}/", plain.port);
     let wss = format!("wss://localhost:{}/", secure.port);
     local(async {
@@ -677,7 +627,7 @@ async fn wss_through_a_proxy_shares_one_http2_tunnel() {
         return;
     };
     let localhost = Localhost::new();
-    let echo = Echo::start(0, Some(&localhost));
+    let echo = Echo::tls(0, &localhost, wsecho::Config::default());
     let target = format!("localhost:{}", echo.port);
     let tls = Arc::new(localhost.client_config());
     local(async {
