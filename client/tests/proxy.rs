@@ -17,8 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use echo::Echo;
+use futures_util::StreamExt;
 use test_support::tls::Localhost;
 use wasm_websocket::{
     CloseCause, Error, Event, Events, Heartbeat, Message, Reconnect, Sent, WebSocket,
@@ -237,7 +237,10 @@ async fn ws_and_wss_through_tinyproxy_with_and_without_authentication() {
         return;
     };
     let localhost = Localhost::new();
-    let (plain, secure) = (Echo::start(0, wsecho::Config::default()), Echo::tls(0, &localhost, wsecho::Config::default()));
+    let (plain, secure) = (
+        Echo::start(0, wsecho::Config::default()),
+        Echo::tls(0, &localhost, wsecho::Config::default()),
+    );
     let ws = format!("ws://127.0.0.1:{}/", plain.port);
     let wss = format!("wss://localhost:{}/", secure.port);
     // The guarded proxy reached over TLS too: `wss://` through it is TLS inside TLS.
@@ -495,7 +498,10 @@ async fn the_environment_chooses_the_proxy_as_curl_does() {
         return;
     };
     let localhost = Localhost::new();
-    let (plain, secure) = (Echo::start(0, wsecho::Config::default()), Echo::tls(0, &localhost, wsecho::Config::default()));
+    let (plain, secure) = (
+        Echo::start(0, wsecho::Config::default()),
+        Echo::tls(0, &localhost, wsecho::Config::default()),
+    );
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("proxy-root-{}", secure.port));
     std::fs::write(&root, localhost.certificate()).unwrap();
     let urls = format!(
@@ -581,7 +587,10 @@ async fn ws_and_wss_through_a_socks5_proxy() {
         return;
     };
     let localhost = Localhost::new();
-    let (plain, secure) = (Echo::start(0, wsecho::Config::default()), Echo::tls(0, &localhost, wsecho::Config::default()));
+    let (plain, secure) = (
+        Echo::start(0, wsecho::Config::default()),
+        Echo::tls(0, &localhost, wsecho::Config::default()),
+    );
     let ws = format!("ws://127.0.0.1:{}/", plain.port);
     let wss = format!("wss://localhost:{}/", secure.port);
     local(async {
