@@ -9,12 +9,16 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
+#[path = "support/skip.rs"]
+mod skip;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use flate2::{Decompress, FlushDecompress};
 use futures_util::StreamExt;
+use skip::{next_close, next_open};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use wasm_websocket::{
@@ -143,26 +147,6 @@ async fn next_message(events: &mut Events) -> Option<Message> {
             Event::Message(message) => return Some(message),
             Event::Close(_) => return None,
             _ => {}
-        }
-    }
-}
-
-async fn next_close(events: &mut Events) -> wasm_websocket::CloseEvent {
-    loop {
-        match events.next().await {
-            Some(Event::Close(close)) => return close,
-            Some(_) => {}
-            None => panic!("the events ended without a close"),
-        }
-    }
-}
-
-async fn next_open(events: &mut Events) {
-    loop {
-        match events.next().await {
-            Some(Event::Open) => return,
-            Some(_) => {}
-            None => panic!("the events ended without an open"),
         }
     }
 }

@@ -13,12 +13,16 @@
 #[path = "support/echo.rs"]
 mod echo;
 
+#[path = "support/skip.rs"]
+mod skip;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use echo::Echo;
 use futures_util::StreamExt;
+use skip::{next_close, next_open};
 use test_support::tls::Localhost;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -160,28 +164,6 @@ async fn next_message(events: &mut Events) -> Message {
             Some(Event::Message(message)) => return message,
             Some(_) => {}
             None => panic!("the events ended without a message"),
-        }
-    }
-}
-
-/// The next close among `events`, skipping the rest.
-async fn next_close(events: &mut Events) -> wasm_websocket::CloseEvent {
-    loop {
-        match events.next().await {
-            Some(Event::Close(close)) => return close,
-            Some(_) => {}
-            None => panic!("the events ended without a close"),
-        }
-    }
-}
-
-/// The next open among `events`.
-async fn next_open(events: &mut Events) {
-    loop {
-        match events.next().await {
-            Some(Event::Open) => return,
-            Some(_) => {}
-            None => panic!("the events ended without an open"),
         }
     }
 }

@@ -12,6 +12,9 @@
 #[path = "support/echo.rs"]
 mod echo;
 
+#[path = "support/skip.rs"]
+mod skip;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use echo::Echo;
 use futures_util::StreamExt;
+use skip::{next_close, next_open};
 use test_support::tls::Localhost;
 use wasm_websocket::{
     CloseCause, Error, Event, Events, Heartbeat, Message, Reconnect, Sent, WebSocket,
@@ -346,28 +350,6 @@ async fn a_proxy_that_refuses_is_a_typed_error_with_its_status() {
     })
     .await;
     assert_eq!(guarded.connects_to(&format!("127.0.0.1:{}", echo.port)), 3);
-}
-
-/// The next close among `events`, skipping the rest.
-async fn next_close(events: &mut Events) -> wasm_websocket::CloseEvent {
-    loop {
-        match events.next().await {
-            Some(Event::Close(close)) => return close,
-            Some(_) => {}
-            None => panic!("the events ended without a close"),
-        }
-    }
-}
-
-/// The next open among `events`; messages on the way are returned.
-async fn next_open(events: &mut Events) {
-    loop {
-        match events.next().await {
-            Some(Event::Open) => return,
-            Some(_) => {}
-            None => panic!("the events ended without an open"),
-        }
-    }
 }
 
 #[tokio::test(flavor = "current_thread")]
