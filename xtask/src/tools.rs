@@ -31,16 +31,33 @@ pub fn ensure_wasm_tools() -> Result<()> {
     let version = locked_version("wasm-bindgen")?;
     let have = output("wasm-bindgen", &["--version"]).unwrap_or_default();
     if have.split_whitespace().nth(1) != Some(version.as_str()) {
-        let args = [
-            "install",
-            "--locked",
-            "wasm-bindgen-cli",
-            "--version",
-            &version,
-        ];
-        run(cmd("cargo", &args))?;
+        // Optimized a little: it reads every test's wasm, and unoptimized it takes seconds.
+        cargo_install("wasm-bindgen-cli", &version, Optimize::Little)?;
     }
     Ok(())
+}
+
+/// How much `cargo install` optimizes a tool: the compile is most of a new machine's install
+/// time, and the tools that only start other programs gain nothing from it.
+#[derive(Clone, Copy)]
+enum Optimize {
+    /// opt-level 0: about half the compile time of the default (wasm-pack: 60 s against 112 s).
+    Not,
+    /// opt-level 1.
+    Little,
+}
+
+/// `cargo install --locked CRATE --version VERSION`, optimized as `optimize` says.
+fn cargo_install(krate: &str, version: &str, optimize: Optimize) -> Result<()> {
+    let level = match optimize {
+        Optimize::Not => "0",
+        Optimize::Little => "1",
+    };
+    let mut install = cmd(
+        "cargo",
+        &["install", "--locked", krate, "--version", version],
+    );
+    run(install.env("CARGO_PROFILE_RELEASE_OPT_LEVEL", level))
 }
 
 /// binaryen's `wasm-opt`, from npm (Debian's binaryen is too old and miscompiles), installed
@@ -99,10 +116,13 @@ pub fn ensure_python_websockets() -> Result<PathBuf> {
     Ok(python)
 }
 
+/// The version of wasm-pack the test command installs.
+const WASM_PACK_VERSION: &str = "0.15.1";
+
 /// wasm-pack, which the test command uses to check the README's wasm-pack build.
 pub fn ensure_wasm_pack() -> Result<()> {
     if output("wasm-pack", &["--version"]).is_none() {
-        run(cmd("cargo", &["install", "--locked", "wasm-pack"]))?;
+        cargo_install("wasm-pack", WASM_PACK_VERSION, Optimize::Not)?;
     }
     Ok(())
 }
@@ -128,18 +148,11 @@ const DEBIAN_PACKAGES: [(&str, &str); 10] = [
 ];
 
 /// geckodriver, Firefox's WebDriver server, of the pinned version: Debian has none, so it is
-/// built from crates.io (about 5 minutes, once).
+/// built from crates.io (once, unoptimized: it only relays WebDriver requests).
 pub fn ensure_geckodriver() -> Result<()> {
     let have = output(&geckodriver().to_string_lossy(), &["--version"]).unwrap_or_default();
     if have.split_whitespace().nth(1) != Some(GECKODRIVER_VERSION) {
-        let args = [
-            "install",
-            "--locked",
-            "geckodriver",
-            "--version",
-            GECKODRIVER_VERSION,
-        ];
-        run(cmd("cargo", &args))?;
+        cargo_install("geckodriver", GECKODRIVER_VERSION, Optimize::Not)?;
     }
     Ok(())
 }
@@ -157,14 +170,7 @@ pub fn ensure_cargo_fuzz() -> Result<()> {
     }
     let have = output("cargo", &["fuzz", "--version"]).unwrap_or_default();
     if have.split_whitespace().nth(1) != Some(CARGO_FUZZ_VERSION) {
-        let args = [
-            "install",
-            "--locked",
-            "cargo-fuzz",
-            "--version",
-            CARGO_FUZZ_VERSION,
-        ];
-        run(cmd("cargo", &args))?;
+        cargo_install("cargo-fuzz", CARGO_FUZZ_VERSION, Optimize::Not)?;
     }
     Ok(())
 }
