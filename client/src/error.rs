@@ -1,14 +1,15 @@
 //! The crate's one error type.
 
+use std::fmt;
+
 use crate::message::{CloseEvent, MAX_CLOSE_REASON, NORMAL_CLOSURE, State};
 
 /// What can go wrong, with a message that says what to do about it.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
     /// The browser refused the URL: its scheme must be `ws`, `wss`, `http` or `https` (a
     /// relative URL is resolved against the page), and it must not have a fragment.
-    #[error("invalid WebSocket URL \"{url}\": {message}")]
     InvalidUrl {
         /// The URL as given.
         url: String,
@@ -17,58 +18,43 @@ pub enum Error {
     },
     /// A message was sent while the socket was not open; wait for the open callback, or
     /// reconnect after a close.
-    #[error("cannot send while the socket is {0}; send after it opens, or use send_async")]
     NotOpen(State),
     /// Browsers allow only 1000 and 3000 to 4999 in `close()`; the others are reserved for the
     /// protocol itself.
-    #[error("close code {0} is not allowed: use 1000, or 3000 to 4999 for the application")]
     InvalidCloseCode(u16),
     /// The close reason is longer than the protocol allows.
-    #[error("close reason is {0} bytes of UTF-8; at most {MAX_CLOSE_REASON} are allowed")]
     ReasonTooLong(usize),
     /// The socket closed before it ever opened (an awaited [`open`](crate::Builder::open)),
     /// with the code and reason of its last close: 1006 when the server could not be
     /// reached or refused the handshake (browsers tell nothing more, on purpose).
-    #[error("could not connect: closed with code {} before opening{}", .0.code, reason_suffix(&.0.reason))]
     ConnectFailed(CloseEvent),
     /// With reconnection on, the queue of messages waiting for the next connection is full
     /// and its overflow policy is [`Overflow::Error`](crate::Overflow::Error).
-    #[error("the queue of {capacity} messages waiting for reconnection is full")]
     QueueFull {
         /// The queue's capacity.
         capacity: usize,
     },
     /// A subprotocol that the browser would refuse: it must be a non-empty HTTP token (no
     /// spaces, commas or other separators) and offered only once.
-    #[error("invalid subprotocol \"{0}\": use a distinct, non-empty token without separators")]
     InvalidProtocol(String),
     /// The browser threw an exception this crate did not foresee.
-    #[error("the browser raised an exception: {0}")]
     Js(String),
     /// With the `json` feature: a value serde_json could not serialize, or a message that
     /// did not decode as the type asked for, with serde_json's reason.
     #[cfg(feature = "json")]
-    #[error("JSON: {0}")]
     Json(String),
     /// Natively, a request header given to `Builder::header` that HTTP does not allow: its
     /// name must be a token, and its value visible ASCII, spaces and tabs.
     #[cfg(not(target_arch = "wasm32"))]
-    #[error(
-        "invalid request header \"{0}\": the name must be an HTTP token, the value visible ASCII"
-    )]
     InvalidHeader(String),
     /// Natively, sockets run as local tasks: make them inside a tokio `LocalSet` (or from a
     /// task it runs), on a runtime with the `time` and `net` drivers enabled.
     #[cfg(not(target_arch = "wasm32"))]
-    #[error(
-        "no tokio LocalSet here: connect from inside `tokio::task::LocalSet::run_until` (or a task it runs)"
-    )]
     NoLocalSet,
     /// Natively, a proxy URL (given to `Builder::proxy`, or in a proxy variable of the
     /// environment) that is not one: its scheme must be `http`, `https`, `socks5` or
     /// `socks5h` (or none, which is `http`), and it must name a host.
     #[cfg(not(target_arch = "wasm32"))]
-    #[error("invalid proxy \"{proxy}\": {message}")]
     InvalidProxy {
         /// The proxy URL, its password hidden.
         proxy: String,
@@ -82,7 +68,6 @@ pub enum Error {
     /// then says what it answered). Its close event has
     /// [`CloseCause::Proxy`](crate::CloseCause::Proxy).
     #[cfg(not(target_arch = "wasm32"))]
-    #[error("could not connect: {reason}")]
     Proxy {
         /// The proxy's HTTP status.
         status: Option<u16>,
@@ -95,18 +80,93 @@ pub enum Error {
     /// an unknown, repeated or invalid parameter. The reason says which. Its close event has
     /// [`CloseCause::Extension`](crate::CloseCause::Extension).
     #[cfg(not(target_arch = "wasm32"))]
-    #[error("could not connect: {reason}")]
     Extension {
         /// What the server answered, and why it cannot be accepted.
         reason: String,
     },
 }
 
-fn reason_suffix(reason: &str) -> String {
-    if reason.is_empty() {
-        String::new()
-    } else {
-        [": ", reason].concat()
+impl std::error::Error for Error {}
+
+// Written by hand, in pieces, rather than derived with thiserror: `format_args!` for each
+// message, and the integers formatted by Rust (see `decimal`), cost the same small program
+// of BENCHMARKS.md section 8 475 B of its gzipped wasm.
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pieces: &[&str] = match self {
+            Error::InvalidUrl { url, message } => {
+                &["invalid WebSocket URL \"", url, "\": ", message]
+            }
+            Error::NotOpen(state) => &[
+                "cannot send while the socket is ",
+                state.as_str(),
+                "; send after it opens, or use send_async",
+            ],
+            Error::InvalidCloseCode(code) => &[
+                "close code ",
+                &decimal(usize::from(*code)),
+                " is not allowed: use 1000, or 3000 to 4999 for the application",
+            ],
+            Error::ReasonTooLong(length) => &[
+                "close reason is ",
+                &decimal(*length),
+                " bytes of UTF-8; at most ",
+                &decimal(MAX_CLOSE_REASON),
+                " are allowed",
+            ],
+            Error::ConnectFailed(close) => &[
+                "could not connect: closed with code ",
+                &decimal(usize::from(close.code)),
+                " before opening",
+                if close.reason.is_empty() { "" } else { ": " },
+                &close.reason,
+            ],
+            Error::QueueFull { capacity } => &[
+                "the queue of ",
+                &decimal(*capacity),
+                " messages waiting for reconnection is full",
+            ],
+            Error::InvalidProtocol(protocol) => &[
+                "invalid subprotocol \"",
+                protocol,
+                "\": use a distinct, non-empty token without separators",
+            ],
+            Error::Js(message) => &["the browser raised an exception: ", message],
+            #[cfg(feature = "json")]
+            Error::Json(message) => &["JSON: ", message],
+            #[cfg(not(target_arch = "wasm32"))]
+            Error::InvalidHeader(header) => &[
+                "invalid request header \"",
+                header,
+                "\": the name must be an HTTP token, the value visible ASCII",
+            ],
+            #[cfg(not(target_arch = "wasm32"))]
+            Error::NoLocalSet => &[
+                "no tokio LocalSet here: connect from inside `tokio::task::LocalSet::run_until` \
+                 (or a task it runs)",
+            ],
+            #[cfg(not(target_arch = "wasm32"))]
+            Error::InvalidProxy { proxy, message } => &["invalid proxy \"", proxy, "\": ", message],
+            #[cfg(not(target_arch = "wasm32"))]
+            Error::Proxy { reason, .. } | Error::Extension { reason } => {
+                &["could not connect: ", reason]
+            }
+        };
+        pieces.iter().try_for_each(|piece| f.write_str(piece))
+    }
+}
+
+/// `n` in decimal. In the browser by JavaScript's `Number.prototype.toString`: Rust's integer
+/// formatting is 0.4 KB gzipped of a page that has no other use for it.
+fn decimal(n: usize) -> String {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let text = js_sys::Number::from(n as f64).to_string_with_radix(10);
+        text.map(String::from).unwrap_or_default()
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        n.to_string()
     }
 }
 
@@ -124,6 +184,89 @@ pub fn validate_close(code: u16, reason: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
+    fn every_error_says_what_went_wrong() {
+        let close = |reason: &str| CloseEvent::new(1006, reason, false);
+        let mut cases = vec![
+            (
+                Error::InvalidUrl {
+                    url: "ftp://x".into(),
+                    message: "bad scheme".into(),
+                },
+                "invalid WebSocket URL \"ftp://x\": bad scheme",
+            ),
+            (
+                Error::NotOpen(State::Connecting),
+                "cannot send while the socket is connecting; send after it opens, or use send_async",
+            ),
+            (
+                Error::InvalidCloseCode(0),
+                "close code 0 is not allowed: use 1000, or 3000 to 4999 for the application",
+            ),
+            (
+                Error::ReasonTooLong(usize::MAX),
+                "close reason is 18446744073709551615 bytes of UTF-8; at most 123 are allowed",
+            ),
+            (
+                Error::ConnectFailed(close("")),
+                "could not connect: closed with code 1006 before opening",
+            ),
+            (
+                Error::ConnectFailed(close("refused")),
+                "could not connect: closed with code 1006 before opening: refused",
+            ),
+            (
+                Error::QueueFull { capacity: 64 },
+                "the queue of 64 messages waiting for reconnection is full",
+            ),
+            (
+                Error::InvalidProtocol("a b".into()),
+                "invalid subprotocol \"a b\": use a distinct, non-empty token without separators",
+            ),
+            (
+                Error::Js("TypeError".into()),
+                "the browser raised an exception: TypeError",
+            ),
+        ];
+        #[cfg(not(target_arch = "wasm32"))]
+        cases.extend([
+            (
+                Error::InvalidHeader("x y".into()),
+                "invalid request header \"x y\": the name must be an HTTP token, the value \
+                 visible ASCII",
+            ),
+            (
+                Error::NoLocalSet,
+                "no tokio LocalSet here: connect from inside `tokio::task::LocalSet::run_until` \
+                 (or a task it runs)",
+            ),
+            (
+                Error::InvalidProxy {
+                    proxy: "ftp://p".into(),
+                    message: "bad scheme".into(),
+                },
+                "invalid proxy \"ftp://p\": bad scheme",
+            ),
+            (
+                Error::Proxy {
+                    status: Some(407),
+                    reason: "407 from p".into(),
+                },
+                "could not connect: 407 from p",
+            ),
+            (
+                Error::Extension {
+                    reason: "x-unknown".into(),
+                },
+                "could not connect: x-unknown",
+            ),
+        ]);
+        for (error, message) in cases {
+            assert_eq!(error.to_string(), message);
+        }
+    }
 
     #[test]
     fn close_codes_the_browser_accepts() {

@@ -226,6 +226,15 @@ transport_test!(
             Err(Error::ReasonTooLong(124))
         );
         assert_eq!(socket.state(), State::Connecting);
+        // The messages, numbers included (formatted by JavaScript in the browser).
+        assert_eq!(
+            Error::InvalidCloseCode(2999).to_string(),
+            "close code 2999 is not allowed: use 1000, or 3000 to 4999 for the application"
+        );
+        assert_eq!(
+            Error::ReasonTooLong(124).to_string(),
+            "close reason is 124 bytes of UTF-8; at most 123 are allowed"
+        );
     }
 );
 
