@@ -90,7 +90,7 @@ impl std::error::Error for Error {}
 
 // Written by hand, in pieces, rather than derived with thiserror: `format_args!` for each
 // message, and the integers formatted by Rust (see `decimal`), cost the same small program
-// of BENCHMARKS.md section 8 475 B of its gzipped wasm.
+// of BENCHMARKS.md section 8 511 B of its gzipped wasm.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let pieces: &[&str] = match self {
@@ -156,18 +156,10 @@ impl fmt::Display for Error {
     }
 }
 
-/// `n` in decimal. In the browser by JavaScript's `Number.prototype.toString`: Rust's integer
-/// formatting is 0.4 KB gzipped of a page that has no other use for it.
+/// `n` in decimal, by itoa: Rust's integer `Display` costs a page 0.4 KB gzipped that it
+/// has no other use for.
 fn decimal(n: usize) -> String {
-    #[cfg(target_arch = "wasm32")]
-    {
-        let text = js_sys::Number::from(n as f64).to_string_with_radix(10);
-        text.map(String::from).unwrap_or_default()
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        n.to_string()
-    }
+    itoa::Buffer::new().format(n).to_owned()
 }
 
 /// Checks a close code and reason the way the browser's `close()` does, before it throws.

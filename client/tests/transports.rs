@@ -226,7 +226,7 @@ transport_test!(
             Err(Error::ReasonTooLong(124))
         );
         assert_eq!(socket.state(), State::Connecting);
-        // The messages, numbers included (formatted by JavaScript in the browser).
+        // The messages, numbers included, as every engine formats them.
         assert_eq!(
             Error::InvalidCloseCode(2999).to_string(),
             "close code 2999 is not allowed: use 1000, or 3000 to 4999 for the application"
