@@ -332,6 +332,7 @@ mod sink;
 mod socket;
 #[cfg(all(not(target_arch = "wasm32"), any(test, feature = "fuzzing")))]
 mod tests;
+mod thin;
 mod timer;
 mod tracked;
 mod transport;

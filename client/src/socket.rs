@@ -52,21 +52,66 @@ const ROOM_PAUSE: Duration = Duration::from_millis(16);
 /// everything it held, its queue included.
 #[derive(Clone)]
 pub struct WebSocket {
-    pub(crate) shared: Rc<Shared>,
+    pub(crate) driver: Rc<dyn Driver>,
 }
 
 /// A handle that does not keep its socket alive: for callbacks and other places that would
 /// otherwise make a cycle. Made by [`WebSocket::downgrade`].
 #[derive(Clone, Debug, Default)]
 pub struct WeakWebSocket {
-    shared: Weak<Shared>,
+    driver: Option<Weak<dyn Driver>>,
 }
 
 impl WeakWebSocket {
     /// The socket, while some [`WebSocket`] handle still holds it.
     pub fn upgrade(&self) -> Option<WebSocket> {
-        self.shared.upgrade().map(|shared| WebSocket { shared })
+        let driver = self.driver.as_ref()?.upgrade()?;
+        Some(WebSocket { driver })
     }
+}
+
+/// What a handle drives: everything [`WebSocket`]'s methods do, behind one `dyn`, so that a
+/// program carries only the drivers it makes. Two exist: the thin one (`thin.rs`), for a
+/// socket made by [`WebSocket::connect`] or [`WebSocket::open`] with the default settings,
+/// and the full one ([`Shared`] over the core), made only by `Builder::connect`. A program
+/// that never calls the builder carries none of the full driver's code.
+pub(crate) trait Driver {
+    /// [`WebSocket::send`].
+    fn send(self: Rc<Self>, message: Message) -> Result<Sent, Error>;
+    /// [`WebSocket::events`].
+    fn events(&self) -> Events;
+    /// [`WebSocket::close_with`].
+    fn close_with(self: Rc<Self>, code: u16, reason: &str) -> Result<(), Error>;
+    /// The socket finished and its last events were delivered: no stream can join.
+    fn released(&self) -> bool;
+    /// The last close delivered, for [`WebSocket::closed`].
+    fn last_close(&self) -> Option<CloseEvent>;
+    /// [`WebSocket::reconnect_now`].
+    fn reconnect_now(self: Rc<Self>);
+    /// [`WebSocket::state`].
+    fn state(&self) -> State;
+    /// [`WebSocket::transport`].
+    fn transport(&self) -> crate::Transport;
+    /// [`WebSocket::buffered_amount`].
+    fn buffered_amount(&self) -> u32;
+    /// [`WebSocket::queued`].
+    fn queued(&self) -> usize;
+    /// [`WebSocket::url`].
+    fn url(&self) -> String;
+    /// [`WebSocket::protocol`].
+    fn protocol(&self) -> String;
+    /// [`WebSocket::extensions`].
+    fn extensions(&self) -> String;
+    /// Whether a send now would neither wait for the connection nor grow the browser's
+    /// buffer or the queue past their bounds: what [`WebSocket::send_async`] waits for.
+    fn ready_to_send(&self) -> bool;
+    /// `WebSocket::http_version`.
+    #[cfg(all(not(target_arch = "wasm32"), feature = "http2"))]
+    fn http_version(&self) -> Option<crate::HttpVersion>;
+    /// The browser's `online`, `offline` or `visibilitychange`, for the unit tests on the
+    /// simulated transport (where nothing listens to a browser).
+    #[cfg(all(not(target_arch = "wasm32"), any(test, feature = "fuzzing")))]
+    fn network_for_test(self: Rc<Self>, change: crate::tests::sim::Network);
 }
 
 impl std::fmt::Debug for WebSocket {
@@ -115,13 +160,13 @@ impl WebSocket {
         }
         // The connect timeout, if there is one.
         shared.arm();
-        Ok(WebSocket { shared })
+        Ok(WebSocket { driver: shared })
     }
 
     /// A handle that does not keep the socket alive.
     pub fn downgrade(&self) -> WeakWebSocket {
         WeakWebSocket {
-            shared: Rc::downgrade(&self.shared),
+            driver: Some(Rc::downgrade(&self.driver)),
         }
     }
 
@@ -134,31 +179,9 @@ impl WebSocket {
     /// Takes anything that is `Into<Message>`: `&str`, `String`, `&[u8]`, `&[u8; N]`,
     /// `Vec<u8>`, …
     pub fn send(&self, message: impl Into<Message>) -> Result<Sent, Error> {
-        let shared = &self.shared;
-        // The application's `Into` runs before the core is borrowed: it may use the socket.
+        // The application's `Into` runs before the driver is borrowed: it may use the socket.
         let message = message.into();
-        // What the reconnection queue holds goes first, as far as an open connection takes it
-        // now: then this message either goes straight out (`Now`) or waits behind what is
-        // still queued (`Queued`), and is not drained by this call's own pump after the core
-        // said it was queued.
-        let link = shared.link_state();
-        if link == State::Open
-            && let Some(drain) = shared.drain
-            && shared.core().queued() > 0
-        {
-            drain(shared);
-        }
-        let now = shared.core().send(message, link);
-        let result = match now {
-            Ok(Some(message)) => match shared.hand_over(message) {
-                Ok(()) => Ok(Sent::Now),
-                Err(unsent) => Err(unsent.error),
-            },
-            Ok(None) => Ok(Sent::Queued),
-            Err(error) => Err(error),
-        };
-        shared.pump();
-        result
+        self.driver.clone().send(message)
     }
 
     /// Sends a message once the browser's buffer is below the high-water mark, so that a fast
@@ -183,20 +206,7 @@ impl WebSocket {
     /// On the browser's `WebSocket`, which cannot be told to stop receiving, events wait in
     /// the stream until read.
     pub fn events(&self) -> Events {
-        let (feed, events) = inbox::channel();
-        #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
-        let events = events.with_room(self.shared.room.clone());
-        if !self.shared.released.get() {
-            let streams = match self.shared.streams.take() {
-                Some(mut streams) => {
-                    streams.push(feed);
-                    streams
-                }
-                None => inbox::fan(feed),
-            };
-            self.shared.streams.set(Some(streams));
-        }
-        events
+        self.driver.events()
     }
 
     /// Closes with code 1000 and no reason.
@@ -215,21 +225,18 @@ impl WebSocket {
     /// [`CloseCause::Application`](crate::CloseCause::Application)) ends the socket's events,
     /// after this call returns. [`closed`](Self::closed) waits for the close.
     pub fn close_with(&self, code: u16, reason: &str) -> Result<(), Error> {
-        self.shared.core().close(code, reason)?;
-        self.shared.pump();
-        Ok(())
+        self.driver.clone().close_with(code, reason)
     }
 
     /// Resolves once the socket has closed for good (its last close, not followed by a
     /// reconnection), with that close; at once if it already has. Close first, or wait for
     /// the server or the reconnection policy to end it.
     pub async fn closed(&self) -> CloseEvent {
-        if self.state() != State::Closed || !self.shared.released.get() {
+        if self.state() != State::Closed || !self.driver.released() {
             let mut events = self.events();
             while events.next().await.is_some() {}
         }
-        let last = self.shared.last_close.take();
-        self.shared.last_close.set(last.clone());
+        let last = self.driver.last_close();
         last.unwrap_or_else(|| CloseEvent::new(1006, "", false))
     }
 
@@ -242,61 +249,46 @@ impl WebSocket {
     /// streams made before the socket closed have ended, so make new ones. Does nothing while
     /// connecting or open, or after [`close`](Self::close).
     pub fn reconnect_now(&self) {
-        let shared = &self.shared;
-        shared.core().reconnect_now();
-        if shared.state() != State::Closed {
-            shared.released.set(false);
-        }
-        shared.pump();
+        self.driver.clone().reconnect_now();
     }
 
     /// The socket's state; [`State::Reconnecting`] from the close of a connection that will be
     /// reopened until the next attempt starts.
     pub fn state(&self) -> State {
-        self.shared.state()
+        self.driver.state()
     }
 
     /// The transport the socket's connections use: with
     /// `Builder::web_socket_stream` (feature `web-socket-stream`), whether the browser had
     /// `WebSocketStream`.
     pub fn transport(&self) -> crate::Transport {
-        link::kind(&self.shared.options)
+        self.driver.transport()
     }
 
     /// Bytes passed to the browser that it has not yet handed to the network.
     pub fn buffered_amount(&self) -> u32 {
-        self.shared.with_link(Connection::buffered_amount)
+        self.driver.buffered_amount()
     }
 
     /// Messages waiting for the next connection.
     pub fn queued(&self) -> usize {
-        self.shared.core().queued()
+        self.driver.queued()
     }
 
     /// The URL of the latest attempt, as the transport resolved it (the browser resolves a
     /// relative URL against the page and adds the path `/`): the same in every state.
     pub fn url(&self) -> String {
-        let url = self.shared.url.take();
-        self.shared.url.set(url.clone());
-        url
+        self.driver.url()
     }
 
     /// The subprotocol the server selected; empty when none, or while not connected.
     pub fn protocol(&self) -> String {
-        self.shared.with_link(Connection::protocol)
+        self.driver.protocol()
     }
 
     /// The extensions the server accepted, such as `permessage-deflate`; empty when none.
     pub fn extensions(&self) -> String {
-        self.shared.with_link(Connection::extensions)
-    }
-
-    /// Whether a send now would neither wait for the connection nor grow the browser's buffer
-    /// or the queue past their bounds: what [`send_async`](Self::send_async) waits for.
-    fn ready_to_send(&self) -> bool {
-        let shared = &self.shared;
-        let (link, buffered) = (shared.link_state(), self.buffered_amount());
-        shared.core().ready_to_send(link, buffered)
+        self.driver.extensions()
     }
 }
 
@@ -315,7 +307,7 @@ impl Readiness {
                 ready!(pause.as_mut().poll(cx));
                 self.pause = None;
             }
-            if socket.ready_to_send() {
+            if socket.driver.ready_to_send() {
                 self.delay = Duration::ZERO;
                 return Poll::Ready(());
             }
@@ -699,13 +691,128 @@ impl Shared {
         if let Some(event) = left {
             // A callback may use the socket, and make streams: everything is back in place.
             let socket = WebSocket {
-                shared: self.clone(),
+                driver: self.clone(),
             };
             callbacks.call(&socket, event);
         }
         // Actions run one at a time (a callback's calls leave theirs to the running pump),
         // so nothing let go of the callbacks meanwhile.
         self.callbacks.set(callbacks);
+    }
+}
+
+/// The full driver behind a handle: what `Builder::connect` makes.
+impl Driver for Shared {
+    fn send(self: Rc<Self>, message: Message) -> Result<Sent, Error> {
+        let shared = &self;
+        // What the reconnection queue holds goes first, as far as an open connection takes it
+        // now: then this message either goes straight out (`Now`) or waits behind what is
+        // still queued (`Queued`), and is not drained by this call's own pump after the core
+        // said it was queued.
+        let link = shared.link_state();
+        if link == State::Open
+            && let Some(drain) = shared.drain
+            && shared.core().queued() > 0
+        {
+            drain(shared);
+        }
+        let now = shared.core().send(message, link);
+        let result = match now {
+            Ok(Some(message)) => match shared.hand_over(message) {
+                Ok(()) => Ok(Sent::Now),
+                Err(unsent) => Err(unsent.error),
+            },
+            Ok(None) => Ok(Sent::Queued),
+            Err(error) => Err(error),
+        };
+        shared.pump();
+        result
+    }
+
+    fn events(&self) -> Events {
+        let (feed, events) = inbox::channel();
+        #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+        let events = events.with_room(self.room.clone());
+        if !self.released.get() {
+            let streams = match self.streams.take() {
+                Some(mut streams) => {
+                    streams.push(feed);
+                    streams
+                }
+                None => inbox::fan(feed),
+            };
+            self.streams.set(Some(streams));
+        }
+        events
+    }
+
+    fn close_with(self: Rc<Self>, code: u16, reason: &str) -> Result<(), Error> {
+        self.core().close(code, reason)?;
+        self.pump();
+        Ok(())
+    }
+
+    fn released(&self) -> bool {
+        self.released.get()
+    }
+
+    fn last_close(&self) -> Option<CloseEvent> {
+        let last = self.last_close.take();
+        self.last_close.set(last.clone());
+        last
+    }
+
+    fn reconnect_now(self: Rc<Self>) {
+        self.core().reconnect_now();
+        if self.state() != State::Closed {
+            self.released.set(false);
+        }
+        self.pump();
+    }
+
+    fn state(&self) -> State {
+        Shared::state(self)
+    }
+
+    fn transport(&self) -> crate::Transport {
+        link::kind(&self.options)
+    }
+
+    fn buffered_amount(&self) -> u32 {
+        self.with_link(Connection::buffered_amount)
+    }
+
+    fn queued(&self) -> usize {
+        self.core().queued()
+    }
+
+    fn url(&self) -> String {
+        let url = self.url.take();
+        self.url.set(url.clone());
+        url
+    }
+
+    fn protocol(&self) -> String {
+        self.with_link(Connection::protocol)
+    }
+
+    fn extensions(&self) -> String {
+        self.with_link(Connection::extensions)
+    }
+
+    fn ready_to_send(&self) -> bool {
+        let (link, buffered) = (self.link_state(), self.buffered_amount());
+        self.core().ready_to_send(link, buffered)
+    }
+
+    #[cfg(all(not(target_arch = "wasm32"), feature = "http2"))]
+    fn http_version(&self) -> Option<crate::HttpVersion> {
+        self.with_link(Connection::http_version)
+    }
+
+    #[cfg(all(not(target_arch = "wasm32"), any(test, feature = "fuzzing")))]
+    fn network_for_test(self: Rc<Self>, change: crate::tests::sim::Network) {
+        Shared::network_for_test(&self, change);
     }
 }
 
@@ -804,6 +911,6 @@ impl WebSocket {
     /// with (a stream of a shared HTTP/2 connection, or HTTP/1.1; see
     /// [`Builder::http2`](crate::Builder::http2)); `None` before one opened.
     pub fn http_version(&self) -> Option<crate::HttpVersion> {
-        self.shared.with_link(Connection::http_version)
+        self.driver.http_version()
     }
 }
