@@ -14,7 +14,7 @@
 //! No borrow is held while application code runs: the core is borrowed for one call at a
 //! time, and the callbacks are taken out while they are called.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, Ref, RefCell};
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
@@ -92,22 +92,17 @@ pub(crate) trait Driver {
     fn state(&self) -> State;
     /// [`WebSocket::transport`].
     fn transport(&self) -> crate::Transport;
-    /// [`WebSocket::buffered_amount`].
-    fn buffered_amount(&self) -> u32;
+    /// The current connection, if there is one: for the getters that read it
+    /// ([`WebSocket::buffered_amount`], [`WebSocket::protocol`], …), which are then code of
+    /// the handle's only, carried by the programs that call them.
+    fn link(&self) -> Option<Ref<'_, Connection>>;
     /// [`WebSocket::queued`].
     fn queued(&self) -> usize;
     /// [`WebSocket::url`].
     fn url(&self) -> String;
-    /// [`WebSocket::protocol`].
-    fn protocol(&self) -> String;
-    /// [`WebSocket::extensions`].
-    fn extensions(&self) -> String;
     /// Whether a send now would neither wait for the connection nor grow the browser's
     /// buffer or the queue past their bounds: what [`WebSocket::send_async`] waits for.
     fn ready_to_send(&self) -> bool;
-    /// `WebSocket::http_version`.
-    #[cfg(all(not(target_arch = "wasm32"), feature = "http2"))]
-    fn http_version(&self) -> Option<crate::HttpVersion>;
     /// The browser's `online`, `offline` or `visibilitychange`, for the unit tests on the
     /// simulated transport (where nothing listens to a browser).
     #[cfg(all(not(target_arch = "wasm32"), any(test, feature = "fuzzing")))]
@@ -267,7 +262,7 @@ impl WebSocket {
 
     /// Bytes passed to the browser that it has not yet handed to the network.
     pub fn buffered_amount(&self) -> u32 {
-        self.driver.buffered_amount()
+        self.with_link(Connection::buffered_amount)
     }
 
     /// Messages waiting for the next connection.
@@ -283,12 +278,20 @@ impl WebSocket {
 
     /// The subprotocol the server selected; empty when none, or while not connected.
     pub fn protocol(&self) -> String {
-        self.driver.protocol()
+        self.with_link(Connection::protocol)
     }
 
     /// The extensions the server accepted, such as `permessage-deflate`; empty when none.
     pub fn extensions(&self) -> String {
-        self.driver.extensions()
+        self.with_link(Connection::extensions)
+    }
+
+    /// Reads the current connection; `T::default()` when there is none.
+    fn with_link<T: Default>(&self, read: impl FnOnce(&Connection) -> T) -> T {
+        self.driver
+            .link()
+            .map(|link| read(&link))
+            .unwrap_or_default()
     }
 }
 
@@ -778,8 +781,9 @@ impl Driver for Shared {
         link::kind(&self.options)
     }
 
-    fn buffered_amount(&self) -> u32 {
-        self.with_link(Connection::buffered_amount)
+    fn link(&self) -> Option<Ref<'_, Connection>> {
+        let link = self.link.try_borrow().ok()?;
+        Ref::filter_map(link, Option::as_ref).ok()
     }
 
     fn queued(&self) -> usize {
@@ -792,22 +796,10 @@ impl Driver for Shared {
         url
     }
 
-    fn protocol(&self) -> String {
-        self.with_link(Connection::protocol)
-    }
-
-    fn extensions(&self) -> String {
-        self.with_link(Connection::extensions)
-    }
-
     fn ready_to_send(&self) -> bool {
-        let (link, buffered) = (self.link_state(), self.buffered_amount());
+        let buffered = self.with_link(Connection::buffered_amount);
+        let link = self.link_state();
         self.core().ready_to_send(link, buffered)
-    }
-
-    #[cfg(all(not(target_arch = "wasm32"), feature = "http2"))]
-    fn http_version(&self) -> Option<crate::HttpVersion> {
-        self.with_link(Connection::http_version)
     }
 
     #[cfg(all(not(target_arch = "wasm32"), any(test, feature = "fuzzing")))]
@@ -911,6 +903,6 @@ impl WebSocket {
     /// with (a stream of a shared HTTP/2 connection, or HTTP/1.1; see
     /// [`Builder::http2`](crate::Builder::http2)); `None` before one opened.
     pub fn http_version(&self) -> Option<crate::HttpVersion> {
-        self.driver.http_version()
+        self.with_link(Connection::http_version)
     }
 }

@@ -18,7 +18,7 @@
 //! a close that was not the application's starts a new attempt on the next tick; the
 //! streams end after the last close, and one made after it ends at once.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, Ref, RefCell};
 #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
 use std::future::poll_fn;
 #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
@@ -30,7 +30,9 @@ use std::time::Duration;
 
 use crate::error::{Error, validate_close};
 use crate::event::Event;
-use crate::inbox::{self, Events, Fan};
+#[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+use crate::inbox::Fan;
+use crate::inbox::{self, Events, Feed};
 use crate::link::{self, Connection};
 use crate::message::{CloseCause, CloseEvent, Message, Sent, State};
 #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
@@ -72,8 +74,9 @@ pub(crate) struct Thin {
     opened: Cell<bool>,
     /// The URL of the latest attempt, as the transport resolved it.
     url: Cell<String>,
-    /// The streams' ends, once [`events`](Driver::events) made one.
-    streams: Cell<Option<Box<dyn Fan>>>,
+    /// The streams' ends. (Not the full driver's `Box<dyn Fan>`: every program with a thin
+    /// socket makes a stream, `open` does, and a `Vec` keeps the fan's unused methods out.)
+    streams: Cell<Vec<Feed>>,
     /// The socket finished and its last events were delivered: no stream can join.
     released: Cell<bool>,
     last_close: Cell<Option<CloseEvent>>,
@@ -97,7 +100,7 @@ pub(crate) fn connect(url: &str) -> Result<WebSocket, Error> {
         closed_by_app: Cell::new(false),
         opened: Cell::new(false),
         url: Cell::new(String::new()),
-        streams: Cell::new(None),
+        streams: Cell::default(),
         released: Cell::new(false),
         last_close: Cell::new(None),
         ending: Cell::new(None),
@@ -146,21 +149,24 @@ impl Thin {
         )
     }
 
-    /// Gives `event` to every stream: copied only for all but the last.
+    /// Gives `event` to every stream still read, and lets go of the others: copied only for
+    /// all but the last.
     fn deliver(&self, event: Event) {
         if let Event::Close(close) = &event {
             self.last_close.set(Some(close.clone()));
         }
-        let Some(mut streams) = self.streams.take() else {
-            return;
-        };
-        drop(streams.send(event, false));
+        let mut streams = self.streams.take();
+        streams.retain(|feed| !feed.is_closed());
+        if let Some((last, others)) = streams.split_last() {
+            for feed in others {
+                feed.send(copy(&event));
+            }
+            last.send(event);
+        }
         // A reader woken above may have made a stream already (an executor may poll at
         // once): keep it.
-        if let Some(joined) = self.streams.take() {
-            streams.join(joined);
-        }
-        self.streams.set(Some(streams));
+        streams.extend(self.streams.take());
+        self.streams.set(streams);
     }
 
     /// Closed for good, unless restarted: the streams end; closed by the application, the
@@ -253,14 +259,9 @@ impl Driver for Thin {
         #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
         let events = events.with_room(self.room.clone());
         if !self.released.get() {
-            let streams = match self.streams.take() {
-                Some(mut streams) => {
-                    streams.push(feed);
-                    streams
-                }
-                None => inbox::fan(feed),
-            };
-            self.streams.set(Some(streams));
+            let mut streams = self.streams.take();
+            streams.push(feed);
+            self.streams.set(streams);
         }
         events
     }
@@ -333,8 +334,9 @@ impl Driver for Thin {
         link::kind(&Options::default())
     }
 
-    fn buffered_amount(&self) -> u32 {
-        self.with_link(Connection::buffered_amount)
+    fn link(&self) -> Option<Ref<'_, Connection>> {
+        let link = self.link.try_borrow().ok()?;
+        Ref::filter_map(link, Option::as_ref).ok()
     }
 
     fn queued(&self) -> usize {
@@ -347,26 +349,13 @@ impl Driver for Thin {
         url
     }
 
-    fn protocol(&self) -> String {
-        self.with_link(Connection::protocol)
-    }
-
-    fn extensions(&self) -> String {
-        self.with_link(Connection::extensions)
-    }
-
     /// Open under the high-water mark; otherwise only while connecting does a send wait (for
     /// the first connection), as without reconnection in the full driver.
     fn ready_to_send(&self) -> bool {
         match self.state() {
-            State::Open => self.buffered_amount() <= DEFAULT_HIGH_WATER_MARK,
+            State::Open => self.with_link(Connection::buffered_amount) <= DEFAULT_HIGH_WATER_MARK,
             state => state != State::Connecting,
         }
-    }
-
-    #[cfg(all(not(target_arch = "wasm32"), feature = "http2"))]
-    fn http_version(&self) -> Option<crate::HttpVersion> {
-        self.with_link(Connection::http_version)
     }
 
     /// A thin socket does not follow the network (`Builder::follow_network` does).
@@ -416,7 +405,7 @@ impl Listener for Thin {
     #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
     fn may_read(&self) -> bool {
         let streams = self.streams.take();
-        let room = (streams.as_ref()).is_none_or(|streams| streams.has_room(DEFAULT_RECEIVE_LIMIT));
+        let room = streams.has_room(DEFAULT_RECEIVE_LIMIT);
         self.streams.set(streams);
         room
     }
@@ -435,5 +424,17 @@ impl Listener for Thin {
             drop(waiting);
             pause.as_mut().poll(cx)
         }))
+    }
+}
+
+/// A copy of an event a thin socket delivers: `Event::clone` for its four kinds only, so that
+/// the other kinds' (an `Unsent` holds an `Error`) stay out of the programs that use it.
+fn copy(event: &Event) -> Event {
+    match event {
+        Event::Open => Event::Open,
+        Event::Message(message) => Event::Message(message.clone()),
+        Event::Close(close) => Event::Close(close.clone()),
+        // `Event::Error`: a thin socket delivers no `Reconnecting` and no `Unsent`.
+        _ => Event::Error,
     }
 }
