@@ -303,6 +303,7 @@ mod connection;
 mod core;
 mod error;
 mod event;
+mod handle;
 mod heartbeat;
 #[cfg(all(
     not(target_arch = "wasm32"),

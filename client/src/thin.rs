@@ -18,6 +18,7 @@
 //! a close that was not the application's starts a new attempt on the next tick; the
 //! streams end after the last close, and one made after it ends at once.
 
+use std::any::Any;
 use std::cell::{Cell, Ref, RefCell};
 #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
 use std::future::poll_fn;
@@ -30,9 +31,7 @@ use std::time::Duration;
 
 use crate::error::{Error, validate_close};
 use crate::event::Event;
-#[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
-use crate::inbox::Fan;
-use crate::inbox::{self, Events, Feed};
+use crate::inbox::Streams;
 use crate::link::{self, Connection};
 use crate::message::{CloseCause, CloseEvent, Message, Sent, State};
 #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
@@ -74,20 +73,12 @@ pub(crate) struct Thin {
     opened: Cell<bool>,
     /// The URL of the latest attempt, as the transport resolved it.
     url: Cell<String>,
-    /// The streams' ends. (Not the full driver's `Box<dyn Fan>`: every program with a thin
-    /// socket makes a stream, `open` does, and a `Vec` keeps the fan's unused methods out.)
-    streams: Cell<Vec<Feed>>,
-    /// The socket finished and its last events were delivered: no stream can join.
-    released: Cell<bool>,
-    last_close: Cell<Option<CloseEvent>>,
+    streams: Streams,
     /// The application's close, made while there was no connection to close: delivered by
     /// the timer, after the call returns.
     ending: Cell<Option<CloseEvent>>,
     /// The one timer: due at once, for `ending` or the attempt `reconnect_now` asked for.
     timer: Cell<Option<Timeout>>,
-    /// Where a pulling transport waits for room in the streams.
-    #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
-    room: inbox::Room,
 }
 
 /// Opens a thin socket to `url`: its attempt is made before this returns, and a URL the
@@ -100,13 +91,9 @@ pub(crate) fn connect(url: &str) -> Result<WebSocket, Error> {
         closed_by_app: Cell::new(false),
         opened: Cell::new(false),
         url: Cell::new(String::new()),
-        streams: Cell::default(),
-        released: Cell::new(false),
-        last_close: Cell::new(None),
+        streams: Streams::default(),
         ending: Cell::new(None),
         timer: Cell::new(None),
-        #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
-        room: inbox::Room::default(),
     });
     thin.open()?;
     Ok(WebSocket { driver: thin })
@@ -149,31 +136,15 @@ impl Thin {
         )
     }
 
-    /// Gives `event` to every stream still read, and lets go of the others: copied only for
-    /// all but the last.
+    /// Gives `event` to every stream.
     fn deliver(&self, event: Event) {
-        if let Event::Close(close) = &event {
-            self.last_close.set(Some(close.clone()));
-        }
-        let mut streams = self.streams.take();
-        streams.retain(|feed| !feed.is_closed());
-        if let Some((last, others)) = streams.split_last() {
-            for feed in others {
-                feed.send(copy(&event));
-            }
-            last.send(event);
-        }
-        // A reader woken above may have made a stream already (an executor may poll at
-        // once): keep it.
-        streams.extend(self.streams.take());
-        self.streams.set(streams);
+        drop(self.streams.deliver(event, false));
     }
 
     /// Closed for good, unless restarted: the streams end; closed by the application, the
     /// timer goes too.
     fn finish(&self) {
-        self.released.set(true);
-        drop(self.streams.take());
+        self.streams.end();
         if self.closed_by_app.get() {
             drop(self.timer.take());
         }
@@ -240,6 +211,14 @@ impl Thin {
 }
 
 impl Driver for Thin {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn into_any(self: Rc<Self>) -> Rc<dyn Any> {
+        self
+    }
+
     fn send(self: Rc<Self>, message: Message) -> Result<Sent, Error> {
         let state = self.state();
         if state != State::Open {
@@ -254,16 +233,8 @@ impl Driver for Thin {
         }
     }
 
-    fn events(&self) -> Events {
-        let (feed, events) = inbox::channel();
-        #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
-        let events = events.with_room(self.room.clone());
-        if !self.released.get() {
-            let mut streams = self.streams.take();
-            streams.push(feed);
-            self.streams.set(streams);
-        }
-        events
+    fn streams(&self) -> &Streams {
+        &self.streams
     }
 
     fn close_with(self: Rc<Self>, code: u16, reason: &str) -> Result<(), Error> {
@@ -293,28 +264,6 @@ impl Driver for Thin {
         Ok(())
     }
 
-    fn released(&self) -> bool {
-        self.released.get()
-    }
-
-    fn last_close(&self) -> Option<CloseEvent> {
-        let last = self.last_close.take();
-        self.last_close.set(last.clone());
-        last
-    }
-
-    /// Without a reconnection policy, as the full driver: after a close that was not the
-    /// application's, a new attempt on the next tick (the streams made before have ended).
-    fn reconnect_now(self: Rc<Self>) {
-        if self.closed_by_app.get() || !matches!(self.phase.get(), Phase::Finished | Phase::Waiting)
-        {
-            return;
-        }
-        self.phase.set(Phase::Waiting);
-        self.released.set(false);
-        self.arm();
-    }
-
     fn state(&self) -> State {
         // The transport is closed before its close event is handled here (an error event
         // comes first): until then, the close is under way.
@@ -328,19 +277,6 @@ impl Driver for Thin {
             Phase::Waiting => State::Reconnecting,
             Phase::Finished => State::Closed,
         }
-    }
-
-    fn transport(&self) -> crate::Transport {
-        link::kind(&Options::default())
-    }
-
-    fn link(&self) -> Option<Ref<'_, Connection>> {
-        let link = self.link.try_borrow().ok()?;
-        Ref::filter_map(link, Option::as_ref).ok()
-    }
-
-    fn queued(&self) -> usize {
-        0
     }
 
     fn url(&self) -> String {
@@ -361,6 +297,32 @@ impl Driver for Thin {
     /// A thin socket does not follow the network (`Builder::follow_network` does).
     #[cfg(all(not(target_arch = "wasm32"), any(test, feature = "fuzzing")))]
     fn network_for_test(self: Rc<Self>, _: crate::tests::sim::Network) {}
+}
+
+/// What the handle's methods that are not in the vtable ask of a thin socket (`handle.rs`).
+impl Thin {
+    /// Without a reconnection policy, as the full driver: after a close that was not the
+    /// application's, a new attempt on the next tick (the streams made before have ended).
+    pub(crate) fn reconnect_now(self: &Rc<Self>) {
+        if self.closed_by_app.get() || !matches!(self.phase.get(), Phase::Finished | Phase::Waiting)
+        {
+            return;
+        }
+        self.phase.set(Phase::Waiting);
+        self.streams.restart();
+        self.arm();
+    }
+
+    /// See `WebSocket::transport`.
+    pub(crate) fn transport() -> crate::Transport {
+        link::kind(&Options::default())
+    }
+
+    /// The current connection, if there is one.
+    pub(crate) fn link(&self) -> Option<Ref<'_, Connection>> {
+        let link = self.link.try_borrow().ok()?;
+        Ref::filter_map(link, Option::as_ref).ok()
+    }
 }
 
 impl Listener for Thin {
@@ -404,15 +366,12 @@ impl Listener for Thin {
 
     #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
     fn may_read(&self) -> bool {
-        let streams = self.streams.take();
-        let room = streams.has_room(DEFAULT_RECEIVE_LIMIT);
-        self.streams.set(streams);
-        room
+        self.streams.has_room(DEFAULT_RECEIVE_LIMIT)
     }
 
     #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
     fn wait_for_room(self: Rc<Self>) -> Pin<Box<dyn Future<Output = ()>>> {
-        let room = self.room.clone();
+        let room = self.streams.room();
         let socket = Rc::downgrade(&self);
         let mut pause = Box::pin(sleep(ROOM_PAUSE));
         Box::pin(poll_fn(move |cx| {
@@ -424,17 +383,5 @@ impl Listener for Thin {
             drop(waiting);
             pause.as_mut().poll(cx)
         }))
-    }
-}
-
-/// A copy of an event a thin socket delivers: `Event::clone` for its four kinds only, so that
-/// the other kinds' (an `Unsent` holds an `Error`) stay out of the programs that use it.
-fn copy(event: &Event) -> Event {
-    match event {
-        Event::Open => Event::Open,
-        Event::Message(message) => Event::Message(message.clone()),
-        Event::Close(close) => Event::Close(close.clone()),
-        // `Event::Error`: a thin socket delivers no `Reconnecting` and no `Unsent`.
-        _ => Event::Error,
     }
 }
