@@ -231,8 +231,7 @@ impl Run {
             sim::tasks()
         ));
         self.observe("end");
-        let trace = self.trace.borrow().clone();
-        trace
+        self.trace.take()
     }
 }
 
