@@ -60,7 +60,14 @@ const NOT_FOR_TRANSPORTS: [&str; 6] = ["socket", "thin", "handle", "core", "watc
 /// for the handle and the `Driver` trait, which `Shared` implements there too: an import is not
 /// a reference to code, and the bench measures what a program carries.)
 const NOT_FOR_THIN: [&str; 8] = [
-    "builder", "core", "watch", "queue", "reconnect", "heartbeat", "network", "handle",
+    "builder",
+    "core",
+    "watch",
+    "queue",
+    "reconnect",
+    "heartbeat",
+    "network",
+    "handle",
 ];
 
 /// Each module of `client/src` (by file stem; `lib` left out: it only declares and
