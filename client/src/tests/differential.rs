@@ -15,8 +15,10 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 
+use crate::socket::Shared;
 use crate::tests::model::{Op, op};
 use crate::tests::sim;
+use crate::thin::Thin;
 use crate::{CloseEvent, Events, Message, Messages, WeakWebSocket, WebSocket, live_closures};
 
 type Trace = Rc<RefCell<Vec<String>>>;
@@ -40,6 +42,14 @@ impl Run {
             WebSocket::builder("ws://a").connect()
         }
         .expect("the URL is good");
+        // Each on the driver it is meant to compare: otherwise the traces agree trivially.
+        let any = socket.driver.as_any();
+        assert_eq!(
+            any.is::<Thin>(),
+            thin,
+            "WebSocket::connect makes a thin socket"
+        );
+        assert_eq!(any.is::<Shared>(), !thin, "the builder makes a full one");
         let run = Run {
             trace: Trace::default(),
             weak: socket.downgrade(),
