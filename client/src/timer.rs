@@ -24,17 +24,22 @@ mod browser {
 
     use crate::tracked::Tracked;
 
+    /// A timeout's callback: the type of the connection's handlers (`connection.rs`; the
+    /// argument, which a timeout does not pass, is ignored), so that a program carries one
+    /// closure type's glue for both.
+    type Callback = Closure<dyn FnMut(JsValue)>;
+
     /// A pending `setTimeout` callback. Dropping it cancels the timeout and frees the closure.
     pub(crate) struct Timeout {
         id: i32,
-        _callback: Tracked<Closure<dyn FnMut()>>,
+        _callback: Tracked<Callback>,
     }
 
     impl Timeout {
         /// Calls `callback` once after `delay`.
         pub(crate) fn new(delay: Duration, callback: impl FnOnce() + 'static) -> Timeout {
             let mut callback = Some(callback);
-            let closure = Closure::<dyn FnMut()>::new(move || {
+            let closure = Callback::new(move |_| {
                 if let Some(callback) = callback.take() {
                     callback();
                 }
@@ -70,7 +75,7 @@ mod browser {
     pub(crate) struct Sleep {
         delay: i32,
         /// The pending `setTimeout`, once polled.
-        timer: Option<(i32, Closure<dyn FnMut()>)>,
+        timer: Option<(i32, Callback)>,
         alarm: Rc<Alarm>,
     }
 
@@ -92,7 +97,7 @@ mod browser {
             drop(this.alarm.waker.replace(Some(cx.waker().clone())));
             if this.timer.is_none() {
                 let alarm = this.alarm.clone();
-                let closure = Closure::<dyn FnMut()>::new(move || {
+                let closure = Callback::new(move |_| {
                     alarm.rung.set(true);
                     if let Some(waker) = alarm.waker.take() {
                         waker.wake();
