@@ -19,14 +19,18 @@ use crate::watch::{self, Beat, Watch};
 impl WebSocket {
     /// Opens a socket to `url` with the default settings and no callbacks, and returns at
     /// once: listen with [`events`](Self::events) or [`messages`](Self::messages).
+    ///
+    /// Such a socket behaves as one the builder makes without options, and is lighter: a
+    /// program that never calls [`builder`](Self::builder) carries none of its machinery
+    /// (reconnection, the queue, timers, callbacks, hooks).
     pub fn connect(url: impl AsRef<str>) -> Result<WebSocket, Error> {
-        Self::builder(url).connect()
+        crate::thin::connect(url.as_ref())
     }
 
     /// Opens a socket to `url` with the default settings and waits until it is open; see
-    /// [`Builder::open`].
+    /// [`Builder::open`], and [`connect`](Self::connect) for what such a socket carries.
     pub async fn open(url: impl AsRef<str>) -> Result<WebSocket, Error> {
-        Self::builder(url).open().await
+        opened(crate::thin::connect(url.as_ref())?).await
     }
 
     /// Starts configuring a socket to `url` (`ws://` or `wss://`; `http(s)://` and relative
@@ -510,32 +514,36 @@ impl Builder {
     /// proxy refused that last attempt, it fails with `Error::Proxy` and the proxy's status
     /// instead (`Builder::proxy`).
     pub async fn open(self) -> Result<WebSocket, Error> {
-        let socket = self.connect()?;
-        let mut events = socket.events();
-        let mut last_close = None;
-        while let Some(event) = events.next().await {
-            match event {
-                Event::Open => return Ok(socket),
-                Event::Close(close) => last_close = Some(close),
-                _ => {}
-            }
-        }
-        let never = CloseEvent::new(1006, "", false).with_cause(CloseCause::HandshakeFailed);
-        let last_close = last_close.unwrap_or(never);
-        #[cfg(not(target_arch = "wasm32"))]
-        match last_close.cause {
-            CloseCause::Proxy { status } => {
-                let reason = last_close.reason;
-                return Err(Error::Proxy { status, reason });
-            }
-            CloseCause::Extension => {
-                let reason = last_close.reason;
-                return Err(Error::Extension { reason });
-            }
+        opened(self.connect()?).await
+    }
+}
+
+/// Waits for `socket`'s open, or its last close.
+async fn opened(socket: WebSocket) -> Result<WebSocket, Error> {
+    let mut events = socket.events();
+    let mut last_close = None;
+    while let Some(event) = events.next().await {
+        match event {
+            Event::Open => return Ok(socket),
+            Event::Close(close) => last_close = Some(close),
             _ => {}
         }
-        Err(Error::ConnectFailed(last_close))
     }
+    let never = CloseEvent::new(1006, "", false).with_cause(CloseCause::HandshakeFailed);
+    let last_close = last_close.unwrap_or(never);
+    #[cfg(not(target_arch = "wasm32"))]
+    match last_close.cause {
+        CloseCause::Proxy { status } => {
+            let reason = last_close.reason;
+            return Err(Error::Proxy { status, reason });
+        }
+        CloseCause::Extension => {
+            let reason = last_close.reason;
+            return Err(Error::Extension { reason });
+        }
+        _ => {}
+    }
+    Err(Error::ConnectFailed(last_close))
 }
 
 #[cfg(test)]

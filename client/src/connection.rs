@@ -1,10 +1,10 @@
 //! The browser transport: one browser `WebSocket` and the closures set as its handlers.
 
-use std::rc::Weak;
+use std::rc::{Rc, Weak};
 
 use js_sys::{ArrayBuffer, Uint8Array};
 use wasm_bindgen::JsCast;
-use wasm_bindgen::closure::Closure;
+use wasm_bindgen::prelude::*;
 use web_sys::{BinaryType, MessageEvent};
 
 use crate::error::Error;
@@ -17,15 +17,18 @@ use crate::transport::{Listener, Options};
 /// One browser WebSocket and the closures set as its handlers.
 pub(crate) struct Connection {
     socket: web_sys::WebSocket,
-    _closures: Closures,
+    _handlers: [Tracked<Handler>; 4],
 }
 
-struct Closures {
-    _open: Tracked<Closure<dyn FnMut(web_sys::Event)>>,
-    _message: Tracked<Closure<dyn FnMut(MessageEvent)>>,
-    _error: Tracked<Closure<dyn FnMut(web_sys::Event)>>,
-    _close: Tracked<Closure<dyn FnMut(web_sys::CloseEvent)>>,
-}
+/// A handler of the socket's: the four are of one closure type, told apart by their kind
+/// ([`OPEN`], [`MESSAGE`], [`ERROR`], [`CLOSE`]), so that a page carries the glue of one
+/// closure rather than four.
+type Handler = Closure<dyn FnMut(JsValue)>;
+
+const OPEN: u8 = 0;
+const MESSAGE: u8 = 1;
+const ERROR: u8 = 2;
+const CLOSE: u8 = 3;
 
 impl Connection {
     /// Generic over the listener, so that the page's closures upgrade and call it directly,
@@ -51,58 +54,28 @@ impl Connection {
         // Blobs are read asynchronously and can overtake each other; ArrayBuffers cannot.
         socket.set_binary_type(BinaryType::Arraybuffer);
 
-        let weak = listener;
-        let on_open = {
-            let weak = weak.clone();
-            Closure::<dyn FnMut(_)>::new(move |_: web_sys::Event| {
-                if let Some(listener) = weak.upgrade() {
-                    listener.opened();
+        let handler = |kind| {
+            let (listener, socket) = (listener.clone(), socket.clone());
+            Tracked::new(Handler::new(move |event: JsValue| {
+                if let Some(listener) = listener.upgrade() {
+                    handle(listener, &socket, kind, event);
                 }
-            })
+            }))
         };
-        let on_message = {
-            let weak = weak.clone();
-            Closure::<dyn FnMut(_)>::new(move |event: MessageEvent| {
-                if let (Some(listener), Some(message)) = (weak.upgrade(), decode(&event)) {
-                    listener.received(message);
-                }
-            })
-        };
-        let on_error = {
-            let weak = weak.clone();
-            let socket = socket.clone();
-            Closure::<dyn FnMut(_)>::new(move |_: web_sys::Event| {
-                if let Some(listener) = weak.upgrade() {
-                    // Chromium and Firefox close the socket before its error event, and their
-                    // close event follows. WebKit fails an attempt it refuses itself (to a
-                    // port it blocks) while the socket is still connecting, and never closes
-                    // it: the attempt ends here then, the same close following.
-                    let connecting = socket.ready_state() == web_sys::WebSocket::CONNECTING;
-                    listener.failed(connecting);
-                }
-            })
-        };
-        let on_close = Closure::<dyn FnMut(_)>::new(move |event: web_sys::CloseEvent| {
-            if let Some(listener) = weak.upgrade() {
-                listener.closed(CloseEvent::new(
-                    event.code(),
-                    event.reason(),
-                    event.was_clean(),
-                ));
-            }
-        });
-        socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        socket.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        let handlers = [
+            handler(OPEN),
+            handler(MESSAGE),
+            handler(ERROR),
+            handler(CLOSE),
+        ];
+        let [open, message, error, close] = &handlers;
+        socket.set_onopen(Some(open.as_ref().unchecked_ref()));
+        socket.set_onmessage(Some(message.as_ref().unchecked_ref()));
+        socket.set_onerror(Some(error.as_ref().unchecked_ref()));
+        socket.set_onclose(Some(close.as_ref().unchecked_ref()));
         Ok(Connection {
             socket,
-            _closures: Closures {
-                _open: Tracked::new(on_open),
-                _message: Tracked::new(on_message),
-                _error: Tracked::new(on_error),
-                _close: Tracked::new(on_close),
-            },
+            _handlers: handlers,
         })
     }
 
@@ -170,6 +143,36 @@ impl Drop for Connection {
         }
         // The closures are dropped next. This may run inside one of them (the close handler
         // drops its own connection): wasm-bindgen then frees it when that call returns.
+    }
+}
+
+/// Tells `listener` of the event of `kind` on `socket`.
+fn handle<L: Listener + ?Sized>(
+    listener: Rc<L>,
+    socket: &web_sys::WebSocket,
+    kind: u8,
+    event: JsValue,
+) {
+    match kind {
+        OPEN => listener.opened(),
+        MESSAGE => {
+            if let Some(message) = decode(event.unchecked_ref()) {
+                listener.received(message);
+            }
+        }
+        ERROR => {
+            // Chromium and Firefox close the socket before its error event, and their close
+            // event follows. WebKit fails an attempt it refuses itself (to a port it blocks)
+            // while the socket is still connecting, and never closes it: the attempt ends
+            // here then, the same close following.
+            let connecting = socket.ready_state() == web_sys::WebSocket::CONNECTING;
+            listener.failed(connecting);
+        }
+        _ => {
+            let event = event.unchecked_into::<web_sys::CloseEvent>();
+            let close = CloseEvent::new(event.code(), event.reason(), event.was_clean());
+            listener.closed(close);
+        }
     }
 }
 

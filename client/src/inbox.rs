@@ -1,7 +1,7 @@
 //! The async side's plumbing: each stream made by `WebSocket::events` is an inbox that the
 //! driver feeds, through the socket's [`Fan`]. Knows nothing of sockets.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -10,6 +10,7 @@ use std::task::{Context, Poll, Waker};
 use futures_util::Stream;
 
 use crate::event::Event;
+use crate::message::CloseEvent;
 
 /// Every event of a socket, in order; made by [`WebSocket::events`](crate::WebSocket::events).
 /// Ends after the socket's last close event.
@@ -64,8 +65,97 @@ pub(crate) trait Fan {
 }
 
 /// A fan of one stream, the first.
-pub(crate) fn fan(feed: Feed) -> Box<dyn Fan> {
+fn fan(feed: Feed) -> Box<dyn Fan> {
     Box::new(vec![feed])
+}
+
+/// A socket's streams, as both drivers keep them (`socket.rs`, `thin.rs`): their fan, made by
+/// the first stream so that a program that makes none carries none of its code, whether the
+/// socket has finished, and its last close.
+#[derive(Default)]
+pub(crate) struct Streams {
+    fan: Cell<Option<Box<dyn Fan>>>,
+    /// The socket finished and its last events were delivered: no stream can join.
+    released: Cell<bool>,
+    /// The last close delivered, for `WebSocket::closed`.
+    last_close: Cell<Option<CloseEvent>>,
+    /// Where a pulling transport waits for room in the streams.
+    #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+    room: Room,
+}
+
+impl Streams {
+    /// A new stream of the events from now on; ended at once once the socket has finished.
+    pub(crate) fn join(&self) -> Events {
+        let (feed, events) = channel();
+        #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+        let events = events.with_room(self.room.clone());
+        if !self.released.get() {
+            let fan = match self.fan.take() {
+                Some(mut fan) => {
+                    fan.push(feed);
+                    fan
+                }
+                None => fan(feed),
+            };
+            self.fan.set(Some(fan));
+        }
+        events
+    }
+
+    /// Gives `event` to every stream; handed back when `keep` (a callback wants it).
+    pub(crate) fn deliver(&self, event: Event, keep: bool) -> Option<Event> {
+        if let Event::Close(close) = &event {
+            self.last_close.set(Some(close.clone()));
+        }
+        let Some(mut fan) = self.fan.take() else {
+            return keep.then_some(event);
+        };
+        let left = fan.send(event, keep);
+        // A reader woken above may have made a stream already (an executor may poll at
+        // once): keep it.
+        if let Some(joined) = self.fan.take() {
+            fan.join(joined);
+        }
+        self.fan.set(Some(fan));
+        left
+    }
+
+    /// Whether every stream has room for another event under `limit`.
+    pub(crate) fn has_room(&self, limit: usize) -> bool {
+        let fan = self.fan.take();
+        let room = (fan.as_ref()).is_none_or(|fan| fan.has_room(limit));
+        self.fan.set(fan);
+        room
+    }
+
+    /// The socket finished and its last events were delivered: the streams end, and none
+    /// can join until [`restart`](Self::restart).
+    pub(crate) fn end(&self) {
+        self.released.set(true);
+        drop(self.fan.take());
+    }
+
+    /// The socket starts again (`reconnect_now`): streams can join.
+    pub(crate) fn restart(&self) {
+        self.released.set(false);
+    }
+
+    pub(crate) fn released(&self) -> bool {
+        self.released.get()
+    }
+
+    pub(crate) fn last_close(&self) -> Option<CloseEvent> {
+        let last = self.last_close.take();
+        self.last_close.set(last.clone());
+        last
+    }
+
+    /// Where a pulling transport waits for room in the streams.
+    #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+    pub(crate) fn room(&self) -> Room {
+        self.room.clone()
+    }
 }
 
 impl Fan for Vec<Feed> {
@@ -105,7 +195,7 @@ impl Fan for Vec<Feed> {
 }
 
 /// A new stream and the socket's end of it.
-pub(crate) fn channel() -> (Feed, Events) {
+fn channel() -> (Feed, Events) {
     let inbox = Rc::new(RefCell::new(Inbox::default()));
     (
         Feed {
@@ -122,7 +212,7 @@ pub(crate) fn channel() -> (Feed, Events) {
 #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
 impl Events {
     /// The stream, waking `room` when it gives an event or goes away.
-    pub(crate) fn with_room(mut self, room: Room) -> Events {
+    fn with_room(mut self, room: Room) -> Events {
         self.room = room;
         self
     }

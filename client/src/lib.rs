@@ -303,6 +303,7 @@ mod connection;
 mod core;
 mod error;
 mod event;
+mod handle;
 mod heartbeat;
 #[cfg(all(
     not(target_arch = "wasm32"),
@@ -332,6 +333,7 @@ mod sink;
 mod socket;
 #[cfg(all(not(target_arch = "wasm32"), any(test, feature = "fuzzing")))]
 mod tests;
+mod thin;
 mod timer;
 mod tracked;
 mod transport;

@@ -14,7 +14,8 @@
 //! No borrow is held while application code runs: the core is borrowed for one call at a
 //! time, and the callbacks are taken out while they are called.
 
-use std::cell::{Cell, RefCell};
+use std::any::Any;
+use std::cell::{Cell, Ref, RefCell};
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
@@ -26,7 +27,7 @@ use futures_util::StreamExt;
 use crate::core::{Action, Config, Core, DRAIN_PAUSE, Millis, NEVER};
 use crate::error::Error;
 use crate::event::{Event, Unsent};
-use crate::inbox::{self, Events, Fan};
+use crate::inbox::{Events, Streams};
 use crate::link::{self, Connection};
 use crate::message::{CloseEvent, Message, NORMAL_CLOSURE, Reconnecting, Sent, State};
 #[cfg(target_arch = "wasm32")]
@@ -52,21 +53,57 @@ const ROOM_PAUSE: Duration = Duration::from_millis(16);
 /// everything it held, its queue included.
 #[derive(Clone)]
 pub struct WebSocket {
-    pub(crate) shared: Rc<Shared>,
+    pub(crate) driver: Rc<dyn Driver>,
 }
 
 /// A handle that does not keep its socket alive: for callbacks and other places that would
 /// otherwise make a cycle. Made by [`WebSocket::downgrade`].
 #[derive(Clone, Debug, Default)]
 pub struct WeakWebSocket {
-    shared: Weak<Shared>,
+    driver: Option<Weak<dyn Driver>>,
 }
 
 impl WeakWebSocket {
     /// The socket, while some [`WebSocket`] handle still holds it.
     pub fn upgrade(&self) -> Option<WebSocket> {
-        self.shared.upgrade().map(|shared| WebSocket { shared })
+        let driver = self.driver.as_ref()?.upgrade()?;
+        Some(WebSocket { driver })
     }
+}
+
+/// What a handle drives, behind one `dyn`, so that a program carries only the drivers it
+/// makes. Two exist: the thin one (`thin.rs`), for a socket made by [`WebSocket::connect`] or
+/// [`WebSocket::open`] with the default settings, and the full one ([`Shared`] over the
+/// core), made only by `Builder::connect`: a program that never calls the builder carries
+/// none of the full driver's code.
+///
+/// A vtable holds every method of the trait, called or not, in every program that makes
+/// the driver: so the trait has only what nearly every program calls. The handle's other
+/// methods (`handle.rs`) find the driver by its type ([`as_any`](Self::as_any)), and a
+/// program carries their code only if it calls them.
+pub(crate) trait Driver {
+    /// The driver, to find its type.
+    fn as_any(&self) -> &dyn Any;
+    /// The driver, to find its type, as a handle holds it.
+    fn into_any(self: Rc<Self>) -> Rc<dyn Any>;
+    /// [`WebSocket::send`].
+    fn send(self: Rc<Self>, message: Message) -> Result<Sent, Error>;
+    /// The streams, for [`WebSocket::events`] and [`WebSocket::closed`].
+    fn streams(&self) -> &Streams;
+    /// [`WebSocket::close_with`].
+    fn close_with(self: Rc<Self>, code: u16, reason: &str) -> Result<(), Error>;
+    /// [`WebSocket::state`].
+    fn state(&self) -> State;
+    /// [`WebSocket::url`].
+    fn url(&self) -> String;
+    /// Whether a send now would neither wait for the connection nor grow the browser's
+    /// buffer or the queue past their bounds: what [`WebSocket::send_async`] and the sinks
+    /// wait for.
+    fn ready_to_send(&self) -> bool;
+    /// The browser's `online`, `offline` or `visibilitychange`, for the unit tests on the
+    /// simulated transport (where nothing listens to a browser).
+    #[cfg(all(not(target_arch = "wasm32"), any(test, feature = "fuzzing")))]
+    fn network_for_test(self: Rc<Self>, change: crate::tests::sim::Network);
 }
 
 impl std::fmt::Debug for WebSocket {
@@ -96,11 +133,7 @@ impl WebSocket {
             unchosen: setup.hooks.unchosen,
             drain: setup.hooks.drain,
             ask_url: Cell::new(setup.hooks.ask_url),
-            streams: Cell::new(None),
-            released: Cell::new(false),
-            last_close: Cell::new(None),
-            #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
-            room: inbox::Room::default(),
+            streams: Streams::default(),
             listening: Cell::new(None),
         });
         // Checked here rather than in the builder, so that a refusal drops what the socket
@@ -115,13 +148,13 @@ impl WebSocket {
         }
         // The connect timeout, if there is one.
         shared.arm();
-        Ok(WebSocket { shared })
+        Ok(WebSocket { driver: shared })
     }
 
     /// A handle that does not keep the socket alive.
     pub fn downgrade(&self) -> WeakWebSocket {
         WeakWebSocket {
-            shared: Rc::downgrade(&self.shared),
+            driver: Some(Rc::downgrade(&self.driver)),
         }
     }
 
@@ -134,31 +167,9 @@ impl WebSocket {
     /// Takes anything that is `Into<Message>`: `&str`, `String`, `&[u8]`, `&[u8; N]`,
     /// `Vec<u8>`, …
     pub fn send(&self, message: impl Into<Message>) -> Result<Sent, Error> {
-        let shared = &self.shared;
-        // The application's `Into` runs before the core is borrowed: it may use the socket.
+        // The application's `Into` runs before the driver is borrowed: it may use the socket.
         let message = message.into();
-        // What the reconnection queue holds goes first, as far as an open connection takes it
-        // now: then this message either goes straight out (`Now`) or waits behind what is
-        // still queued (`Queued`), and is not drained by this call's own pump after the core
-        // said it was queued.
-        let link = shared.link_state();
-        if link == State::Open
-            && let Some(drain) = shared.drain
-            && shared.core().queued() > 0
-        {
-            drain(shared);
-        }
-        let now = shared.core().send(message, link);
-        let result = match now {
-            Ok(Some(message)) => match shared.hand_over(message) {
-                Ok(()) => Ok(Sent::Now),
-                Err(unsent) => Err(unsent.error),
-            },
-            Ok(None) => Ok(Sent::Queued),
-            Err(error) => Err(error),
-        };
-        shared.pump();
-        result
+        self.driver.clone().send(message)
     }
 
     /// Sends a message once the browser's buffer is below the high-water mark, so that a fast
@@ -183,20 +194,7 @@ impl WebSocket {
     /// On the browser's `WebSocket`, which cannot be told to stop receiving, events wait in
     /// the stream until read.
     pub fn events(&self) -> Events {
-        let (feed, events) = inbox::channel();
-        #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
-        let events = events.with_room(self.shared.room.clone());
-        if !self.shared.released.get() {
-            let streams = match self.shared.streams.take() {
-                Some(mut streams) => {
-                    streams.push(feed);
-                    streams
-                }
-                None => inbox::fan(feed),
-            };
-            self.shared.streams.set(Some(streams));
-        }
-        events
+        self.driver.streams().join()
     }
 
     /// Closes with code 1000 and no reason.
@@ -215,88 +213,32 @@ impl WebSocket {
     /// [`CloseCause::Application`](crate::CloseCause::Application)) ends the socket's events,
     /// after this call returns. [`closed`](Self::closed) waits for the close.
     pub fn close_with(&self, code: u16, reason: &str) -> Result<(), Error> {
-        self.shared.core().close(code, reason)?;
-        self.shared.pump();
-        Ok(())
+        self.driver.clone().close_with(code, reason)
     }
 
     /// Resolves once the socket has closed for good (its last close, not followed by a
     /// reconnection), with that close; at once if it already has. Close first, or wait for
     /// the server or the reconnection policy to end it.
     pub async fn closed(&self) -> CloseEvent {
-        if self.state() != State::Closed || !self.shared.released.get() {
+        let streams = self.driver.streams();
+        if self.state() != State::Closed || !streams.released() {
             let mut events = self.events();
             while events.next().await.is_some() {}
         }
-        let last = self.shared.last_close.take();
-        self.shared.last_close.set(last.clone());
+        let last = streams.last_close();
         last.unwrap_or_else(|| CloseEvent::new(1006, "", false))
-    }
-
-    /// Makes the next connection attempt now, unless the application closed the socket:
-    /// while waiting to reconnect, without waiting out the backoff; once the socket has closed
-    /// for good (its attempts used up, a final code, or no reconnection at all), starting
-    /// again, with the attempts counted from one; also while the browser says it is offline
-    /// ([`Builder::follow_network`](crate::Builder::follow_network)), which it then no longer
-    /// heeds until it says so again. The attempt starts right after this call;
-    /// streams made before the socket closed have ended, so make new ones. Does nothing while
-    /// connecting or open, or after [`close`](Self::close).
-    pub fn reconnect_now(&self) {
-        let shared = &self.shared;
-        shared.core().reconnect_now();
-        if shared.state() != State::Closed {
-            shared.released.set(false);
-        }
-        shared.pump();
     }
 
     /// The socket's state; [`State::Reconnecting`] from the close of a connection that will be
     /// reopened until the next attempt starts.
     pub fn state(&self) -> State {
-        self.shared.state()
-    }
-
-    /// The transport the socket's connections use: with
-    /// `Builder::web_socket_stream` (feature `web-socket-stream`), whether the browser had
-    /// `WebSocketStream`.
-    pub fn transport(&self) -> crate::Transport {
-        link::kind(&self.shared.options)
-    }
-
-    /// Bytes passed to the browser that it has not yet handed to the network.
-    pub fn buffered_amount(&self) -> u32 {
-        self.shared.with_link(Connection::buffered_amount)
-    }
-
-    /// Messages waiting for the next connection.
-    pub fn queued(&self) -> usize {
-        self.shared.core().queued()
+        self.driver.state()
     }
 
     /// The URL of the latest attempt, as the transport resolved it (the browser resolves a
     /// relative URL against the page and adds the path `/`): the same in every state.
     pub fn url(&self) -> String {
-        let url = self.shared.url.take();
-        self.shared.url.set(url.clone());
-        url
-    }
-
-    /// The subprotocol the server selected; empty when none, or while not connected.
-    pub fn protocol(&self) -> String {
-        self.shared.with_link(Connection::protocol)
-    }
-
-    /// The extensions the server accepted, such as `permessage-deflate`; empty when none.
-    pub fn extensions(&self) -> String {
-        self.shared.with_link(Connection::extensions)
-    }
-
-    /// Whether a send now would neither wait for the connection nor grow the browser's buffer
-    /// or the queue past their bounds: what [`send_async`](Self::send_async) waits for.
-    fn ready_to_send(&self) -> bool {
-        let shared = &self.shared;
-        let (link, buffered) = (shared.link_state(), self.buffered_amount());
-        shared.core().ready_to_send(link, buffered)
+        self.driver.url()
     }
 }
 
@@ -315,7 +257,7 @@ impl Readiness {
                 ready!(pause.as_mut().poll(cx));
                 self.pause = None;
             }
-            if socket.ready_to_send() {
+            if socket.driver.ready_to_send() {
                 self.delay = Duration::ZERO;
                 return Poll::Ready(());
             }
@@ -440,15 +382,8 @@ pub(crate) struct Shared {
     unchosen: Option<fn(&Shared) -> bool>,
     drain: Option<fn(&Rc<Shared>)>,
     ask_url: Cell<Option<AskUrl>>,
-    /// The streams' ends, once [`WebSocket::events`] made one: see [`Fan`].
-    streams: Cell<Option<Box<dyn Fan>>>,
-    /// The socket finished and its last events were delivered: no stream can join.
-    released: Cell<bool>,
-    /// The last close delivered, for [`WebSocket::closed`].
-    last_close: Cell<Option<CloseEvent>>,
-    /// Where a pulling transport waits for room in the streams.
-    #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
-    room: inbox::Room,
+    /// The streams' ends, once [`WebSocket::events`] made one.
+    streams: Streams,
     listening: Cell<Option<Listening>>,
 }
 
@@ -571,15 +506,9 @@ impl Shared {
             Action::Ping(message) => {
                 let _ = self.hand_over(message);
             }
-            Action::Deliver(event) => {
-                if let Event::Close(close) = &event {
-                    self.last_close.set(Some(close.clone()));
-                }
-                self.deliver(event);
-            }
+            Action::Deliver(event) => self.deliver(event),
             Action::Finish { for_good } => {
-                self.released.set(true);
-                drop(self.streams.take());
+                self.streams.end();
                 // Closed by the application, it is over for good. Otherwise `reconnect_now`
                 // may start it again, for these.
                 if for_good {
@@ -635,10 +564,7 @@ impl Shared {
 
     /// Whether every stream has room for another event under `limit`.
     fn has_room(&self, limit: usize) -> bool {
-        let streams = self.streams.take();
-        let room = (streams.as_ref()).is_none_or(|streams| streams.has_room(limit));
-        self.streams.set(streams);
-        room
+        self.streams.has_room(limit)
     }
 
     /// The URL provider answered request `ask`.
@@ -683,29 +609,113 @@ impl Shared {
     fn deliver(self: &Rc<Self>, event: Event) {
         let mut callbacks = self.callbacks.take();
         let wanted = callbacks.wants(&event);
-        let left = match self.streams.take() {
-            None => wanted.then_some(event),
-            Some(mut streams) => {
-                let left = streams.send(event, wanted);
-                // A reader woken above may have made a stream already (an executor may poll
-                // at once): keep it.
-                if let Some(joined) = self.streams.take() {
-                    streams.join(joined);
-                }
-                self.streams.set(Some(streams));
-                left
-            }
-        };
+        let left = self.streams.deliver(event, wanted);
         if let Some(event) = left {
             // A callback may use the socket, and make streams: everything is back in place.
             let socket = WebSocket {
-                shared: self.clone(),
+                driver: self.clone(),
             };
             callbacks.call(&socket, event);
         }
         // Actions run one at a time (a callback's calls leave theirs to the running pump),
         // so nothing let go of the callbacks meanwhile.
         self.callbacks.set(callbacks);
+    }
+}
+
+/// The full driver behind a handle: what `Builder::connect` makes.
+impl Driver for Shared {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn into_any(self: Rc<Self>) -> Rc<dyn Any> {
+        self
+    }
+
+    fn send(self: Rc<Self>, message: Message) -> Result<Sent, Error> {
+        let shared = &self;
+        // What the reconnection queue holds goes first, as far as an open connection takes it
+        // now: then this message either goes straight out (`Now`) or waits behind what is
+        // still queued (`Queued`), and is not drained by this call's own pump after the core
+        // said it was queued.
+        let link = shared.link_state();
+        if link == State::Open
+            && let Some(drain) = shared.drain
+            && shared.core().queued() > 0
+        {
+            drain(shared);
+        }
+        let now = shared.core().send(message, link);
+        let result = match now {
+            Ok(Some(message)) => match shared.hand_over(message) {
+                Ok(()) => Ok(Sent::Now),
+                Err(unsent) => Err(unsent.error),
+            },
+            Ok(None) => Ok(Sent::Queued),
+            Err(error) => Err(error),
+        };
+        shared.pump();
+        result
+    }
+
+    fn streams(&self) -> &Streams {
+        &self.streams
+    }
+
+    fn close_with(self: Rc<Self>, code: u16, reason: &str) -> Result<(), Error> {
+        self.core().close(code, reason)?;
+        self.pump();
+        Ok(())
+    }
+
+    fn state(&self) -> State {
+        Shared::state(self)
+    }
+
+    fn url(&self) -> String {
+        let url = self.url.take();
+        self.url.set(url.clone());
+        url
+    }
+
+    fn ready_to_send(&self) -> bool {
+        let buffered = self.with_link(Connection::buffered_amount);
+        let link = self.link_state();
+        self.core().ready_to_send(link, buffered)
+    }
+
+    #[cfg(all(not(target_arch = "wasm32"), any(test, feature = "fuzzing")))]
+    fn network_for_test(self: Rc<Self>, change: crate::tests::sim::Network) {
+        Shared::network_for_test(&self, change);
+    }
+}
+
+/// What the handle's methods that are not in the vtable ask of the full driver (`handle.rs`).
+impl Shared {
+    /// See `WebSocket::reconnect_now`.
+    pub(crate) fn reconnect_now(self: &Rc<Self>) {
+        self.core().reconnect_now();
+        if self.state() != State::Closed {
+            self.streams.restart();
+        }
+        self.pump();
+    }
+
+    /// See `WebSocket::transport`.
+    pub(crate) fn transport(&self) -> crate::Transport {
+        link::kind(&self.options)
+    }
+
+    /// The current connection, if there is one.
+    pub(crate) fn link(&self) -> Option<Ref<'_, Connection>> {
+        let link = self.link.try_borrow().ok()?;
+        Ref::filter_map(link, Option::as_ref).ok()
+    }
+
+    /// See `WebSocket::queued`.
+    pub(crate) fn queued(&self) -> usize {
+        self.core().queued()
     }
 }
 
@@ -741,7 +751,7 @@ impl Listener for Shared {
 
     #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
     fn wait_for_room(self: Rc<Self>) -> Pin<Box<dyn Future<Output = ()>>> {
-        let room = self.room.clone();
+        let room = self.streams.room();
         let socket = Rc::downgrade(&self);
         let mut pause = Box::pin(sleep(ROOM_PAUSE));
         Box::pin(poll_fn(move |cx| {
@@ -793,17 +803,5 @@ impl Shared {
         }
         let limit = self.core().overflow_limit();
         limit.is_some_and(|limit| !self.has_room(limit.max(1)))
-    }
-}
-
-// At the end of the file, so that the page's panic locations (line numbers in its wasm) are
-// the same with and without it.
-#[cfg(all(not(target_arch = "wasm32"), feature = "http2"))]
-impl WebSocket {
-    /// Natively, with the `http2` feature: the HTTP version the current connection opened
-    /// with (a stream of a shared HTTP/2 connection, or HTTP/1.1; see
-    /// [`Builder::http2`](crate::Builder::http2)); `None` before one opened.
-    pub fn http_version(&self) -> Option<crate::HttpVersion> {
-        self.shared.with_link(Connection::http_version)
     }
 }

@@ -13,25 +13,33 @@ pub(crate) use native::*;
 
 #[cfg(target_arch = "wasm32")]
 mod browser {
+    use std::cell::Cell;
+    use std::pin::Pin;
+    use std::rc::Rc;
+    use std::task::{Context, Poll, Waker};
     use std::time::Duration;
 
     use wasm_bindgen::JsCast;
     use wasm_bindgen::prelude::*;
-    use wasm_bindgen_futures::JsFuture;
 
     use crate::tracked::Tracked;
+
+    /// A timeout's callback: the type of the connection's handlers (`connection.rs`; the
+    /// argument, which a timeout does not pass, is ignored), so that a program carries one
+    /// closure type's glue for both.
+    type Callback = Closure<dyn FnMut(JsValue)>;
 
     /// A pending `setTimeout` callback. Dropping it cancels the timeout and frees the closure.
     pub(crate) struct Timeout {
         id: i32,
-        _callback: Tracked<Closure<dyn FnMut()>>,
+        _callback: Tracked<Callback>,
     }
 
     impl Timeout {
         /// Calls `callback` once after `delay`.
         pub(crate) fn new(delay: Duration, callback: impl FnOnce() + 'static) -> Timeout {
             let mut callback = Some(callback);
-            let closure = Closure::<dyn FnMut()>::new(move || {
+            let closure = Callback::new(move |_| {
                 if let Some(callback) = callback.take() {
                     callback();
                 }
@@ -50,13 +58,64 @@ mod browser {
         }
     }
 
-    /// Resolves after `delay`. The timeout callback is the promise's own resolve function, so
-    /// there is no Rust closure to keep alive.
-    pub(crate) async fn sleep(delay: Duration) {
-        let promise = js_sys::Promise::new(&mut |resolve, _| {
-            set_timeout(&resolve, millis(delay));
-        });
-        let _ = JsFuture::from(promise).await;
+    /// Resolves after `delay`: a `setTimeout` whose callback wakes the task, cleared if the
+    /// future is dropped first. Its closure is of [`Timeout`]'s type, and not counted in
+    /// `live_closures` (it lives only while its future is awaited). A promise awaited as a
+    /// `JsFuture` did the same with machinery of its own, which every program with a sink
+    /// carried.
+    pub(crate) fn sleep(delay: Duration) -> Sleep {
+        Sleep {
+            delay: millis(delay),
+            timer: None,
+            alarm: Rc::default(),
+        }
+    }
+
+    /// See [`sleep`].
+    pub(crate) struct Sleep {
+        delay: i32,
+        /// The pending `setTimeout`, once polled.
+        timer: Option<(i32, Callback)>,
+        alarm: Rc<Alarm>,
+    }
+
+    /// What the timeout's callback tells the future.
+    #[derive(Default)]
+    struct Alarm {
+        rung: Cell<bool>,
+        waker: Cell<Option<Waker>>,
+    }
+
+    impl Future for Sleep {
+        type Output = ();
+
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            let this = &mut *self;
+            if this.alarm.rung.get() {
+                return Poll::Ready(());
+            }
+            drop(this.alarm.waker.replace(Some(cx.waker().clone())));
+            if this.timer.is_none() {
+                let alarm = this.alarm.clone();
+                let closure = Callback::new(move |_| {
+                    alarm.rung.set(true);
+                    if let Some(waker) = alarm.waker.take() {
+                        waker.wake();
+                    }
+                });
+                let id = set_timeout(closure.as_ref().unchecked_ref(), this.delay);
+                this.timer = Some((id, closure));
+            }
+            Poll::Pending
+        }
+    }
+
+    impl Drop for Sleep {
+        fn drop(&mut self) {
+            if let Some((id, _)) = &self.timer {
+                clear_timeout(*id);
+            }
+        }
     }
 
     /// Runs `future` to completion on the page's event loop.

@@ -5,8 +5,10 @@
 //! - The client's core (the socket's behaviour with no I/O) uses nothing that does I/O or
 //!   shares state: no `wasm-bindgen`, `js-sys`, `web-sys`, `tokio`, futures, `Rc`, `RefCell`
 //!   or `Cell`, and imports only other core modules.
-//! - No transport imports the driver, the core or the builder: transports report through the
+//! - No transport imports the drivers, the core or the builder: transports report through the
 //!   `Listener` trait.
+//! - The thin driver (`thin.rs`) imports none of the full driver's parts (the core, the
+//!   builder, reconnection, the queue, the heartbeat).
 //! - `client/src` has no import circle.
 //! - The browser's build of the client has none of the native transport's crates: tokio,
 //!   permessage-deflate's `ws-deflate` and zlib (the browser compresses for the page).
@@ -51,7 +53,22 @@ const TRANSPORTS: [&str; 7] = [
     "websocketstream",
     "sim",
 ];
-const NOT_FOR_TRANSPORTS: [&str; 4] = ["socket", "core", "watch", "builder"];
+const NOT_FOR_TRANSPORTS: [&str; 6] = ["socket", "thin", "handle", "core", "watch", "builder"];
+
+/// What the thin driver (`thin.rs`) may not import: the full driver's core and its optional
+/// parts, which a program that never calls the builder must not carry. (It imports `socket`
+/// for the handle and the `Driver` trait, which `Shared` implements there too: an import is not
+/// a reference to code, and the bench measures what a program carries.)
+const NOT_FOR_THIN: [&str; 8] = [
+    "builder",
+    "core",
+    "watch",
+    "queue",
+    "reconnect",
+    "heartbeat",
+    "network",
+    "handle",
+];
 
 /// Each module of `client/src` (by file stem; `lib` left out: it only declares and
 /// re-exports) and its source, tests left out (a test module may use anything); with the
@@ -169,6 +186,19 @@ fn transports_report_through_the_listener_only() {
                  the driver only as a `transport::Listener`"
             );
         }
+    }
+}
+
+#[test]
+fn the_thin_driver_knows_no_core() {
+    let modules = client_modules();
+    let code = &modules["thin"];
+    for import in imports(code, &modules) {
+        assert!(
+            !NOT_FOR_THIN.contains(&import.as_str()),
+            "client/src/thin.rs imports `{import}`: the thin driver is what a program without \
+             the builder carries, and must not reach the full driver's parts"
+        );
     }
 }
 

@@ -558,7 +558,7 @@ impl Run {
                     Network::Offline => self.offline = true,
                     Network::Visible => self.visible.push(sim::now()),
                 }
-                s.shared.network_for_test(*change);
+                s.driver.clone().network_for_test(*change);
             }
             _ => {}
         }

@@ -256,7 +256,7 @@ fn dropped_by_the_server(socket: &WebSocket, events: &mut Events) -> Reconnectin
 
 /// The browser's `online`, `offline` or `visibilitychange`, as `follow_network` hears them.
 fn network(socket: &WebSocket, change: Network) {
-    socket.shared.network_for_test(change);
+    socket.driver.clone().network_for_test(change);
 }
 
 /// Runs `future` on the simulated executor; its output, once it has one, in the cell.
