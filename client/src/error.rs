@@ -162,6 +162,21 @@ fn decimal(n: usize) -> String {
     itoa::Buffer::new().format(n).to_owned()
 }
 
+impl Error {
+    /// The reason of the close that reports an attempt the transport refused with this
+    /// error: the URL and what is wrong with it, for [`Error::InvalidUrl`].
+    pub(crate) fn into_refusal_reason(self) -> String {
+        match self {
+            Error::InvalidUrl { mut url, message } => {
+                url.push_str(": ");
+                url.push_str(&message);
+                url
+            }
+            _ => String::new(),
+        }
+    }
+}
+
 /// Checks a close code and reason the way the browser's `close()` does, before it throws.
 pub fn validate_close(code: u16, reason: &str) -> Result<(), Error> {
     if code != NORMAL_CLOSURE && !(3000..=4999).contains(&code) {

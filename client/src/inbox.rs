@@ -30,6 +30,11 @@ pub struct Events {
 #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
 pub(crate) type Room = Rc<RefCell<Option<Waker>>>;
 
+/// How long a transport waiting for room in the streams waits at most before it looks again:
+/// a stream's read wakes it sooner.
+#[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+const ROOM_PAUSE: std::time::Duration = std::time::Duration::from_millis(16);
+
 /// Where the socket leaves events for one stream: a queue and the waker of the task reading
 /// it. Everything runs on the page's one thread, so a `RefCell` is all the locking needed.
 #[derive(Debug, Default)]
@@ -155,6 +160,29 @@ impl Streams {
     #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
     pub(crate) fn room(&self) -> Room {
         self.room.clone()
+    }
+
+    /// `Listener::wait_for_room` for a driver of these streams, `listener`: resolves once
+    /// `may_read` says it may read (or the driver is gone), or after [`ROOM_PAUSE`] (the
+    /// caller looks again); a stream's read wakes it sooner. Holds the driver weakly.
+    #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
+    pub(crate) fn wait_for_room<T: 'static>(
+        &self,
+        listener: &Rc<T>,
+        may_read: fn(&T) -> bool,
+    ) -> Pin<Box<dyn Future<Output = ()>>> {
+        let room = self.room();
+        let listener = Rc::downgrade(listener);
+        let mut pause = Box::pin(crate::timer::sleep(ROOM_PAUSE));
+        Box::pin(std::future::poll_fn(move |cx| {
+            let Some(strong) = listener.upgrade().filter(|strong| !may_read(strong)) else {
+                return Poll::Ready(());
+            };
+            drop(strong);
+            let waiting = room.borrow_mut().replace(cx.waker().clone());
+            drop(waiting);
+            pause.as_mut().poll(cx)
+        }))
     }
 }
 

@@ -43,11 +43,6 @@ pub const DEFAULT_HIGH_WATER_MARK: u32 = 1 << 20;
 /// otherwise.
 pub const DEFAULT_RECEIVE_LIMIT: usize = 64;
 
-/// How long a transport waiting for room in the streams waits at most before it looks again:
-/// a stream's read wakes it sooner.
-#[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
-const ROOM_PAUSE: Duration = Duration::from_millis(16);
-
 /// A handle to one WebSocket. Clones are handles to the same socket, and any of them can send
 /// or close it. Dropping the last handle closes the socket with code 1000 and frees
 /// everything it held, its queue included.
@@ -464,16 +459,7 @@ impl Shared {
         match action {
             Action::Open(url) => {
                 if let Err(error) = self.open(&url) {
-                    let reason = match error {
-                        Error::InvalidUrl {
-                            mut url, message, ..
-                        } => {
-                            url.push_str(": ");
-                            url.push_str(&message);
-                            url
-                        }
-                        _ => String::new(),
-                    };
+                    let reason = error.into_refusal_reason();
                     self.core().refused(now(), reason);
                 }
             }
@@ -751,18 +737,7 @@ impl Listener for Shared {
 
     #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
     fn wait_for_room(self: Rc<Self>) -> Pin<Box<dyn Future<Output = ()>>> {
-        let room = self.streams.room();
-        let socket = Rc::downgrade(&self);
-        let mut pause = Box::pin(sleep(ROOM_PAUSE));
-        Box::pin(poll_fn(move |cx| {
-            let Some(shared) = socket.upgrade().filter(|shared| !shared.may_read()) else {
-                return Poll::Ready(());
-            };
-            drop(shared);
-            let waiting = room.borrow_mut().replace(cx.waker().clone());
-            drop(waiting);
-            pause.as_mut().poll(cx)
-        }))
+        self.streams.wait_for_room(&self, Self::may_read)
     }
 }
 

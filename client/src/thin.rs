@@ -21,12 +21,8 @@
 use std::any::Any;
 use std::cell::{Cell, Ref, RefCell};
 #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
-use std::future::poll_fn;
-#[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
-#[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
-use std::task::Poll;
 use std::time::Duration;
 
 use crate::error::{Error, validate_close};
@@ -38,14 +34,7 @@ use crate::message::{CloseCause, CloseEvent, Message, Sent, State};
 use crate::socket::DEFAULT_RECEIVE_LIMIT;
 use crate::socket::{DEFAULT_HIGH_WATER_MARK, Driver, WebSocket};
 use crate::timer::Timeout;
-#[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
-use crate::timer::sleep;
 use crate::transport::{Listener, Options};
-
-/// How long a transport waiting for room in the streams waits at most before it looks again,
-/// as in the full driver.
-#[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
-const ROOM_PAUSE: Duration = Duration::from_millis(16);
 
 /// Where a thin socket is in its life: the core's phases that a socket without reconnection,
 /// hooks or watch can be in.
@@ -191,16 +180,7 @@ impl Thin {
             if let Err(error) = self.open() {
                 // The transport refused the URL: a failed attempt, with an error event and
                 // a close whose reason says why.
-                let reason = match error {
-                    Error::InvalidUrl {
-                        mut url, message, ..
-                    } => {
-                        url.push_str(": ");
-                        url.push_str(&message);
-                        url
-                    }
-                    _ => String::new(),
-                };
+                let reason = error.into_refusal_reason();
                 self.deliver(Event::Error);
                 let failed = CloseEvent::new(1006, reason, false);
                 self.closed_now(failed.with_cause(CloseCause::HandshakeFailed));
@@ -371,17 +351,6 @@ impl Listener for Thin {
 
     #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
     fn wait_for_room(self: Rc<Self>) -> Pin<Box<dyn Future<Output = ()>>> {
-        let room = self.streams.room();
-        let socket = Rc::downgrade(&self);
-        let mut pause = Box::pin(sleep(ROOM_PAUSE));
-        Box::pin(poll_fn(move |cx| {
-            let Some(thin) = socket.upgrade().filter(|thin| !thin.may_read()) else {
-                return Poll::Ready(());
-            };
-            drop(thin);
-            let waiting = room.borrow_mut().replace(cx.waker().clone());
-            drop(waiting);
-            pause.as_mut().poll(cx)
-        }))
+        self.streams.wait_for_room(&self, Self::may_read)
     }
 }
