@@ -35,6 +35,8 @@
 //!   and [`release_unused_spares`] drops them after a tick in which no message asked for one.
 //!   A client keeps its own, one of each per connection, for as long as it lives.
 //! - [`frame_header::parse`]: a frame header as every layer under tungstenite follows it.
+//! - [`forward_writes!`]: `AsyncWrite` for a layer that only acts on reads, as its users'
+//!   layers under tungstenite are too.
 
 mod compress;
 pub mod frame_header;
@@ -53,6 +55,62 @@ pub use negotiate::{EXTENSION, Negotiated, negotiate};
 pub use offer::{Agreed, OFFER, ResponseError, accept_response};
 pub use response_head::ResponseHead;
 pub use spares::release_unused as release_unused_spares;
+
+#[doc(hidden)]
+pub use tokio::io::AsyncWrite as __AsyncWrite;
+
+/// `AsyncWrite` for a layer that only watches or rewrites reads: every write goes straight to
+/// its `field`. `forward_writes!(Layer<S>, inner)` for a layer generic over its socket,
+/// `forward_writes!(Layer, io)` for one that is not. Inflate and ResponseHead use it, and so do
+/// the server's layers and the client's HTTP/2 streams.
+#[macro_export]
+macro_rules! forward_writes {
+    (@methods $field:ident) => {
+        fn poll_write(
+            self: ::std::pin::Pin<&mut Self>,
+            cx: &mut ::std::task::Context<'_>,
+            buf: &[u8],
+        ) -> ::std::task::Poll<::std::io::Result<usize>> {
+            $crate::__AsyncWrite::poll_write(::std::pin::Pin::new(&mut self.get_mut().$field), cx, buf)
+        }
+
+        fn poll_flush(
+            self: ::std::pin::Pin<&mut Self>,
+            cx: &mut ::std::task::Context<'_>,
+        ) -> ::std::task::Poll<::std::io::Result<()>> {
+            $crate::__AsyncWrite::poll_flush(::std::pin::Pin::new(&mut self.get_mut().$field), cx)
+        }
+
+        fn poll_shutdown(
+            self: ::std::pin::Pin<&mut Self>,
+            cx: &mut ::std::task::Context<'_>,
+        ) -> ::std::task::Poll<::std::io::Result<()>> {
+            $crate::__AsyncWrite::poll_shutdown(::std::pin::Pin::new(&mut self.get_mut().$field), cx)
+        }
+
+        fn poll_write_vectored(
+            self: ::std::pin::Pin<&mut Self>,
+            cx: &mut ::std::task::Context<'_>,
+            bufs: &[::std::io::IoSlice<'_>],
+        ) -> ::std::task::Poll<::std::io::Result<usize>> {
+            $crate::__AsyncWrite::poll_write_vectored(::std::pin::Pin::new(&mut self.get_mut().$field), cx, bufs)
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            $crate::__AsyncWrite::is_write_vectored(&self.$field)
+        }
+    };
+    ($layer:ident<S>, $field:ident) => {
+        impl<S: $crate::__AsyncWrite + Unpin> $crate::__AsyncWrite for $layer<S> {
+            $crate::forward_writes!(@methods $field);
+        }
+    };
+    ($layer:ty, $field:ident) => {
+        impl $crate::__AsyncWrite for $layer {
+            $crate::forward_writes!(@methods $field);
+        }
+    };
+}
 
 /// What RFC 7692 appends to a message's compressed payload before inflating it, and what a
 /// sender strips from the end of its own (section 7.2.1).

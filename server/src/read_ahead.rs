@@ -130,7 +130,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
     }
 }
 
-crate::forward_writes!(ReadAhead);
+ws_deflate::forward_writes!(ReadAhead<S>, inner);
 
 #[cfg(test)]
 mod tests {

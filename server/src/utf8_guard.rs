@@ -139,7 +139,7 @@ fn invalid() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, InvalidUtf8)
 }
 
-crate::forward_writes!(Utf8Guard);
+ws_deflate::forward_writes!(Utf8Guard<S>, inner);
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum State {
