@@ -21,7 +21,7 @@ use crate::tools::{
     ensure_wasm_pack, ensure_wasm_tools,
 };
 use crate::wsecho::{BROWSER_TEST_SERVER, EchoServer};
-use crate::{CLIENT, DEFLATE, WASM_TARGET, cmd, root, run, target_dir};
+use crate::{CLIENT, DEFLATE, WASM_TARGET, cmd, locked_version, root, run, target_dir};
 
 mod examples;
 pub mod fuzz;
@@ -851,10 +851,30 @@ fn wasm_pack_build(_: &mut Shared) -> Result<()> {
 fn publish(_: &mut Shared) -> Result<()> {
     // In one run: the client and the server depend on `ws-deflate`, which is not on
     // crates.io yet, and cargo verifies each package against the others of the same run.
+    // Cargo unpacks each package of the run into its registry cache, by name and version,
+    // and reuses what an earlier run unpacked there, and built in `target/`, for the same
+    // version (a registry's package never changes): the client and the server were then
+    // checked against an old `ws-deflate` (a macro it has now was missing). Each run unpacks
+    // and builds afresh; on a new machine there is nothing to remove.
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
     let mut args = vec!["publish", "--dry-run", "--allow-dirty"];
     for package in [DEFLATE, CLIENT, "wsecho"] {
         args.extend(["-p", package]);
+        let unpacked = format!("{package}-{}", locked_version(package)?);
+        let caches = cargo_home.iter().map(|home| home.join("registry/src"));
+        for cache in caches
+            .filter_map(|dir| std::fs::read_dir(dir).ok())
+            .flatten()
+        {
+            let stale = cache?.path().join(&unpacked);
+            if stale.exists() {
+                std::fs::remove_dir_all(&stale)?;
+            }
+        }
     }
+    run(cmd("cargo", &["clean", "--quiet", "-p", DEFLATE]))?;
     run(cmd("cargo", &args))
 }
 
