@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use test_support::browser::{CHROMEDRIVER, Engine};
+use test_support::browser::{CHROMEDRIVER, DRIVER_VARIABLES, Engine};
 
 use crate::autobahn;
 use crate::build::{PAGE_FILES, build_client};
@@ -28,7 +28,8 @@ pub mod fuzz;
 mod runner;
 
 use runner::{
-    Tally, ignored_wasm_test, run_tests, run_tests_unless_tab_crashed, wasm_test, wasm_test_in,
+    Beside, Tally, ignored_wasm_test, run_tests, run_tests_unless_tab_crashed, wasm_test,
+    wasm_test_in,
 };
 
 /// One step of the test command: the name that selects it, what it checks, and how.
@@ -412,6 +413,11 @@ fn netfaults(cx: &mut Shared) -> Result<()> {
 /// `NETFAULT_BROWSER` set (the servers' addresses are fixed in it); the path of its wasm,
 /// which the case runs with wasm-bindgen-test-runner inside the client's namespace.
 fn netfaults_page() -> Result<PathBuf> {
+    built_wasm_test("netfaults_browser", &[("NETFAULT_BROWSER", "1")])
+}
+
+/// Builds the client's test `target` for wasm32 (with `envs` set), and gives its wasm's path.
+fn built_wasm_test(target: &str, envs: &[(&str, &str)]) -> Result<PathBuf> {
     let args = [
         "test",
         "-p",
@@ -419,26 +425,30 @@ fn netfaults_page() -> Result<PathBuf> {
         "--target",
         WASM_TARGET,
         "--test",
-        "netfaults_browser",
+        target,
         "--no-run",
         "--message-format=json",
     ];
     let mut build = cmd("cargo", &args);
-    build.env("NETFAULT_BROWSER", "1");
-    eprintln!("$ NETFAULT_BROWSER=1 cargo {}", args.join(" "));
+    let mut line = String::new();
+    for (name, value) in envs {
+        build.env(name, value);
+        line.push_str(&format!("{name}={value} "));
+    }
+    eprintln!("$ {line}cargo {}", args.join(" "));
     let out = build.stderr(std::process::Stdio::inherit()).output()?;
     if !out.status.success() {
-        bail!("the browser case's page did not build");
+        bail!("the test {target} did not build for wasm32");
     }
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let message: serde_json::Value = serde_json::from_str(line)?;
-        if message["target"]["name"] == "netfaults_browser"
+        if message["target"]["name"] == target
             && let Some(wasm) = message["executable"].as_str()
         {
             return Ok(PathBuf::from(wasm));
         }
     }
-    bail!("cargo named no wasm for the browser case's page")
+    bail!("cargo named no wasm for the test {target}")
 }
 
 fn examples(_: &mut Shared) -> Result<()> {
@@ -452,6 +462,9 @@ fn build(_: &mut Shared) -> Result<()> {
 fn wasm_chromium(cx: &mut Shared) -> Result<()> {
     // The server the README's `wasm-pack test` line expects, on a port of its own.
     let server = cx.browser_test_server()?;
+    // The liveness defaults wait a minute on timers (the first ping at 25 s, then the 35 s
+    // bound): run beside the other suites, in a Chromium of their own.
+    let defaults = defaults_beside(&server)?;
     let mut test = cmd(
         "wasm-pack",
         &[
@@ -487,9 +500,25 @@ fn wasm_chromium(cx: &mut Shared) -> Result<()> {
     let mut flood = wasm_test("backpressure", "120");
     flood.args(["--features", "web-socket-stream"]);
     run_tests(flood.env("ECHO_SERVER_URL", &server), &mut cx.tally)?;
-    // The liveness defaults take their time (35 s).
-    let mut defaults = ignored_wasm_test("defaults", "120");
-    run_tests(defaults.env("ECHO_SERVER_URL", &server), &mut cx.tally)
+    defaults.join(&mut cx.tally)
+}
+
+/// `client/tests/defaults.rs`, ignored unless asked for, started in headless Chromium by the
+/// runner itself: `cargo test` would hold the build directory's lock until it ends.
+fn defaults_beside(server: &str) -> Result<Beside> {
+    // The server's address is built in, as the suites' own runs build it.
+    let wasm = built_wasm_test("defaults", &[("ECHO_SERVER_URL", server)])?;
+    let [(_, runner), driver] = Engine::Chromium.wasm_test_runner_env();
+    let mut test = Command::new(runner);
+    for variable in DRIVER_VARIABLES {
+        test.env_remove(variable);
+    }
+    test.arg(&wasm)
+        .arg("--include-ignored")
+        .current_dir(root().join("client"))
+        .env(driver.0, driver.1)
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "120");
+    Beside::start(test)
 }
 
 /// A test that fails in one engine but not in Chromium, and why: skipped there (and said so)

@@ -3,8 +3,9 @@
 //! the wasm32 target ([`wasm_test`]).
 
 use std::borrow::BorrowMut;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
 
 use anyhow::{Context, Result, bail};
 
@@ -87,6 +88,60 @@ pub fn run_tests_unless_tab_crashed(mut command: Command, tally: &mut Tally) -> 
         tally.failed.max(1)
     );
     bail!("`{}` failed ({status})", describe(&command));
+}
+
+/// A test runner started beside a step's others, for a suite that mostly waits (the liveness
+/// defaults wait a minute on timers): its output is held, and printed and counted when it is
+/// [joined](Self::join), so that it does not interleave with theirs.
+pub struct Beside {
+    what: String,
+    child: Child,
+    stdout: JoinHandle<Vec<String>>,
+    stderr: JoinHandle<Vec<String>>,
+}
+
+impl Beside {
+    pub fn start(mut command: Command) -> Result<Beside> {
+        let what = describe(&command);
+        eprintln!("$ {what} (beside the next ones)");
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot run {what}"))?;
+        let stdout = hold(child.stdout.take().expect("piped"));
+        let stderr = hold(child.stderr.take().expect("piped"));
+        Ok(Beside {
+            what,
+            child,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Waits for the runner, prints what it printed, and adds up its results.
+    pub fn join(mut self, tally: &mut Tally) -> Result<()> {
+        let status = self.child.wait()?;
+        eprintln!("$ {} (run beside the others)", self.what);
+        for line in self.stderr.join().unwrap_or_default() {
+            eprintln!("{line}");
+        }
+        for line in self.stdout.join().unwrap_or_default() {
+            println!("{line}");
+            tally.add(&line);
+        }
+        if !status.success() {
+            let failed = tally.failed.max(1);
+            println!("tests: {} passed, {failed} failed", tally.passed);
+            bail!("`{}` failed ({status})", self.what);
+        }
+        Ok(())
+    }
+}
+
+/// The lines `pipe` gives until it closes, read on a thread of their own.
+fn hold(pipe: impl Read + Send + 'static) -> JoinHandle<Vec<String>> {
+    std::thread::spawn(move || BufReader::new(pipe).lines().map_while(Result::ok).collect())
 }
 
 /// Test counts over all the test runs of `cargo xtask test`.
