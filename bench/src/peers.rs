@@ -591,8 +591,11 @@ fn size_label(bytes: usize) -> String {
     }
 }
 
-/// The native instruction rows' message sizes, each with the smaller of its two counts.
-const INSTRUCTION_COUNTS: [(usize, usize); 2] = [(64 * 1024, 100), (1024 * 1024, 40)];
+/// The native instruction rows' message sizes, each with the smaller of its two counts. How
+/// a 1 MiB message is read in parts moves a run's count by millions: at 40 and 80 the
+/// difference method's noise was ±10% (1.097x one run, 0.96x at 40 and 120 by hand); at 80 and
+/// 160 it is a quarter of that.
+const INSTRUCTION_COUNTS: [(usize, usize); 2] = [(64 * 1024, 100), (1024 * 1024, 80)];
 /// How many pairs of runs each figure is the median of: partial reads move a count by a few
 /// percent from run to run.
 const INSTRUCTION_PAIRS: usize = 3;
