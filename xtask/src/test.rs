@@ -7,7 +7,7 @@
 //! once everything is there), in the list's order; `cargo xtask test --list` names them. A
 //! step may need what an earlier one made: the browser steps need the page built (`build`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -418,17 +418,21 @@ fn netfaults_page() -> Result<PathBuf> {
 
 /// Builds the client's test `target` for wasm32 (with `envs` set), and gives its wasm's path.
 fn built_wasm_test(target: &str, envs: &[(&str, &str)]) -> Result<PathBuf> {
-    let args = [
-        "test",
-        "-p",
-        CLIENT,
-        "--target",
-        WASM_TARGET,
-        "--test",
+    built(
+        &["-p", CLIENT, "--target", WASM_TARGET, "--test", target],
         target,
-        "--no-run",
-        "--message-format=json",
-    ];
+        envs,
+    )
+}
+
+/// Builds `package`'s test `target` natively (with `envs` set), and gives its executable.
+fn built_test(package: &str, target: &str, envs: &[(&str, &str)]) -> Result<PathBuf> {
+    built(&["-p", package, "--test", target], target, envs)
+}
+
+/// `cargo test ARGS --no-run` with `envs` set: the executable of the test `target`.
+fn built(args: &[&str], target: &str, envs: &[(&str, &str)]) -> Result<PathBuf> {
+    let args = [&["test"], args, &["--no-run", "--message-format=json"]].concat();
     let mut build = cmd("cargo", &args);
     let mut line = String::new();
     for (name, value) in envs {
@@ -438,17 +442,33 @@ fn built_wasm_test(target: &str, envs: &[(&str, &str)]) -> Result<PathBuf> {
     eprintln!("$ {line}cargo {}", args.join(" "));
     let out = build.stderr(std::process::Stdio::inherit()).output()?;
     if !out.status.success() {
-        bail!("the test {target} did not build for wasm32");
+        bail!("the test {target} did not build");
     }
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let message: serde_json::Value = serde_json::from_str(line)?;
         if message["target"]["name"] == target
-            && let Some(wasm) = message["executable"].as_str()
+            && let Some(executable) = message["executable"].as_str()
         {
-            return Ok(PathBuf::from(wasm));
+            return Ok(PathBuf::from(executable));
         }
     }
-    bail!("cargo named no wasm for the test {target}")
+    bail!("cargo named no executable for the test {target}")
+}
+
+/// wasm-bindgen-test-runner on the test `wasm`, in `engine`, as cargo would start it: the
+/// runner as the engine's (WebKit's under xvfb-run), only that engine's driver named.
+fn wasm_runner_in(engine: Engine, wasm: &Path) -> Command {
+    let [(_, runner), driver] = engine.wasm_test_runner_env();
+    let mut words = runner.split_whitespace();
+    let mut test = Command::new(words.next().unwrap_or_default());
+    test.args(words)
+        .arg(wasm)
+        .current_dir(root().join("client"));
+    for variable in DRIVER_VARIABLES {
+        test.env_remove(variable);
+    }
+    test.env(driver.0, driver.1);
+    test
 }
 
 fn examples(_: &mut Shared) -> Result<()> {
@@ -508,15 +528,8 @@ fn wasm_chromium(cx: &mut Shared) -> Result<()> {
 fn defaults_beside(server: &str) -> Result<Beside> {
     // The server's address is built in, as the suites' own runs build it.
     let wasm = built_wasm_test("defaults", &[("ECHO_SERVER_URL", server)])?;
-    let [(_, runner), driver] = Engine::Chromium.wasm_test_runner_env();
-    let mut test = Command::new(runner);
-    for variable in DRIVER_VARIABLES {
-        test.env_remove(variable);
-    }
-    test.arg(&wasm)
-        .arg("--include-ignored")
-        .current_dir(root().join("client"))
-        .env(driver.0, driver.1)
+    let mut test = wasm_runner_in(Engine::Chromium, &wasm);
+    test.arg("--include-ignored")
         .env("WASM_BINDGEN_TEST_TIMEOUT", "120");
     Beside::start(test)
 }
@@ -737,8 +750,17 @@ fn autobahn_in(engine: Engine, cx: &mut Shared) -> Result<()> {
     let dir = target_dir()
         .join("autobahn")
         .join(format!("client-{}", engine.name()));
-    let mut ours = wasm_test_in(engine, "autobahn", "900");
-    ours.args(["--", "--include-ignored"]);
+    // The two clients run at once, each against a fuzzing server of its own: the cases
+    // wait on the network more than they compute. By their runners, since `cargo test`
+    // holds the build directory's lock while its tests run.
+    let out = |agent: &str| dir.join(agent);
+    let ours_fuzzing = autobahn::FuzzingServer::start(&out("wasm-websocket"), &cases, &[])?;
+    let js_fuzzing = autobahn::FuzzingServer::start(&out("plain-javascript"), &cases, &[])?;
+    // The wasm has its server's address built in.
+    let wasm = built_wasm_test("autobahn", &[("AUTOBAHN_URL", &ours_fuzzing.url)])?;
+    let mut ours = wasm_runner_in(engine, &wasm);
+    ours.args(["--include-ignored"])
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "900");
     // Firefox delays each connection to a host whose last one failed, more and more (RFC
     // 6455, 7.2.3): over cases that each end one, that doubled the run's time. The cases are
     // independent of each other, so both clients run without the delay (the suites keep it:
@@ -751,31 +773,34 @@ fn autobahn_in(engine: Engine, cx: &mut Shared) -> Result<()> {
         std::fs::write(&capabilities, options.to_string())?;
         ours.env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", capabilities);
     }
-    let mut javascript = cmd(
-        "cargo",
-        &["test", "-p", "e2e", "--test", "autobahn_js", "--"],
-    );
+    let mut javascript = Command::new(built_test("e2e", "autobahn_js", &[])?);
     javascript
+        .current_dir(root().join("tests"))
         .arg("--include-ignored")
         .env("E2E_ENGINE", engine.name())
-        .env("E2E_FIREFOX_PREFS", no_delay.to_string());
+        .env("E2E_FIREFOX_PREFS", no_delay.to_string())
+        .env("AUTOBAHN_URL", &js_fuzzing.url);
+    let begun = Instant::now();
+    let runs = [
+        ("the client", "wasm-websocket", Beside::start(ours)?),
+        (
+            "plain JavaScript",
+            "plain-javascript",
+            Beside::start(javascript)?,
+        ),
+    ];
     let mut reports = Vec::new();
-    for (who, agent, mut test) in [
-        ("the client", "wasm-websocket", ours),
-        ("plain JavaScript", "plain-javascript", javascript),
-    ] {
-        let begun = Instant::now();
-        let out = dir.join(agent);
-        let fuzzing = autobahn::FuzzingServer::start(&out, &cases, &[])?;
-        run_tests(test.env("AUTOBAHN_URL", &fuzzing.url), &mut cx.tally)?;
-        let report = autobahn::Report::read(&out, agent)?;
+    for (who, agent, run) in runs {
+        run.join(&mut cx.tally)?;
+        let report = autobahn::Report::read(&out(agent), agent)?;
         eprintln!(
-            "Autobahn, {who} in {engine:?} on WebSocket ({} s): {}",
+            "Autobahn, {who} in {engine:?} on WebSocket (both in {} s): {}",
             begun.elapsed().as_secs(),
             report.summary()
         );
-        reports.push((report, out));
+        reports.push((report, out(agent)));
     }
+    drop((ours_fuzzing, js_fuzzing));
     let [(ours, out), (javascript, _)] = &reports[..] else {
         unreachable!("two runs")
     };

@@ -101,8 +101,9 @@ pub struct Beside {
 }
 
 impl Beside {
-    pub fn start(mut command: Command) -> Result<Beside> {
-        let what = describe(&command);
+    pub fn start(mut command: impl BorrowMut<Command>) -> Result<Beside> {
+        let command = command.borrow_mut();
+        let what = describe(command);
         eprintln!("$ {what} (beside the next ones)");
         let mut child = command
             .stdout(Stdio::piped())
