@@ -605,11 +605,22 @@ fn autobahn_on_stream(timeout_secs: &str) -> Command {
 }
 
 fn autobahn_client(cx: &mut Shared) -> Result<()> {
+    // Natively, beside the browser's runs (its own fuzzing server; by its runner, since
+    // `cargo test` holds the build directory's lock while it runs).
+    let begun = Instant::now();
+    let native_reports = target_dir().join("autobahn").join("client-native");
+    // Natively no browser compresses: the client's own permessage-deflate runs more of the
+    // compression cases.
+    let cases = autobahn::native_client_cases();
+    let native_fuzzing = autobahn::FuzzingServer::start(&native_reports, &cases, &[])?;
+    let mut native = Command::new(built_test(CLIENT, "autobahn", &[])?);
+    native
+        .current_dir(root().join("client"))
+        .arg("--include-ignored")
+        .env("AUTOBAHN_URL", &native_fuzzing.url);
+    let native = Beside::start(native)?;
     // One test runs every case in turn: minutes, not the default 20 s.
     let classic = ignored_wasm_test("autobahn", "900");
-    let native = ["test", "-p", CLIENT, "--test", "autobahn"];
-    let mut native = cmd("cargo", &native);
-    native.args(["--", "--include-ignored"]);
     let crashing = &autobahn::CRASH_CHROMIUM_ON_STREAM[..];
     let runs = [
         (
@@ -628,25 +639,12 @@ fn autobahn_client(cx: &mut Shared) -> Result<()> {
             autobahn_on_stream("900"),
             crashing,
         ),
-        (
-            "wasm-websocket-native",
-            "client-native",
-            "natively",
-            native,
-            &[][..],
-        ),
     ];
     for (agent, dir, transport, mut test, excluded) in runs {
         // A fuzzing server for each run: it stops once its reports are written.
         let reports = target_dir().join("autobahn").join(dir);
-        // Natively no browser compresses: the client's own permessage-deflate runs more
-        // of the compression cases.
-        let native = agent.ends_with("native");
-        let cases = match native {
-            true => autobahn::native_client_cases(),
-            false => autobahn::client_cases(),
-        };
         let begun = Instant::now();
+        let cases = autobahn::client_cases();
         let fuzzing = autobahn::FuzzingServer::start(&reports, &cases, excluded)?;
         test.env("AUTOBAHN_URL", &fuzzing.url);
         // A crash here is a case missing from CRASH_CHROMIUM_ON_STREAM, or news: say so.
@@ -663,35 +661,47 @@ fn autobahn_client(cx: &mut Shared) -> Result<()> {
                 reports.display()
             );
         }
-        let report = autobahn::Report::read(&reports, agent)?;
-        let took = begun.elapsed().as_secs();
-        eprintln!(
-            "Autobahn, client {transport} ({took} s): {}",
-            report.summary()
-        );
-        // Natively no browser decides anything: every FAILED case is ours.
-        let ours: Vec<&String> = (report.failed.iter())
-            .filter(|case| native || !autobahn::DECIDED_BY_CHROMIUM.contains(&case.as_str()))
-            .collect();
-        if !ours.is_empty() {
-            bail!(
-                "Autobahn cases FAILED by the client {transport}: {ours:?} (see {})",
-                reports.display()
-            );
-        }
-        // And natively every compression case is OK: none left UNIMPLEMENTED (the client
-        // offers what each asks for) or merely NON-STRICT.
-        let compression: Vec<(&String, &String)> = (report.behaviours.iter())
-            .filter(|(case, behaviour)| autobahn::is_compression_case(case) && *behaviour != "OK")
-            .collect();
-        if native && !compression.is_empty() {
-            bail!(
-                "Autobahn compression cases not OK natively: {compression:?} (see {})",
-                reports.display()
-            );
-        }
+        client_report(agent, &reports, transport, begun)?;
     }
-    autobahn_crashing_on_stream(cx)
+    autobahn_crashing_on_stream(cx)?;
+    native.join(&mut cx.tally)?;
+    client_report("wasm-websocket-native", &native_reports, "natively", begun)?;
+    drop(native_fuzzing);
+    Ok(())
+}
+
+/// Reads `agent`'s Autobahn report, says what it holds, and fails on a FAILED case that is
+/// the client's; natively, on a compression case that is not OK too.
+fn client_report(agent: &str, reports: &Path, transport: &str, begun: Instant) -> Result<()> {
+    let native = agent.ends_with("native");
+    let report = autobahn::Report::read(reports, agent)?;
+    let took = begun.elapsed().as_secs();
+    eprintln!(
+        "Autobahn, client {transport} ({took} s): {}",
+        report.summary()
+    );
+    // Natively no browser decides anything: every FAILED case is ours.
+    let ours: Vec<&String> = (report.failed.iter())
+        .filter(|case| native || !autobahn::DECIDED_BY_CHROMIUM.contains(&case.as_str()))
+        .collect();
+    if !ours.is_empty() {
+        bail!(
+            "Autobahn cases FAILED by the client {transport}: {ours:?} (see {})",
+            reports.display()
+        );
+    }
+    // And natively every compression case is OK: none left UNIMPLEMENTED (the client
+    // offers what each asks for) or merely NON-STRICT.
+    let compression: Vec<(&String, &String)> = (report.behaviours.iter())
+        .filter(|(case, behaviour)| autobahn::is_compression_case(case) && *behaviour != "OK")
+        .collect();
+    if native && !compression.is_empty() {
+        bail!(
+            "Autobahn compression cases not OK natively: {compression:?} (see {})",
+            reports.display()
+        );
+    }
+    Ok(())
 }
 
 /// On `WebSocketStream`, each Autobahn case that can crash Chromium's renderer in a page of
