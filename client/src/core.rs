@@ -647,8 +647,8 @@ impl Core {
                 self.phase = Phase::Waiting(NEVER);
                 self.steps.push_back(close);
             }
-            Next::Attempt(next) => {
-                let at = now.saturating_add(millis(next.delay));
+            Next::Attempt(next, delay) => {
+                let at = now.saturating_add(delay);
                 self.phase = Phase::Waiting(at.min(NEVER - 1));
                 self.steps.push_back(close);
                 self.steps.push_back(Step::Announce(next));
@@ -790,7 +790,13 @@ pub(crate) fn next_attempt(core: &mut Core, now: Millis, code: u16, wanted: bool
     let Some(policy) = core.config.reconnect.as_ref() else {
         return Next::End;
     };
-    if core.closed_by_app || policy.final_codes.contains(&code) || !wanted {
+    // Not `contains`, whose unrolled search for `u16`s every reconnecting page would carry.
+    #[allow(clippy::manual_contains)]
+    let final_code = policy
+        .final_codes
+        .iter()
+        .any(|&final_code| final_code == code);
+    if core.closed_by_app || final_code || !wanted {
         return Next::End;
     }
     let opened_at = std::mem::replace(&mut core.opened_at, NEVER);
@@ -806,12 +812,15 @@ pub(crate) fn next_attempt(core: &mut Core, now: Millis, code: u16, wanted: bool
         return Next::End;
     }
     let random = core.next_random();
-    let delay = core
-        .config
-        .reconnect
-        .as_ref()
-        .map_or(Duration::ZERO, |policy| policy.delay(attempt, random));
-    Next::Attempt(Reconnecting { attempt, delay })
+    let delay =
+        (core.config.reconnect.as_ref()).map_or(0, |policy| policy.delay_millis(attempt, random));
+    Next::Attempt(
+        Reconnecting {
+            attempt,
+            delay: Duration::from_millis(delay),
+        },
+        delay,
+    )
 }
 
 /// Queues a message sent while the socket is not open, or while earlier ones still drain,
@@ -844,7 +853,8 @@ fn move_all(from: &mut VecDeque<Step>, to: &mut VecDeque<Step>) {
 
 /// What follows a close.
 pub(crate) enum Next {
-    Attempt(Reconnecting),
+    /// The attempt, and its delay in milliseconds.
+    Attempt(Reconnecting, Millis),
     /// None yet: the browser is offline.
     Hold,
     End,
