@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::error::{Error, validate_close};
+use crate::error::Error;
 use crate::event::{Event, Unsent};
 use crate::message::{CloseCause, CloseEvent, Message, Reconnecting, State};
 use crate::queue::Queue;
@@ -297,9 +297,9 @@ impl Core {
         }
     }
 
-    /// The application's close, checked as the browser checks it. Never reconnected after.
-    pub(crate) fn close(&mut self, code: u16, reason: &str) -> Result<(), Error> {
-        validate_close(code, reason)?;
+    /// The application's close, whose code and reason the handle checked as the browser
+    /// checks them. Never reconnected after.
+    pub(crate) fn close(&mut self, code: u16, reason: &str) {
         let first = !self.closed_by_app;
         self.closed_by_app = true;
         let own = || CloseEvent::new(code, reason, true).with_cause(CloseCause::Application);
@@ -322,7 +322,6 @@ impl Core {
             }
             Phase::Closing | Phase::Deciding | Phase::Finished => {}
         }
-        Ok(())
     }
 
     /// The next attempt now: while waiting, without the rest of the backoff; once closed for
