@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::error::{Error, validate_close};
+use crate::error::Error;
 use crate::event::{Event, Unsent};
 use crate::message::{CloseCause, CloseEvent, Message, Reconnecting, State};
 use crate::queue::Queue;
@@ -297,9 +297,9 @@ impl Core {
         }
     }
 
-    /// The application's close, checked as the browser checks it. Never reconnected after.
-    pub(crate) fn close(&mut self, code: u16, reason: &str) -> Result<(), Error> {
-        validate_close(code, reason)?;
+    /// The application's close, whose code and reason the handle checked as the browser
+    /// checks them. Never reconnected after.
+    pub(crate) fn close(&mut self, code: u16, reason: &str) {
         let first = !self.closed_by_app;
         self.closed_by_app = true;
         let own = || CloseEvent::new(code, reason, true).with_cause(CloseCause::Application);
@@ -322,7 +322,6 @@ impl Core {
             }
             Phase::Closing | Phase::Deciding | Phase::Finished => {}
         }
-        Ok(())
     }
 
     /// The next attempt now: while waiting, without the rest of the backoff; once closed for
@@ -647,8 +646,8 @@ impl Core {
                 self.phase = Phase::Waiting(NEVER);
                 self.steps.push_back(close);
             }
-            Next::Attempt(next) => {
-                let at = now.saturating_add(millis(next.delay));
+            Next::Attempt(next, delay) => {
+                let at = now.saturating_add(delay);
                 self.phase = Phase::Waiting(at.min(NEVER - 1));
                 self.steps.push_back(close);
                 self.steps.push_back(Step::Announce(next));
@@ -790,7 +789,13 @@ pub(crate) fn next_attempt(core: &mut Core, now: Millis, code: u16, wanted: bool
     let Some(policy) = core.config.reconnect.as_ref() else {
         return Next::End;
     };
-    if core.closed_by_app || policy.final_codes.contains(&code) || !wanted {
+    // Not `contains`, whose unrolled search for `u16`s every reconnecting page would carry.
+    #[allow(clippy::manual_contains)]
+    let final_code = policy
+        .final_codes
+        .iter()
+        .any(|&final_code| final_code == code);
+    if core.closed_by_app || final_code || !wanted {
         return Next::End;
     }
     let opened_at = std::mem::replace(&mut core.opened_at, NEVER);
@@ -806,12 +811,15 @@ pub(crate) fn next_attempt(core: &mut Core, now: Millis, code: u16, wanted: bool
         return Next::End;
     }
     let random = core.next_random();
-    let delay = core
-        .config
-        .reconnect
-        .as_ref()
-        .map_or(Duration::ZERO, |policy| policy.delay(attempt, random));
-    Next::Attempt(Reconnecting { attempt, delay })
+    let delay =
+        (core.config.reconnect.as_ref()).map_or(0, |policy| policy.delay_millis(attempt, random));
+    Next::Attempt(
+        Reconnecting {
+            attempt,
+            delay: Duration::from_millis(delay),
+        },
+        delay,
+    )
 }
 
 /// Queues a message sent while the socket is not open, or while earlier ones still drain,
@@ -844,7 +852,8 @@ fn move_all(from: &mut VecDeque<Step>, to: &mut VecDeque<Step>) {
 
 /// What follows a close.
 pub(crate) enum Next {
-    Attempt(Reconnecting),
+    /// The attempt, and its delay in milliseconds.
+    Attempt(Reconnecting, Millis),
     /// None yet: the browser is offline.
     Hold,
     End,

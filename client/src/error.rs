@@ -89,10 +89,13 @@ pub enum Error {
 impl std::error::Error for Error {}
 
 // Written by hand, in pieces, rather than derived with thiserror: `format_args!` for each
-// message, and the integers formatted by Rust (see `decimal`), cost the same small program
-// of BENCHMARKS.md section 8 511 B of its gzipped wasm.
+// message, and the integers formatted by Rust, cost the same small program of BENCHMARKS.md
+// section 8 511 B of its gzipped wasm. The one number a message may have is written by itoa
+// into a buffer on the stack (Rust's integer `Display` costs a page 0.4 KB gzipped that it
+// has no other use for; a `String` per number, their allocations and drops).
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut number = itoa::Buffer::new();
         let pieces: &[&str] = match self {
             Error::InvalidUrl { url, message } => {
                 &["invalid WebSocket URL \"", url, "\": ", message]
@@ -104,26 +107,26 @@ impl fmt::Display for Error {
             ],
             Error::InvalidCloseCode(code) => &[
                 "close code ",
-                &decimal(usize::from(*code)),
+                number.format(usize::from(*code)),
                 " is not allowed: use 1000, or 3000 to 4999 for the application",
             ],
             Error::ReasonTooLong(length) => &[
                 "close reason is ",
-                &decimal(*length),
+                number.format(*length),
                 " bytes of UTF-8; at most ",
-                &decimal(MAX_CLOSE_REASON),
+                MAX_CLOSE_REASON_DECIMAL,
                 " are allowed",
             ],
             Error::ConnectFailed(close) => &[
                 "could not connect: closed with code ",
-                &decimal(usize::from(close.code)),
+                number.format(usize::from(close.code)),
                 " before opening",
                 if close.reason.is_empty() { "" } else { ": " },
                 &close.reason,
             ],
             Error::QueueFull { capacity } => &[
                 "the queue of ",
-                &decimal(*capacity),
+                number.format(*capacity),
                 " messages waiting for reconnection is full",
             ],
             Error::InvalidProtocol(protocol) => &[
@@ -156,11 +159,9 @@ impl fmt::Display for Error {
     }
 }
 
-/// `n` in decimal, by itoa: Rust's integer `Display` costs a page 0.4 KB gzipped that it
-/// has no other use for.
-fn decimal(n: usize) -> String {
-    itoa::Buffer::new().format(n).to_owned()
-}
+/// [`MAX_CLOSE_REASON`] in decimal, written once rather than formatted (a test holds them
+/// equal).
+const MAX_CLOSE_REASON_DECIMAL: &str = "123";
 
 impl Error {
     /// The reason of the close that reports an attempt the transport refused with this
@@ -191,6 +192,11 @@ pub fn validate_close(code: u16, reason: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_longest_reason_in_decimal_is_the_longest_reason() {
+        assert_eq!(MAX_CLOSE_REASON_DECIMAL, MAX_CLOSE_REASON.to_string());
+    }
 
     #[test]
     #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::watch::Millis;
+
 /// What to do with a message sent while the queue of messages waiting for the next
 /// connection is full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -110,26 +112,46 @@ impl Reconnect {
     /// Never under [`MIN_DELAY`](Self::MIN_DELAY), even with a delay of zero: an attempt that
     /// fails at once would otherwise be retried at the same instant, forever.
     pub fn delay(&self, attempt: u32, random: f64) -> Duration {
+        Duration::from_millis(self.delay_millis(attempt, random))
+    }
+
+    /// [`delay`](Self::delay) in whole milliseconds, which is what timers take. In integers
+    /// (nanoseconds, then milliseconds), not `Duration`s: their multiplication with overflow
+    /// checks is a 128-bit one in wasm, and every page that reconnects carries this.
+    pub(crate) fn delay_millis(&self, attempt: u32, random: f64) -> Millis {
         let doublings = attempt.saturating_sub(1).min(31);
-        let backoff = self
-            .initial_delay
-            .saturating_mul(1 << doublings)
-            .min(self.max_delay);
-        // In whole milliseconds, which is what timers take, and without a float `Duration`
-        // (whose conversions can panic).
-        let millis = crate::watch::millis(backoff);
+        let (initial, max) = (nanos(self.initial_delay), nanos(self.max_delay));
+        // `initial << doublings`, capped at `max`, without overflowing on the way.
+        let backoff = if initial <= max >> doublings {
+            initial << doublings
+        } else {
+            max
+        };
+        let millis = backoff / 1_000_000;
         let scale = 500 + (random.clamp(0.0, 1.0) * 500.0) as u64;
         let scaled = millis / 1000 * scale + millis % 1000 * scale / 1000;
-        Duration::from_millis(scaled).max(Self::MIN_DELAY)
+        scaled.max(MIN_DELAY_MILLIS)
     }
 
     /// The shortest delay between attempts: 10 ms.
-    pub const MIN_DELAY: Duration = Duration::from_millis(10);
+    pub const MIN_DELAY: Duration = Duration::from_millis(MIN_DELAY_MILLIS);
 
     /// Whether attempt `attempt` is allowed.
     pub(crate) fn allows(&self, attempt: u32) -> bool {
         self.max_attempts.is_none_or(|max| attempt <= max)
     }
+}
+
+/// [`Reconnect::MIN_DELAY`] in milliseconds.
+const MIN_DELAY_MILLIS: Millis = 10;
+
+/// A duration in whole nanoseconds, saturating (at about 584 years).
+fn nanos(duration: Duration) -> u64 {
+    let secs = duration.as_secs();
+    if secs > u64::MAX / 1_000_000_000 {
+        return u64::MAX;
+    }
+    (secs * 1_000_000_000).saturating_add(u64::from(duration.subsec_nanos()))
 }
 
 #[cfg(test)]
@@ -147,6 +169,19 @@ mod tests {
         assert_eq!(full(4), Duration::from_millis(800));
         assert_eq!(full(5), Duration::from_secs(1));
         assert_eq!(full(1_000), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn backoff_doubles_before_it_is_cut_to_milliseconds() {
+        let policy = Reconnect::new().initial_delay(Duration::from_micros(1_500));
+        assert_eq!(policy.delay(2, 1.0), Duration::from_millis(10));
+        assert_eq!(policy.delay(5, 1.0), Duration::from_millis(24));
+        let huge = Reconnect::new()
+            .initial_delay(Duration::MAX)
+            .max_delay(Duration::from_secs(3_600));
+        assert_eq!(huge.delay(1, 1.0), Duration::from_secs(3_600));
+        let long = Reconnect::new().max_delay(Duration::MAX);
+        assert_eq!(long.delay(32, 1.0), Duration::from_millis(250 << 31));
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use crate::core::{Action, Config, Core, DRAIN_PAUSE, Millis, NEVER};
-use crate::error::Error;
+use crate::error::{Error, validate_close};
 use crate::event::{Event, Unsent};
 use crate::inbox::{Events, Streams};
 use crate::link::{self, Connection};
@@ -85,8 +85,10 @@ pub(crate) trait Driver {
     fn send(self: Rc<Self>, message: Message) -> Result<Sent, Error>;
     /// The streams, for [`WebSocket::events`] and [`WebSocket::closed`].
     fn streams(&self) -> &Streams;
-    /// [`WebSocket::close_with`].
-    fn close_with(self: Rc<Self>, code: u16, reason: &str) -> Result<(), Error>;
+    /// [`WebSocket::close_with`], its code and reason checked. (Nothing returned: the
+    /// vtable's call would otherwise be of the signature, five `i32`s, of wasm-bindgen's
+    /// closure shims, and a program that calls it would carry six of them, live, for it.)
+    fn close_with(self: Rc<Self>, code: u16, reason: &str);
     /// [`WebSocket::state`].
     fn state(&self) -> State;
     /// [`WebSocket::url`].
@@ -208,7 +210,9 @@ impl WebSocket {
     /// [`CloseCause::Application`](crate::CloseCause::Application)) ends the socket's events,
     /// after this call returns. [`closed`](Self::closed) waits for the close.
     pub fn close_with(&self, code: u16, reason: &str) -> Result<(), Error> {
-        self.driver.clone().close_with(code, reason)
+        validate_close(code, reason)?;
+        self.driver.clone().close_with(code, reason);
+        Ok(())
     }
 
     /// Resolves once the socket has closed for good (its last close, not followed by a
@@ -649,10 +653,9 @@ impl Driver for Shared {
         &self.streams
     }
 
-    fn close_with(self: Rc<Self>, code: u16, reason: &str) -> Result<(), Error> {
-        self.core().close(code, reason)?;
+    fn close_with(self: Rc<Self>, code: u16, reason: &str) {
+        self.core().close(code, reason);
         self.pump();
-        Ok(())
     }
 
     fn state(&self) -> State {

@@ -25,7 +25,7 @@ use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use crate::error::{Error, validate_close};
+use crate::error::Error;
 use crate::event::Event;
 use crate::inbox::Streams;
 use crate::link::{self, Connection};
@@ -217,15 +217,14 @@ impl Driver for Thin {
         &self.streams
     }
 
-    fn close_with(self: Rc<Self>, code: u16, reason: &str) -> Result<(), Error> {
-        validate_close(code, reason)?;
+    fn close_with(self: Rc<Self>, code: u16, reason: &str) {
         if self.closed_by_app.replace(true) {
-            return Ok(());
+            return;
         }
         match self.phase.get() {
             Phase::Open => {
                 self.phase.set(Phase::Closing);
-                // Checked above: the transport takes them.
+                // Checked by the handle: the transport takes them.
                 self.with_link(|link| drop(link.close(code, reason)));
             }
             // Nothing to close yet: the attempt is let go, and the application's close
@@ -241,7 +240,6 @@ impl Driver for Thin {
             Phase::Finished => drop(self.timer.take()),
             Phase::Closing => {}
         }
-        Ok(())
     }
 
     fn state(&self) -> State {
