@@ -5,23 +5,25 @@
 //! and here a program carries their code, for both drivers, only if it calls them.
 
 use std::cell::Ref;
+use std::rc::Rc;
 
 use crate::link::Connection;
 use crate::socket::{Shared, WebSocket};
 use crate::thin::Thin;
 
 /// The driver behind a handle, by its type.
-enum Kind<'a> {
-    Thin(&'a Thin),
-    Full(&'a Shared),
+enum Kind {
+    Thin(Rc<Thin>),
+    Full(Rc<Shared>),
 }
 
 impl WebSocket {
-    fn kind(&self) -> Option<Kind<'_>> {
-        let any = self.driver.as_any();
-        match any.downcast_ref::<Thin>() {
-            Some(thin) => Some(Kind::Thin(thin)),
-            None => any.downcast_ref::<Shared>().map(Kind::Full),
+    /// Found through `Driver::into_any` alone: a second, borrowing, method would be one more
+    /// entry of every program's vtable.
+    fn kind(&self) -> Option<Kind> {
+        match self.driver.clone().into_any().downcast::<Thin>() {
+            Ok(thin) => Some(Kind::Thin(thin)),
+            Err(any) => any.downcast::<Shared>().ok().map(Kind::Full),
         }
     }
 
@@ -34,14 +36,10 @@ impl WebSocket {
     /// streams made before the socket closed have ended, so make new ones. Does nothing while
     /// connecting or open, or after [`close`](Self::close).
     pub fn reconnect_now(&self) {
-        let any = self.driver.clone().into_any();
-        match any.downcast::<Thin>() {
-            Ok(thin) => thin.reconnect_now(),
-            Err(any) => {
-                if let Ok(shared) = any.downcast::<Shared>() {
-                    shared.reconnect_now();
-                }
-            }
+        match self.kind() {
+            Some(Kind::Thin(thin)) => thin.reconnect_now(),
+            Some(Kind::Full(shared)) => shared.reconnect_now(),
+            None => {}
         }
     }
 
@@ -89,7 +87,8 @@ impl WebSocket {
 
     /// Reads the current connection; `T::default()` when there is none.
     fn with_link<T: Default>(&self, read: impl FnOnce(&Connection) -> T) -> T {
-        let link: Option<Ref<'_, Connection>> = match self.kind() {
+        let kind = self.kind();
+        let link: Option<Ref<'_, Connection>> = match &kind {
             Some(Kind::Thin(thin)) => thin.link(),
             Some(Kind::Full(shared)) => shared.link(),
             None => None,

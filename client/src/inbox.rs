@@ -53,20 +53,19 @@ pub(crate) struct Feed {
 
 /// The socket's ends of its streams. The driver holds them as a `Box<dyn Fan>` that only
 /// `WebSocket::events` makes, so that an application that makes no stream (the page) carries
-/// none of their code: copying events, waking readers, ending streams.
+/// none of their code: copying events, waking readers, ending streams. Few methods: each is in
+/// the vtable of every program that makes a stream, called or not.
 pub(crate) trait Fan {
-    /// Adds a stream.
-    fn push(&mut self, feed: Feed);
+    /// The streams.
+    fn feeds(&mut self) -> &mut Vec<Feed>;
     /// Takes in the streams of `other`, made while these were out delivering.
     fn join(&mut self, other: Box<dyn Fan>);
-    /// The streams, given up.
-    fn into_feeds(self: Box<Self>) -> Vec<Feed>;
     /// Gives `event` to every stream still read, and lets go of the others. Handed back when
     /// `keep` (a callback wants it): the streams get copies; otherwise the last one gets it
     /// itself.
+    /// (Three arguments: with one more, the vtable's call would be of the type of
+    /// wasm-bindgen's closure shims, which would keep them, live, in the page.)
     fn send(&mut self, event: Event, keep: bool) -> Option<Event>;
-    /// Whether every stream still read holds fewer than `limit` events.
-    fn has_room(&self, limit: usize) -> bool;
 }
 
 /// A fan of one stream, the first.
@@ -98,7 +97,7 @@ impl Streams {
         if !self.released.get() {
             let fan = match self.fan.take() {
                 Some(mut fan) => {
-                    fan.push(feed);
+                    fan.feeds().push(feed);
                     fan
                 }
                 None => fan(feed),
@@ -128,8 +127,10 @@ impl Streams {
 
     /// Whether every stream has room for another event under `limit`.
     pub(crate) fn has_room(&self, limit: usize) -> bool {
-        let fan = self.fan.take();
-        let room = (fan.as_ref()).is_none_or(|fan| fan.has_room(limit));
+        let mut fan = self.fan.take();
+        let room = (fan.as_mut()).is_none_or(|fan| {
+            (fan.feeds().iter()).all(|feed| feed.is_closed() || feed.len() < limit)
+        });
         self.fan.set(fan);
         room
     }
@@ -187,16 +188,12 @@ impl Streams {
 }
 
 impl Fan for Vec<Feed> {
-    fn push(&mut self, feed: Feed) {
-        Vec::push(self, feed);
+    fn feeds(&mut self) -> &mut Vec<Feed> {
+        self
     }
 
-    fn join(&mut self, other: Box<dyn Fan>) {
-        self.extend(other.into_feeds());
-    }
-
-    fn into_feeds(self: Box<Self>) -> Vec<Feed> {
-        *self
+    fn join(&mut self, mut other: Box<dyn Fan>) {
+        self.append(other.feeds());
     }
 
     fn send(&mut self, event: Event, keep: bool) -> Option<Event> {
@@ -214,11 +211,6 @@ impl Fan for Vec<Feed> {
             last.send(event);
             None
         }
-    }
-
-    fn has_room(&self, limit: usize) -> bool {
-        self.iter()
-            .all(|feed| feed.is_closed() || feed.len() < limit)
     }
 }
 

@@ -74,11 +74,9 @@ impl WeakWebSocket {
 ///
 /// A vtable holds every method of the trait, called or not, in every program that makes
 /// the driver: so the trait has only what nearly every program calls. The handle's other
-/// methods (`handle.rs`) find the driver by its type ([`as_any`](Self::as_any)), and a
+/// methods (`handle.rs`) find the driver by its type ([`into_any`](Self::into_any)), and a
 /// program carries their code only if it calls them.
 pub(crate) trait Driver {
-    /// The driver, to find its type.
-    fn as_any(&self) -> &dyn Any;
     /// The driver, to find its type, as a handle holds it.
     fn into_any(self: Rc<Self>) -> Rc<dyn Any>;
     /// [`WebSocket::send`].
@@ -615,10 +613,6 @@ impl Shared {
 
 /// The full driver behind a handle: what `Builder::connect` makes.
 impl Driver for Shared {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn into_any(self: Rc<Self>) -> Rc<dyn Any> {
         self
     }

@@ -43,7 +43,7 @@ impl Run {
         }
         .expect("the URL is good");
         // Each on the driver it is meant to compare: otherwise the traces agree trivially.
-        let any = socket.driver.as_any();
+        let any = socket.driver.clone().into_any();
         assert_eq!(
             any.is::<Thin>(),
             thin,
