@@ -36,6 +36,9 @@ use crate::socket::{DEFAULT_HIGH_WATER_MARK, Driver, WebSocket};
 use crate::timer::Timeout;
 use crate::transport::{Listener, Options};
 
+/// What every attempt of a thin socket opens with.
+static DEFAULTS: Options = Options::DEFAULT;
+
 /// Where a thin socket is in its life: the core's phases that a socket without reconnection,
 /// hooks or watch can be in.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -92,7 +95,7 @@ impl Thin {
     /// Opens a connection to the given URL, and makes it the current one.
     fn open(self: &Rc<Self>) -> Result<(), Error> {
         let listener: Weak<Thin> = Rc::downgrade(self);
-        let link = Connection::open(listener, &self.given, &Options::default())?;
+        let link = Connection::open(listener, &self.given, &DEFAULTS)?;
         self.url.set(link.url());
         drop(self.link.replace(Some(link)));
         Ok(())
@@ -153,48 +156,57 @@ impl Thin {
         self.finish();
     }
 
-    /// Sets the timer, due at once, unless it is set.
-    fn arm(self: &Rc<Self>) {
+    /// Sets the timer, due at once, unless it is set: `ring` is what it then does. Given by
+    /// the caller, so that a program that never calls `reconnect_now` carries no attempt made
+    /// by the timer.
+    fn arm(self: &Rc<Self>, ring: fn(&Rc<Thin>)) {
         let timer = self.timer.take();
         let timer = timer.unwrap_or_else(|| {
             let weak = Rc::downgrade(self);
             Timeout::new(Duration::ZERO, move || {
                 if let Some(thin) = weak.upgrade() {
-                    thin.ring();
+                    // A timer dropped from its own callback is freed once the callback
+                    // returns.
+                    let fired = thin.timer.take();
+                    ring(&thin);
+                    drop(fired);
                 }
             })
         });
         self.timer.set(Some(timer));
     }
 
-    /// The timer fired: the application's close is delivered, or the attempt made.
-    fn ring(self: &Rc<Self>) {
-        // A timer dropped from its own callback is freed once the callback returns.
-        let fired = self.timer.take();
-        if let Some(close) = self.ending.take() {
-            self.deliver(Event::Close(close));
-            self.finish();
-        } else if self.phase.get() == Phase::Waiting {
-            self.phase.set(Phase::Connecting);
-            self.opened.set(false);
-            if let Err(error) = self.open() {
-                // The transport refused the URL: a failed attempt, with an error event and
-                // a close whose reason says why.
-                let reason = error.into_refusal_reason();
-                self.deliver(Event::Error);
-                let failed = CloseEvent::new(1006, reason, false);
-                self.closed_now(failed.with_cause(CloseCause::HandshakeFailed));
-            }
+    /// The timer `close_with` set fired: the application's close is delivered. Whether there
+    /// was one.
+    fn end(self: &Rc<Self>) -> bool {
+        let Some(close) = self.ending.take() else {
+            return false;
+        };
+        self.deliver(Event::Close(close));
+        self.finish();
+        true
+    }
+
+    /// The timer `reconnect_now` set fired: the application's close is delivered if it closed
+    /// the socket meanwhile (`close_with` kept this timer), otherwise the attempt made.
+    fn reattempt(self: &Rc<Self>) {
+        if self.end() || self.phase.get() != Phase::Waiting {
+            return;
         }
-        drop(fired);
+        self.phase.set(Phase::Connecting);
+        self.opened.set(false);
+        if let Err(error) = self.open() {
+            // The transport refused the URL: a failed attempt, with an error event and a
+            // close whose reason says why.
+            let reason = error.into_refusal_reason();
+            self.deliver(Event::Error);
+            let failed = CloseEvent::new(1006, reason, false);
+            self.closed_now(failed.with_cause(CloseCause::HandshakeFailed));
+        }
     }
 }
 
 impl Driver for Thin {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn into_any(self: Rc<Self>) -> Rc<dyn Any> {
         self
     }
@@ -234,7 +246,9 @@ impl Driver for Thin {
                 self.phase.set(Phase::Finished);
                 let own = CloseEvent::new(code, reason, true).with_cause(CloseCause::Application);
                 self.ending.set(Some(own));
-                self.arm();
+                self.arm(|thin| {
+                    thin.end();
+                });
             }
             // Closed for good already: let go of the timer (the full driver's callbacks).
             Phase::Finished => drop(self.timer.take()),
@@ -288,12 +302,12 @@ impl Thin {
         }
         self.phase.set(Phase::Waiting);
         self.streams.restart();
-        self.arm();
+        self.arm(Thin::reattempt);
     }
 
     /// See `WebSocket::transport`.
     pub(crate) fn transport() -> crate::Transport {
-        link::kind(&Options::default())
+        link::kind(&DEFAULTS)
     }
 
     /// The current connection, if there is one.

@@ -43,7 +43,6 @@ pub(crate) trait Listener {
 }
 
 /// What every attempt of a socket opens with.
-#[derive(Default)]
 pub(crate) struct Options {
     pub(crate) protocols: Vec<String>,
     /// Whether the application asked for `WebSocketStream`.
@@ -69,6 +68,34 @@ pub(crate) struct Options {
     /// Natively, whether each attempt offers permessage-deflate (`Builder::deflate`).
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) deflate: bool,
+}
+
+impl Options {
+    /// The defaults, as a constant: the thin driver opens with a static of them (`thin.rs`)
+    /// rather than making and dropping a value at each attempt.
+    pub(crate) const DEFAULT: Options = Options {
+        protocols: Vec::new(),
+        #[cfg(all(target_arch = "wasm32", feature = "web-socket-stream"))]
+        web_socket_stream: false,
+        #[cfg(not(target_arch = "wasm32"))]
+        tls: None,
+        #[cfg(not(target_arch = "wasm32"))]
+        headers: Vec::new(),
+        #[cfg(all(not(target_arch = "wasm32"), feature = "platform-verifier"))]
+        platform_verifier: false,
+        #[cfg(not(target_arch = "wasm32"))]
+        proxy: crate::proxy::ProxySetting::Environment,
+        #[cfg(all(not(target_arch = "wasm32"), feature = "http2"))]
+        http2: Http2::Auto,
+        #[cfg(not(target_arch = "wasm32"))]
+        deflate: false,
+    };
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options::DEFAULT
+    }
 }
 
 /// What carries a socket's connections.
