@@ -75,7 +75,9 @@ fn fan(feed: Feed) -> Box<dyn Fan> {
 
 /// A socket's streams, as both drivers keep them (`socket.rs`, `thin.rs`): their fan, made by
 /// the first stream so that a program that makes none carries none of its code, whether the
-/// socket has finished, and its last close.
+/// socket has finished, and its last close; and the URL of its latest attempt, which the
+/// handle reads here rather than through a method of the drivers' vtable (in every program
+/// that makes a driver, called or not).
 #[derive(Default)]
 pub(crate) struct Streams {
     fan: Cell<Option<Box<dyn Fan>>>,
@@ -83,6 +85,8 @@ pub(crate) struct Streams {
     released: Cell<bool>,
     /// The last close delivered, for `WebSocket::closed`.
     last_close: Cell<Option<CloseEvent>>,
+    /// The URL of the latest attempt, as the transport resolved it, for `WebSocket::url`.
+    url: Cell<String>,
     /// Where a pulling transport waits for room in the streams.
     #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
     room: Room,
@@ -149,6 +153,17 @@ impl Streams {
 
     pub(crate) fn released(&self) -> bool {
         self.released.get()
+    }
+
+    /// An attempt opens, to `url` as the transport resolved it.
+    pub(crate) fn set_url(&self, url: String) {
+        self.url.set(url);
+    }
+
+    pub(crate) fn url(&self) -> String {
+        let url = self.url.take();
+        self.url.set(url.clone());
+        url
     }
 
     pub(crate) fn last_close(&self) -> Option<CloseEvent> {

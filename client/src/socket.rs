@@ -89,8 +89,6 @@ pub(crate) trait Driver {
     fn close_with(self: Rc<Self>, code: u16, reason: &str);
     /// [`WebSocket::state`].
     fn state(&self) -> State;
-    /// [`WebSocket::url`].
-    fn url(&self) -> String;
     /// Whether a send now would neither wait for the connection nor grow the browser's
     /// buffer or the queue past their bounds: what [`WebSocket::send_async`] and the sinks
     /// wait for.
@@ -118,7 +116,6 @@ impl WebSocket {
             core: RefCell::new(Core::new(setup.config, setup.url.clone())),
             link: RefCell::new(None),
             options: setup.options,
-            url: Cell::new(String::new()),
             timer: Cell::new(None),
             pumping: Cell::new(false),
             callbacks: Cell::new(setup.callbacks),
@@ -235,7 +232,7 @@ impl WebSocket {
     /// The URL of the latest attempt, as the transport resolved it (the browser resolves a
     /// relative URL against the page and adds the path `/`): the same in every state.
     pub fn url(&self) -> String {
-        self.driver.url()
+        self.driver.streams().url()
     }
 }
 
@@ -363,8 +360,6 @@ pub(crate) struct Shared {
     core: RefCell<Core>,
     link: RefCell<Option<Connection>>,
     options: Options,
-    /// The URL of the latest attempt the transport took, as it resolved it.
-    url: Cell<String>,
     /// The one timer, and the deadline it is set for.
     timer: Cell<Option<(Millis, Timeout)>>,
     /// Whether [`pump`](Self::pump) is running (a callback's call into the socket then
@@ -439,7 +434,7 @@ impl Shared {
         // `Weak<dyn Listener>`.
         let listener: Weak<Shared> = Rc::downgrade(self);
         let link = Connection::open(listener, url, &self.options)?;
-        self.url.set(link.url());
+        self.streams.set_url(link.url());
         self.replace_link(Some(link));
         Ok(())
     }
@@ -654,12 +649,6 @@ impl Driver for Shared {
 
     fn state(&self) -> State {
         Shared::state(self)
-    }
-
-    fn url(&self) -> String {
-        let url = self.url.take();
-        self.url.set(url.clone());
-        url
     }
 
     fn ready_to_send(&self) -> bool {

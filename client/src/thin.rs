@@ -63,8 +63,6 @@ pub(crate) struct Thin {
     closed_by_app: Cell<bool>,
     /// The current attempt opened.
     opened: Cell<bool>,
-    /// The URL of the latest attempt, as the transport resolved it.
-    url: Cell<String>,
     streams: Streams,
     /// The application's close, made while there was no connection to close: delivered by
     /// the timer, after the call returns.
@@ -82,7 +80,6 @@ pub(crate) fn connect(url: &str) -> Result<WebSocket, Error> {
         phase: Cell::new(Phase::Connecting),
         closed_by_app: Cell::new(false),
         opened: Cell::new(false),
-        url: Cell::new(String::new()),
         streams: Streams::default(),
         ending: Cell::new(None),
         timer: Cell::new(None),
@@ -96,7 +93,7 @@ impl Thin {
     fn open(self: &Rc<Self>) -> Result<(), Error> {
         let listener: Weak<Thin> = Rc::downgrade(self);
         let link = Connection::open(listener, &self.given, &DEFAULTS)?;
-        self.url.set(link.url());
+        self.streams.set_url(link.url());
         drop(self.link.replace(Some(link)));
         Ok(())
     }
@@ -269,12 +266,6 @@ impl Driver for Thin {
             Phase::Waiting => State::Reconnecting,
             Phase::Finished => State::Closed,
         }
-    }
-
-    fn url(&self) -> String {
-        let url = self.url.take();
-        self.url.set(url.clone());
-        url
     }
 
     /// Open under the high-water mark; otherwise only while connecting does a send wait (for
