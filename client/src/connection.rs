@@ -105,11 +105,10 @@ impl Connection {
         })
     }
 
-    /// Starts the close handshake; the close event follows.
-    pub(crate) fn close(&self, code: u16, reason: &str) -> Result<(), Error> {
-        (self.socket)
-            .close_with_code_and_reason(code, reason)
-            .map_err(js::error)
+    /// Starts the close handshake; the close event follows. The code and reason were checked
+    /// by the handle (`validate_close`): nothing else makes the browser throw.
+    pub(crate) fn close(&self, code: u16, reason: &str) {
+        let _ = self.socket.close_with_code_and_reason(code, reason);
     }
 
     /// Bytes handed to the browser that it has not yet sent (`bufferedAmount`).

@@ -89,7 +89,7 @@ mod either {
             }
         }
 
-        pub(crate) fn close(&self, code: u16, reason: &str) -> Result<(), Error> {
+        pub(crate) fn close(&self, code: u16, reason: &str) {
             match self {
                 Connection::WebSocket(c) => c.close(code, reason),
                 Connection::Stream(c) => c.close(code, reason),

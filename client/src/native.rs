@@ -205,7 +205,7 @@ impl Connection {
         Ok(())
     }
 
-    pub(crate) fn close(&self, code: u16, reason: &str) -> Result<(), Error> {
+    pub(crate) fn close(&self, code: u16, reason: &str) {
         match self.state() {
             State::Connecting => {
                 // As the browser: closing before the handshake completes fails the
@@ -221,7 +221,6 @@ impl Connection {
             }
             State::Closing | State::Reconnecting | State::Closed => {}
         }
-        Ok(())
     }
 
     pub(crate) fn buffered_amount(&self) -> u32 {

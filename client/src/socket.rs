@@ -475,7 +475,7 @@ impl Shared {
             }
             Action::Close(code, reason) => {
                 // The core checked the code and reason: the browser takes them.
-                self.with_link(|link| drop(link.close(code, &reason)));
+                self.with_link(|link| link.close(code, &reason));
             }
             Action::Release => {
                 drop(self.replace_link(None));

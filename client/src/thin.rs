@@ -234,7 +234,7 @@ impl Driver for Thin {
             Phase::Open => {
                 self.phase.set(Phase::Closing);
                 // Checked by the handle: the transport takes them.
-                self.with_link(|link| drop(link.close(code, reason)));
+                self.with_link(|link| link.close(code, reason));
             }
             // Nothing to close yet: the attempt is let go, and the application's close
             // reported as it asked, after this call returns.

@@ -387,14 +387,13 @@ impl Connection {
         })
     }
 
-    pub(crate) fn close(&self, code: u16, reason: &str) -> Result<(), Error> {
+    pub(crate) fn close(&self, code: u16, reason: &str) {
         self.with(|conn| {
             conn.closes.push((code, reason.to_owned()));
             if matches!(conn.state, State::Connecting | State::Open) {
                 conn.state = State::Closing;
             }
         });
-        Ok(())
     }
 
     pub(crate) fn buffered_amount(&self) -> u32 {
