@@ -68,9 +68,9 @@ pub(crate) trait Fan {
     fn send(&mut self, event: Event, keep: bool) -> Option<Event>;
 }
 
-/// A fan of one stream, the first.
-fn fan(feed: Feed) -> Box<dyn Fan> {
-    Box::new(vec![feed])
+/// A fan without streams, for the first.
+fn fan() -> Box<dyn Fan> {
+    Box::new(Vec::new())
 }
 
 /// A socket's streams, as both drivers keep them (`socket.rs`, `thin.rs`): their fan, made by
@@ -99,13 +99,8 @@ impl Streams {
         #[cfg(any(not(target_arch = "wasm32"), feature = "web-socket-stream"))]
         let events = events.with_room(self.room.clone());
         if !self.released.get() {
-            let fan = match self.fan.take() {
-                Some(mut fan) => {
-                    fan.feeds().push(feed);
-                    fan
-                }
-                None => fan(feed),
-            };
+            let mut fan = self.fan.take().unwrap_or_else(fan);
+            fan.feeds().push(feed);
             self.fan.set(Some(fan));
         }
         events
