@@ -241,7 +241,9 @@ impl WebSocket {
 #[derive(Default)]
 pub(crate) struct Readiness {
     pause: Option<Pin<Box<dyn Future<Output = ()>>>>,
-    delay: Duration,
+    /// The last pause, in milliseconds: integers, since `Duration`'s multiplication checks
+    /// for overflow and panics, which every program with a sink would carry.
+    delay: Millis,
 }
 
 impl Readiness {
@@ -252,12 +254,11 @@ impl Readiness {
                 self.pause = None;
             }
             if socket.driver.ready_to_send() {
-                self.delay = Duration::ZERO;
+                self.delay = 0;
                 return Poll::Ready(());
             }
-            let longest = Duration::from_millis(DRAIN_PAUSE);
-            self.delay = (self.delay * 2).clamp(Duration::from_millis(1), longest);
-            self.pause = Some(Box::pin(sleep(self.delay)));
+            self.delay = (self.delay * 2).clamp(1, DRAIN_PAUSE);
+            self.pause = Some(Box::pin(sleep(Duration::from_millis(self.delay))));
         }
     }
 }
