@@ -1,7 +1,9 @@
 //! The builder: what a socket is configured with before it connects, and the application's
 //! callbacks. It makes the core's configuration and the driver's hooks (`socket.rs`).
 
+use std::future::poll_fn;
 use std::rc::Rc;
+use std::task::{Poll, ready};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -518,32 +520,41 @@ impl Builder {
     }
 }
 
-/// Waits for `socket`'s open, or its last close.
-async fn opened(socket: WebSocket) -> Result<WebSocket, Error> {
+/// Waits for `socket`'s open, or its last close. (A poll function, not an `async fn`: in
+/// the `async fn`s that call it, one state machine rather than two nested.)
+fn opened(socket: WebSocket) -> impl Future<Output = Result<WebSocket, Error>> {
     let mut events = socket.events();
     let mut last_close = None;
-    while let Some(event) = events.next().await {
-        match event {
-            Event::Open => return Ok(socket),
-            Event::Close(close) => last_close = Some(close),
-            _ => {}
+    poll_fn(move |cx| {
+        while let Some(event) = ready!(events.poll_next_unpin(cx)) {
+            match event {
+                Event::Open => return Poll::Ready(Ok(socket.clone())),
+                Event::Close(close) => last_close = Some(close),
+                _ => {}
+            }
         }
-    }
+        Poll::Ready(Err(failed(last_close.take())))
+    })
+}
+
+/// The error of an awaited `open` whose socket closed for good, with `last_close`, before it
+/// opened.
+fn failed(last_close: Option<CloseEvent>) -> Error {
     let never = CloseEvent::new(1006, "", false).with_cause(CloseCause::HandshakeFailed);
     let last_close = last_close.unwrap_or(never);
     #[cfg(not(target_arch = "wasm32"))]
     match last_close.cause {
         CloseCause::Proxy { status } => {
             let reason = last_close.reason;
-            return Err(Error::Proxy { status, reason });
+            return Error::Proxy { status, reason };
         }
         CloseCause::Extension => {
             let reason = last_close.reason;
-            return Err(Error::Extension { reason });
+            return Error::Extension { reason };
         }
         _ => {}
     }
-    Err(Error::ConnectFailed(last_close))
+    Error::ConnectFailed(last_close)
 }
 
 #[cfg(test)]
