@@ -146,10 +146,6 @@ impl Streams {
         self.released.set(false);
     }
 
-    pub(crate) fn released(&self) -> bool {
-        self.released.get()
-    }
-
     /// An attempt opens, to `url` as the transport resolved it.
     pub(crate) fn set_url(&self, url: String) {
         self.url.set(url);

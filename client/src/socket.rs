@@ -214,12 +214,10 @@ impl WebSocket {
     /// reconnection), with that close; at once if it already has. Close first, or wait for
     /// the server or the reconnection policy to end it.
     pub async fn closed(&self) -> CloseEvent {
-        let streams = self.driver.streams();
-        if self.state() != State::Closed || !streams.released() {
-            let mut events = self.events();
-            while events.next().await.is_some() {}
-        }
-        let last = streams.last_close();
+        // Once the socket has finished, the stream ends at once.
+        let mut events = self.events();
+        while events.next().await.is_some() {}
+        let last = self.driver.streams().last_close();
         last.unwrap_or_else(|| CloseEvent::new(1006, "", false))
     }
 
