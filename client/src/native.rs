@@ -307,7 +307,7 @@ impl Drop for Connection {
         // No event of this connection may reach the application any more; it closes with
         // 1000 on its own, as the browser's does.
         self.link.detached.set(true);
-        let _ = self.close(NORMAL_CLOSURE, "");
+        self.close(NORMAL_CLOSURE, "");
     }
 }
 

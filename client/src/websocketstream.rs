@@ -340,7 +340,7 @@ impl Drop for Connection {
         // No event of this connection may reach the socket any more; it closes with 1000 on
         // its own, as the browser's does, and is let go if that takes too long.
         self.link.detached.set(true);
-        let _ = self.close(NORMAL_CLOSURE, "");
+        self.close(NORMAL_CLOSURE, "");
         let link = self.link.clone();
         spawn(async move {
             sleep(CLOSE_TIMEOUT).await;
