@@ -113,6 +113,9 @@ pub(crate) struct Handler<'a, I> {
     /// The last poll of the socket's read was pending (and nothing was read since): then
     /// tungstenite's read buffer holds no whole frame.
     read_pending: bool,
+    /// That poll left a wake-up arranged, in this same poll of the task: the wait that follows
+    /// need not poll the socket again before it first sleeps ([`SkipFirst`]).
+    read_armed: bool,
     /// permessage-deflate, if negotiated: replies over the threshold go out compressed.
     deflate: Option<Negotiated>,
     /// What the connection did, for its closing log line and the metrics.
@@ -176,6 +179,7 @@ where
             grown: false,
             wide: false,
             read_pending: false,
+            read_armed: false,
             deflate,
             tally: Tally::new(now),
         };
@@ -209,8 +213,16 @@ where
                         // On the heap, as a renewal on a tick.
                         self.socket = Box::pin(renew(self.socket, self.server, true)).await;
                         self.wide = true;
+                        self.read_armed = false;
                         self.grew();
                     }
+                    // The socket was polled just now, pending, and the task has not slept
+                    // since: polling it again before the wait first sleeps would only find it
+                    // pending again, at the cost of a trip through every layer (about 500
+                    // instructions a message in benchmark scenario 2). Its wake-up is arranged
+                    // with this task's waker, and a wake-up that comes while the task runs
+                    // has it polled again.
+                    let skip = std::mem::take(&mut self.read_armed);
                     tokio::select! {
                         // In this order, without the random start select! would draw each
                         // time: the socket first, since a message is what usually woke the
@@ -220,7 +232,7 @@ where
                         // tokio's cooperative budget, so a peer that never lets it be
                         // pending gets a pending read within 128, and the signals are polled.
                         biased;
-                        received = self.socket.next() => Event::Received(received),
+                        received = SkipFirst::new(self.socket.next(), skip) => Event::Received(received),
                         _ = &mut shutting_down, if !self.closing => Event::Shutdown,
                         _ = &mut dropped, if can_drop => Event::Dropped,
                         _ = self.keepalive.tick() => Event::Tick,
@@ -296,6 +308,7 @@ where
     /// A heavy peer's socket is looked at too, to learn whether it may be widened now.
     async fn already_received(&mut self) -> Option<Option<Result<Message, Error>>> {
         self.read_pending = false;
+        self.read_armed = false;
         let widen = self.wants_wide();
         if !self.unflushed && !widen {
             return None;
@@ -313,6 +326,8 @@ where
             Poll::Ready(received) => Some(received),
             Poll::Pending => {
                 self.read_pending = true;
+                // Held at a message end, a pending read arranges no wake-up.
+                self.read_armed = !widen;
                 None
             }
         }
@@ -345,7 +360,15 @@ where
             return ControlFlow::Continue(());
         }
         self.unflushed = false;
-        let flushed = within(self.send_timeout(), self.socket.flush()).await;
+        let flushed = match futures_util::poll!(self.socket.flush()) {
+            Poll::Ready(flushed) => flushed,
+            Poll::Pending => {
+                // The task sleeps until the peer reads: a wake-up of the read may be spent
+                // meanwhile, so the wait must poll the socket afresh.
+                self.read_armed = false;
+                within(self.send_timeout(), self.socket.flush()).await
+            }
+        };
         self.check_write(flushed)
     }
 
@@ -446,6 +469,10 @@ where
 
     /// A reply as it goes out: compressed if deflate is on and it is large enough.
     fn compress(&self, reply: Message) -> Message {
+        // Checked here, where it is inlined: the call moves the message twice for nothing.
+        if self.deflate.is_none() {
+            return reply;
+        }
         let threshold = self.server.config.deflate_threshold;
         deflate::compress(reply, self.deflate, threshold)
     }
@@ -609,6 +636,34 @@ async fn linger<S: AsyncRead + AsyncWrite + Unpin>(socket: &mut S) -> std::io::R
         }
     }
     Ok(())
+}
+
+/// A future that is pending at its first poll without polling the future it wraps, if told
+/// to skip: for a read that was just polled pending, in the same poll of the task (see
+/// [`Handler::run`]).
+struct SkipFirst<F> {
+    inner: F,
+    skip: bool,
+}
+
+impl<F> SkipFirst<F> {
+    fn new(inner: F, skip: bool) -> Self {
+        SkipFirst { inner, skip }
+    }
+}
+
+impl<F: Future + Unpin> Future for SkipFirst<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<F::Output> {
+        if std::mem::take(&mut self.skip) {
+            return Poll::Pending;
+        }
+        std::pin::Pin::new(&mut self.inner).poll(cx)
+    }
 }
 
 /// Runs a write, giving a peer that does not read `limit` to make room for it. The timer is
