@@ -460,7 +460,7 @@ where
             );
         let again = Instant::now() + SETTLE;
         if !renewable && self.wide && again < next {
-            // A wide socket holds `ReadAhead`'s chunk too: look again after a while.
+            // A wide socket holds a wide read buffer: look again after a while.
             self.grown = true;
             self.keepalive.reset_at(again);
         }
