@@ -272,7 +272,8 @@ pub fn write_report(file: &Path, table: &str) -> Result<()> {
         "# Benchmarks\n\n`cargo xtask bench`, {date}, on {cores} cores ({cpu}), {kernel}.\n\
          Loopback; the load generator (ours, one thread, every reply verified) runs on core \
          {LOAD} and every server on core {SERVER} (`sched_setaffinity`{pinned}). Medians of {RUNS} \
-         runs; how far the runs spread is at the end of the round trips. Server CPU is the time \
+         runs, the servers taking turns run by run; how far the runs spread is at the end of the \
+         round trips. Server CPU is the time \
          on a CPU of all its threads, in nanoseconds (the first field of \
          `/proc/PID/task/*/schedstat`), and context switches are voluntary + involuntary \
          (`/proc/PID/task/*/status`), both divided by messages. Instructions (user space only; \
@@ -281,7 +282,9 @@ pub fn write_report(file: &Path, table: &str) -> Result<()> {
          `valgrind --tool=callgrind` on a short fixed run of scenarios 2 and 3 ({short_2} round \
          trips per connection in 2, {short_3} in 3), run again with twice the round trips: the \
          difference over the extra messages is the figure per message, without start-up, \
-         handshakes and idling. Compare within one run.\n\n{table}",
+         handshakes and idling; glibc's `memcpy` and `memset` are held to their vector loops \
+         there (`GLIBC_TUNABLES`), since callgrind counts `rep movsb` a byte at a time. \
+         Compare within one run.\n\n{table}",
         date = run("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         cores = counters::cores(),
         short_2 = SCENARIOS[1].callgrind_round_trips.unwrap_or_default(),

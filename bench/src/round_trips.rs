@@ -115,6 +115,11 @@ fn optional(figure: Option<Figure>, show: impl Fn(f64) -> String) -> String {
 /// The rows of `scenarios` for every target of `targets`, each from [`RUNS`] runs (one with
 /// `callgrind_only`), and for scenarios that ask for it the callgrind runs, whose files are
 /// kept in `dir/callgrind`.
+///
+/// The runs take turns: the first run of every target, then the second of every target, and
+/// so on, so that a machine that grows slower or faster over the minutes a scenario takes
+/// (server CPU per message was seen to climb from about 10 to 20 µs within one minute on a
+/// shared VM) weighs on every target alike, not on whichever runs last (ours).
 pub fn rows<'a>(
     runtime: &tokio::runtime::Runtime,
     scenarios: impl Iterator<Item = &'a Scenario>,
@@ -124,9 +129,9 @@ pub fn rows<'a>(
 ) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     for scenario in scenarios {
-        for target in targets {
-            let mut runs = Vec::new();
-            for _ in 0..if callgrind_only { 1 } else { RUNS } {
+        let mut runs: Vec<Vec<(Outcome, Used)>> = targets.iter().map(|_| Vec::new()).collect();
+        for _ in 0..if callgrind_only { 1 } else { RUNS } {
+            for (target, runs) in targets.iter().zip(&mut runs) {
                 let server = target.start()?;
                 let before = server.counters()?;
                 let outcome =
@@ -134,6 +139,8 @@ pub fn rows<'a>(
                 let used = server.counters()?.since(&before);
                 runs.push((outcome, used));
             }
+        }
+        for (target, runs) in targets.iter().zip(runs) {
             let mut row = median(scenario.name, target.name, runs);
             if let Some(round_trips) = scenario.callgrind_round_trips {
                 let shape = Shape {

@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-/// tungstenite's read window on a heavy connection. tungstenite zero-fills its window before
-/// every read (`FrameCodec::read_in`), so the window must stay small: under 2 KiB glibc's
-/// `memset` is a vector loop, from 2 KiB on it is `rep stosb`, which callgrind counts a byte
-/// at a time. Benchmark scenario 3 (16 KiB messages, callgrind): 512 bytes 37,994
-/// instructions per message, 1,024 30,689, 2,000 28,341, 32 KiB straight from the socket
-/// 56,516 (all of it zero-filled after every read).
-pub const WIDE_READ: usize = 2000;
+/// tungstenite's read window on a heavy connection, which reads straight from the socket
+/// (`read_ahead`): as wide as `ReadAhead`'s chunk, whose place it takes. tungstenite's
+/// buffer grows to each frame's size and no further, so a read seldom takes the whole window;
+/// a 16 KiB message takes about one read. Benchmark scenario 3 (16 KiB messages), against
+/// 2,000 bytes a read out of the chunk: 10,912 instructions per message instead of 13,415,
+/// one read system call per message instead of 0.6, and less server CPU time (callgrind with
+/// glibc's `memset` and `memcpy` kept to vector loops, as the benchmark counts them: see
+/// ARCHITECTURE.md, "The passes over a payload").
+pub const WIDE_READ: usize = 32 * 1024;
 
 /// The seed's reply prefix: `"Received:  " + msg`, with two spaces.
 pub const DEFAULT_PREFIX: &str = "Received:  ";
@@ -145,8 +147,8 @@ impl Config {
             .max_frame_size(Some(self.max_message_size))
     }
 
-    /// [`Config::websocket`] for a heavy connection (`read_ahead`): tungstenite reads
-    /// 2,000 bytes (`WIDE_READ`) a call instead of 512, out of `ReadAhead`'s chunk. Only while the
+    /// [`Config::websocket`] for a heavy connection (`read_ahead`): tungstenite reads up to
+    /// 32 KiB (`WIDE_READ`) a call instead of 512, straight from the socket. Only while the
     /// connection stays busy: the echo loop renews the socket with the small window once the
     /// peer falls silent.
     pub fn websocket_wide(&self) -> WebSocketConfig {

@@ -9,9 +9,13 @@
 
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
-use std::task::Poll;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::task::{ArcWake, AtomicWaker};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast;
@@ -113,6 +117,9 @@ pub(crate) struct Handler<'a, I> {
     /// The last poll of the socket's read was pending (and nothing was read since): then
     /// tungstenite's read buffer holds no whole frame.
     read_pending: bool,
+    /// That poll left a wake-up arranged, in this same poll of the task: the wait that follows
+    /// need not poll the socket again before it first sleeps ([`SkipFirst`]).
+    read_armed: bool,
     /// permessage-deflate, if negotiated: replies over the threshold go out compressed.
     deflate: Option<Negotiated>,
     /// What the connection did, for its closing log line and the metrics.
@@ -176,6 +183,7 @@ where
             grown: false,
             wide: false,
             read_pending: false,
+            read_armed: false,
             deflate,
             tally: Tally::new(now),
         };
@@ -198,6 +206,8 @@ where
         let can_drop = drop_all.is_some();
         let dropped = async { drop_all.as_mut()?.recv().await.ok() };
         tokio::pin!(dropped);
+        let signals = Arc::new(Signals::default());
+        let signal_waker = futures_util::task::waker(signals.clone());
         loop {
             let event = match self.already_received().await {
                 Some(received) => Event::Received(received),
@@ -209,24 +219,49 @@ where
                         // On the heap, as a renewal on a tick.
                         self.socket = Box::pin(renew(self.socket, self.server, true)).await;
                         self.wide = true;
+                        self.read_armed = false;
                         self.grew();
                     }
-                    tokio::select! {
-                        // In this order, without the random start select! would draw each
-                        // time: the socket first, since a message is what usually woke the
-                        // task, and polling the signals' futures first cost about 150
-                        // instructions a message of 4,860 (callgrind, benchmark scenario 2). A
-                        // busy connection still hears them: the socket's reads count against
-                        // tokio's cooperative budget, so a peer that never lets it be
-                        // pending gets a pending read within 128, and the signals are polled.
-                        biased;
-                        received = self.socket.next() => Event::Received(received),
-                        _ = &mut shutting_down, if !self.closing => Event::Shutdown,
-                        _ = &mut dropped, if can_drop => Event::Dropped,
-                        _ = self.keepalive.tick() => Event::Tick,
-                    }
+                    // The socket was polled just now, pending, and the task has not slept
+                    // since: polling it again before the wait first sleeps would only find it
+                    // pending again, at the cost of a trip through every layer (about 500
+                    // instructions a message in benchmark scenario 2). Its wake-up is arranged
+                    // with this task's waker, and a wake-up that comes while the task runs
+                    // has it polled again.
+                    let skip = std::mem::take(&mut self.read_armed);
+                    let mut received = SkipFirst::new(self.socket.next(), skip);
+                    let (closing, keepalive) = (self.closing, &mut self.keepalive);
+                    std::future::poll_fn(|cx| {
+                        // The socket first, since a message is what usually wakes the task.
+                        // A busy connection still hears the signals: the socket's reads
+                        // count against tokio's cooperative budget, so a peer that never lets
+                        // it be pending gets a pending read within 128.
+                        if let Poll::Ready(received) = Pin::new(&mut received).poll(cx) {
+                            return Poll::Ready(Event::Received(received));
+                        }
+                        if !signals.take_fired(cx) {
+                            return Poll::Pending;
+                        }
+                        let mut cx = Context::from_waker(&signal_waker);
+                        if !closing && shutting_down.as_mut().poll(&mut cx).is_ready() {
+                            return Poll::Ready(Event::Shutdown);
+                        }
+                        if can_drop && dropped.as_mut().poll(&mut cx).is_ready() {
+                            return Poll::Ready(Event::Dropped);
+                        }
+                        match keepalive.poll_tick(&mut cx) {
+                            Poll::Ready(_) => Poll::Ready(Event::Tick),
+                            Poll::Pending => Poll::Pending,
+                        }
+                    })
+                    .await
                 }
             };
+            if !matches!(event, Event::Received(_)) {
+                // A signal was taken, or a tick resets the clock and its wake-up with it:
+                // the next wait polls them all again.
+                signals.fire();
+            }
             let step = match event {
                 Event::Shutdown => {
                     let answer_by = Instant::now() + self.server.config.close_timeout;
@@ -278,10 +313,13 @@ where
                 Step::Control(takeover) => {
                     let timeout = self.send_timeout();
                     let run = takeover.run(&mut self.socket, shutting_down.as_mut(), timeout);
-                    match Box::pin(run).await {
+                    let flow = match Box::pin(run).await {
                         Ok(flow) => flow,
                         Err(error) => self.check_write(Err(error)),
-                    }
+                    };
+                    // The takeover waited on the shutdown with the task's own waker.
+                    signals.fire();
+                    flow
                 }
             };
             if flow.is_break() {
@@ -296,6 +334,7 @@ where
     /// A heavy peer's socket is looked at too, to learn whether it may be widened now.
     async fn already_received(&mut self) -> Option<Option<Result<Message, Error>>> {
         self.read_pending = false;
+        self.read_armed = false;
         let widen = self.wants_wide();
         if !self.unflushed && !widen {
             return None;
@@ -313,6 +352,8 @@ where
             Poll::Ready(received) => Some(received),
             Poll::Pending => {
                 self.read_pending = true;
+                // Held at a message end, a pending read arranges no wake-up.
+                self.read_armed = !widen;
                 None
             }
         }
@@ -345,7 +386,15 @@ where
             return ControlFlow::Continue(());
         }
         self.unflushed = false;
-        let flushed = within(self.send_timeout(), self.socket.flush()).await;
+        let flushed = match futures_util::poll!(self.socket.flush()) {
+            Poll::Ready(flushed) => flushed,
+            Poll::Pending => {
+                // The task sleeps until the peer reads: a wake-up of the read may be spent
+                // meanwhile, so the wait must poll the socket afresh.
+                self.read_armed = false;
+                within(self.send_timeout(), self.socket.flush()).await
+            }
+        };
         self.check_write(flushed)
     }
 
@@ -437,7 +486,7 @@ where
             );
         let again = Instant::now() + SETTLE;
         if !renewable && self.wide && again < next {
-            // A wide socket holds `ReadAhead`'s chunk too: look again after a while.
+            // A wide socket holds a wide read buffer: look again after a while.
             self.grown = true;
             self.keepalive.reset_at(again);
         }
@@ -446,6 +495,10 @@ where
 
     /// A reply as it goes out: compressed if deflate is on and it is large enough.
     fn compress(&self, reply: Message) -> Message {
+        // Checked here, where it is inlined: the call moves the message twice for nothing.
+        if self.deflate.is_none() {
+            return reply;
+        }
         let threshold = self.server.config.deflate_threshold;
         deflate::compress(reply, self.deflate, threshold)
     }
@@ -609,6 +662,75 @@ async fn linger<S: AsyncRead + AsyncWrite + Unpin>(socket: &mut S) -> std::io::R
         }
     }
     Ok(())
+}
+
+/// The waker of the signals the wait watches beside the socket (the shutdown, the outage
+/// control, the keepalive clock): it wakes the task and notes that one of them may be ready.
+/// The wait polls them only then, and after any event but a message (one was taken, or the
+/// clock reset with its wake-up), rather than on every wait: they were about 250
+/// instructions a message of 4,258 in benchmark scenario 2 (callgrind), a lock of the
+/// shutdown channel's waiter list among them.
+struct Signals {
+    fired: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Default for Signals {
+    fn default() -> Self {
+        Signals {
+            // The first wait polls them, and so registers this waker with each.
+            fired: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        }
+    }
+}
+
+impl Signals {
+    /// Marks them to be polled at the next wait.
+    fn fire(&self) {
+        self.fired.store(true, Ordering::Release);
+    }
+
+    /// Whether they are to be polled now; either way, the task `cx` is woken by them.
+    fn take_fired(&self, cx: &Context<'_>) -> bool {
+        self.task.register(cx.waker());
+        self.fired.swap(false, Ordering::AcqRel)
+    }
+}
+
+impl ArcWake for Signals {
+    fn wake_by_ref(signals: &Arc<Self>) {
+        signals.fire();
+        signals.task.wake();
+    }
+}
+
+/// A future that is pending at its first poll without polling the future it wraps, if told
+/// to skip: for a read that was just polled pending, in the same poll of the task (see
+/// [`Handler::run`]).
+struct SkipFirst<F> {
+    inner: F,
+    skip: bool,
+}
+
+impl<F> SkipFirst<F> {
+    fn new(inner: F, skip: bool) -> Self {
+        SkipFirst { inner, skip }
+    }
+}
+
+impl<F: Future + Unpin> Future for SkipFirst<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<F::Output> {
+        if std::mem::take(&mut self.skip) {
+            return Poll::Pending;
+        }
+        std::pin::Pin::new(&mut self.inner).poll(cx)
+    }
 }
 
 /// Runs a write, giving a peer that does not read `limit` to make room for it. The timer is

@@ -8,11 +8,12 @@
 //! at a time into a buffer of its own and hands them out from memory; when a read comes back
 //! short, the socket is drained, and the buffer is freed once it has been handed out.
 //!
-//! That costs a trip through every layer for each 512 bytes. So a connection whose reads
-//! take whole chunks is *heavy* ([`ReadAhead::is_heavy`]): the echo loop then gives it a
-//! tungstenite socket with a wider window (`config::WIDE_READ`, four times fewer trips) and
-//! tells this layer to keep its chunk between bursts ([`ReadAhead::set_wide`]) instead of
-//! allocating it afresh each time, until the peer falls silent.
+//! That costs a trip through every layer for each 512 bytes, and a copy of every byte. So a
+//! connection whose reads take whole chunks is *heavy* ([`ReadAhead::is_heavy`]): the echo
+//! loop then gives it a tungstenite socket with a window as wide as a chunk
+//! (`config::WIDE_READ`) and tells this layer to stand aside ([`ReadAhead::set_wide`]):
+//! tungstenite reads straight from the socket into its own buffer, with no chunk and no copy,
+//! until the peer falls silent.
 
 use std::io;
 use std::pin::Pin;
@@ -34,8 +35,9 @@ pub struct ReadAhead<S> {
     busy: bool,
     /// A chunk was read whole since [`ReadAhead::set_wide`] was last called.
     heavy: bool,
-    /// The chunk is kept when drained: the peer is heavy.
-    keep: bool,
+    /// Reads go straight to the socket: the peer is heavy, and tungstenite's own window is
+    /// as wide as a chunk.
+    wide: bool,
 }
 
 impl<S> ReadAhead<S> {
@@ -47,7 +49,7 @@ impl<S> ReadAhead<S> {
             end: 0,
             busy: false,
             heavy: false,
-            keep: false,
+            wide: false,
         }
     }
 
@@ -57,12 +59,14 @@ impl<S> ReadAhead<S> {
         self.heavy
     }
 
-    /// Whether the peer is heavy and tungstenite reads in wide windows: then the chunk is
-    /// kept between bursts; otherwise it is freed now, and heaviness is judged afresh. Called
-    /// when tungstenite's socket is renewed.
+    /// Whether the peer is heavy and tungstenite reads in wide windows: then reads go
+    /// straight to the socket, once what is buffered is handed out; otherwise through the
+    /// chunk while busy, as before. Heaviness is judged afresh. Called when tungstenite's
+    /// socket is renewed.
     pub fn set_wide(&mut self, wide: bool) {
-        self.keep = wide;
-        if !wide && self.start == self.end {
+        self.wide = wide;
+        self.busy = false;
+        if self.start == self.end {
             self.chunk = Box::default();
         }
         self.heavy = false;
@@ -85,7 +89,7 @@ impl<S> ReadAhead<S> {
         let n = out.remaining().min(self.end - self.start);
         out.put_slice(&self.chunk[self.start..self.start + n]);
         self.start += n;
-        if self.start == self.end && !self.busy && !self.keep {
+        if self.start == self.end && (!self.busy || self.wide) {
             self.chunk = Box::default();
         }
     }
@@ -102,6 +106,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
             this.hand_out(out);
             return Poll::Ready(Ok(()));
         }
+        if this.wide {
+            return Pin::new(&mut this.inner).poll_read(cx, out);
+        }
         if !this.busy {
             let (before, room) = (out.filled().len(), out.remaining());
             ready!(Pin::new(&mut this.inner).poll_read(cx, out))?;
@@ -116,9 +123,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
         let n = chunk.filled().len();
         if let Poll::Pending | Poll::Ready(Err(_)) = read {
             this.busy = false;
-            if !this.keep {
-                this.chunk = Box::default();
-            }
+            this.chunk = Box::default();
             return read;
         }
         // A short read drained the socket: back to reading straight through.
@@ -210,9 +215,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_heavy_peer_is_told_and_a_wide_reader_keeps_the_chunk_until_renewed() {
+    async fn a_heavy_peer_is_told_and_a_wide_reader_reads_straight_from_the_socket() {
         let (mut peer, socket) = tokio::io::duplex(1 << 20);
-        let mut socket = ReadAhead::new(socket);
+        let mut socket = ReadAhead::new(Counted {
+            inner: socket,
+            reads: 0,
+        });
         // A few small messages: not heavy.
         peer.write_all(&[1; 600]).await.unwrap();
         let mut buffer = [0; 512];
@@ -227,20 +235,40 @@ mod tests {
             received.extend_from_slice(&buffer[..n]);
         }
         assert!(socket.is_heavy());
-        // Widened (the echo loop does so where nothing is buffered here; read on for the test).
+        // Widened while part of a chunk is still buffered (the echo loop does so only where
+        // nothing is; read on for the test): that part is handed out first, then every read
+        // reaches the socket, and no chunk is held.
         socket.set_wide(true);
         assert!(!socket.is_heavy(), "judged afresh");
-        let mut wide = [0; 2000];
+        let mut wide = vec![0; CHUNK];
+        let n = socket.read(&mut wide).await.unwrap();
+        received.extend_from_slice(&wide[..n]);
+        assert!(!socket.is_buffering(), "the chunk is freed once handed out");
+        let before = socket.get_ref().reads;
+        let mut reads = 0;
         while received.len() < sent.len() {
             let n = socket.read(&mut wide).await.unwrap();
             received.extend_from_slice(&wide[..n]);
+            reads += 1;
+            assert!(!socket.is_buffering(), "no chunk while wide");
         }
         assert_eq!(received, sent);
-        assert!(socket.is_buffering(), "kept between bursts while wide");
+        assert_eq!(
+            socket.get_ref().reads - before,
+            reads,
+            "every read reaches the socket"
+        );
+        // Narrowed again: small reads go straight through, and a full one starts a chunk.
         socket.set_wide(false);
+        peer.write_all(&pattern(2 * CHUNK)).await.unwrap();
+        let n = socket.read(&mut buffer).await.unwrap();
+        assert_eq!(n, 512);
+        assert!(!socket.is_buffering());
+        let n = socket.read(&mut buffer).await.unwrap();
+        assert_eq!(n, 512);
         assert!(
-            !socket.is_buffering(),
-            "freed when the socket narrows again"
+            socket.is_buffering(),
+            "busy again: reads go through the chunk"
         );
     }
 
