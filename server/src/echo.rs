@@ -722,14 +722,11 @@ impl<F> SkipFirst<F> {
 impl<F: Future + Unpin> Future for SkipFirst<F> {
     type Output = F::Output;
 
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> Poll<F::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         if std::mem::take(&mut self.skip) {
             return Poll::Pending;
         }
-        std::pin::Pin::new(&mut self.inner).poll(cx)
+        Pin::new(&mut self.inner).poll(cx)
     }
 }
 
