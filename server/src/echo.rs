@@ -29,6 +29,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tracing::{debug, info};
 
 use crate::Server;
+use crate::config::WIDE_BUFFER;
 use crate::controls::{self, Command};
 use crate::deflate::{self, Inflate, InflateError, Negotiated, Reading};
 use crate::read_ahead::ReadAhead;
@@ -645,7 +646,14 @@ where
     };
     let mut layers = socket.into_inner();
     layers.get_mut().get_mut().set_wide(wide);
-    WebSocketStream::from_raw_socket(layers, Role::Server, Some(config)).await
+    if !wide {
+        return WebSocketStream::from_raw_socket(layers, Role::Server, Some(config)).await;
+    }
+    // tungstenite makes its read buffer from the bytes it is handed, keeping their
+    // allocation (`BytesMut::from_iter` collects the `Vec` in place): an empty one with room
+    // for a few windows ([`WIDE_BUFFER`]), where its own would be one window long.
+    let buffer = Vec::with_capacity(WIDE_BUFFER);
+    WebSocketStream::from_partially_read(layers, buffer, Role::Server, Some(config)).await
 }
 
 /// Shuts down the write side, then reads until the peer's end of stream or [`LINGER_BYTES`].
