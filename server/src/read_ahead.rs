@@ -74,7 +74,7 @@ impl<S> ReadAhead<S> {
 
     /// The wrapped socket.
     #[cfg(test)]
-    fn get_ref(&self) -> &S {
+    pub(crate) fn get_ref(&self) -> &S {
         &self.inner
     }
 
@@ -91,6 +91,24 @@ impl<S> ReadAhead<S> {
         self.start += n;
         if self.start == self.end && (!self.busy || self.wide) {
             self.chunk = Box::default();
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin + 'static> ReadAhead<S> {
+    /// Whether a read may find something now, without reading: `Ready` if bytes are buffered
+    /// here or the socket may have some, `Pending` once a plain TCP socket is known to have
+    /// none, with the task `cx` to be woken when it has. Only a `TcpStream` is asked (its
+    /// readiness, which tokio clears after a short read, costs no system call); any other
+    /// transport (TLS, an HTTP/2 stream) is always `Ready`, and so read as before.
+    pub fn poll_readable(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.start < self.end {
+            return Poll::Ready(());
+        }
+        let socket: &mut dyn std::any::Any = &mut self.inner;
+        match socket.downcast_mut::<tokio::net::TcpStream>() {
+            Some(tcp) => tcp.poll_read_ready(cx).map(|_| ()),
+            None => Poll::Ready(()),
         }
     }
 }
@@ -270,6 +288,39 @@ mod tests {
             socket.is_buffering(),
             "busy again: reads go through the chunk"
         );
+    }
+
+    /// One look at whether `socket` is readable.
+    async fn readable<S: AsyncRead + Unpin + 'static>(socket: &mut ReadAhead<S>) -> Poll<()> {
+        std::future::poll_fn(|cx| Poll::Ready(socket.poll_readable(cx))).await
+    }
+
+    #[tokio::test]
+    async fn a_tcp_socket_says_whether_it_is_readable_without_a_read() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut peer = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let mut socket = ReadAhead::new(listener.accept().await.unwrap().0);
+        // tokio takes a socket it has not read yet for readable.
+        peer.write_all(b"hello").await.unwrap();
+        let mut buffer = [0; 512];
+        assert_eq!(socket.read(&mut buffer).await.unwrap(), 5);
+        // A short read drained the socket: pending now, with a wake-up arranged for when the
+        // peer writes.
+        assert!(readable(&mut socket).await.is_pending());
+        assert!(
+            readable(&mut socket).await.is_pending(),
+            "asking took nothing"
+        );
+        peer.write_all(b"again").await.unwrap();
+        std::future::poll_fn(|cx| socket.poll_readable(cx)).await;
+        let n = socket.read(&mut buffer).await.unwrap();
+        assert_eq!(&buffer[..n], b"again");
+        // Any other transport is always worth a read.
+        let (_peer, duplex) = tokio::io::duplex(64);
+        let mut other = ReadAhead::new(duplex);
+        assert!(readable(&mut other).await.is_ready());
     }
 
     #[tokio::test]

@@ -85,6 +85,15 @@ impl<S> Utf8Guard<S> {
         let watch = &self.watch;
         watch.state == State::Header && watch.header.is_empty() && !watch.in_message
     }
+
+    /// How many frames that tungstenite answers with a message (a control frame, the last
+    /// frame of a data message) were handed up whole so far, counting from the bytes read
+    /// before the guard (wrapping); `None` once the guard no longer follows the stream. When
+    /// it equals the messages tungstenite gave, tungstenite holds no whole message: its next
+    /// read goes to the socket before it can give one.
+    pub fn messages_handed_up(&self) -> Option<u32> {
+        matches!(self.watch.state, State::Header | State::Payload).then_some(self.watch.messages)
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Utf8Guard<S> {
@@ -180,6 +189,9 @@ struct Watch {
     /// Whether the message under way is text.
     message_is_text: bool,
     utf8: Utf8Stream,
+    /// Frames followed to their end that tungstenite answers with a message (wrapping):
+    /// [`Utf8Guard::messages_handed_up`].
+    messages: u32,
 }
 
 /// The longest frame header: 2 bytes, 8 of length, 4 of mask.
@@ -315,6 +327,9 @@ impl Watch {
     }
 
     fn end_frame(&mut self) {
+        if !self.frame_is_data || self.frame_ends_message {
+            self.messages = self.messages.wrapping_add(1);
+        }
         if self.frame_is_data {
             self.in_message = !self.frame_ends_message;
             if self.frame_ends_message {
@@ -564,5 +579,43 @@ mod tests {
         assert_eq!(watch.utf8.pending_len, 1, "{watch:?}");
         watch.feed(&masked_frame(0x80, &[0x41]));
         assert_eq!(watch.state, State::Invalid, "{watch:?}");
+    }
+
+    #[test]
+    fn the_messages_handed_up_are_counted_as_tungstenite_gives_them() {
+        // A fragmented text message with a ping between its fragments, a binary message and
+        // a pong: tungstenite gives four messages (the ping, the text, the binary, the pong).
+        let stream = [
+            masked_frame(0x01, b"hel"),
+            masked_frame(0x89, b"ping"),
+            masked_frame(0x80, b"lo"),
+            masked_frame(0x82, &[7; 10]),
+            masked_frame(0x8a, b""),
+        ]
+        .concat();
+        // Split anywhere, and with a part read before the guard: a frame counts once whole.
+        for split in 0..stream.len() {
+            let mut guard = Utf8Guard::new(&stream[split..], &stream[..split], 1 << 20);
+            let mut counts = vec![guard.messages_handed_up().unwrap()];
+            while let Some(read) = read_once(&mut guard, 7) {
+                if read.is_empty() {
+                    break;
+                }
+                counts.push(guard.messages_handed_up().unwrap());
+            }
+            assert_eq!(counts.last(), Some(&4), "split at {split}: {counts:?}");
+        }
+        // One frame at a time: the count moves only as each message-giving frame ends.
+        let mut guard = Utf8Guard::new(&stream[..], &[], 1 << 20);
+        let mut counts = Vec::new();
+        for frame in [9, 10, 8, 16, 6] {
+            read_once(&mut guard, frame).unwrap();
+            counts.push(guard.messages_handed_up().unwrap());
+        }
+        assert_eq!(counts, [0, 1, 2, 3, 4]);
+        // A header tungstenite rejects: the guard no longer follows, and says so.
+        let mut guard = Utf8Guard::new(&[0x81, 0x02, 0xff, 0xfe][..], &[], 1 << 20);
+        read_once(&mut guard, 16).unwrap();
+        assert_eq!(guard.messages_handed_up(), None);
     }
 }
