@@ -8,13 +8,12 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// tungstenite's read window on a heavy connection, which reads straight from the socket
-/// (`read_ahead`): as wide as `ReadAhead`'s chunk, whose place it takes. tungstenite's
-/// buffer grows to each frame's size and no further, so a read seldom takes the whole window;
-/// a 16 KiB message takes about one read. Benchmark scenario 3 (16 KiB messages), against
-/// 2,000 bytes a read out of the chunk: 10,912 instructions per message instead of 13,415,
-/// one read system call per message instead of 0.6, and less server CPU time (callgrind with
-/// glibc's `memset` and `memcpy` kept to vector loops, as the benchmark counts them: see
-/// ARCHITECTURE.md, "The passes over a payload").
+/// (`read_ahead`): as wide as `ReadAhead`'s chunk, whose place it takes. Benchmark scenario 3
+/// (16 KiB messages), against 2,000 bytes a read out of the chunk: 10,912 instructions per
+/// message instead of 13,415, and less server CPU time (callgrind with glibc's `memset` and
+/// `memcpy` kept to vector loops, as the benchmark counts them: see ARCHITECTURE.md, "The
+/// passes over a payload"); with a buffer of one window, a read took only the rest of one
+/// frame, and since [`WIDE_BUFFER`] most reads take a whole window.
 pub const WIDE_READ: usize = 32 * 1024;
 
 /// The read buffer tungstenite is given on a heavy connection, four windows ([`WIDE_READ`])
@@ -23,8 +22,9 @@ pub const WIDE_READ: usize = 32 * 1024;
 /// nearly every 16 KiB frame (32 KiB is two such frames but a few bytes): a 16 KiB copy per
 /// message, and a read of only the rest of one frame each time. With room for four windows,
 /// reads take whole windows and a cut-off frame is moved once every 128 KiB. Benchmark
-/// scenario 3 (callgrind, 10,000 messages): 11,100 -> 10,000 instructions per message;
-/// `recvfrom` calls 1.02 -> 0.59 a message (strace). Held only while the peer is heavy.
+/// scenario 3 in its steady state (callgrind, 10,000 messages): 10,700-10,970 -> 8,760-10,040
+/// instructions per message; `recvfrom` calls 1.02 -> 0.59 a message (strace). Held only while
+/// the peer is heavy.
 pub const WIDE_BUFFER: usize = 128 * 1024;
 
 /// The seed's reply prefix: `"Received:  " + msg`, with two spaces.
