@@ -67,12 +67,18 @@ pub(crate) type Socket<I> = WebSocketStream<Utf8Guard<Inflate<ReadAhead<I>>>>;
 
 /// Wraps an upgraded connection, and the bytes hyper had read past the handshake, in the
 /// socket stack.
-pub(crate) async fn open<I>(
+///
+/// The stack is made here, and tokio-tungstenite's future, which holds it (and is ready at
+/// once), on the heap for the moment it takes: an `async fn` would hold its arguments twice
+/// (over TLS the connection is a few KiB), and the caller's state while it waits would hold
+/// the whole stack, making every connection's task, which is as large as its largest state,
+/// larger for the connection's life.
+pub(crate) fn open<I>(
     io: I,
     mut already_read: Vec<u8>,
     deflate: Option<Negotiated>,
     server: &Server,
-) -> Socket<I>
+) -> Pin<Box<impl Future<Output = Socket<I>> + use<I>>>
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
@@ -87,12 +93,12 @@ where
     let reading = deflate.map(|_| Reading::server(max_size));
     let inflate = Inflate::new(ReadAhead::new(io), reading, for_inflate);
     let guarded = Utf8Guard::new(inflate, &already_read, max_size);
-    // On the heap for the moment it takes (it is ready at once): tokio-tungstenite's future
-    // holds the whole socket stack, and inline it would make every connection's task, which
-    // is as large as its largest state, larger for the connection's life.
-    let making =
-        WebSocketStream::from_partially_read(guarded, already_read, Role::Server, Some(config));
-    Box::pin(making).await
+    Box::pin(WebSocketStream::from_partially_read(
+        guarded,
+        already_read,
+        Role::Server,
+        Some(config),
+    ))
 }
 
 /// One WebSocket connection and its state.
@@ -835,7 +841,7 @@ mod tests {
     /// few hundred bytes more here are a few hundred bytes more per idle connection (the
     /// whole of it is about 3.5 KiB, BENCHMARKS.md scenario 4b). 1,960 bytes before issue 13's
     /// `Handler`, 1,968 after, 2,056 in a task of 2,816 bytes before issue 31's memory work;
-    /// 624 since, in a task of 1,024 (the handler boxed, and no state holding a timer, the
+    /// 624 since, in a task of 896 (the handler boxed, and no state holding a timer, the
     /// socket stack being made, or an argument twice).
     #[tokio::test]
     async fn the_handlers_future_stays_small() {

@@ -192,26 +192,41 @@ fn spawn_websocket<I>(
         };
         let over = telemetry::Over::opened(version);
         // Unwrap hyper's upgraded connection back to the socket it came from, so that the
-        // WebSocket reads and writes the socket directly, without a boxed layer between.
-        match upgraded.downcast::<TokioIo<I>>() {
-            Ok(hyper::upgrade::Parts { io, read_buf, .. }) => {
-                // `read_buf` shares hyper's whole read buffer: copy what it holds and let the
-                // buffer go now, rather than keep it for the life of the connection.
-                let already_read = read_buf.to_vec();
-                drop(read_buf);
-                let socket = echo::open(io.into_inner(), already_read, deflate, &server).await;
-                let handler = Box::new(echo::Handler::new(socket, deflate, peer, &server));
-                handler.run(drop_all).await;
-            }
+        // WebSocket reads and writes the socket directly, without a boxed layer between; the
+        // socket stack is made (`echo::open`) in this statement, so that no state of the task
+        // holds hyper's parts (over TLS, the whole connection) while it waits.
+        let opening = match upgraded.downcast::<TokioIo<I>>() {
+            // `read_buf` shares hyper's whole read buffer: copy what it holds and let the
+            // buffer go now, rather than keep it for the life of the connection.
+            Ok(parts) => Opening::Direct(echo::open(
+                parts.io.into_inner(),
+                parts.read_buf.to_vec(),
+                deflate,
+                &server,
+            )),
             // HTTP/2: a stream of a connection that hyper goes on serving.
             Err(stream) => {
                 let stream = TokioIo::new(stream);
-                let socket = echo::open(stream, Vec::new(), deflate, &server).await;
-                let handler = Box::new(echo::Handler::new(socket, deflate, peer, &server));
-                handler.run(drop_all).await;
+                Opening::Stream(echo::open(stream, Vec::new(), deflate, &server))
+            }
+        };
+        match opening {
+            Opening::Direct(opening) => {
+                let handler = echo::Handler::new(opening.await, deflate, peer, &server);
+                Box::new(handler).run(drop_all).await;
+            }
+            Opening::Stream(opening) => {
+                let handler = echo::Handler::new(opening.await, deflate, peer, &server);
+                Box::new(handler).run(drop_all).await;
             }
         }
         // Held until the connection ends.
         drop((over, permit, alive));
     });
+}
+
+/// A socket stack being made: on the connection itself, or on an HTTP/2 stream.
+enum Opening<D, S> {
+    Direct(D),
+    Stream(S),
 }
