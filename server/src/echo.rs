@@ -52,8 +52,8 @@ const SMALL_MESSAGE: usize = 256;
 /// a busy one is looked at ten times a second, and an idle one gives its buffers back
 /// before many others have allocated around them. With a second here, connections that
 /// arrived meanwhile left the freed buffers as holes smaller than a page between their own
-/// allocations: 5.3 KiB per idle connection after a 2 KiB message, against 4.0 now
-/// (benchmark scenario 4b).
+/// allocations: 5.3 KiB per idle connection after a 2 KiB message, against 4.0 at 100 ms
+/// (benchmark scenario 4b, with the connection's task of then; BENCHMARKS.md has today's).
 const SETTLE: Duration = Duration::from_millis(100);
 
 /// A keepalive deadline too far to be held by an `Instant` (a configured interval of
