@@ -22,7 +22,7 @@ use test_support::browser::Engine;
 
 use crate::report::command_output;
 use crate::stats::Figure;
-use crate::targets::Target;
+use crate::targets::{Target, VECTOR_STRINGS};
 use crate::transports;
 
 /// Rounds: every program once per round and engine.
@@ -230,30 +230,29 @@ pub fn section(
         "---|".repeat(PROGRAMS.len()),
         date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
     );
+    // Each program's wasm, its JavaScript (the glue, or plain JavaScript's program) and both,
+    // gzipped.
     let sizes = sizes(www)?;
-    let cell = |size: Option<(usize, usize)>| {
-        size.map_or("-".to_owned(), |(wasm, _)| format!("{} B", thousands(wasm)))
-    };
-    text += &format!(
-        "| wasm, gzip -9 | {} |\n",
-        sizes
-            .iter()
-            .map(|size| cell(*size))
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
-    text += &format!(
-        "| JavaScript (glue, or the program), gzip -9 | {} |\n",
-        (sizes.iter().zip(&PROGRAMS))
-            .map(|(size, program)| match size {
-                Some((_, glue)) => format!("{} B", thousands(*glue)),
-                None => gzip_size(&www.join(program.source))
-                    .map(|n| format!("{} B", thousands(n)))
-                    .unwrap_or_else(|_| "-".to_owned()),
-            })
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
+    let downloads: Vec<[Option<usize>; 3]> = (sizes.iter().zip(&PROGRAMS))
+        .map(|(size, program)| match *size {
+            Some((wasm, glue)) => [Some(wasm), Some(glue), Some(wasm + glue)],
+            None => {
+                let js = gzip_size(&www.join(program.source)).ok();
+                [None, js, js]
+            }
+        })
+        .collect();
+    let size_rows = [
+        "wasm, gzip -9",
+        "JavaScript (glue, or the program), gzip -9",
+        "both: what the page downloads for the program, gzip -9",
+    ];
+    for (column, label) in size_rows.iter().enumerate() {
+        let cells: Vec<String> = (downloads.iter())
+            .map(|size| size[column].map_or("-".to_owned(), |n| format!("{} B", thousands(n))))
+            .collect();
+        text += &format!("| {label} | {} |\n", cells.join(" | "));
+    }
     let lines: Vec<usize> = (PROGRAMS.iter())
         .map(|program| lines_of(&peers.join(program.source)))
         .collect::<Result<_>>()?;
@@ -602,7 +601,10 @@ const INSTRUCTION_PAIRS: usize = 3;
 
 /// Instructions per binary message of each size, (tokio-tungstenite used directly, ours):
 /// `client/tests/native_instructions.rs` under callgrind (cargo's runner), each side with a
-/// count and twice that count, the difference over the extra messages.
+/// count and twice that count, the difference over the extra messages. glibc's `memcpy` and
+/// `memset` keep to their vector loops ([`VECTOR_STRINGS`]), as the server's are counted:
+/// tungstenite zero-fills its read window before each read, which `rep stosb` would have
+/// counted a byte at a time.
 fn native_instructions(root: &Path, url: &str) -> Result<[(f64, f64); 2]> {
     let dir = root.join("target/release/callgrind");
     std::fs::create_dir_all(&dir)?;
@@ -615,6 +617,7 @@ fn native_instructions(root: &Path, url: &str) -> Result<[(f64, f64); 2]> {
         let mut test = transports::cargo(root, &["--test", "native_instructions", "--"]);
         test.args(["--include-ignored", "--nocapture"])
             .env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER", runner)
+            .env("GLIBC_TUNABLES", VECTOR_STRINGS)
             .env("ECHO_SERVER_URL", url)
             .env("NATIVE_SIDE", side)
             .env("NATIVE_SIZE", size.to_string())

@@ -54,10 +54,13 @@ use crate::tunnel::{self, Failure, Tunnel};
 /// answer (a stalled server, or one found dead by the heartbeat).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The room tungstenite reads into. It zeroes all of it before every read: with its default,
-/// 128 KiB, that `memset` was 94% of `native_speed.rs`'s instructions (callgrind). Smaller
-/// costs more reads for big messages.
-const READ_BUFFER: usize = 32 * 1024;
+/// The room tungstenite reads into, which it zero-fills before every read. At 64 KiB a
+/// 64 KiB message takes 1.1 `recvfrom` (2.2 at 32 KiB) and a 1 MiB one 16 (32), for about
+/// 250 more instructions (5%) per 32-byte message than at 32 KiB (callgrind with glibc's
+/// vector `memset`; counted a byte at a time, as `rep stosb` is by default, the fill had
+/// looked ten times as dear). tungstenite's default, 128 KiB, halves the big messages' reads
+/// again, but a socket's window is resident memory for its life (the fill touches it all).
+const READ_BUFFER: usize = 64 * 1024;
 
 /// How long the Close that fails a connection (a message too big, invalid UTF-8, a protocol
 /// error of the server's) may take to be written before the connection is dropped anyway.
@@ -674,7 +677,7 @@ fn report(link: &Link, listener: Option<Rc<dyn Listener>>, close: Option<Option<
 
 /// A received binary message's bytes: tungstenite's own, without a copy; but a payload
 /// smaller than the read buffer is copied out of it, since one the application keeps would
-/// otherwise keep the whole buffer (32 KiB or more) alive.
+/// otherwise keep the whole buffer (64 KiB or more) alive.
 fn payload(data: bytes::Bytes) -> Payload {
     if data.len() < READ_BUFFER {
         Payload::from(&data[..])

@@ -10,7 +10,7 @@ use std::ops::Deref;
 /// Natively it holds tungstenite's `Bytes`, so a large received message reaches the
 /// application without a copy (`bytes::Bytes::from` takes it without one; `into_vec` copies
 /// when the buffer is shared, as a received one is); one smaller than the connection's read
-/// buffer (32 KiB) is copied out of it, so that a small payload kept for long does not keep
+/// buffer (64 KiB) is copied out of it, so that a small payload kept for long does not keep
 /// the whole buffer. In the browser it is a `Vec<u8>`: the bytes have been copied out of
 /// JavaScript once anyway, and a page then carries none of the `bytes` crate's code (1.4 KB
 /// gzipped). Cloning copies the bytes in the browser, not natively. To change the bytes in

@@ -53,8 +53,8 @@ const SMALL_MESSAGE: usize = 256;
 /// a busy one is looked at ten times a second, and an idle one gives its buffers back
 /// before many others have allocated around them. With a second here, connections that
 /// arrived meanwhile left the freed buffers as holes smaller than a page between their own
-/// allocations: 5.3 KiB per idle connection after a 2 KiB message, against 4.0 now
-/// (benchmark scenario 4b).
+/// allocations: 5.3 KiB per idle connection after a 2 KiB message, against 4.0 at 100 ms
+/// (benchmark scenario 4b, with the connection's task of then; BENCHMARKS.md has today's).
 const SETTLE: Duration = Duration::from_millis(100);
 
 /// A keepalive deadline too far to be held by an `Instant` (a configured interval of
@@ -68,12 +68,18 @@ pub(crate) type Socket<I> = WebSocketStream<Utf8Guard<Inflate<ReadAhead<I>>>>;
 
 /// Wraps an upgraded connection, and the bytes hyper had read past the handshake, in the
 /// socket stack.
-pub(crate) async fn open<I>(
+///
+/// The stack is made here, and tokio-tungstenite's future, which holds it (and is ready at
+/// once), on the heap for the moment it takes: an `async fn` would hold its arguments twice
+/// (over TLS the connection is a few KiB), and the caller's state while it waits would hold
+/// the whole stack, making every connection's task, which is as large as its largest state,
+/// larger for the connection's life.
+pub(crate) fn open<I>(
     io: I,
     mut already_read: Vec<u8>,
     deflate: Option<Negotiated>,
     server: &Server,
-) -> Socket<I>
+) -> Pin<Box<impl Future<Output = Socket<I>> + use<I>>>
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
@@ -88,7 +94,12 @@ where
     let reading = deflate.map(|_| Reading::server(max_size));
     let inflate = Inflate::new(ReadAhead::new(io), reading, for_inflate);
     let guarded = Utf8Guard::new(inflate, &already_read, max_size);
-    WebSocketStream::from_partially_read(guarded, already_read, Role::Server, Some(config)).await
+    Box::pin(WebSocketStream::from_partially_read(
+        guarded,
+        already_read,
+        Role::Server,
+        Some(config),
+    ))
 }
 
 /// One WebSocket connection and its state.
@@ -205,7 +216,11 @@ where
     ///
     /// `drop_all`, when given, ends the connection abruptly when it hears (the outage control);
     /// it is subscribed before the handshake is answered, so that no connection can miss it.
-    pub(crate) async fn run(mut self, mut drop_all: Option<broadcast::Receiver<()>>) {
+    ///
+    /// The handler comes boxed: an `async fn` holds its arguments twice for the connection's
+    /// life, once as passed and once as its own bindings of them (rust-lang/rust#62958), and
+    /// the handler is 624 bytes, a box 8.
+    pub(crate) async fn run(mut self: Box<Self>, mut drop_all: Option<broadcast::Receiver<()>>) {
         // The signals are waited on by futures made once, not once a message: a `changed()`
         // or `recv()` made afresh joins and leaves its channel's waiter list each time.
         let mut shutdown = self.server.shutdown.clone();
@@ -780,17 +795,23 @@ impl<F: Future + Unpin> Future for SkipFirst<F> {
 
 /// Runs a write, giving a peer that does not read `limit` to make room for it. The timer is
 /// set only when the write cannot complete at once, so the common case costs no timer.
-async fn within<F>(limit: Duration, writing: F) -> Result<(), Error>
+///
+/// Not an `async fn`, which would hold the write twice (rust-lang/rust#62958), and the timer
+/// on the heap, only when it is set: the loop's future holds this one while it waits, and
+/// every connection's task is as large as its largest state, for its whole life.
+#[allow(clippy::manual_async_fn)] // an `async fn` holds its arguments twice
+fn within<F>(limit: Duration, mut writing: F) -> impl Future<Output = Result<(), Error>>
 where
-    F: Future<Output = Result<(), Error>>,
+    F: Future<Output = Result<(), Error>> + Unpin,
 {
-    tokio::pin!(writing);
-    match futures_util::poll!(&mut writing) {
-        Poll::Ready(result) => result,
-        Poll::Pending => match tokio::time::timeout(limit, writing).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Io(std::io::ErrorKind::TimedOut.into())),
-        },
+    async move {
+        match futures_util::poll!(&mut writing) {
+            Poll::Ready(result) => result,
+            Poll::Pending => match Box::pin(tokio::time::timeout(limit, &mut writing)).await {
+                Ok(result) => result,
+                Err(_) => Err(Error::Io(std::io::ErrorKind::TimedOut.into())),
+            },
+        }
     }
 }
 
@@ -866,16 +887,19 @@ mod tests {
 
     /// Every connection's task is allocated at the size of its largest state, idle or not: a
     /// few hundred bytes more here are a few hundred bytes more per idle connection (the
-    /// whole of it is about 4 KiB). 1,960 bytes before issue 13's `Handler`, 1,968 after.
+    /// whole of it is about 3.5 KiB, BENCHMARKS.md scenario 4b). 1,960 bytes before issue 13's
+    /// `Handler`, 1,968 after, 2,056 in a task of 2,816 bytes before issue 31's memory work;
+    /// 624 since, in a task of 896 (the handler boxed, and no state holding a timer, the
+    /// socket stack being made, or an argument twice).
     #[tokio::test]
     async fn the_handlers_future_stays_small() {
         let (io, _peer) = tokio::io::duplex(1024);
         let server = Server::for_tests();
         let socket = open(io, Vec::new(), None, &server).await;
         let peer = "127.0.0.1:1".parse().unwrap();
-        let run = Handler::new(socket, None, peer, &server).run(None);
+        let run = Box::new(Handler::new(socket, None, peer, &server)).run(None);
         let size = std::mem::size_of_val(&run);
-        assert!(size <= 2048, "the echo loop's future takes {size} bytes");
+        assert!(size <= 640, "the echo loop's future takes {size} bytes");
     }
 
     /// Counts the reads that reach the socket.

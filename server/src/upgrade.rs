@@ -180,34 +180,53 @@ fn spawn_websocket<I>(
         .config
         .test_controls
         .then(|| server.controls.subscribe());
+    // The task keeps what it captures for the connection's life, beside the echo loop's own
+    // state: so it captures the upgrade to come (8 bytes), not the request (264), and keeps
+    // no binding it has moved from (benchmark scenario 4b, memory per idle connection).
+    let version = request.version();
+    let upgrade = hyper::upgrade::on(request);
     tokio::spawn(async move {
-        let _permit = permit;
-        let _alive = alive;
-        let version = request.version();
-        let upgraded = match hyper::upgrade::on(request).await {
+        let upgraded = match upgrade.await {
             Ok(upgraded) => upgraded,
             Err(error) => return debug!(%peer, %error, "upgrade failed"),
         };
-        let _over = telemetry::Over::opened(version);
+        let over = telemetry::Over::opened(version);
         // Unwrap hyper's upgraded connection back to the socket it came from, so that the
-        // WebSocket reads and writes the socket directly, without a boxed layer between.
-        let parts = match upgraded.downcast::<TokioIo<I>>() {
-            Ok(parts) => parts,
+        // WebSocket reads and writes the socket directly, without a boxed layer between; the
+        // socket stack is made (`echo::open`) in this statement, so that no state of the task
+        // holds hyper's parts (over TLS, the whole connection) while it waits.
+        let opening = match upgraded.downcast::<TokioIo<I>>() {
+            // `read_buf` shares hyper's whole read buffer: copy what it holds and let the
+            // buffer go now, rather than keep it for the life of the connection.
+            Ok(parts) => Opening::Direct(echo::open(
+                parts.io.into_inner(),
+                parts.read_buf.to_vec(),
+                deflate,
+                &server,
+            )),
             // HTTP/2: a stream of a connection that hyper goes on serving.
             Err(stream) => {
                 let stream = TokioIo::new(stream);
-                let socket = echo::open(stream, Vec::new(), deflate, &server).await;
-                let handler = echo::Handler::new(socket, deflate, peer, &server);
-                return handler.run(drop_all).await;
+                Opening::Stream(echo::open(stream, Vec::new(), deflate, &server))
             }
         };
-        // `read_buf` shares hyper's whole read buffer: copy what it holds and let the buffer
-        // go now, rather than keep it for the life of the connection.
-        let already_read = parts.read_buf.to_vec();
-        drop(parts.read_buf);
-        let socket = echo::open(parts.io.into_inner(), already_read, deflate, &server).await;
-        echo::Handler::new(socket, deflate, peer, &server)
-            .run(drop_all)
-            .await;
+        match opening {
+            Opening::Direct(opening) => {
+                let handler = echo::Handler::new(opening.await, deflate, peer, &server);
+                Box::new(handler).run(drop_all).await;
+            }
+            Opening::Stream(opening) => {
+                let handler = echo::Handler::new(opening.await, deflate, peer, &server);
+                Box::new(handler).run(drop_all).await;
+            }
+        }
+        // Held until the connection ends.
+        drop((over, permit, alive));
     });
+}
+
+/// A socket stack being made: on the connection itself, or on an HTTP/2 stream.
+enum Opening<D, S> {
+    Direct(D),
+    Stream(S),
 }
