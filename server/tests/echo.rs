@@ -270,3 +270,95 @@ async fn a_connection_renewed_after_a_large_message_loses_nothing() {
         );
     }
 }
+
+/// Control frames sent right behind messages, in the same write as them (one TCP segment):
+/// each is answered, though the peer then sends nothing more and waits. The echo loop asks
+/// the socket alone for a message already received when the UTF-8 guard's count of the
+/// message-giving frames it handed up equals the messages it got (`holds_no_message`); a
+/// frame left in tungstenite's buffer at that moment would wait for a readiness that never
+/// comes. Cases: a ping behind one message, behind a batch of messages, behind a message
+/// whose fragments have a ping between them; a Close behind a message; and a message and a
+/// ping in the handshake's own write (tungstenite gets them as bytes read before it), then a
+/// batch.
+#[tokio::test]
+async fn a_control_frame_right_behind_messages_in_one_write_is_answered() {
+    use support::{client_frame, frames_of, handshake_with, opened, read_frames};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = Server::start(&[]);
+    let echo = |text: &str| (0x81u8, format!("Received:  {text}").into_bytes());
+
+    // A ping behind one message, then behind a batch of three.
+    let mut stream = opened(server.addr).await;
+    let mut bytes = client_frame(0x81, b"one");
+    bytes.extend(client_frame(0x89, b"p1"));
+    stream.write_all(&bytes).await.unwrap();
+    assert_eq!(
+        read_frames(&mut stream, 2).await,
+        [echo("one"), (0x8a, b"p1".to_vec())]
+    );
+    let mut bytes = Vec::new();
+    for text in ["a", "b", "c"] {
+        bytes.extend(client_frame(0x81, text.as_bytes()));
+    }
+    bytes.extend(client_frame(0x89, b"p2"));
+    stream.write_all(&bytes).await.unwrap();
+    assert_eq!(
+        read_frames(&mut stream, 4).await,
+        [echo("a"), echo("b"), echo("c"), (0x8a, b"p2".to_vec())]
+    );
+    // A fragmented message with a ping between its fragments, then a ping behind it.
+    let mut bytes = client_frame(0x01, b"fr");
+    bytes.extend(client_frame(0x89, b"p3"));
+    bytes.extend(client_frame(0x80, b"ag"));
+    bytes.extend(client_frame(0x89, b"p4"));
+    stream.write_all(&bytes).await.unwrap();
+    let frames = read_frames(&mut stream, 3).await;
+    assert!(frames.contains(&echo("frag")), "{frames:?}");
+    assert!(frames.contains(&(0x8a, b"p3".to_vec())), "{frames:?}");
+    assert!(frames.contains(&(0x8a, b"p4".to_vec())), "{frames:?}");
+    assert_eq!(frames.len(), 3, "{frames:?}");
+
+    // A Close behind a message: the reply, then the Close's answer.
+    let mut bytes = client_frame(0x81, b"bye");
+    bytes.extend(client_frame(0x88, &1000u16.to_be_bytes()));
+    stream.write_all(&bytes).await.unwrap();
+    let frames = read_frames(&mut stream, 2).await;
+    assert_eq!(frames.first(), Some(&echo("bye")), "{frames:?}");
+    assert_eq!(frames.get(1).map(|frame| frame.0), Some(0x88), "{frames:?}");
+
+    // A message and a ping in the handshake's own write.
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut bytes = handshake_with("");
+    bytes.extend(client_frame(0x81, b"early"));
+    bytes.extend(client_frame(0x89, b"p5"));
+    stream.write_all(&bytes).await.unwrap();
+    let mut answer = Vec::new();
+    let read = async {
+        loop {
+            let mut buf = [0; 4096];
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "{answer:?}");
+            answer.extend_from_slice(&buf[..n]);
+            if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+                if frames_of(&answer[end + 4..]).len() >= 2 {
+                    return frames_of(&answer[end + 4..]);
+                }
+            }
+        }
+    };
+    let frames = tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("the reply and the pong within 10 s");
+    assert_eq!(frames, [echo("early"), (0x8a, b"p5".to_vec())]);
+    // Then a batch: were the frames read with the handshake not counted, the count would be
+    // behind by two, and would match with two frames still in tungstenite's buffer.
+    let mut bytes = client_frame(0x82, &[1]);
+    bytes.extend(client_frame(0x82, &[2]));
+    bytes.extend(client_frame(0x89, b"p6"));
+    stream.write_all(&bytes).await.unwrap();
+    assert_eq!(
+        read_frames(&mut stream, 3).await,
+        [(0x82, vec![1]), (0x82, vec![2]), (0x8a, b"p6".to_vec())]
+    );
+}
