@@ -92,10 +92,11 @@ pub fn run_tests_unless_tab_crashed(mut command: Command, tally: &mut Tally) -> 
 
 /// A test runner started beside a step's others, for a suite that mostly waits (the liveness
 /// defaults wait a minute on timers): its output is held, and printed and counted when it is
-/// [joined](Self::join), so that it does not interleave with theirs.
+/// [joined](Self::join), so that it does not interleave with theirs. One dropped without
+/// being joined (a step before the join failed) is killed.
 pub struct Beside {
     what: String,
-    child: Child,
+    child: Killed,
     stdout: JoinHandle<Vec<String>>,
     stderr: JoinHandle<Vec<String>>,
 }
@@ -114,7 +115,7 @@ impl Beside {
         let stderr = hold(child.stderr.take().expect("piped"));
         Ok(Beside {
             what,
-            child,
+            child: Killed(child),
             stdout,
             stderr,
         })
@@ -122,7 +123,7 @@ impl Beside {
 
     /// Waits for the runner, prints what it printed, and adds up its results.
     pub fn join(mut self, tally: &mut Tally) -> Result<()> {
-        let status = self.child.wait()?;
+        let status = self.child.0.wait()?;
         eprintln!("$ {} (run beside the others)", self.what);
         for line in self.stderr.join().unwrap_or_default() {
             eprintln!("{line}");
@@ -137,6 +138,18 @@ impl Beside {
             bail!("`{}` failed ({status})", self.what);
         }
         Ok(())
+    }
+}
+
+/// A child process killed when dropped while it still runs.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
 
@@ -219,5 +232,15 @@ mod tests {
         tally.add("test result: FAILED. 5 passed; 1 failed; 0 ignored; 0 filtered out");
         tally.add("test something ... ok");
         assert_eq!((tally.passed, tally.failed), (12, 1));
+    }
+
+    #[test]
+    fn a_runner_beside_the_others_is_killed_when_dropped_unjoined() {
+        let beside = Beside::start(Command::new("sleep").arg("60")).unwrap();
+        let pid = beside.child.0.id();
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+        drop(beside);
+        // Killed and reaped: no process of that id is left, not even a zombie.
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
     }
 }
