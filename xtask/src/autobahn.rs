@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::{output, run};
+use crate::{Killed, output, run};
 
 /// Cases that Chromium decides before any script sees them: the server sends a Close with an
 /// invalid code (7.9.x), and Chromium fails the connection itself. A plain JavaScript client
@@ -152,7 +152,7 @@ pub fn run_fuzzing_client(addr: &str, cases: &[String], reports: &Path) -> Resul
 
 /// kosoku's fuzzing server, killed when dropped.
 pub struct FuzzingServer {
-    child: Child,
+    _child: Killed,
     pub url: String,
 }
 
@@ -186,15 +186,8 @@ impl FuzzingServer {
         };
         Ok(FuzzingServer {
             url: url.to_owned(),
-            child,
+            _child: Killed(child),
         })
-    }
-}
-
-impl Drop for FuzzingServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -11,7 +11,7 @@
 //! Every run has a deadline: an example that hangs is killed and fails the step.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail, ensure};
 use test_support::browser::{CHROMIUM, chromium_args};
 
 use crate::wsecho::EchoServer;
-use crate::{CLIENT, WASM_TARGET, cmd, root, run, target_dir};
+use crate::{CLIENT, Killed, WASM_TARGET, cmd, root, run, target_dir};
 
 /// How long any one example may take: they take well under a second.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -195,7 +195,7 @@ impl Example {
 /// A process whose output (stdout, or stderr when stdout is not piped) is read line by line
 /// on a thread, killed when dropped, and given [`DEADLINE`] for everything.
 struct Running {
-    child: Child,
+    child: Killed,
     lines: Receiver<String>,
     /// Every line read so far, for the error that says what happened ...
     transcript: Vec<String>,
@@ -223,7 +223,7 @@ impl Running {
             }
         });
         Ok(Running {
-            child,
+            child: Killed(child),
             lines,
             transcript: Vec::new(),
             shown,
@@ -279,12 +279,5 @@ impl Running {
             self.shown()
         );
         Ok(self.transcript.split_off(seen))
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

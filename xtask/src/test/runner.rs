@@ -4,14 +4,14 @@
 
 use std::borrow::BorrowMut;
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread::JoinHandle;
 
 use anyhow::{Context, Result, bail};
 
 use test_support::browser::{DRIVER_VARIABLES, Engine};
 
-use crate::{CLIENT, WASM_TARGET, cmd, describe};
+use crate::{CLIENT, Killed, WASM_TARGET, cmd, describe};
 
 /// Runs a test command like [`run`](crate::run), passing its output through, and adds up the passed and
 /// failed counts of every `test result:` line it prints.
@@ -123,7 +123,7 @@ impl Beside {
 
     /// Waits for the runner, prints what it printed, and adds up its results.
     pub fn join(mut self, tally: &mut Tally) -> Result<()> {
-        let status = self.child.0.wait()?;
+        let status = self.child.wait()?;
         eprintln!("$ {} (run beside the others)", self.what);
         for line in self.stderr.join().unwrap_or_default() {
             eprintln!("{line}");
@@ -138,18 +138,6 @@ impl Beside {
             bail!("`{}` failed ({status})", self.what);
         }
         Ok(())
-    }
-}
-
-/// A child process killed when dropped while it still runs.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
     }
 }
 
@@ -237,7 +225,7 @@ mod tests {
     #[test]
     fn a_runner_beside_the_others_is_killed_when_dropped_unjoined() {
         let beside = Beside::start(Command::new("sleep").arg("60")).unwrap();
-        let pid = beside.child.0.id();
+        let pid = beside.child.id();
         assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
         drop(beside);
         // Killed and reaped: no process of that id is left, not even a zombie.
