@@ -902,26 +902,6 @@ mod tests {
         assert!(size <= 640, "the echo loop's future takes {size} bytes");
     }
 
-    /// Counts the reads that reach the socket.
-    struct Counted {
-        inner: tokio::io::DuplexStream,
-        reads: usize,
-    }
-
-    impl AsyncRead for Counted {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut tokio::io::ReadBuf<'_>,
-        ) -> Poll<std::io::Result<()>> {
-            let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-            self.reads += usize::from(result.is_ready());
-            result
-        }
-    }
-
-    ws_deflate::forward_writes!(Counted, inner);
-
     /// A heavy peer's tungstenite reads whole windows into its wide buffer: 16 frames of
     /// 16 KiB come in 9 reads (8 windows and a few bytes). With a buffer one window long (32
     /// KiB, two such frames but a few bytes), a frame cut off by a read was moved to the front
@@ -929,6 +909,7 @@ mod tests {
     /// here, and one a message in benchmark scenario 3.
     #[tokio::test]
     async fn a_wide_socket_reads_whole_windows() {
+        use crate::read_ahead::Counted;
         use tokio_tungstenite::tungstenite::protocol::frame::Frame;
         use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
@@ -952,8 +933,9 @@ mod tests {
         // the rest.
         let (first, rest) = sent.split_at(sent.len() / frames + 8);
         peer.write_all(first).await.unwrap();
-        let reads =
-            |socket: &mut Socket<Counted>| socket.get_mut().get_mut().get_mut().get_ref().reads;
+        let reads = |socket: &mut Socket<Counted<tokio::io::DuplexStream>>| {
+            socket.get_mut().get_mut().get_mut().get_ref().reads
+        };
         for i in 0..frames {
             let message = socket.next().await.unwrap().unwrap();
             assert_eq!(message, Message::Binary(vec![i as u8; 16 << 10].into()));

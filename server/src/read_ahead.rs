@@ -155,32 +155,38 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
 
 ws_deflate::forward_writes!(ReadAhead<S>, inner);
 
+/// A socket that counts the reads that reach it, for tests: this layer's, and the echo
+/// loop's reads on a wide socket.
+#[cfg(test)]
+pub(crate) struct Counted<S> {
+    pub(crate) inner: S,
+    pub(crate) reads: usize,
+}
+
+#[cfg(test)]
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if result.is_ready() {
+            this.reads += 1;
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+ws_deflate::forward_writes!(Counted<S>, inner);
+
 #[cfg(test)]
 mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
-
-    /// Counts the reads that reach the socket.
-    struct Counted<S> {
-        inner: S,
-        reads: usize,
-    }
-
-    impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
-        fn poll_read(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<io::Result<()>> {
-            let this = self.get_mut();
-            let result = Pin::new(&mut this.inner).poll_read(cx, buf);
-            if result.is_ready() {
-                this.reads += 1;
-            }
-            result
-        }
-    }
 
     /// `n` bytes that differ from one position to the next.
     fn pattern(n: usize) -> Vec<u8> {
